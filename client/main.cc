@@ -1,0 +1,451 @@
+// boa-client: the command-line interface. Follows zstd's conventions for files (keep the
+// source, .boa suffix, -o/-c/-f/--rm, temporary file + rename, exit 1 on any failure with
+// one line on stderr). Runs the codec in process (--local); the daemon comes later.
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <CLI/CLI.hpp>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/progress.h"
+#include "common/codec/codec.h"
+#include "common/format/container.h"
+#include "common/model/model.h"
+#include "common/util/io.h"
+
+namespace boa::client {
+namespace {
+
+constexpr const char* kSuffix = ".boa";
+
+struct GlobalOptions {
+  bool local = false;
+  bool quiet = false;
+  bool verbose = false;
+  bool progress = false;
+  bool no_progress = false;
+  std::string backend = "auto";
+};
+
+struct FileOptions {
+  std::vector<std::string> inputs;
+  std::string model;
+  std::string output;
+  bool to_stdout = false;
+  bool force = false;
+  bool remove_source = false;
+  std::string chunk_size;
+  uint64_t chunks = 0;
+  int threads = 0;
+  int lanes = 0;
+};
+
+void Error(const std::string& msg) { std::fprintf(stderr, "boa-client: %s\n", msg.c_str()); }
+
+bool IsTerminal(int fd) { return ::isatty(fd) == 1; }
+
+// "65536", "64K", "64KiB", "1M", "1MiB".
+Result<uint32_t> ParseSize(const std::string& text) {
+  if (text.empty()) return Status::InvalidArgument("empty size");
+  size_t end = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &end);
+  } catch (...) {
+    return Status::InvalidArgument("'" + text + "' is not a size (e.g. 65536, 64K, 1M)");
+  }
+  std::string unit = text.substr(end);
+  uint64_t mult = 1;
+  if (unit == "K" || unit == "k" || unit == "KiB" || unit == "KB") {
+    mult = 1024;
+  } else if (unit == "M" || unit == "MiB" || unit == "MB") {
+    mult = 1024 * 1024;
+  } else if (!unit.empty()) {
+    return Status::InvalidArgument("'" + text + "' has an unknown unit (use K or M)");
+  }
+  uint64_t bytes = v * mult;
+  if (v > (1ull << 40) || bytes > UINT32_MAX) return Status::InvalidArgument("'" + text + "' is too large");
+  return static_cast<uint32_t>(bytes);
+}
+
+Result<engine::Backend> ParseBackend(const std::string& s) {
+  if (s == "auto") return engine::Backend::kAuto;
+  if (s == "scalar") return engine::Backend::kScalar;
+  if (s == "avx2") return engine::Backend::kAvx2;
+  return Status::InvalidArgument("unknown backend '" + s + "' (expected auto, scalar or avx2)");
+}
+
+bool ShowProgress(const GlobalOptions& g) {
+  if (g.no_progress || g.quiet) return false;
+  return g.progress || IsTerminal(2);
+}
+
+Result<CodecOptions> MakeCodecOptions(const GlobalOptions& g, const FileOptions& f) {
+  CodecOptions o;
+  if (!f.chunk_size.empty()) {
+    BOA_ASSIGN_OR_RETURN(o.chunk_length, ParseSize(f.chunk_size));
+    if (o.chunk_length == 0) return Status::InvalidArgument("--chunk-size must be at least 1");
+  }
+  o.chunk_count = f.chunks;
+  if (f.threads < 0) return Status::InvalidArgument("-T must be >= 0");
+  o.threads = f.threads;
+  o.lanes = f.lanes;
+  BOA_ASSIGN_OR_RETURN(o.backend, ParseBackend(g.backend));
+  return o;
+}
+
+Result<LoadedModel> LoadModel(const std::string& path) {
+  if (path.empty()) return Status::InvalidArgument("no model given (use -m MODEL)");
+  return LoadModelFile(path);
+}
+
+enum class Mode { kCompress, kDecompress, kVerify };
+
+// Output path for one input, or "" for standard output.
+Result<std::string> OutputPath(Mode mode, const std::string& input, const FileOptions& f) {
+  if (mode == Mode::kVerify) return std::string();
+  if (f.to_stdout) return std::string();
+  if (!f.output.empty()) return f.output == "-" ? std::string() : f.output;
+  if (input == "-") return std::string();
+  if (mode == Mode::kCompress) return input + kSuffix;
+  const std::string suffix = kSuffix;
+  if (input.size() <= suffix.size() || input.compare(input.size() - suffix.size(), suffix.size(), suffix) != 0) {
+    return Status::InvalidArgument(input + ": unknown suffix (expected .boa); use -o to name the output");
+  }
+  return input.substr(0, input.size() - suffix.size());
+}
+
+class NullSink final : public ByteSink {
+ public:
+  Status Write(const uint8_t*, size_t) override { return Status::Ok(); }
+};
+
+double Seconds(std::chrono::steady_clock::time_point since) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
+}
+
+// Compresses, decompresses or verifies one input; returns a status whose message names it.
+Status ProcessOne(Mode mode, const std::string& input, const LoadedModel& model,
+                  const CodecOptions& codec, const GlobalOptions& g, const FileOptions& f) {
+  const std::string label = input == "-" ? "<stdin>" : input;
+  BOA_ASSIGN_OR_RETURN(std::string output, OutputPath(mode, input, f));
+  if (!output.empty() && output == input) {
+    return Status::InvalidArgument(input + ": input and output are the same file");
+  }
+  std::unique_ptr<ByteSource> src;
+  if (input == "-") {
+    src = FileSource::Stdin();
+  } else {
+    Result<std::unique_ptr<FileSource>> opened = FileSource::Open(input);
+    if (!opened.ok()) return opened.status();
+    src = std::move(opened.value());
+  }
+  const bool to_stdout = mode != Mode::kVerify && output.empty();
+  if (to_stdout && mode == Mode::kCompress && IsTerminal(1) && !f.force) {
+    return Status::InvalidArgument(label + ": refusing to write compressed data to a terminal (redirect it, or use -o)");
+  }
+  std::unique_ptr<AtomicOutputFile> file;
+  std::unique_ptr<ByteSink> sink;
+  if (mode == Mode::kVerify) {
+    sink = std::make_unique<NullSink>();
+  } else if (to_stdout) {
+    sink = std::make_unique<FdSink>(1, "<stdout>");
+  } else {
+    Result<std::unique_ptr<AtomicOutputFile>> created = AtomicOutputFile::Create(output, f.force);
+    if (!created.ok()) return created.status();
+    file = std::move(created.value());
+  }
+  ByteSink* out = file ? static_cast<ByteSink*>(file.get()) : sink.get();
+
+  Progress progress(ShowProgress(g), label, src->SizeHint());
+  CodecOptions o = codec;
+  o.progress = [&](uint64_t in, uint64_t outb) { progress.Update(in, outb); };
+  CodecStats stats;
+  auto start = std::chrono::steady_clock::now();
+  Status s = mode == Mode::kCompress ? Compress(model, src.get(), out, o, &stats)
+                                     : Decompress(model, src.get(), out, o, &stats);
+  progress.Clear();
+  if (!s.ok()) return s.WithContext(label);
+  if (file) {
+    BOA_RETURN_IF_ERROR(file->Commit(input == "-" ? "" : input));
+  }
+  double secs = Seconds(start);
+  if (f.remove_source && file && input != "-") {
+    if (::unlink(input.c_str()) != 0) return Status::IoError(input + ": cannot remove: " + ErrnoMessage(errno));
+  }
+  if (!g.quiet) {
+    uint64_t original = mode == Mode::kCompress ? stats.input_bytes : stats.output_bytes;
+    uint64_t packed = mode == Mode::kCompress ? stats.output_bytes : stats.input_bytes;
+    double ratio = packed ? static_cast<double>(original) / packed : 0;
+    const char* verb = mode == Mode::kVerify ? "OK" : "";
+    std::string dest = mode == Mode::kVerify ? "" : (to_stdout ? " -> <stdout>" : " -> " + output);
+    std::fprintf(stderr, "%s: %s%s%" PRIu64 " -> %" PRIu64 " bytes (ratio %.3f), %.2f s, %s/s%s\n",
+                 label.c_str(), verb, *verb ? ", " : "",
+                 mode == Mode::kCompress ? original : packed, mode == Mode::kCompress ? packed : original,
+                 ratio, secs, HumanBytes(secs > 0 ? original / secs : 0).c_str(), dest.c_str());
+    if (g.verbose) {
+      std::fprintf(stderr, "  chunks %" PRIu64 " (%" PRIu64 " stored), chunk length %u, %d threads\n",
+                   stats.chunks, stats.stored_chunks, stats.chunk_length, stats.threads);
+    }
+  }
+  return Status::Ok();
+}
+
+int RunFiles(Mode mode, const GlobalOptions& g, FileOptions f) {
+  if (f.inputs.empty()) f.inputs.push_back("-");
+  if (!f.output.empty() && f.inputs.size() > 1) {
+    Error("-o can only be used with a single input");
+    return 1;
+  }
+  if (f.remove_source && (f.to_stdout || f.output == "-")) {
+    Error("--rm needs an output file (not with -c)");
+    return 1;
+  }
+  Result<CodecOptions> codec = MakeCodecOptions(g, f);
+  if (!codec.ok()) {
+    Error(codec.status().message());
+    return 1;
+  }
+  Result<LoadedModel> model = LoadModel(f.model);
+  if (!model.ok()) {
+    Error(model.status().message());
+    return 1;
+  }
+  int rc = 0;
+  for (const std::string& input : f.inputs) {
+    Status s = ProcessOne(mode, input, *model, *codec, g, f);
+    if (!s.ok()) {
+      Error(s.message());
+      rc = 1;
+    }
+  }
+  return rc;
+}
+
+std::string Hex64(uint64_t v) {
+  char buf[17];
+  std::snprintf(buf, sizeof buf, "%016" PRIx64, v);
+  return buf;
+}
+
+int RunInfo(const std::vector<std::string>& inputs) {
+  int rc = 0;
+  for (const std::string& path : inputs) {
+    Result<ContainerInfo> r = ReadContainerInfo(path);
+    if (!r.ok()) {
+      Error(r.status().WithContext(path).message());
+      rc = 1;
+      continue;
+    }
+    const ContainerInfo& i = *r;
+    const ModelSummary& m = i.header.model;
+    double ratio = i.file_bytes ? static_cast<double>(i.trailer.original_length) / i.file_bytes : 0;
+    std::printf("%s\n", path.c_str());
+    std::printf("  format version   %u\n", i.header.version);
+    std::printf("  model id         %s\n", HexString(i.header.model_id.data(), 32).c_str());
+    std::printf("  model            d_model %u, %u layer%s, d_state %u, d_conv %u, expand %u, dt_rank %u, %s weights\n",
+                m.d_model, m.n_layers, m.n_layers == 1 ? "" : "s", m.d_state, m.d_conv, m.expand,
+                m.dt_rank, WeightTypeName(static_cast<WeightType>(m.weight_type)));
+    std::printf("  chunk length     %u\n", i.header.chunk_length);
+    std::printf("  chunks           %" PRIu64 " (%" PRIu64 " model-coded, %" PRIu64 " stored)\n",
+                i.trailer.chunk_count, i.model_chunks, i.stored_chunks);
+    std::printf("  original size    %" PRIu64 "\n", i.trailer.original_length);
+    std::printf("  compressed size  %" PRIu64 "\n", i.file_bytes);
+    std::printf("  ratio            %.3f\n", ratio);
+    std::printf("  checksum         XXH3-64 %s\n", Hex64(i.trailer.content_checksum).c_str());
+  }
+  return rc;
+}
+
+int RunEval(const GlobalOptions& g, const FileOptions& f) {
+  Result<CodecOptions> codec = MakeCodecOptions(g, f);
+  if (!codec.ok()) {
+    Error(codec.status().message());
+    return 1;
+  }
+  Result<LoadedModel> model = LoadModel(f.model);
+  if (!model.ok()) {
+    Error(model.status().message());
+    return 1;
+  }
+  const std::string input = f.inputs.empty() ? "-" : f.inputs[0];
+  std::unique_ptr<ByteSource> src;
+  if (input == "-") {
+    src = FileSource::Stdin();
+  } else {
+    auto opened = FileSource::Open(input);
+    if (!opened.ok()) {
+      Error(opened.status().message());
+      return 1;
+    }
+    src = std::move(opened.value());
+  }
+  auto start = std::chrono::steady_clock::now();
+  Result<EvalResult> r = Evaluate(*model, src.get(), *codec);
+  if (!r.ok()) {
+    Error(r.status().WithContext(input == "-" ? "<stdin>" : input).message());
+    return 1;
+  }
+  double secs = Seconds(start);
+  std::printf("bytes: %" PRIu64 " in %" PRIu64 " chunks, %" PRIu64 " predicted\n", r->bytes, r->chunks, r->predicted);
+  std::printf("bits per byte: %.6f\n", r->bits_per_byte());
+  std::printf("ideal coded size: %.0f bytes (ratio %.3f, quantized code %.6f bits per predicted byte)\n",
+              r->ideal_bytes(), r->ideal_bytes() > 0 ? r->bytes / r->ideal_bytes() : 0,
+              r->predicted ? r->ideal_code_bits / r->predicted : 0);
+  if (g.verbose) std::printf("time: %.2f s (%s/s)\n", secs, HumanBytes(secs > 0 ? r->bytes / secs : 0).c_str());
+  return 0;
+}
+
+struct InitOptions {
+  uint32_t d_model = 256;
+  uint32_t layers = 1;
+  uint64_t seed = 1;
+  std::string dtype = "f32";
+  std::string output;
+  bool force = false;
+};
+
+int RunModelInit(const GlobalOptions& g, const InitOptions& o) {
+  ModelConfig c = ModelConfig::Default(o.d_model, o.layers);
+  Status valid = c.Validate();
+  if (!valid.ok()) {
+    Error(valid.message());
+    return 1;
+  }
+  if (o.dtype != "f32" && o.dtype != "f16") {
+    Error("unknown --dtype '" + o.dtype + "' (expected f32 or f16)");
+    return 1;
+  }
+  WeightType type = o.dtype == "f16" ? WeightType::kF16 : WeightType::kF32;
+  ModelWeights w = InitRandomModel(c, o.seed);
+  std::string meta = "created_by=boa-client model init\nseed=" + std::to_string(o.seed) + "\n";
+  std::vector<uint8_t> bytes = SerializeModel(w, type, meta);
+  Status s = WriteFileAtomic(o.output, bytes, o.force);
+  if (!s.ok()) {
+    Error(s.message());
+    return 1;
+  }
+  Sha256Digest id = Sha256(bytes.data(), bytes.size());
+  if (!g.quiet) {
+    std::printf("%s: d_model %u, %u layer%s, %" PRIu64 " parameters, %s, %zu bytes\n", o.output.c_str(),
+                c.d_model, c.n_layers, c.n_layers == 1 ? "" : "s", c.ParameterCount(), o.dtype.c_str(),
+                bytes.size());
+    std::printf("model id %s\n", HexString(id.data(), id.size()).c_str());
+  }
+  return 0;
+}
+
+int RunModelInfo(const std::string& path) {
+  Result<LoadedModel> m = LoadModelFile(path);
+  if (!m.ok()) {
+    Error(m.status().message());
+    return 1;
+  }
+  const ModelConfig& c = m->weights.config;
+  std::printf("%s\n", path.c_str());
+  std::printf("  model id         %s\n", m->IdHex().c_str());
+  std::printf("  architecture     d_model %u, %u layer%s, d_state %u, d_conv %u, expand %u, dt_rank %u\n",
+              c.d_model, c.n_layers, c.n_layers == 1 ? "" : "s", c.d_state, c.d_conv, c.expand, c.dt_rank);
+  std::printf("  parameters       %" PRIu64 " (%" PRIu64 " multiply-adds per byte)\n", c.ParameterCount(), c.MacsPerByte());
+  std::printf("  weights          %s, file %" PRIu64 " bytes\n", WeightTypeName(m->stored_type), m->file_bytes);
+  if (!m->metadata.empty()) {
+    std::printf("  metadata\n");
+    size_t start = 0;
+    while (start < m->metadata.size()) {
+      size_t nl = m->metadata.find('\n', start);
+      if (nl == std::string::npos) nl = m->metadata.size();
+      std::printf("    %s\n", m->metadata.substr(start, nl - start).c_str());
+      start = nl + 1;
+    }
+  }
+  return 0;
+}
+
+void AddFileOptions(CLI::App* cmd, FileOptions* f, bool with_output, bool with_chunks) {
+  cmd->add_option("files", f->inputs, "Input files ('-' or none: standard input)");
+  cmd->add_option("-m,--model", f->model, "Model file")->required();
+  if (with_output) {
+    cmd->add_option("-o,--output", f->output, "Output file (single input only)");
+    cmd->add_flag("-c,--stdout", f->to_stdout, "Write to standard output");
+    cmd->add_flag("-f,--force", f->force, "Overwrite existing outputs (and write to a terminal)");
+    cmd->add_flag("--rm", f->remove_source, "Remove the source file after success");
+  }
+  if (with_chunks) {
+    auto* size = cmd->add_option("--chunk-size", f->chunk_size, "Bytes per chunk, e.g. 65536, 64K, 1M (default 64K)");
+    auto* count = cmd->add_option("--chunks", f->chunks, "Number of chunks instead of a size (regular files only)");
+    size->excludes(count);
+  }
+  cmd->add_option("-T,--threads", f->threads, "Worker threads (default: all cores)");
+}
+
+int Main(int argc, char** argv) {
+  CLI::App app{"boa: lossless compression of physics data with the BOA neural network", "boa-client"};
+  app.set_version_flag("-V,--version", "boa-client 0.1.0 (.boa format 1)");
+  app.require_subcommand(1);
+  app.fallthrough();  // global flags may follow the subcommand
+  GlobalOptions g;
+  app.add_flag("--local", g.local, "Run the codec in this process (the only mode until boad arrives)");
+  app.add_flag("-q,--quiet", g.quiet, "Print nothing but errors");
+  app.add_flag("-v,--verbose", g.verbose, "Print more detail");
+  app.add_flag("--progress", g.progress, "Show progress even when stderr is not a terminal");
+  app.add_flag("--no-progress", g.no_progress, "Never show progress");
+  app.add_option("--backend", g.backend, "Kernel backend: auto, scalar or avx2 (output is identical)");
+
+  FileOptions comp, decomp, verify, eval;
+  auto* c = app.add_subcommand("compress", "Compress files to FILE.boa");
+  AddFileOptions(c, &comp, true, true);
+  auto* d = app.add_subcommand("decompress", "Decompress FILE.boa to FILE");
+  AddFileOptions(d, &decomp, true, false);
+  d->add_option("--lanes", decomp.lanes, "Chunks decoded together per thread (default 64)");
+  auto* t = app.add_subcommand("verify", "Decode and check files without writing anything");
+  AddFileOptions(t, &verify, false, false);
+  std::vector<std::string> info_files;
+  auto* l = app.add_subcommand("info", "Show a .boa file's header and index (no model needed)");
+  l->add_option("files", info_files, "Files")->required();
+  auto* e = app.add_subcommand("eval", "Model cross-entropy (bits per byte) and ideal coded size of a file");
+  AddFileOptions(e, &eval, false, true);
+
+  auto* model = app.add_subcommand("model", "Model files");
+  model->require_subcommand(1);
+  model->fallthrough();
+  InitOptions init;
+  auto* mi = model->add_subcommand("init", "Write a deterministic randomly initialised model");
+  mi->add_option("--d-model", init.d_model, "Model width (default 256)");
+  mi->add_option("--layers", init.layers, "Number of Mamba blocks (default 1)");
+  mi->add_option("--seed", init.seed, "Random seed (default 1)");
+  mi->add_option("--dtype", init.dtype, "Stored weight type: f32 or f16 (default f32)");
+  mi->add_option("-o,--output", init.output, "Output model file")->required();
+  mi->add_flag("-f,--force", init.force, "Overwrite an existing file");
+  std::string show_path;
+  auto* ms = model->add_subcommand("show", "Show a model file's architecture and id");
+  ms->add_option("file", show_path, "Model file")->required();
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::Success& ex) {
+    return app.exit(ex);
+  } catch (const CLI::ParseError& ex) {
+    if (ex.get_exit_code() == 0) return app.exit(ex);
+    Error(ex.what());
+    std::fprintf(stderr, "Run 'boa-client --help' for usage.\n");
+    return 1;
+  }
+  if (c->parsed()) return RunFiles(Mode::kCompress, g, comp);
+  if (d->parsed()) return RunFiles(Mode::kDecompress, g, decomp);
+  if (t->parsed()) return RunFiles(Mode::kVerify, g, verify);
+  if (l->parsed()) return RunInfo(info_files);
+  if (e->parsed()) return RunEval(g, eval);
+  if (mi->parsed()) return RunModelInit(g, init);
+  if (ms->parsed()) return RunModelInfo(show_path);
+  return 1;
+}
+
+}  // namespace
+}  // namespace boa::client
+
+int main(int argc, char** argv) { return boa::client::Main(argc, argv); }

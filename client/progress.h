@@ -1,0 +1,28 @@
+// A one-line progress display on stderr (bytes, percentage, MB/s, ETA), redrawn at most
+// ten times a second; silent unless enabled (the CLI enables it on a terminal).
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <string>
+
+namespace boa::client {
+
+class Progress {
+ public:
+  Progress(bool enabled, std::string label, int64_t total_bytes);
+  ~Progress() { Clear(); }
+  void Update(uint64_t in_bytes, uint64_t out_bytes);
+  void Clear();
+
+ private:
+  bool enabled_;
+  std::string label_;
+  int64_t total_;
+  bool drawn_ = false;
+  std::chrono::steady_clock::time_point start_, last_;
+};
+
+std::string HumanBytes(double bytes);
+
+}  // namespace boa::client

@@ -1,0 +1,532 @@
+// Stream pipelines: the caller's thread reads and writes in order; worker threads, each
+// with its own engine Session, code chunks dealt to them round-robin.
+#include "common/codec/codec.h"
+
+#include <algorithm>
+#include <cmath>
+#include <condition_variable>
+#include <deque>
+#include <map>
+#include <mutex>
+#include <thread>
+
+#include "common/coder/range_coder.h"
+
+namespace boa {
+
+namespace {
+
+using engine::Engine;
+using engine::LaneInput;
+using engine::Session;
+
+constexpr int kChunkModeRows = 512;           // rows per Forward call when compressing
+constexpr uint64_t kInFlightBudget = 512ull << 20;  // bytes of chunks buffered between threads
+
+// Jobs numbered in input order, dealt round-robin to per-worker FIFO queues; results are
+// collected by number and consumed in order by the caller's thread.
+template <class Job, class Out>
+class OrderedPool {
+ public:
+  OrderedPool(int workers, size_t max_in_flight) : queues_(workers), max_in_flight_(max_in_flight) {}
+
+  bool CanPush() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return in_flight_ < max_in_flight_;
+  }
+  void Push(Job job) {
+    std::lock_guard<std::mutex> lock(mu_);
+    uint64_t index = pushed_++;
+    queues_[index % queues_.size()].emplace_back(index, std::move(job));
+    ++in_flight_;
+    cv_.notify_all();
+  }
+  void Close() {
+    std::lock_guard<std::mutex> lock(mu_);
+    closed_ = true;
+    cv_.notify_all();
+  }
+  void Abort() {
+    std::lock_guard<std::mutex> lock(mu_);
+    aborted_ = true;
+    closed_ = true;
+    cv_.notify_all();
+  }
+  bool Aborted() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return aborted_;
+  }
+  uint64_t pushed() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return pushed_;
+  }
+  // Blocks until result `index` is published; false if the pool was aborted.
+  bool Wait(uint64_t index, Out* out) {
+    std::unique_lock<std::mutex> lock(mu_);
+    cv_.wait(lock, [&] { return aborted_ || done_.count(index); });
+    if (aborted_) return false;
+    auto it = done_.find(index);
+    *out = std::move(it->second);
+    done_.erase(it);
+    --in_flight_;
+    cv_.notify_all();
+    return true;
+  }
+  // Worker side: takes up to `max` jobs; with `block`, waits for at least one. Returns false
+  // when the worker should stop (aborted, or closed with its queue empty and nothing taken).
+  bool Take(int worker, size_t max, bool block, std::vector<std::pair<uint64_t, Job>>* out) {
+    std::unique_lock<std::mutex> lock(mu_);
+    auto& q = queues_[worker];
+    if (block) cv_.wait(lock, [&] { return aborted_ || closed_ || !q.empty(); });
+    if (aborted_) return false;
+    while (!q.empty() && out->size() < max) {
+      out->push_back(std::move(q.front()));
+      q.pop_front();
+    }
+    return !(block && out->empty());
+  }
+  void Publish(uint64_t index, Out out) {
+    std::lock_guard<std::mutex> lock(mu_);
+    done_.emplace(index, std::move(out));
+    cv_.notify_all();
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<std::deque<std::pair<uint64_t, Job>>> queues_;
+  std::map<uint64_t, Out> done_;
+  size_t max_in_flight_;
+  size_t in_flight_ = 0;
+  uint64_t pushed_ = 0;
+  bool closed_ = false;
+  bool aborted_ = false;
+};
+
+// Joins worker threads on every exit path.
+class WorkerThreads {
+ public:
+  ~WorkerThreads() {
+    for (auto& t : threads_) t.join();
+  }
+  template <class F>
+  void Start(int n, F f) {
+    for (int i = 0; i < n; ++i) threads_.emplace_back(f, i);
+  }
+
+ private:
+  std::vector<std::thread> threads_;
+};
+
+// Runs chunk mode over a group of chunks (one lane each), calling
+// on_row(chunk, position, cum[257], logits[256]) for every predicted byte in order within
+// each chunk. Tiles are sized so each Forward call has up to kChunkModeRows rows.
+template <class OnRow>
+void RunChunkGroup(Session& session, const std::vector<const std::vector<uint8_t>*>& chunks,
+                   std::vector<uint32_t>& cum, OnRow on_row) {
+  const size_t n = chunks.size();
+  std::vector<size_t> pos(n, 0);
+  for (size_t i = 0; i < n; ++i) session.ResetLane(static_cast<int>(i));
+  std::vector<LaneInput> inputs;
+  for (;;) {
+    size_t active = 0;
+    for (size_t i = 0; i < n; ++i) active += pos[i] + 1 < chunks[i]->size();
+    if (active == 0) break;
+    const size_t per = std::max<size_t>(1, kChunkModeRows / active);
+    inputs.clear();
+    size_t rows = 0;
+    for (size_t i = 0; i < n && rows < kChunkModeRows; ++i) {
+      size_t left = chunks[i]->size() - std::min(chunks[i]->size(), pos[i] + 1);
+      size_t count = std::min({left, per, kChunkModeRows - rows});
+      if (count == 0) continue;
+      inputs.push_back(LaneInput{static_cast<int>(i), chunks[i]->data() + pos[i], static_cast<int>(count)});
+      rows += count;
+    }
+    session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
+    size_t r = 0;
+    for (const LaneInput& in : inputs) {
+      for (int t = 0; t < in.count; ++t, ++r) {
+        size_t i = static_cast<size_t>(in.lane);
+        on_row(i, pos[i] + 1, &cum[r * 257], session.logits() + r * 256);
+        ++pos[i];
+      }
+    }
+  }
+}
+
+struct EncodedChunk {
+  ChunkMethod method;
+  uint32_t original_length;
+  std::vector<uint8_t> payload;
+};
+
+// Reads the input in chunks (hashing them into `content` if given) and hands groups of them
+// to `process` on worker threads; `consume` sees each chunk's result in input order on the
+// calling thread.
+template <class Out, class Process, class Consume>
+Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource* in,
+                        uint32_t chunk_length, int threads, Xxh3Hasher* content, Process process,
+                        Consume consume) {
+  const int batch = std::clamp(kChunkModeRows / static_cast<int>(chunk_length), 1, 64);
+  const size_t max_in_flight = std::max<size_t>(
+      2 * threads, std::min<size_t>(threads * batch * 4, kInFlightBudget / chunk_length));
+  OrderedPool<std::vector<uint8_t>, Out> pool(threads, max_in_flight);
+  WorkerThreads workers;
+  workers.Start(threads, [&](int w) {
+    Session session(engine, batch, kChunkModeRows);
+    std::vector<uint32_t> cum(static_cast<size_t>(kChunkModeRows) * 257);
+    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> jobs;
+    for (;;) {
+      jobs.clear();
+      if (!pool.Take(w, batch, true, &jobs)) return;
+      std::vector<const std::vector<uint8_t>*> chunks;
+      for (auto& j : jobs) chunks.push_back(&j.second);
+      std::vector<Out> outs(jobs.size());
+      process(session, chunks, cum, outs);
+      for (size_t i = 0; i < jobs.size(); ++i) pool.Publish(jobs[i].first, std::move(outs[i]));
+    }
+  });
+  uint64_t next_out = 0;
+  bool eof = false;
+  Status status;
+  while (status.ok()) {
+    while (!eof && pool.CanPush()) {
+      std::vector<uint8_t> chunk(chunk_length);
+      Result<size_t> got = in->Read(chunk.data(), chunk.size());
+      if (!got.ok()) {
+        status = got.status();
+        break;
+      }
+      chunk.resize(*got);
+      if (*got < chunk_length) eof = true;
+      if (content) content->Update(chunk.data(), chunk.size());
+      if (!chunk.empty()) pool.Push(std::move(chunk));
+    }
+    if (!status.ok() || (eof && next_out == pool.pushed())) break;
+    Out out;
+    if (!pool.Wait(next_out++, &out)) break;
+    status = consume(out);
+  }
+  if (!status.ok()) {
+    pool.Abort();
+  } else {
+    pool.Close();
+  }
+  return status;
+}
+
+Result<std::shared_ptr<const Engine>> MakeEngine(const LoadedModel& model, engine::Backend backend) {
+  return Engine::Create(model.weights, backend);
+}
+
+int WorkerCount(const CodecOptions& o, int64_t size, uint32_t chunk_length) {
+  int threads = o.threads > 0 ? o.threads : DefaultThreadCount();
+  if (size >= 0) {
+    uint64_t chunks = (static_cast<uint64_t>(size) + chunk_length - 1) / chunk_length;
+    threads = static_cast<int>(std::min<uint64_t>(threads, std::max<uint64_t>(chunks, 1)));
+  }
+  return std::max(threads, 1);
+}
+
+}  // namespace
+
+int DefaultThreadCount() {
+  unsigned n = std::thread::hardware_concurrency();
+  return n ? static_cast<int>(n) : 1;
+}
+
+Result<uint32_t> ChooseChunkLength(const CodecOptions& o, int64_t size) {
+  if (o.chunk_length && o.chunk_count) {
+    return Status::InvalidArgument("give either a chunk size or a chunk count, not both");
+  }
+  uint64_t len = kDefaultChunkLength;
+  if (o.chunk_length) {
+    len = o.chunk_length;
+  } else if (o.chunk_count) {
+    if (size < 0) {
+      return Status::InvalidArgument("a chunk count needs an input of known size (a regular file); use a chunk size instead");
+    }
+    len = std::max<uint64_t>(1, (static_cast<uint64_t>(size) + o.chunk_count - 1) / o.chunk_count);
+  }
+  if (len < format::kMinChunkLength || len > format::kMaxChunkLength) {
+    return Status::InvalidArgument("chunk size " + std::to_string(len) + " out of range " +
+                                   std::to_string(format::kMinChunkLength) + ".." +
+                                   std::to_string(format::kMaxChunkLength));
+  }
+  return static_cast<uint32_t>(len);
+}
+
+ContainerHeader MakeHeader(const LoadedModel& model, uint32_t chunk_length) {
+  ContainerHeader h;
+  h.chunk_length = chunk_length;
+  h.model_id = model.id;
+  const ModelConfig& c = model.weights.config;
+  h.model.d_model = c.d_model;
+  h.model.n_layers = static_cast<uint16_t>(c.n_layers);
+  h.model.d_state = static_cast<uint16_t>(c.d_state);
+  h.model.d_conv = static_cast<uint16_t>(c.d_conv);
+  h.model.expand = static_cast<uint16_t>(c.expand);
+  h.model.dt_rank = static_cast<uint16_t>(c.dt_rank);
+  h.model.weight_type = static_cast<uint8_t>(model.stored_type);
+  return h;
+}
+
+Status CheckModelMatches(const ContainerHeader& header, const LoadedModel& model) {
+  if (header.model_id != model.id) {
+    return Status::FailedPrecondition(
+        "compressed with model " + HexString(header.model_id.data(), header.model_id.size()) +
+        ", but the given model is " + model.IdHex());
+  }
+  return Status::Ok();
+}
+
+Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const CodecOptions& o,
+                CodecStats* stats) {
+  const int64_t size = in->SizeHint();
+  BOA_ASSIGN_OR_RETURN(uint32_t chunk_length, ChooseChunkLength(o, size));
+  BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
+  const int threads = WorkerCount(o, size, chunk_length);
+  CodecStats st;
+  st.chunk_length = chunk_length;
+  st.threads = threads;
+  ContainerWriter writer(out, MakeHeader(model, chunk_length));
+  BOA_RETURN_IF_ERROR(writer.WriteHeader());
+  Xxh3Hasher content;
+
+  Status s = RunChunkPipeline<EncodedChunk>(
+      engine, in, chunk_length, threads, &content,
+      [](Session& session, const std::vector<const std::vector<uint8_t>*>& chunks,
+         std::vector<uint32_t>& cum, std::vector<EncodedChunk>& outs) {
+        std::vector<RangeEncoder> encoders;
+        encoders.reserve(chunks.size());
+        for (size_t i = 0; i < chunks.size(); ++i) {
+          outs[i].payload.assign(1, (*chunks[i])[0]);
+          encoders.emplace_back(&outs[i].payload);
+        }
+        RunChunkGroup(session, chunks, cum, [&](size_t i, size_t pos, const uint32_t* c, const float*) {
+          uint8_t b = (*chunks[i])[pos];
+          encoders[i].Encode(c[b], c[b + 1] - c[b]);
+        });
+        for (size_t i = 0; i < chunks.size(); ++i) {
+          encoders[i].Finish();
+          outs[i].original_length = static_cast<uint32_t>(chunks[i]->size());
+          outs[i].method = ChunkMethod::kModel;
+          if (outs[i].payload.size() >= chunks[i]->size()) {  // coding would not save anything
+            outs[i].method = ChunkMethod::kStored;
+            outs[i].payload = *chunks[i];
+          }
+        }
+      },
+      [&](EncodedChunk& r) -> Status {
+        BOA_RETURN_IF_ERROR(writer.WriteChunk(r.method, r.original_length, r.payload.data(), r.payload.size()));
+        st.input_bytes += r.original_length;
+        st.chunks++;
+        st.stored_chunks += r.method == ChunkMethod::kStored;
+        if (o.progress) o.progress(st.input_bytes, writer.bytes_written());
+        return Status::Ok();
+      });
+  BOA_RETURN_IF_ERROR(s);
+  BOA_RETURN_IF_ERROR(writer.Finish(content.Digest()));
+  st.output_bytes = writer.bytes_written();
+  if (stats) *stats = st;
+  return Status::Ok();
+}
+
+namespace {
+
+struct DecodedChunk {
+  Status status;
+  std::vector<uint8_t> data;
+};
+
+// Decodes the chunks dealt to one worker, up to `lanes` at a time in step mode: every step
+// advances every active lane by one byte; a chunk takes a lane as soon as one is free.
+void DecodeWorker(int w, const std::shared_ptr<const Engine>& engine, int lanes,
+                  OrderedPool<ChunkRecord, DecodedChunk>& pool) {
+  struct Lane {
+    uint64_t index = 0;
+    ChunkRecord record;
+    std::vector<uint8_t> out;
+    std::unique_ptr<RangeDecoder> decoder;
+    size_t pos = 0;
+  };
+  Session session(engine, lanes, lanes);
+  std::vector<Lane> state(lanes);
+  std::vector<int> free_lanes;
+  for (int i = lanes - 1; i >= 0; --i) free_lanes.push_back(i);
+  std::vector<int> active;
+  std::vector<uint32_t> cum(static_cast<size_t>(lanes) * 257);
+  std::vector<LaneInput> inputs;
+  std::vector<std::pair<uint64_t, ChunkRecord>> jobs;
+  for (;;) {
+    jobs.clear();
+    if (!free_lanes.empty()) {
+      if (!pool.Take(w, free_lanes.size(), active.empty(), &jobs)) return;
+    } else if (pool.Aborted()) {
+      return;
+    }
+    for (auto& job : jobs) {
+      ChunkRecord& rec = job.second;
+      if (rec.method == ChunkMethod::kStored || rec.original_length == 1) {
+        DecodedChunk d;
+        if (rec.method == ChunkMethod::kStored) {
+          d.data = std::move(rec.payload);
+        } else {
+          d.data.assign(1, rec.payload[0]);
+        }
+        pool.Publish(job.first, std::move(d));
+        continue;
+      }
+      int lane = free_lanes.back();
+      free_lanes.pop_back();
+      Lane& L = state[lane];
+      L.index = job.first;
+      L.record = std::move(rec);
+      L.out.resize(L.record.original_length);
+      L.out[0] = L.record.payload[0];
+      L.decoder = std::make_unique<RangeDecoder>(L.record.payload.data() + 1, L.record.payload.size() - 1);
+      L.pos = 1;
+      session.ResetLane(lane);
+      active.push_back(lane);
+    }
+    if (active.empty()) continue;
+    inputs.clear();
+    for (int lane : active) inputs.push_back(LaneInput{lane, &state[lane].out[state[lane].pos - 1], 1});
+    session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
+    size_t keep = 0;
+    for (size_t r = 0; r < active.size(); ++r) {
+      int lane = active[r];
+      Lane& L = state[lane];
+      int sym = L.decoder->Decode(&cum[r * 257]);
+      bool finished = false;
+      DecodedChunk d;
+      if (sym < 0) {
+        d.status = Status::DataLoss("corrupt .boa: chunk " + std::to_string(L.index) +
+                                    ": coded data is inconsistent");
+        finished = true;
+      } else {
+        L.out[L.pos++] = static_cast<uint8_t>(sym);
+        if (L.pos == L.out.size()) {
+          d.data = std::move(L.out);
+          finished = true;
+        }
+      }
+      if (finished) {
+        pool.Publish(L.index, std::move(d));
+        L.decoder.reset();
+        L.record.payload.clear();
+        L.out.clear();
+        free_lanes.push_back(lane);
+      } else {
+        active[keep++] = lane;
+      }
+    }
+    active.resize(keep);
+  }
+}
+
+}  // namespace
+
+Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const CodecOptions& o,
+                  CodecStats* stats) {
+  ContainerReader reader(in);
+  ContainerHeader header;
+  BOA_RETURN_IF_ERROR(reader.ReadHeader(&header));
+  BOA_RETURN_IF_ERROR(CheckModelMatches(header, model));
+  BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
+  const int threads = o.threads > 0 ? o.threads : DefaultThreadCount();
+  const uint64_t per_job = 2ull * header.chunk_length;  // payload + output
+  const size_t budget_jobs = std::max<uint64_t>(2 * threads, kInFlightBudget / per_job);
+  const int lanes = static_cast<int>(std::clamp<uint64_t>(
+      o.lanes > 0 ? o.lanes : kDefaultLanesPerThread, 1, std::max<uint64_t>(1, budget_jobs / (2 * threads))));
+  const size_t max_in_flight = std::min<size_t>(budget_jobs, static_cast<size_t>(threads) * lanes * 2);
+
+  CodecStats st;
+  st.chunk_length = header.chunk_length;
+  st.threads = threads;
+  OrderedPool<ChunkRecord, DecodedChunk> pool(threads, max_in_flight);
+  Status status;
+  {
+    WorkerThreads workers;
+    workers.Start(threads, [&](int w) { DecodeWorker(w, engine, lanes, pool); });
+    Xxh3Hasher content;
+    uint64_t next_out = 0;
+    bool end = false;
+    while (status.ok()) {
+      while (!end && pool.CanPush()) {
+        ChunkRecord rec;
+        Result<bool> more = reader.Next(&rec);
+        if (!more.ok()) {
+          status = more.status();
+          break;
+        }
+        if (!*more) {
+          end = true;
+          break;
+        }
+        pool.Push(std::move(rec));
+      }
+      if (!status.ok() || (end && next_out == pool.pushed())) break;
+      DecodedChunk d;
+      if (!pool.Wait(next_out++, &d)) break;
+      status = d.status;
+      if (!status.ok()) break;
+      content.Update(d.data.data(), d.data.size());
+      status = out->Write(d.data.data(), d.data.size());
+      st.output_bytes += d.data.size();
+      st.chunks++;
+      if (o.progress) o.progress(reader.bytes_read(), st.output_bytes);
+    }
+    if (status.ok() && content.Digest() != reader.trailer().content_checksum) {
+      status = Status::DataLoss("content checksum mismatch: the decoded data differs from the original");
+    }
+    if (status.ok()) {
+      pool.Close();
+    } else {
+      pool.Abort();
+    }
+  }
+  BOA_RETURN_IF_ERROR(status);
+  st.input_bytes = reader.bytes_read();
+  if (stats) *stats = st;
+  return Status::Ok();
+}
+
+Result<EvalResult> Evaluate(const LoadedModel& model, ByteSource* in, const CodecOptions& o) {
+  const int64_t size = in->SizeHint();
+  BOA_ASSIGN_OR_RETURN(uint32_t chunk_length, ChooseChunkLength(o, size));
+  BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
+  const int threads = WorkerCount(o, size, chunk_length);
+  EvalResult total;
+  Status s = RunChunkPipeline<EvalResult>(
+      engine, in, chunk_length, threads, nullptr,
+      [](Session& session, const std::vector<const std::vector<uint8_t>*>& chunks,
+         std::vector<uint32_t>& cum, std::vector<EvalResult>& outs) {
+        for (size_t i = 0; i < chunks.size(); ++i) {
+          outs[i].bytes = chunks[i]->size();
+          outs[i].chunks = 1;
+          outs[i].predicted = chunks[i]->size() - 1;
+        }
+        RunChunkGroup(session, chunks, cum, [&](size_t i, size_t pos, const uint32_t* c, const float* l) {
+          uint8_t b = (*chunks[i])[pos];
+          double m = l[0];
+          for (int k = 1; k < 256; ++k) m = std::max<double>(m, l[k]);
+          double sum = 0;
+          for (int k = 0; k < 256; ++k) sum += std::exp(static_cast<double>(l[k]) - m);
+          outs[i].cross_entropy_bits += (m + std::log(sum) - l[b]) / std::log(2.0);
+          outs[i].ideal_code_bits += kCoderProbBits - std::log2(static_cast<double>(c[b + 1] - c[b]));
+        });
+      },
+      [&](EvalResult& r) -> Status {
+        total.bytes += r.bytes;
+        total.chunks += r.chunks;
+        total.predicted += r.predicted;
+        total.cross_entropy_bits += r.cross_entropy_bits;
+        total.ideal_code_bits += r.ideal_code_bits;
+        return Status::Ok();
+      });
+  BOA_RETURN_IF_ERROR(s);
+  return total;
+}
+
+}  // namespace boa

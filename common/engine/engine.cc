@@ -1,0 +1,159 @@
+// Engine construction (weight packing) and the layer-by-layer forward pass.
+#include "common/engine/engine.h"
+
+#include <xmmintrin.h>
+
+#include <algorithm>
+#include <cstring>
+
+#include "common/engine/detmath.h"
+
+namespace boa::engine {
+
+namespace {
+
+FloatBuffer Copy(const Tensor& t) { return FloatBuffer(t.data.begin(), t.data.end()); }
+
+// Pins the SSE control register to IEEE defaults (round to nearest, no flush-to-zero, no
+// denormals-are-zero) for the duration of a forward pass: a library elsewhere in the process
+// that sets FTZ/DAZ must not change the coded bits.
+class IeeeFloatScope {
+ public:
+  IeeeFloatScope() : saved_(_mm_getcsr()) { _mm_setcsr(0x1f80); }
+  ~IeeeFloatScope() { _mm_setcsr(saved_); }
+
+ private:
+  unsigned saved_;
+};
+
+}  // namespace
+
+Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Backend backend) {
+  BOA_RETURN_IF_ERROR(w.config.Validate());
+  const KernelSet* k = SelectKernels(backend);
+  if (!k) {
+    return Status::InvalidArgument(std::string("kernel backend '") + BackendName(backend) +
+                                   "' is not available on this machine");
+  }
+  auto e = std::shared_ptr<Engine>(new Engine());
+  e->config_ = w.config;
+  e->kernels_ = k;
+  const ModelConfig& c = w.config;
+  const int D = static_cast<int>(c.d_model), E = static_cast<int>(c.d_inner());
+  const int R = static_cast<int>(c.dt_rank), S = static_cast<int>(c.d_state);
+  auto get = [&](const std::string& name) -> const Tensor& {
+    const Tensor* t = w.Find(name);
+    if (!t || t->data.size() != t->numel()) std::abort();  // ModelWeights are validated on load
+    return *t;
+  };
+  e->embedding_ = Copy(get("embedding.weight"));
+  for (uint32_t i = 0; i < c.n_layers; ++i) {
+    std::string p = "blocks." + std::to_string(i) + ".";
+    Layer L;
+    L.ln1_w = Copy(get(p + "ln1.weight"));
+    L.ln1_b = Copy(get(p + "ln1.bias"));
+    L.ln2_w = Copy(get(p + "ln2.weight"));
+    L.ln2_b = Copy(get(p + "ln2.bias"));
+    L.in_proj.Pack(get(p + "mamba.in_proj.weight").data.data(), nullptr, 2 * E, D);
+    L.x_proj.Pack(get(p + "mamba.x_proj.weight").data.data(), nullptr, R + 2 * S, E);
+    L.dt_proj.Pack(get(p + "mamba.dt_proj.weight").data.data(),
+                   get(p + "mamba.dt_proj.bias").data.data(), E, R);
+    L.out_proj.Pack(get(p + "mamba.out_proj.weight").data.data(), nullptr, D, E);
+    L.ff0.Pack(get(p + "ff.0.weight").data.data(), get(p + "ff.0.bias").data.data(), 4 * D, D);
+    L.ff2.Pack(get(p + "ff.2.weight").data.data(), get(p + "ff.2.bias").data.data(), D, 4 * D);
+    const Tensor& cw = get(p + "mamba.conv1d.weight");  // [E][1][d_conv]
+    L.conv_w.resize(static_cast<size_t>(c.d_conv) * E);
+    for (int ch = 0; ch < E; ++ch)
+      for (uint32_t j = 0; j < c.d_conv; ++j) L.conv_w[j * E + ch] = cw.data[ch * c.d_conv + j];
+    L.conv_b = Copy(get(p + "mamba.conv1d.bias"));
+    const Tensor& alog = get(p + "mamba.A_log");  // [E][S]
+    L.A.resize(static_cast<size_t>(S) * E);
+    for (int ch = 0; ch < E; ++ch)
+      for (int n = 0; n < S; ++n) L.A[n * E + ch] = -detmath::Exp(alog.data[ch * S + n]);
+    L.D_skip = Copy(get(p + "mamba.D"));
+    e->layers_.push_back(std::move(L));
+  }
+  e->head0_.Pack(get("head.0.weight").data.data(), get("head.0.bias").data.data(), D, D);
+  e->head2_.Pack(get("head.2.weight").data.data(), get("head.2.bias").data.data(), 256, D);
+  return std::shared_ptr<const Engine>(std::move(e));
+}
+
+Session::Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows)
+    : engine_(std::move(engine)), lanes_(lanes), max_rows_(max_rows) {
+  const ModelConfig& c = engine_->config_;
+  const size_t D = c.d_model, E = c.d_inner(), R = c.dt_rank, S = c.d_state;
+  conv_stride_ = (c.d_conv - 1) * E;
+  ssm_stride_ = S * E;
+  conv_state_.assign(static_cast<size_t>(lanes) * c.n_layers * conv_stride_, 0.0f);
+  ssm_state_.assign(static_cast<size_t>(lanes) * c.n_layers * ssm_stride_, 0.0f);
+  const size_t rows = static_cast<size_t>(max_rows);
+  x_.assign(rows * D, 0.0f);
+  u_.assign(rows * D, 0.0f);
+  xz_.assign(rows * 2 * E, 0.0f);
+  c_.assign(rows * E, 0.0f);
+  dbc_.assign(rows * (R + 2 * S), 0.0f);
+  delta_.assign(rows * E, 0.0f);
+  y_.assign(rows * E, 0.0f);
+  m_.assign(rows * D, 0.0f);
+  f_.assign(rows * 4 * D, 0.0f);
+  logits_.assign(rows * 256, 0.0f);
+}
+
+void Session::ResetLane(int lane) {
+  const ModelConfig& c = engine_->config_;
+  std::fill_n(conv_state_.begin() + static_cast<size_t>(lane) * c.n_layers * conv_stride_,
+              c.n_layers * conv_stride_, 0.0f);
+  std::fill_n(ssm_state_.begin() + static_cast<size_t>(lane) * c.n_layers * ssm_stride_,
+              c.n_layers * ssm_stride_, 0.0f);
+}
+
+void Session::Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out) {
+  IeeeFloatScope ieee;
+  const Engine& e = *engine_;
+  const KernelSet& k = *e.kernels_;
+  const ModelConfig& c = e.config_;
+  const int D = static_cast<int>(c.d_model), E = static_cast<int>(c.d_inner());
+  const int R = static_cast<int>(c.dt_rank), S = static_cast<int>(c.d_state);
+  const int dc = static_cast<int>(c.d_conv);
+  const size_t ldbc = static_cast<size_t>(R + 2 * S);
+
+  size_t rows = 0;
+  for (int i = 0; i < n_inputs; ++i) {
+    for (int t = 0; t < inputs[i].count; ++t, ++rows)
+      std::memcpy(&x_[rows * D], &e.embedding_[static_cast<size_t>(inputs[i].bytes[t]) * D], D * sizeof(float));
+  }
+  if (rows == 0) return;
+
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    const Engine::Layer& L = e.layers_[l];
+    k.layer_norm(x_.data(), D, rows, D, L.ln1_w.data(), L.ln1_b.data(), u_.data(), D);
+    k.linear(L.in_proj, u_.data(), D, rows, xz_.data(), 2 * E, Epilogue::kStore);
+    // Convolution over time: sequential within a lane, lanes independent.
+    size_t r = 0;
+    for (int i = 0; i < n_inputs; ++i) {
+      float* window = &conv_state_[(static_cast<size_t>(inputs[i].lane) * c.n_layers + l) * conv_stride_];
+      for (int t = 0; t < inputs[i].count; ++t, ++r)
+        k.conv_silu(&xz_[r * 2 * E], window, L.conv_w.data(), L.conv_b.data(), E, dc, &c_[r * E]);
+    }
+    k.linear(L.x_proj, c_.data(), E, rows, dbc_.data(), ldbc, Epilogue::kStore);
+    k.linear(L.dt_proj, dbc_.data(), ldbc, rows, delta_.data(), E, Epilogue::kSoftplus);
+    r = 0;
+    for (int i = 0; i < n_inputs; ++i) {
+      float* h = &ssm_state_[(static_cast<size_t>(inputs[i].lane) * c.n_layers + l) * ssm_stride_];
+      for (int t = 0; t < inputs[i].count; ++t, ++r) {
+        const float* bc = &dbc_[r * ldbc + R];
+        k.scan(&delta_[r * E], &c_[r * E], &xz_[r * 2 * E + E], bc, bc + S, L.A.data(),
+               L.D_skip.data(), E, S, h, &y_[r * E]);
+      }
+    }
+    k.linear(L.out_proj, y_.data(), E, rows, m_.data(), D, Epilogue::kStore);
+    k.layer_norm(m_.data(), D, rows, D, L.ln2_w.data(), L.ln2_b.data(), u_.data(), D);
+    k.linear(L.ff0, u_.data(), D, rows, f_.data(), 4 * D, Epilogue::kGelu);
+    k.linear(L.ff2, f_.data(), 4 * D, rows, x_.data(), D, Epilogue::kAdd);  // residual
+  }
+  k.linear(e.head0_, x_.data(), D, rows, u_.data(), D, Epilogue::kRelu);
+  k.linear(e.head2_, u_.data(), D, rows, logits_.data(), 256, Epilogue::kStore);
+  for (size_t r = 0; r < rows; ++r) k.quantize(&logits_[r * 256], cum_out + r * 257);
+}
+
+}  // namespace boa::engine

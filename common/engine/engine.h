@@ -1,0 +1,77 @@
+// Deterministic batched inference of the BOA network.
+//
+// An Engine holds a model's weights packed for the kernels (immutable, shared by threads).
+// A Session is one thread's working memory plus the recurrent state of `lanes` independent
+// sequences. Forward() advances any subset of lanes by any number of bytes each: one byte per
+// lane is step mode (decompression), many bytes per lane is chunk mode (compression). The
+// frequency tables it produces depend only on each lane's own byte history — never on the
+// other lanes, their order, the batch size or the kernel backend (docs/determinism.md).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include "common/engine/kernels.h"
+#include "common/model/model.h"
+#include "common/util/status.h"
+
+namespace boa::engine {
+
+class Engine {
+ public:
+  static Result<std::shared_ptr<const Engine>> Create(const ModelWeights& weights, Backend backend);
+  const ModelConfig& config() const { return config_; }
+  const KernelSet& kernels() const { return *kernels_; }
+
+ private:
+  friend class Session;
+  struct Layer {
+    FloatBuffer ln1_w, ln1_b, ln2_w, ln2_b;
+    PackedLinear in_proj, x_proj, dt_proj, out_proj, ff0, ff2;
+    FloatBuffer conv_w;  // [d_conv][E]
+    FloatBuffer conv_b;
+    FloatBuffer A;       // -exp(A_log), [S][E]
+    FloatBuffer D_skip;
+  };
+  ModelConfig config_;
+  const KernelSet* kernels_ = nullptr;
+  FloatBuffer embedding_;  // [256][D]
+  std::vector<Layer> layers_;
+  PackedLinear head0_, head2_;
+};
+
+// A run of consecutive bytes fed to one lane in a Forward call.
+struct LaneInput {
+  int lane;
+  const uint8_t* bytes;
+  int count;
+};
+
+class Session {
+ public:
+  Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
+  int lanes() const { return lanes_; }
+  int max_rows() const { return max_rows_; }
+  // Zeroes a lane's recurrent state (a new chunk starts).
+  void ResetLane(int lane);
+  // Feeds the inputs; row r of the output (rows in input order, then byte order) is the
+  // cumulative frequency table [257] of the byte that follows that row's input byte.
+  // Lanes in one call must be distinct; total bytes <= max_rows.
+  void Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out);
+  // Logits [rows][256] of the last Forward call.
+  const float* logits() const { return logits_.data(); }
+
+ private:
+  std::shared_ptr<const Engine> engine_;
+  int lanes_;
+  int max_rows_;
+  // Recurrent state per lane and layer.
+  FloatBuffer conv_state_;  // [lanes][layers][d_conv-1][E]
+  FloatBuffer ssm_state_;   // [lanes][layers][S][E]
+  // Activations [max_rows][...].
+  FloatBuffer x_, u_, xz_, c_, dbc_, delta_, y_, m_, f_, logits_;
+  size_t conv_stride_, ssm_stride_;
+};
+
+}  // namespace boa::engine

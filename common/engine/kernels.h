@@ -1,0 +1,76 @@
+// The engine's compute kernels behind one function table, so the portable scalar reference
+// and the AVX2+FMA path are interchangeable at run time. Every kernel's exact operation order
+// is specified in docs/determinism.md; all implementations must agree bit for bit.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <vector>
+
+namespace boa::engine {
+
+// Output columns per weight panel: the AVX2 micro-kernel's width (two 8-float vectors).
+constexpr int kPanel = 16;
+// Probability precision of the quantizer: frequencies sum to exactly 2^24.
+constexpr uint32_t kProbBits = 24;
+constexpr uint32_t kProbTotal = 1u << kProbBits;
+
+template <typename T>
+struct AlignedAllocator {
+  using value_type = T;
+  AlignedAllocator() = default;
+  template <typename U>
+  AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT
+  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
+  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  bool operator==(const AlignedAllocator&) const { return true; }
+  bool operator!=(const AlignedAllocator&) const { return false; }
+};
+using FloatBuffer = std::vector<float, AlignedAllocator<float>>;
+
+// A Linear layer's weight W[out][in] repacked as panels of kPanel output columns:
+// packed[(p * in + k) * kPanel + j] = W[p * kPanel + j][k] (zero beyond `out`).
+struct PackedLinear {
+  int in = 0;
+  int out = 0;
+  int panels = 0;
+  FloatBuffer w;
+  FloatBuffer bias;  // panels * kPanel entries, zero where the layer has no bias
+  void Pack(const float* weight, const float* bias_or_null, int out_features, int in_features);
+};
+
+enum class Epilogue { kStore, kAdd, kRelu, kGelu, kSoftplus };
+
+struct KernelSet {
+  const char* name;
+  // For r < rows, n < out: acc = bias[n]; acc = fma(W[n][k], X[r][k], acc) for k = 0..in-1;
+  // then Y[r][n] = acc | Y[r][n] + acc | relu(acc) | gelu(acc) | softplus(acc).
+  void (*linear)(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y,
+                 size_t ldy, Epilogue epilogue);
+  // LayerNorm (eps 1e-5) of `rows` rows of length D.
+  void (*layer_norm)(const float* X, size_t ldx, size_t rows, int D, const float* weight,
+                     const float* bias, float* Y, size_t ldy);
+  // One time step of the causal depthwise conv + SiLU: window holds the previous d_conv-1
+  // inputs [d_conv-1][E] (oldest first) and is shifted by one.
+  void (*conv_silu)(const float* x_t, float* window, const float* conv_w /*[d_conv][E]*/,
+                    const float* conv_b, int E, int d_conv, float* c_out);
+  // One time step of the selective scan: h [S][E] is updated; y [E] = (Σ h C + D u) ⊙ SiLU(z).
+  void (*scan)(const float* delta, const float* u, const float* z, const float* B,
+               const float* C, const float* A /*[S][E]*/, const float* D_skip, int E, int S,
+               float* h, float* y);
+  // Logits[256] → cumulative frequency table cum[257] (cum[0] = 0, cum[256] = 2^24).
+  void (*quantize)(const float* logits, uint32_t* cum);
+};
+
+const KernelSet& ScalarKernels();
+// nullptr when the binary was built without AVX2 support.
+const KernelSet* Avx2Kernels();
+
+enum class Backend { kAuto, kScalar, kAvx2 };
+const char* BackendName(Backend b);
+bool CpuHasAvx2Fma();
+// kAuto picks AVX2 when both the build and the CPU support it. Returns nullptr if the
+// requested backend is unavailable.
+const KernelSet* SelectKernels(Backend backend);
+
+}  // namespace boa::engine

@@ -1,0 +1,235 @@
+// AVX2+FMA kernels. Vectorised across output columns (linear), channels (conv, scan) or
+// symbols (quantizer) — never across a reduction — so each output is computed by the same
+// operation sequence as the scalar reference and the results are bit-identical.
+#include <immintrin.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "common/engine/detmath_avx2.h"
+#include "common/engine/kernels.h"
+
+namespace boa::engine {
+
+void QuantizeFinish(const uint32_t* w, int argmax, uint32_t* cum);
+
+namespace {
+
+namespace va = detmath::avx2;
+
+inline __m256 ApplyEpilogue(__m256 acc, __m256 old, Epilogue e) {
+  switch (e) {
+    case Epilogue::kStore: return acc;
+    case Epilogue::kAdd: return _mm256_add_ps(old, acc);
+    case Epilogue::kRelu: return _mm256_max_ps(acc, _mm256_setzero_ps());  // NaN -> 0, as scalar
+    case Epilogue::kGelu: return va::Gelu(acc);
+    case Epilogue::kSoftplus: return va::Softplus(acc);
+  }
+  return acc;
+}
+
+inline __m256i TailMask(int valid) {  // lanes [0, valid) set
+  __m256i idx = _mm256_setr_epi32(0, 1, 2, 3, 4, 5, 6, 7);
+  return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx);
+}
+
+// MR rows x 16 columns: acc[r][v] += W[k][v*8 .. v*8+7] * X[r][k], k ascending.
+template <int MR>
+__attribute__((always_inline)) inline void StoreRow(float* y, __m256 a0, __m256 a1, int valid_cols,
+                                                    Epilogue e) {
+  if (valid_cols == kPanel) {
+    __m256 o0 = e == Epilogue::kAdd ? _mm256_loadu_ps(y) : a0;
+    __m256 o1 = e == Epilogue::kAdd ? _mm256_loadu_ps(y + 8) : a1;
+    _mm256_storeu_ps(y, ApplyEpilogue(a0, o0, e));
+    _mm256_storeu_ps(y + 8, ApplyEpilogue(a1, o1, e));
+  } else {
+    __m256i m0 = TailMask(valid_cols), m1 = TailMask(valid_cols - 8);
+    __m256 o0 = e == Epilogue::kAdd ? _mm256_maskload_ps(y, m0) : a0;
+    __m256 o1 = e == Epilogue::kAdd ? _mm256_maskload_ps(y + 8, m1) : a1;
+    _mm256_maskstore_ps(y, m0, ApplyEpilogue(a0, o0, e));
+    _mm256_maskstore_ps(y + 8, m1, ApplyEpilogue(a1, o1, e));
+  }
+}
+
+// MR rows x 16 columns: acc[r][v] += W[k][v*8 .. v*8+7] * X[r][k], k ascending. Every loop
+// over r is unrolled so the 2*MR accumulators live in registers.
+template <int MR>
+void Tile(const float* wp, int K, const float* X, size_t ldx, const float* bias, float* Y,
+          size_t ldy, int valid_cols, Epilogue e) {
+  __m256 acc0[MR], acc1[MR];
+  const __m256 b0 = _mm256_load_ps(bias), b1 = _mm256_load_ps(bias + 8);
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) {
+    acc0[r] = b0;
+    acc1[r] = b1;
+  }
+  for (int k = 0; k < K; ++k) {
+    const __m256 w0 = _mm256_load_ps(wp + static_cast<size_t>(k) * kPanel);
+    const __m256 w1 = _mm256_load_ps(wp + static_cast<size_t>(k) * kPanel + 8);
+#pragma GCC unroll 6
+    for (int r = 0; r < MR; ++r) {
+      const __m256 xb = _mm256_broadcast_ss(X + r * ldx + k);
+      acc0[r] = _mm256_fmadd_ps(w0, xb, acc0[r]);
+      acc1[r] = _mm256_fmadd_ps(w1, xb, acc1[r]);
+    }
+  }
+#pragma GCC unroll 6
+  for (int r = 0; r < MR; ++r) StoreRow<MR>(Y + r * ldy, acc0[r], acc1[r], valid_cols, e);
+}
+
+using TileFn = void (*)(const float*, int, const float*, size_t, const float*, float*, size_t, int,
+                        Epilogue);
+constexpr int kMaxRows = 6;
+constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>};
+
+void LinearAvx2(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y,
+                size_t ldy, Epilogue e) {
+  // Rows in blocks that stay in L2 while every weight panel streams past them once.
+  const size_t row_block = std::max<size_t>(kMaxRows, (96 * 1024 / 4) / std::max(1, W.in) / kMaxRows * kMaxRows);
+  for (size_t r0 = 0; r0 < rows; r0 += row_block) {
+    size_t r1 = std::min(rows, r0 + row_block);
+    for (int p = 0; p < W.panels; ++p) {
+      const float* wp = W.w.data() + static_cast<size_t>(p) * W.in * kPanel;
+      const float* bias = W.bias.data() + static_cast<size_t>(p) * kPanel;
+      int valid = std::min(kPanel, W.out - p * kPanel);
+      size_t r = r0;
+      for (; r + kMaxRows <= r1; r += kMaxRows)
+        Tile<kMaxRows>(wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid, e);
+      if (r < r1) kTiles[r1 - r](wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid, e);
+    }
+  }
+}
+
+inline float Combine8(const float* s) {
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+void LayerNormAvx2(const float* X, size_t ldx, size_t rows, int D, const float* weight,
+                   const float* bias, float* Y, size_t ldy) {
+  const float d = static_cast<float>(D);
+  const int D8 = D / 8 * 8;
+  alignas(32) float s[8];
+  for (size_t r = 0; r < rows; ++r) {
+    const float* x = X + r * ldx;
+    __m256 acc = _mm256_setzero_ps();
+    for (int k = 0; k < D8; k += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + k));
+    _mm256_store_ps(s, acc);
+    for (int k = D8; k < D; ++k) s[k % 8] = s[k % 8] + x[k];
+    float mean = Combine8(s) / d;
+    __m256 vm = _mm256_set1_ps(mean);
+    acc = _mm256_setzero_ps();
+    for (int k = 0; k < D8; k += 8) {
+      __m256 c = _mm256_sub_ps(_mm256_loadu_ps(x + k), vm);
+      acc = _mm256_fmadd_ps(c, c, acc);
+    }
+    _mm256_store_ps(s, acc);
+    for (int k = D8; k < D; ++k) {
+      float c = x[k] - mean;
+      s[k % 8] = __builtin_fmaf(c, c, s[k % 8]);
+    }
+    float var = Combine8(s) / d;
+    float rstd = 1.0f / std::sqrt(var + 1e-5f);
+    __m256 vr = _mm256_set1_ps(rstd);
+    float* y = Y + r * ldy;
+    for (int k = 0; k < D8; k += 8) {
+      __m256 c = _mm256_mul_ps(_mm256_sub_ps(_mm256_loadu_ps(x + k), vm), vr);
+      _mm256_storeu_ps(y + k, _mm256_fmadd_ps(c, _mm256_loadu_ps(weight + k), _mm256_loadu_ps(bias + k)));
+    }
+    for (int k = D8; k < D; ++k) y[k] = __builtin_fmaf((x[k] - mean) * rstd, weight[k], bias[k]);
+  }
+}
+
+void ConvSiluAvx2(const float* x_t, float* window, const float* conv_w, const float* conv_b,
+                  int E, int d_conv, float* c_out) {
+  const int E8 = E / 8 * 8;
+  for (int ch = 0; ch < E8; ch += 8) {
+    __m256 acc = _mm256_loadu_ps(conv_b + ch);
+    for (int j = 0; j < d_conv - 1; ++j)
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(conv_w + static_cast<size_t>(j) * E + ch),
+                            _mm256_loadu_ps(window + static_cast<size_t>(j) * E + ch), acc);
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(conv_w + static_cast<size_t>(d_conv - 1) * E + ch),
+                          _mm256_loadu_ps(x_t + ch), acc);
+    _mm256_storeu_ps(c_out + ch, va::Silu(acc));
+  }
+  for (int ch = E8; ch < E; ++ch) {
+    float acc = conv_b[ch];
+    for (int j = 0; j < d_conv - 1; ++j)
+      acc = __builtin_fmaf(conv_w[static_cast<size_t>(j) * E + ch], window[static_cast<size_t>(j) * E + ch], acc);
+    acc = __builtin_fmaf(conv_w[static_cast<size_t>(d_conv - 1) * E + ch], x_t[ch], acc);
+    c_out[ch] = detmath::Silu(acc);
+  }
+  for (int j = 0; j + 1 < d_conv - 1; ++j)
+    std::copy(window + static_cast<size_t>(j + 1) * E, window + static_cast<size_t>(j + 2) * E,
+              window + static_cast<size_t>(j) * E);
+  if (d_conv > 1) std::copy(x_t, x_t + E, window + static_cast<size_t>(d_conv - 2) * E);
+}
+
+void ScanAvx2(const float* delta, const float* u, const float* z, const float* B,
+              const float* C, const float* A, const float* D_skip, int E, int S, float* h,
+              float* y) {
+  const int E8 = E / 8 * 8;
+  for (int ch = 0; ch < E8; ch += 8) {
+    __m256 dt = _mm256_loadu_ps(delta + ch);
+    __m256 uu = _mm256_loadu_ps(u + ch);
+    __m256 du = _mm256_mul_ps(dt, uu);
+    __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(D_skip + ch), uu);
+    for (int n = 0; n < S; ++n) {
+      size_t i = static_cast<size_t>(n) * E + ch;
+      __m256 dA = va::Exp(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
+      __m256 hn = _mm256_fmadd_ps(dA, _mm256_loadu_ps(h + i), _mm256_mul_ps(du, _mm256_set1_ps(B[n])));
+      _mm256_storeu_ps(h + i, hn);
+      acc = _mm256_fmadd_ps(hn, _mm256_set1_ps(C[n]), acc);
+    }
+    _mm256_storeu_ps(y + ch, _mm256_mul_ps(acc, va::Silu(_mm256_loadu_ps(z + ch))));
+  }
+  for (int ch = E8; ch < E; ++ch) {
+    float dt = delta[ch];
+    float du = dt * u[ch];
+    float acc = D_skip[ch] * u[ch];
+    for (int n = 0; n < S; ++n) {
+      size_t i = static_cast<size_t>(n) * E + ch;
+      float dA = detmath::Exp(dt * A[i]);
+      h[i] = __builtin_fmaf(dA, h[i], du * B[n]);
+      acc = __builtin_fmaf(h[i], C[n], acc);
+    }
+    y[ch] = acc * detmath::Silu(z[ch]);
+  }
+}
+
+void QuantizeAvx2(const float* logits, uint32_t* cum) {
+  const __m256 ninf = _mm256_set1_ps(-INFINITY);
+  __m256 vmax = ninf;
+  for (int i = 0; i < 256; i += 8) {
+    __m256 l = _mm256_loadu_ps(logits + i);
+    l = _mm256_blendv_ps(l, ninf, _mm256_cmp_ps(l, l, _CMP_UNORD_Q));  // NaN never wins
+    vmax = _mm256_max_ps(vmax, l);
+  }
+  alignas(32) float mx[8];
+  _mm256_store_ps(mx, vmax);
+  float m = mx[0];
+  for (int j = 1; j < 8; ++j) m = mx[j] > m ? mx[j] : m;  // the set's maximum: order-free
+  alignas(32) uint32_t w[256];
+  int argmax = 0;
+  if (!(m > -INFINITY && m < INFINITY)) {
+    std::fill(w, w + 256, 1u);
+  } else {
+    while (!(logits[argmax] == m)) ++argmax;
+    __m256 vm = _mm256_set1_ps(m), scale = _mm256_set1_ps(0x1p24f), one = _mm256_set1_ps(1.0f);
+    for (int i = 0; i < 256; i += 8) {
+      __m256 v = _mm256_mul_ps(va::Exp(_mm256_sub_ps(_mm256_loadu_ps(logits + i), vm)), scale);
+      __m256i wi = _mm256_and_si256(_mm256_cvttps_epi32(v),
+                                    _mm256_castps_si256(_mm256_cmp_ps(v, one, _CMP_GE_OQ)));
+      _mm256_store_si256(reinterpret_cast<__m256i*>(w + i), wi);
+    }
+  }
+  QuantizeFinish(w, argmax, cum);
+}
+
+}  // namespace
+
+const KernelSet* Avx2Kernels() {
+  static const KernelSet k = {"avx2", LinearAvx2, LayerNormAvx2, ConvSiluAvx2, ScanAvx2, QuantizeAvx2};
+  return &k;
+}
+
+}  // namespace boa::engine

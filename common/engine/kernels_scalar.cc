@@ -1,0 +1,196 @@
+// The scalar reference kernels: the executable specification of every operation's order.
+#include <algorithm>
+#include <cmath>
+
+#include "common/engine/detmath.h"
+#include "common/engine/kernels.h"
+
+namespace boa::engine {
+
+using detmath::Fma;
+
+void PackedLinear::Pack(const float* weight, const float* bias_or_null, int out_features,
+                        int in_features) {
+  in = in_features;
+  out = out_features;
+  panels = (out + kPanel - 1) / kPanel;
+  w.assign(static_cast<size_t>(panels) * in * kPanel, 0.0f);
+  bias.assign(static_cast<size_t>(panels) * kPanel, 0.0f);
+  for (int n = 0; n < out; ++n) {
+    int p = n / kPanel, j = n % kPanel;
+    for (int k = 0; k < in; ++k) {
+      w[(static_cast<size_t>(p) * in + k) * kPanel + j] = weight[static_cast<size_t>(n) * in + k];
+    }
+    if (bias_or_null) bias[n] = bias_or_null[n];
+  }
+}
+
+namespace {
+
+inline float ApplyEpilogue(float acc, float* y, Epilogue e) {
+  switch (e) {
+    case Epilogue::kStore: return acc;
+    case Epilogue::kAdd: return *y + acc;
+    case Epilogue::kRelu: return acc > 0.0f ? acc : 0.0f;
+    case Epilogue::kGelu: return detmath::Gelu(acc);
+    case Epilogue::kSoftplus: return detmath::Softplus(acc);
+  }
+  return acc;
+}
+
+void LinearScalar(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y,
+                  size_t ldy, Epilogue e) {
+  for (size_t r = 0; r < rows; ++r) {
+    const float* x = X + r * ldx;
+    for (int n = 0; n < W.out; ++n) {
+      int p = n / kPanel, j = n % kPanel;
+      const float* wp = W.w.data() + static_cast<size_t>(p) * W.in * kPanel + j;
+      float acc = W.bias[n];
+      for (int k = 0; k < W.in; ++k) acc = Fma(wp[static_cast<size_t>(k) * kPanel], x[k], acc);
+      float* y = Y + r * ldy + n;
+      *y = ApplyEpilogue(acc, y, e);
+    }
+  }
+}
+
+// Sum in 8 interleaved partial sums (element k goes to partial k mod 8), combined as
+// ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)): the order an 8-wide vector reduction gives.
+inline float Combine8(const float* s) {
+  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
+}
+
+void LayerNormScalar(const float* X, size_t ldx, size_t rows, int D, const float* weight,
+                     const float* bias, float* Y, size_t ldy) {
+  const float d = static_cast<float>(D);
+  for (size_t r = 0; r < rows; ++r) {
+    const float* x = X + r * ldx;
+    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int k = 0; k < D; ++k) s[k % 8] = s[k % 8] + x[k];
+    float mean = Combine8(s) / d;
+    float q[8] = {0, 0, 0, 0, 0, 0, 0, 0};
+    for (int k = 0; k < D; ++k) {
+      float c = x[k] - mean;
+      q[k % 8] = Fma(c, c, q[k % 8]);
+    }
+    float var = Combine8(q) / d;
+    float rstd = 1.0f / std::sqrt(var + 1e-5f);
+    float* y = Y + r * ldy;
+    for (int k = 0; k < D; ++k) y[k] = Fma((x[k] - mean) * rstd, weight[k], bias[k]);
+  }
+}
+
+void ConvSiluScalar(const float* x_t, float* window, const float* conv_w, const float* conv_b,
+                    int E, int d_conv, float* c_out) {
+  for (int ch = 0; ch < E; ++ch) {
+    float acc = conv_b[ch];
+    for (int j = 0; j < d_conv - 1; ++j)
+      acc = Fma(conv_w[static_cast<size_t>(j) * E + ch], window[static_cast<size_t>(j) * E + ch], acc);
+    acc = Fma(conv_w[static_cast<size_t>(d_conv - 1) * E + ch], x_t[ch], acc);
+    c_out[ch] = detmath::Silu(acc);
+  }
+  for (int j = 0; j + 1 < d_conv - 1; ++j)
+    std::copy(window + static_cast<size_t>(j + 1) * E, window + static_cast<size_t>(j + 2) * E,
+              window + static_cast<size_t>(j) * E);
+  if (d_conv > 1) std::copy(x_t, x_t + E, window + static_cast<size_t>(d_conv - 2) * E);
+}
+
+void ScanScalar(const float* delta, const float* u, const float* z, const float* B,
+                const float* C, const float* A, const float* D_skip, int E, int S, float* h,
+                float* y) {
+  for (int ch = 0; ch < E; ++ch) {
+    float dt = delta[ch];
+    float du = dt * u[ch];
+    float acc = D_skip[ch] * u[ch];
+    for (int n = 0; n < S; ++n) {
+      size_t i = static_cast<size_t>(n) * E + ch;
+      float dA = detmath::Exp(dt * A[i]);
+      h[i] = Fma(dA, h[i], du * B[n]);
+      acc = Fma(h[i], C[n], acc);
+    }
+    y[ch] = acc * detmath::Silu(z[ch]);
+  }
+}
+
+}  // namespace
+
+// Shared by every backend: the integer part of the quantizer, after the exponentials.
+// w[i] = e_i * 2^24 truncated (0 for NaN); see docs/determinism.md.
+void QuantizeFinish(const uint32_t* w, int argmax, uint32_t* cum);
+
+namespace {
+
+void QuantizeScalar(const float* logits, uint32_t* cum) {
+  float m = -INFINITY;
+  int argmax = -1;
+  for (int i = 0; i < 256; ++i) {
+    if (logits[i] > m) {
+      m = logits[i];
+      argmax = i;
+    }
+  }
+  uint32_t w[256];
+  if (!(m > -INFINITY && m < INFINITY)) {
+    std::fill(w, w + 256, 1u);  // degenerate logits: uniform
+    argmax = 0;
+  } else {
+    for (int i = 0; i < 256; ++i) {
+      float v = detmath::Exp(logits[i] - m) * 0x1p24f;
+      w[i] = v >= 1.0f ? static_cast<uint32_t>(v) : 0u;
+    }
+  }
+  QuantizeFinish(w, argmax, cum);
+}
+
+}  // namespace
+
+void QuantizeFinish(const uint32_t* w, int argmax, uint32_t* cum) {
+  uint64_t total = 0;
+  for (int i = 0; i < 256; ++i) total += w[i];
+  const uint64_t spread = kProbTotal - 256;
+  const uint64_t scale = (spread << 32) / total;  // w[i] * scale < 2^64 for every i
+  uint32_t f[256];
+  uint32_t sum = 0;
+  for (int i = 0; i < 256; ++i) {
+    f[i] = 1u + static_cast<uint32_t>((w[i] * scale) >> 32);
+    sum += f[i];
+  }
+  f[argmax] += kProbTotal - sum;
+  cum[0] = 0;
+  for (int i = 0; i < 256; ++i) cum[i + 1] = cum[i] + f[i];
+}
+
+const KernelSet& ScalarKernels() {
+  static const KernelSet k = {"scalar",       LinearScalar, LayerNormScalar, ConvSiluScalar,
+                              ScanScalar, QuantizeScalar};
+  return k;
+}
+
+const char* BackendName(Backend b) {
+  switch (b) {
+    case Backend::kAuto: return "auto";
+    case Backend::kScalar: return "scalar";
+    case Backend::kAvx2: return "avx2";
+  }
+  return "?";
+}
+
+bool CpuHasAvx2Fma() {
+#if defined(__x86_64__) || defined(__i386__)
+  return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
+#else
+  return false;
+#endif
+}
+
+const KernelSet* SelectKernels(Backend backend) {
+  switch (backend) {
+    case Backend::kScalar: return &ScalarKernels();
+    case Backend::kAvx2: return CpuHasAvx2Fma() ? Avx2Kernels() : nullptr;
+    case Backend::kAuto:
+      if (CpuHasAvx2Fma() && Avx2Kernels()) return Avx2Kernels();
+      return &ScalarKernels();
+  }
+  return nullptr;
+}
+
+}  // namespace boa::engine

@@ -1,0 +1,132 @@
+// The .boa container, version 1 (normative spec: docs/format.md). Format constants live here.
+//
+//   header   68 bytes: magic, version, chunk length, model id and summary, header checksum
+//   records  one per chunk: tag, [original length], [payload length], payload
+//   end      one zero byte
+//   index    varint chunk count, then each record's size in bytes (random access)
+//   trailer  44 bytes: original length, chunk count, index offset, content checksum,
+//            container checksum, end magic
+//
+// The writer streams (input of unknown length); the reader is strict: every length is
+// checked against limits before anything is allocated, and every byte of the file is
+// covered by a checksum.
+#pragma once
+
+#include <array>
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/util/hash.h"
+#include "common/util/io.h"
+#include "common/util/status.h"
+
+namespace boa {
+
+namespace format {
+constexpr uint8_t kMagic[8] = {0x89, 'B', 'O', 'A', '\r', '\n', 0x1a, '\n'};
+constexpr uint8_t kEndMagic[4] = {'B', 'O', 'A', 'E'};
+constexpr uint16_t kVersion = 1;
+constexpr size_t kHeaderBytes = 68;
+constexpr size_t kTrailerBytes = 44;
+constexpr uint32_t kMinChunkLength = 1;
+constexpr uint32_t kMaxChunkLength = 1u << 24;  // 16 MiB
+constexpr uint8_t kTagEnd = 0;
+constexpr uint8_t kTagExplicitLength = 0x80;  // flag: original length follows (final short chunk)
+}  // namespace format
+
+enum class ChunkMethod : uint8_t { kModel = 1, kStored = 2 };
+
+struct ModelSummary {
+  uint32_t d_model = 0;
+  uint16_t n_layers = 0, d_state = 0, d_conv = 0, expand = 0, dt_rank = 0;
+  uint8_t weight_type = 0;
+};
+
+struct ContainerHeader {
+  uint16_t version = format::kVersion;
+  uint32_t chunk_length = 0;
+  Sha256Digest model_id{};
+  ModelSummary model;
+};
+
+struct ContainerTrailer {
+  uint64_t original_length = 0;
+  uint64_t chunk_count = 0;
+  uint64_t index_offset = 0;
+  uint64_t content_checksum = 0;
+  uint64_t container_checksum = 0;
+};
+
+struct ChunkRecord {
+  ChunkMethod method = ChunkMethod::kStored;
+  uint32_t original_length = 0;
+  std::vector<uint8_t> payload;  // model: first byte + range-coded bytes; stored: raw bytes
+};
+
+std::vector<uint8_t> EncodeHeader(const ContainerHeader& h);
+// Parses and checks a 68-byte header (magic, version, checksum, field ranges).
+Status DecodeHeader(const uint8_t* p, ContainerHeader* h);
+
+class ContainerWriter {
+ public:
+  ContainerWriter(ByteSink* sink, const ContainerHeader& header);
+  Status WriteHeader();
+  // Every chunk but the last must have the header's chunk length.
+  Status WriteChunk(ChunkMethod method, uint32_t original_length, const uint8_t* payload, size_t n);
+  Status Finish(uint64_t content_checksum);
+  uint64_t bytes_written() const { return offset_; }
+
+ private:
+  Status Put(const uint8_t* p, size_t n);
+  ByteSink* sink_;
+  ContainerHeader header_;
+  Xxh3Hasher hash_;
+  uint64_t offset_ = 0;
+  uint64_t original_ = 0;
+  uint64_t chunks_ = 0;
+  bool short_chunk_seen_ = false;
+  std::vector<uint8_t> index_;  // varint record sizes
+};
+
+// Sequential, strict reader. Call ReadHeader, then Next until it returns false (the end
+// marker, index and trailer have then been read and cross-checked; the caller verifies the
+// content checksum against the decoded data).
+class ContainerReader {
+ public:
+  explicit ContainerReader(ByteSource* src) : src_(src) {}
+  Status ReadHeader(ContainerHeader* header);
+  // Reads the next record into *rec (reusing its buffer). Returns false at the end.
+  Result<bool> Next(ChunkRecord* rec);
+  const ContainerTrailer& trailer() const { return trailer_; }
+  uint64_t chunks_read() const { return chunks_; }
+  uint64_t bytes_read() const { return offset_; }
+
+ private:
+  Status Get(uint8_t* p, size_t n, const char* what);
+  Result<uint64_t> GetVarint(const char* what);
+  Status ReadEnd();
+  ByteSource* src_;
+  ContainerHeader header_;
+  Xxh3Hasher hash_;
+  Xxh3Hasher index_hash_;  // hash of the varint record sizes seen, to check the index
+  uint64_t offset_ = 0;
+  uint64_t chunks_ = 0;
+  uint64_t original_ = 0;
+  bool short_chunk_seen_ = false;
+  bool done_ = false;
+  ContainerTrailer trailer_;
+};
+
+// What `boa-client info` shows: header, trailer and per-method chunk counts, read from a
+// regular file through its trailer and index (no decoding, no model).
+struct ContainerInfo {
+  ContainerHeader header;
+  ContainerTrailer trailer;
+  uint64_t file_bytes = 0;
+  uint64_t model_chunks = 0;
+  uint64_t stored_chunks = 0;
+};
+Result<ContainerInfo> ReadContainerInfo(const std::string& path);
+
+}  // namespace boa

@@ -1,0 +1,127 @@
+// Byte streams (files, stdin/stdout, memory) and the atomic output file that guarantees
+// "never a partial output": data goes to a temporary name that is renamed on success only.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "common/util/status.h"
+
+namespace boa {
+
+// Sequential reader. Read() returns fewer bytes than asked only at end of input.
+class ByteSource {
+ public:
+  virtual ~ByteSource() = default;
+  virtual Result<size_t> Read(uint8_t* buf, size_t n) = 0;
+  // Total size when known in advance (regular files, memory), else -1.
+  virtual int64_t SizeHint() const { return -1; }
+  // Name used in error messages ("<stdin>" for standard input).
+  virtual const std::string& name() const = 0;
+
+  // Reads exactly n bytes or fails with DATA_LOSS naming `what` ("unexpected end of ...").
+  Status ReadExact(uint8_t* buf, size_t n, const char* what);
+};
+
+class ByteSink {
+ public:
+  virtual ~ByteSink() = default;
+  virtual Status Write(const uint8_t* buf, size_t n) = 0;
+  Status Write(const std::vector<uint8_t>& v) { return Write(v.data(), v.size()); }
+};
+
+class MemorySource final : public ByteSource {
+ public:
+  MemorySource(const uint8_t* data, size_t size, std::string name = "<memory>")
+      : data_(data), size_(size), name_(std::move(name)) {}
+  explicit MemorySource(const std::vector<uint8_t>& v, std::string name = "<memory>")
+      : MemorySource(v.data(), v.size(), std::move(name)) {}
+  Result<size_t> Read(uint8_t* buf, size_t n) override;
+  int64_t SizeHint() const override { return static_cast<int64_t>(size_); }
+  const std::string& name() const override { return name_; }
+
+ private:
+  const uint8_t* data_;
+  size_t size_;
+  size_t pos_ = 0;
+  std::string name_;
+};
+
+class MemorySink final : public ByteSink {
+ public:
+  Status Write(const uint8_t* buf, size_t n) override {
+    data.insert(data.end(), buf, buf + n);
+    return Status::Ok();
+  }
+  std::vector<uint8_t> data;
+};
+
+// Reads a file descriptor (a file or standard input). Owns the descriptor unless it is 0.
+class FileSource final : public ByteSource {
+ public:
+  static Result<std::unique_ptr<FileSource>> Open(const std::string& path);
+  static std::unique_ptr<FileSource> Stdin();
+  ~FileSource() override;
+  Result<size_t> Read(uint8_t* buf, size_t n) override;
+  int64_t SizeHint() const override { return size_; }
+  const std::string& name() const override { return name_; }
+  int fd() const { return fd_; }
+
+ private:
+  FileSource(int fd, int64_t size, std::string name) : fd_(fd), size_(size), name_(std::move(name)) {}
+  int fd_;
+  int64_t size_;
+  std::string name_;
+};
+
+// Writes to a file descriptor (standard output).
+class FdSink final : public ByteSink {
+ public:
+  explicit FdSink(int fd, std::string name) : fd_(fd), name_(std::move(name)) {}
+  Status Write(const uint8_t* buf, size_t n) override;
+
+ private:
+  int fd_;
+  std::string name_;
+};
+
+// A file written under a temporary name in the destination's directory and renamed over
+// the destination by Commit() (after fsync). Destroying it uncommitted removes the
+// temporary, so a failure never leaves a partial output.
+class AtomicOutputFile final : public ByteSink {
+ public:
+  // Fails with ALREADY_EXISTS if `path` exists and !overwrite.
+  static Result<std::unique_ptr<AtomicOutputFile>> Create(const std::string& path, bool overwrite);
+  ~AtomicOutputFile() override;
+  Status Write(const uint8_t* buf, size_t n) override;
+  // Optionally copies permission bits and modification time from `like_path` first.
+  Status Commit(const std::string& like_path = "");
+  const std::string& path() const { return path_; }
+
+ private:
+  AtomicOutputFile(int fd, std::string path, std::string tmp, bool overwrite)
+      : fd_(fd), path_(std::move(path)), tmp_(std::move(tmp)), overwrite_(overwrite) {}
+  Status Flush();
+  int fd_;
+  std::string path_;
+  std::string tmp_;
+  bool overwrite_;
+  bool committed_ = false;
+  std::vector<uint8_t> buffer_;
+};
+
+// Reads a whole file into memory, refusing files larger than max_bytes.
+Result<std::vector<uint8_t>> ReadFile(const std::string& path, uint64_t max_bytes);
+
+// Writes bytes atomically (AtomicOutputFile) — for small files such as models.
+Status WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& data, bool overwrite);
+
+bool PathExists(const std::string& path);
+
+// Human-readable OS error for the current errno, e.g. "No such file or directory".
+std::string ErrnoMessage(int err);
+
+}  // namespace boa

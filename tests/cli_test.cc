@@ -1,0 +1,210 @@
+// boa-client end to end: zstd conventions (suffixes, -o/-c/-f/--rm, stdin/stdout, keep the
+// source and its mode/mtime), one clear line and exit 1 on failure, and no partial or
+// temporary file left behind when anything goes wrong.
+#include <dirent.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cstdio>
+#include <fstream>
+#include <sstream>
+
+#include "tests/test_util.h"
+
+namespace boa {
+namespace {
+
+struct Outcome {
+  int code;
+  std::string out, err;
+};
+
+class CliTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/boa_cli_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ASSERT_EQ(Run("model init --d-model 16 --layers 1 --seed 1 -o m.boam -q").code, 0);
+    ASSERT_EQ(Run("model init --d-model 16 --layers 1 --seed 2 -o other.boam -q").code, 0);
+    Write("data.bin", testing::FloatTable(30000, 1));
+  }
+  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+
+  Outcome Run(const std::string& args, const std::string& stdin_file = "") {
+    std::string cmd = BOA_CLIENT + std::string(" ") + args;
+    if (!stdin_file.empty()) cmd += " < " + stdin_file;
+    return Shell(cmd);
+  }
+  Outcome Shell(const std::string& command) {
+    std::string cmd = "cd '" + dir_ + "' && { " + command + "; } > .stdout 2> .stderr";
+    int rc = std::system(cmd.c_str());
+    Outcome o{WIFEXITED(rc) ? WEXITSTATUS(rc) : -1, ReadText(".stdout"), ReadText(".stderr")};
+    unlink((dir_ + "/.stdout").c_str());
+    unlink((dir_ + "/.stderr").c_str());
+    return o;
+  }
+  std::string ReadText(const std::string& name) {
+    std::ifstream f(dir_ + "/" + name, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  }
+  std::vector<uint8_t> Read(const std::string& name) {
+    std::string s = ReadText(name);
+    return std::vector<uint8_t>(s.begin(), s.end());
+  }
+  void Write(const std::string& name, const std::vector<uint8_t>& data) {
+    std::ofstream f(dir_ + "/" + name, std::ios::binary);
+    f.write(reinterpret_cast<const char*>(data.data()), static_cast<std::streamsize>(data.size()));
+  }
+  bool Exists(const std::string& name) { return access((dir_ + "/" + name).c_str(), F_OK) == 0; }
+  // Names in the directory other than the given ones (e.g. leftover temporary files).
+  std::vector<std::string> Others(std::initializer_list<std::string> known) {
+    std::vector<std::string> out;
+    DIR* d = opendir(dir_.c_str());
+    while (dirent* e = readdir(d)) {
+      std::string n = e->d_name;
+      if (n == "." || n == ".." || std::find(known.begin(), known.end(), n) != known.end()) continue;
+      out.push_back(n);
+    }
+    closedir(d);
+    return out;
+  }
+  static int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
+  std::string dir_;
+};
+
+TEST_F(CliTest, CompressDecompressKeepsSourceModeAndTime) {
+  ASSERT_EQ(chmod((dir_ + "/data.bin").c_str(), 0640), 0);
+  struct timespec times[2] = {{1000000000, 0}, {1000000000, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, (dir_ + "/data.bin").c_str(), times, 0), 0);
+  Outcome c = Run("compress data.bin -m m.boam");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_TRUE(Exists("data.bin")) << "the source is kept";
+  ASSERT_TRUE(Exists("data.bin.boa"));
+  struct stat st;
+  ASSERT_EQ(stat((dir_ + "/data.bin.boa").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0640u);
+  EXPECT_EQ(st.st_mtim.tv_sec, 1000000000);
+  Outcome d = Run("decompress data.bin.boa -m m.boam -o back.bin");
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(Read("back.bin"), Read("data.bin"));
+  EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "data.bin.boa", "back.bin"}).empty());
+}
+
+TEST_F(CliTest, DecompressStripsSuffixAndRefusesToOverwrite) {
+  ASSERT_EQ(Run("compress data.bin -m m.boam").code, 0);
+  Outcome d = Run("decompress data.bin.boa -m m.boam");
+  EXPECT_EQ(d.code, 1);
+  EXPECT_NE(d.err.find("already exists"), std::string::npos) << d.err;
+  EXPECT_EQ(Lines(d.err), 1) << d.err;
+  ASSERT_EQ(Run("decompress -f data.bin.boa -m m.boam").code, 0);
+  Outcome bad = Run("decompress data.bin -m m.boam");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_NE(bad.err.find("suffix"), std::string::npos) << bad.err;
+}
+
+TEST_F(CliTest, StdinToStdout) {
+  Outcome c = Run("compress -m m.boam -q -c", "data.bin");
+  ASSERT_EQ(c.code, 0) << c.err;
+  Write("piped.boa", std::vector<uint8_t>(c.out.begin(), c.out.end()));
+  Outcome d = Run("decompress -m m.boam -q -c -", "piped.boa");
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(d.out, ReadText("data.bin"));
+  // A pipe (unknown length) is accepted too.
+  const std::string client = BOA_CLIENT;
+  Outcome p = Shell("cat data.bin | " + client + " compress -m m.boam -q - | cat > viapipe.boa; cat viapipe.boa | " +
+                    client + " decompress -m m.boam -q -c > viapipe.out; cmp viapipe.out data.bin && echo same");
+  EXPECT_EQ(p.out, "same\n") << p.err;
+}
+
+TEST_F(CliTest, RefusesCompressedDataToATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "script(1) not installed";
+  Outcome o = Shell("script -qec '" + std::string(BOA_CLIENT) + " compress -m m.boam -c data.bin' /dev/null");
+  EXPECT_NE(o.out.find("refusing to write compressed data to a terminal"), std::string::npos) << o.out << o.err;
+}
+
+TEST_F(CliTest, WrongModelFailsCleanlyNamingBothIds) {
+  ASSERT_EQ(Run("compress data.bin -m m.boam").code, 0);
+  ASSERT_EQ(Run("model show m.boam").code, 0);
+  std::string id1 = Run("model show m.boam").out, id2 = Run("model show other.boam").out;
+  id1 = id1.substr(id1.find("model id") + 17, 64);
+  id2 = id2.substr(id2.find("model id") + 17, 64);
+  Outcome d = Run("decompress data.bin.boa -m other.boam -o out.bin");
+  EXPECT_EQ(d.code, 1);
+  EXPECT_EQ(Lines(d.err), 1) << d.err;
+  EXPECT_NE(d.err.find("data.bin.boa"), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find(id1), std::string::npos) << d.err;
+  EXPECT_NE(d.err.find(id2), std::string::npos) << d.err;
+  EXPECT_FALSE(Exists("out.bin"));
+  EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "data.bin.boa"}).empty());
+}
+
+TEST_F(CliTest, CorruptInputLeavesNoOutput) {
+  ASSERT_EQ(Run("compress data.bin -m m.boam").code, 0);
+  std::vector<uint8_t> b = Read("data.bin.boa");
+  b[b.size() / 2] ^= 0x10;
+  Write("bad.boa", b);
+  Outcome d = Run("decompress bad.boa -m m.boam");
+  EXPECT_EQ(d.code, 1);
+  EXPECT_EQ(Lines(d.err), 1) << d.err;
+  EXPECT_NE(d.err.find("bad.boa"), std::string::npos) << d.err;
+  EXPECT_FALSE(Exists("bad"));
+  Outcome v = Run("verify bad.boa -m m.boam");
+  EXPECT_EQ(v.code, 1);
+  Write("short.boa", std::vector<uint8_t>(b.begin(), b.begin() + 100));
+  EXPECT_EQ(Run("decompress short.boa -m m.boam").code, 1);
+  EXPECT_FALSE(Exists("short"));
+  EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "data.bin.boa", "bad.boa", "short.boa"}).empty());
+}
+
+TEST_F(CliTest, SeveralFilesOneFailing) {
+  Write("b.bin", testing::FloatTable(1000, 2));
+  Outcome c = Run("compress data.bin missing.bin b.bin -m m.boam");
+  EXPECT_EQ(c.code, 1);
+  EXPECT_NE(c.err.find("missing.bin"), std::string::npos) << c.err;
+  EXPECT_TRUE(Exists("data.bin.boa"));
+  EXPECT_TRUE(Exists("b.bin.boa"));
+  EXPECT_EQ(Run("compress data.bin b.bin -m m.boam -o x.boa").code, 1) << "-o needs one input";
+}
+
+TEST_F(CliTest, RemoveSourceAfterSuccess) {
+  ASSERT_EQ(Run("compress --rm data.bin -m m.boam -q").code, 0);
+  EXPECT_FALSE(Exists("data.bin"));
+  ASSERT_EQ(Run("decompress --rm data.bin.boa -m m.boam -q").code, 0);
+  EXPECT_FALSE(Exists("data.bin.boa"));
+  EXPECT_TRUE(Exists("data.bin"));
+}
+
+TEST_F(CliTest, VerifyInfoAndEval) {
+  ASSERT_EQ(Run("compress data.bin -m m.boam --chunk-size 8K").code, 0);
+  Outcome v = Run("verify data.bin.boa -m m.boam");
+  EXPECT_EQ(v.code, 0) << v.err;
+  EXPECT_NE(v.err.find("OK"), std::string::npos);
+  Outcome i = Run("info data.bin.boa");
+  ASSERT_EQ(i.code, 0) << i.err;
+  EXPECT_NE(i.out.find("chunk length     8192"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("original size    30000"), std::string::npos) << i.out;
+  EXPECT_NE(i.out.find("chunks           4"), std::string::npos) << i.out;
+  Outcome e = Run("eval data.bin -m m.boam --chunks 3");
+  ASSERT_EQ(e.code, 0) << e.err;
+  EXPECT_NE(e.out.find("bits per byte: "), std::string::npos) << e.out;
+  EXPECT_NE(e.out.find("29997 predicted"), std::string::npos) << e.out;
+}
+
+TEST_F(CliTest, UsageErrorsExitOne) {
+  EXPECT_EQ(Run("compress data.bin").code, 1);  // no model
+  EXPECT_EQ(Run("frobnicate").code, 1);
+  EXPECT_EQ(Run("compress data.bin -m m.boam --chunk-size 10Q").code, 1);
+  EXPECT_EQ(Run("compress data.bin -m m.boam --chunk-size 64K --chunks 3").code, 1);
+  Outcome o = Run("compress data.bin -m nosuch.boam");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("nosuch.boam"), std::string::npos);
+  EXPECT_EQ(Run("--help").code, 0);
+}
+
+}  // namespace
+}  // namespace boa

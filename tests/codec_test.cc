@@ -1,0 +1,188 @@
+// Whole-stream round trips through the .boa container, invariance of the output to threads
+// and backends, and refusal of every single-bit flip and truncation of a small file.
+#include "common/codec/codec.h"
+
+#include <gtest/gtest.h>
+
+#include "tests/test_util.h"
+
+namespace boa {
+namespace {
+
+using testing::CompressBytes;
+using testing::DecompressBytes;
+using testing::FloatTable;
+using testing::MakeModel;
+using testing::RandomBytes;
+
+class CodecTest : public ::testing::Test {
+ protected:
+  static void SetUpTestSuite() { model_ = new LoadedModel(MakeModel(16, 1, 4, 4.0f)); }
+  static void TearDownTestSuite() { delete model_; }
+
+  std::vector<uint8_t> RoundTrip(const std::vector<uint8_t>& in, CodecOptions o = {}) {
+    std::vector<uint8_t> packed, back;
+    Status s = CompressBytes(*model_, in, &packed, o);
+    EXPECT_TRUE(s.ok()) << s.message();
+    s = DecompressBytes(*model_, packed, &back, o);
+    EXPECT_TRUE(s.ok()) << s.message();
+    EXPECT_EQ(back, in);
+    return packed;
+  }
+  static LoadedModel* model_;
+};
+LoadedModel* CodecTest::model_ = nullptr;
+
+TEST_F(CodecTest, EmptyInput) {
+  std::vector<uint8_t> packed = RoundTrip({});
+  EXPECT_EQ(packed.size(), format::kHeaderBytes + 2 + format::kTrailerBytes);
+}
+
+TEST_F(CodecTest, OneByte) { RoundTrip({42}); }
+
+TEST_F(CodecTest, ChunkSizePlusMinusOne) {
+  CodecOptions o;
+  o.chunk_length = 100;
+  for (size_t n : {99, 100, 101, 199, 200, 201}) RoundTrip(FloatTable(n, n), o);
+}
+
+TEST_F(CodecTest, ConstantInputs) {
+  CodecOptions o;
+  o.chunk_length = 4096;
+  RoundTrip(std::vector<uint8_t>(20000, 0), o);
+  RoundTrip(std::vector<uint8_t>(20000, 0xff), o);
+}
+
+TEST_F(CodecTest, RandomInputIsStoredWithBoundedExpansion) {
+  CodecOptions o;
+  o.chunk_length = 1000;
+  std::vector<uint8_t> in = RandomBytes(10000, 1);
+  std::vector<uint8_t> packed = RoundTrip(in, o);
+  // Per chunk: a tag byte and an index entry of 2 bytes, plus header and trailer.
+  EXPECT_LE(packed.size(), in.size() + 10 * 3 + 150);
+}
+
+TEST_F(CodecTest, StructuredMegabyteFloatTable) { RoundTrip(FloatTable(1 << 20, 2)); }
+
+TEST_F(CodecTest, PredictableDataCompressesToItsEntropy) {
+  std::vector<uint8_t> in = testing::SampleFromModel(*model_, 100000, 6);
+  CodecOptions o;
+  o.chunk_length = 1 << 20;  // one chunk: the model sees the data as it was generated
+  MemorySource src(in);
+  auto r = Evaluate(*model_, &src, o);
+  ASSERT_TRUE(r.ok());
+  std::vector<uint8_t> packed = RoundTrip(in, o);
+  EXPECT_LT(r->bits_per_byte(), 7.8);
+  EXPECT_LT(packed.size(), r->ideal_bytes() * 1.001 + 200);
+}
+
+TEST_F(CodecTest, ChunkCountOption) {
+  CodecOptions o;
+  o.chunk_count = 7;
+  std::vector<uint8_t> in = FloatTable(1000, 5);
+  MemorySource src(in);
+  MemorySink sink;
+  CodecStats st;
+  ASSERT_TRUE(Compress(*model_, &src, &sink, o, &st).ok());
+  EXPECT_EQ(st.chunk_length, 143u);
+  EXPECT_EQ(st.chunks, 7u);
+}
+
+TEST_F(CodecTest, OutputDoesNotDependOnThreadsLanesOrBackend) {
+  std::vector<uint8_t> in = FloatTable(30000, 8);
+  CodecOptions base;
+  base.chunk_length = 1000;
+  base.threads = 1;
+  std::vector<uint8_t> ref;
+  ASSERT_TRUE(CompressBytes(*model_, in, &ref, base).ok());
+  for (int threads : {1, 2, 3}) {
+    for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
+      if (!engine::SelectKernels(backend)) continue;
+      CodecOptions o = base;
+      o.threads = threads;
+      o.backend = backend;
+      std::vector<uint8_t> packed;
+      ASSERT_TRUE(CompressBytes(*model_, in, &packed, o).ok());
+      EXPECT_EQ(packed, ref) << threads << " threads, " << engine::BackendName(backend);
+      for (int lanes : {1, 3, 64}) {
+        o.lanes = lanes;
+        std::vector<uint8_t> back;
+        Status s = DecompressBytes(*model_, ref, &back, o);
+        ASSERT_TRUE(s.ok()) << s.message();
+        EXPECT_EQ(back, in) << lanes << " lanes";
+      }
+    }
+  }
+}
+
+TEST_F(CodecTest, WrongModelIsRefusedBeforeAnyOutput) {
+  std::vector<uint8_t> packed, back;
+  ASSERT_TRUE(CompressBytes(*model_, FloatTable(500, 1), &packed).ok());
+  LoadedModel other = MakeModel(16, 1, 5);
+  Status s = DecompressBytes(other, packed, &back);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition);
+  EXPECT_NE(s.message().find(model_->IdHex()), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find(other.IdHex()), std::string::npos) << s.message();
+  EXPECT_TRUE(back.empty());
+}
+
+TEST_F(CodecTest, EveryBitFlipAndTruncationIsAnError) {
+  CodecOptions o;
+  o.chunk_length = 40;
+  std::vector<uint8_t> in = FloatTable(150, 3);
+  in[100] = 0x5a;
+  std::vector<uint8_t> packed;
+  ASSERT_TRUE(CompressBytes(*model_, in, &packed, o).ok());
+  size_t flips = 0;
+  for (size_t i = 0; i < packed.size(); ++i) {
+    for (int bit = 0; bit < 8; ++bit, ++flips) {
+      std::vector<uint8_t> bad = packed, back;
+      bad[i] ^= static_cast<uint8_t>(1 << bit);
+      Status s = DecompressBytes(*model_, bad, &back, o);
+      ASSERT_FALSE(s.ok()) << "flip of byte " << i << " bit " << bit << " was not detected";
+      ASSERT_TRUE(s.code() == StatusCode::kDataLoss || s.code() == StatusCode::kFailedPrecondition)
+          << StatusCodeName(s.code()) << ": " << s.message();
+    }
+  }
+  for (size_t n = 0; n < packed.size(); ++n) {
+    std::vector<uint8_t> cut(packed.begin(), packed.begin() + n), back;
+    Status s = DecompressBytes(*model_, cut, &back, o);
+    ASSERT_EQ(s.code(), StatusCode::kDataLoss) << "truncation to " << n << " bytes: " << s.message();
+  }
+  std::vector<uint8_t> longer = packed, back;
+  longer.push_back(0);
+  EXPECT_EQ(DecompressBytes(*model_, longer, &back, o).code(), StatusCode::kDataLoss);
+  std::printf("[ codec ] %zu bit flips and %zu truncations of a %zu-byte file refused\n", flips,
+              packed.size(), packed.size());
+}
+
+TEST_F(CodecTest, GarbageNeverCrashes) {
+  for (uint64_t seed = 0; seed < 300; ++seed) {
+    std::vector<uint8_t> junk = RandomBytes(seed % 200, seed), back;
+    if (seed % 3 == 0 && junk.size() >= 8) std::copy(format::kMagic, format::kMagic + 8, junk.begin());
+    EXPECT_FALSE(DecompressBytes(*model_, junk, &back).ok());
+  }
+}
+
+TEST_F(CodecTest, EvaluateMatchesCompressedSize) {
+  std::vector<uint8_t> in = testing::SampleFromModel(*model_, 50000, 4);
+  CodecOptions o;
+  o.chunk_length = 10000;
+  MemorySource src(in);
+  auto r = Evaluate(*model_, &src, o);
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->bytes, in.size());
+  EXPECT_EQ(r->predicted, in.size() - 5);
+  EXPECT_GT(r->bits_per_byte(), 0.1);
+  EXPECT_LT(r->bits_per_byte(), 8);
+  // Quantization costs little: the quantized code is within 0.5 % of the cross-entropy.
+  EXPECT_NEAR(r->ideal_code_bits, r->cross_entropy_bits, 0.005 * r->cross_entropy_bits);
+  std::vector<uint8_t> packed;
+  ASSERT_TRUE(CompressBytes(*model_, in, &packed, o).ok());
+  double overhead = packed.size() - r->ideal_bytes();
+  EXPECT_GT(overhead, 0);
+  EXPECT_LT(overhead, 5 * 12 + format::kHeaderBytes + format::kTrailerBytes + 10);
+}
+
+}  // namespace
+}  // namespace boa

@@ -1,0 +1,106 @@
+// The .boa container: writer/reader agreement, strict limits, and the random-access info.
+#include "common/format/container.h"
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include "common/util/io.h"
+
+namespace boa {
+namespace {
+
+ContainerHeader Header(uint32_t chunk_length) {
+  ContainerHeader h;
+  h.chunk_length = chunk_length;
+  for (int i = 0; i < 32; ++i) h.model_id[i] = static_cast<uint8_t>(i);
+  h.model.d_model = 64;
+  h.model.n_layers = 2;
+  h.model.d_state = 16;
+  h.model.d_conv = 4;
+  h.model.expand = 2;
+  h.model.dt_rank = 4;
+  h.model.weight_type = 1;
+  return h;
+}
+
+std::vector<uint8_t> Sample() {
+  MemorySink sink;
+  ContainerWriter w(&sink, Header(10));
+  EXPECT_TRUE(w.WriteHeader().ok());
+  std::vector<uint8_t> a(10, 'a'), coded = {'b', 1, 2, 3};
+  EXPECT_TRUE(w.WriteChunk(ChunkMethod::kStored, 10, a.data(), a.size()).ok());
+  EXPECT_TRUE(w.WriteChunk(ChunkMethod::kModel, 10, coded.data(), coded.size()).ok());
+  EXPECT_TRUE(w.WriteChunk(ChunkMethod::kModel, 3, coded.data(), 2).ok());
+  EXPECT_TRUE(w.Finish(0x1234).ok());
+  return sink.data;
+}
+
+TEST(Container, WriterAndReaderAgree) {
+  std::vector<uint8_t> bytes = Sample();
+  MemorySource src(bytes);
+  ContainerReader r(&src);
+  ContainerHeader h;
+  ASSERT_TRUE(r.ReadHeader(&h).ok());
+  EXPECT_EQ(h.chunk_length, 10u);
+  EXPECT_EQ(h.model.d_model, 64u);
+  ChunkRecord rec;
+  std::vector<std::pair<ChunkMethod, uint32_t>> seen;
+  for (;;) {
+    auto more = r.Next(&rec);
+    ASSERT_TRUE(more.ok()) << more.status().message();
+    if (!*more) break;
+    seen.emplace_back(rec.method, rec.original_length);
+  }
+  ASSERT_EQ(seen.size(), 3u);
+  EXPECT_EQ(seen[0], std::make_pair(ChunkMethod::kStored, 10u));
+  EXPECT_EQ(seen[2], std::make_pair(ChunkMethod::kModel, 3u));
+  EXPECT_EQ(r.trailer().original_length, 23u);
+  EXPECT_EQ(r.trailer().content_checksum, 0x1234u);
+}
+
+TEST(Container, WriterRefusesMisuse) {
+  MemorySink sink;
+  ContainerWriter w(&sink, Header(10));
+  ASSERT_TRUE(w.WriteHeader().ok());
+  std::vector<uint8_t> p(20, 1);
+  EXPECT_FALSE(w.WriteChunk(ChunkMethod::kStored, 11, p.data(), 11).ok());  // longer than a chunk
+  EXPECT_FALSE(w.WriteChunk(ChunkMethod::kModel, 5, p.data(), 6).ok());    // expands
+  ASSERT_TRUE(w.WriteChunk(ChunkMethod::kStored, 5, p.data(), 5).ok());
+  EXPECT_FALSE(w.WriteChunk(ChunkMethod::kStored, 10, p.data(), 10).ok());  // after the short one
+}
+
+TEST(Container, HeaderLimits) {
+  std::vector<uint8_t> h = EncodeHeader(Header(format::kMaxChunkLength));
+  ContainerHeader out;
+  EXPECT_TRUE(DecodeHeader(h.data(), &out).ok());
+  h = EncodeHeader(Header(format::kMaxChunkLength + 1));
+  Status s = DecodeHeader(h.data(), &out);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("chunk length"), std::string::npos) << s.message();
+  h = EncodeHeader(Header(0));
+  EXPECT_FALSE(DecodeHeader(h.data(), &out).ok());
+}
+
+TEST(Container, InfoReadsTheIndex) {
+  std::vector<uint8_t> bytes = Sample();
+  char path[] = "/tmp/boa_container_test_XXXXXX";
+  int fd = mkstemp(path);
+  ASSERT_GE(fd, 0);
+  ASSERT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  close(fd);
+  auto info = ReadContainerInfo(path);
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->trailer.chunk_count, 3u);
+  EXPECT_EQ(info->model_chunks, 2u);
+  EXPECT_EQ(info->stored_chunks, 1u);
+  EXPECT_EQ(info->file_bytes, bytes.size());
+  // Every truncation of the file is refused by the random-access reader too.
+  for (size_t n = 0; n < bytes.size(); ++n) {
+    ASSERT_EQ(truncate(path, static_cast<off_t>(n)), 0);
+    EXPECT_FALSE(ReadContainerInfo(path).ok()) << n;
+  }
+  unlink(path);
+}
+
+}  // namespace
+}  // namespace boa

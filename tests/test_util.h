@@ -1,0 +1,118 @@
+// Helpers shared by the tests: small seeded models and generated data.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <string>
+#include <vector>
+
+#include "common/codec/codec.h"
+#include "common/engine/engine.h"
+#include "common/model/model.h"
+#include "common/util/io.h"
+
+namespace boa::testing {
+
+// A model as the codec sees it: serialised and parsed back, so its id is real.
+inline LoadedModel MakeModel(uint32_t d_model, uint32_t layers, uint64_t seed,
+                             float head_scale = 1.0f, WeightType type = WeightType::kF32) {
+  ModelWeights w = InitRandomModel(ModelConfig::Default(d_model, layers), seed);
+  if (head_scale != 1.0f) {
+    // Sharper predictions than a fresh initialisation gives, like a trained model's.
+    for (float& v : w.Find("head.2.weight")->data) v *= head_scale;
+  }
+  Result<LoadedModel> m = ParseModelFile(SerializeModel(w, type, "test"));
+  if (!m.ok()) std::abort();
+  return std::move(m).value();
+}
+
+inline std::vector<uint8_t> RandomBytes(size_t n, uint64_t seed) {
+  std::vector<uint8_t> v(n);
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 1;
+  for (auto& b : v) {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    b = static_cast<uint8_t>(x >> 24);
+  }
+  return v;
+}
+
+// A little-endian float32 table like a jet-feature dump: columns with different smooth
+// distributions and limited precision, so the bytes have structure a model can learn.
+inline std::vector<uint8_t> FloatTable(size_t bytes, uint64_t seed) {
+  std::vector<uint8_t> out;
+  out.reserve(bytes + 64);
+  uint64_t x = seed * 0x2545f4914f6cdd1dull + 7;
+  auto next = [&]() {
+    x ^= x >> 12;
+    x ^= x << 25;
+    x ^= x >> 27;
+    return static_cast<double>((x * 0x2545f4914f6cdd1dull) >> 11) * 0x1p-53;
+  };
+  while (out.size() < bytes) {
+    for (int col = 0; col < 8; ++col) {
+      double u = next();
+      float v;
+      switch (col) {
+        case 0: v = static_cast<float>(20.0 + 200.0 * u * u); break;   // pt-like
+        case 1: v = static_cast<float>(-2.5 + 5.0 * u); break;         // eta
+        case 2: v = static_cast<float>(-3.14159 + 6.28318 * u); break; // phi
+        case 3: v = static_cast<float>(static_cast<int>(u * 8)); break; // multiplicity
+        case 4: v = static_cast<float>(static_cast<int>(u * 1000) / 100.0); break;  // rounded
+        case 5: v = u < 0.7 ? 0.0f : static_cast<float>(u); break;     // mostly zero
+        case 6: v = 1.0f; break;                                       // constant
+        default: v = static_cast<float>(u * 1e-3); break;
+      }
+      uint8_t b[4];
+      std::memcpy(b, &v, 4);
+      out.insert(out.end(), b, b + 4);
+    }
+  }
+  out.resize(bytes);
+  return out;
+}
+
+// Bytes drawn from the model's own predictions, one sequence from a fresh state: data the
+// model predicts exactly as well as its entropy says, like in-distribution data for a
+// trained model.
+inline std::vector<uint8_t> SampleFromModel(const LoadedModel& m, size_t n, uint64_t seed) {
+  auto e = engine::Engine::Create(m.weights, engine::Backend::kAuto).value();
+  engine::Session s(e, 1, 1);
+  std::vector<uint8_t> out = {static_cast<uint8_t>(seed)};
+  std::vector<uint32_t> cum(257);
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 3;
+  while (out.size() < n) {
+    engine::LaneInput in{0, &out.back(), 1};
+    s.Forward(&in, 1, cum.data());
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    uint32_t u = static_cast<uint32_t>(x >> 40);  // uniform in [0, 2^24)
+    int sym = 0;
+    while (cum[sym + 1] <= u) ++sym;
+    out.push_back(static_cast<uint8_t>(sym));
+  }
+  out.resize(n);
+  return out;
+}
+
+inline Status CompressBytes(const LoadedModel& m, const std::vector<uint8_t>& in,
+                            std::vector<uint8_t>* out, CodecOptions o = {}) {
+  MemorySource src(in);
+  MemorySink sink;
+  Status s = Compress(m, &src, &sink, o, nullptr);
+  *out = std::move(sink.data);
+  return s;
+}
+
+inline Status DecompressBytes(const LoadedModel& m, const std::vector<uint8_t>& in,
+                              std::vector<uint8_t>* out, CodecOptions o = {}) {
+  MemorySource src(in);
+  MemorySink sink;
+  Status s = Decompress(m, &src, &sink, o, nullptr);
+  *out = std::move(sink.data);
+  return s;
+}
+
+}  // namespace boa::testing
