@@ -59,6 +59,7 @@ void Check(const char* name, Scalar scalar, Vector vector, bool nonneg_only = fa
 }
 
 TEST(DetMathAvx2, Exp) { Check("exp", Exp, avx2::Exp); }
+TEST(DetMathAvx2, ExpDecay) { Check("exp_decay", ExpDecay, avx2::ExpDecay); }
 TEST(DetMathAvx2, Log1p) { Check("log1p", Log1p, avx2::Log1p, true); }
 TEST(DetMathAvx2, Softplus) { Check("softplus", Softplus, avx2::Softplus); }
 TEST(DetMathAvx2, Silu) { Check("silu", Silu, avx2::Silu); }

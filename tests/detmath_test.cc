@@ -13,8 +13,7 @@ namespace boa::detmath {
 namespace {
 
 TEST(DetMath, ConstantsMatchDefinitions) {
-  const double fact[8] = {5040, 720, 120, 24, 6, 2, 1, 1};
-  for (int i = 0; i < 8; ++i) EXPECT_EQ(kExpPoly[i], static_cast<float>(1.0 / fact[i])) << i;
+  EXPECT_EQ(kExpPoly[kExpDegree], 1.0f);  // e^0 = 1 exactly
   for (int i = 0; i < 6; ++i) {
     int n = 6 - i;
     EXPECT_EQ(kLogPoly[i], static_cast<float>(2.0 / (2 * n + 1))) << i;
@@ -35,6 +34,14 @@ TEST(DetMath, ExpAccuracy) {
   EXPECT_EQ(Exp(89.0f), INFINITY);
   EXPECT_EQ(Exp(-INFINITY), 0.0f);
   EXPECT_TRUE(std::isnan(Exp(NAN)));
+}
+
+TEST(DetMath, ExpDecayAgreesWithExpOnItsDomain) {
+  for (float x = -87.0f; x <= 0.0f; x += 0.0031f) ASSERT_EQ(ExpDecay(x), Exp(x)) << x;
+  EXPECT_EQ(ExpDecay(-87.5f), 0.0f);
+  EXPECT_EQ(ExpDecay(-INFINITY), 0.0f);
+  EXPECT_EQ(ExpDecay(NAN), 0.0f);
+  EXPECT_EQ(ExpDecay(1000.0f), Exp(88.0f));
 }
 
 TEST(DetMath, LogAccuracy) {

@@ -3,15 +3,17 @@
 // operation sequence as the scalar reference and the results are bit-identical.
 #include <immintrin.h>
 
-#include <algorithm>
 #include <cmath>
+#include <cstring>
 
 #include "common/engine/detmath_avx2.h"
 #include "common/engine/kernels.h"
+#include "common/engine/quantize.h"
+
+// No standard-library templates in this file: an instantiation compiled for AVX2 could be
+// picked by the linker for scalar code and fault on CPUs without AVX2.
 
 namespace boa::engine {
-
-void QuantizeFinish(const uint32_t* w, int argmax, uint32_t* cum);
 
 namespace {
 
@@ -85,13 +87,14 @@ constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, Tile<1>, Tile<2>, Tile<3>, Til
 void LinearAvx2(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y,
                 size_t ldy, Epilogue e) {
   // Rows in blocks that stay in L2 while every weight panel streams past them once.
-  const size_t row_block = std::max<size_t>(kMaxRows, (96 * 1024 / 4) / std::max(1, W.in) / kMaxRows * kMaxRows);
+  size_t row_block = (96 * 1024 / 4) / static_cast<size_t>(W.in > 0 ? W.in : 1) / kMaxRows * kMaxRows;
+  if (row_block < kMaxRows) row_block = kMaxRows;
   for (size_t r0 = 0; r0 < rows; r0 += row_block) {
-    size_t r1 = std::min(rows, r0 + row_block);
+    size_t r1 = rows < r0 + row_block ? rows : r0 + row_block;
     for (int p = 0; p < W.panels; ++p) {
       const float* wp = W.w.data() + static_cast<size_t>(p) * W.in * kPanel;
       const float* bias = W.bias.data() + static_cast<size_t>(p) * kPanel;
-      int valid = std::min(kPanel, W.out - p * kPanel);
+      int valid = W.out - p * kPanel < kPanel ? W.out - p * kPanel : kPanel;
       size_t r = r0;
       for (; r + kMaxRows <= r1; r += kMaxRows)
         Tile<kMaxRows>(wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid, e);
@@ -158,10 +161,8 @@ void ConvSiluAvx2(const float* x_t, float* window, const float* conv_w, const fl
     acc = __builtin_fmaf(conv_w[static_cast<size_t>(d_conv - 1) * E + ch], x_t[ch], acc);
     c_out[ch] = detmath::Silu(acc);
   }
-  for (int j = 0; j + 1 < d_conv - 1; ++j)
-    std::copy(window + static_cast<size_t>(j + 1) * E, window + static_cast<size_t>(j + 2) * E,
-              window + static_cast<size_t>(j) * E);
-  if (d_conv > 1) std::copy(x_t, x_t + E, window + static_cast<size_t>(d_conv - 2) * E);
+  if (d_conv > 2) std::memmove(window, window + E, static_cast<size_t>(d_conv - 2) * E * sizeof(float));
+  if (d_conv > 1) std::memcpy(window + static_cast<size_t>(d_conv - 2) * E, x_t, E * sizeof(float));
 }
 
 void ScanAvx2(const float* delta, const float* u, const float* z, const float* B,
@@ -175,7 +176,7 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
     __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(D_skip + ch), uu);
     for (int n = 0; n < S; ++n) {
       size_t i = static_cast<size_t>(n) * E + ch;
-      __m256 dA = va::Exp(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
+      __m256 dA = va::ExpDecay(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
       __m256 hn = _mm256_fmadd_ps(dA, _mm256_loadu_ps(h + i), _mm256_mul_ps(du, _mm256_set1_ps(B[n])));
       _mm256_storeu_ps(h + i, hn);
       acc = _mm256_fmadd_ps(hn, _mm256_set1_ps(C[n]), acc);
@@ -188,7 +189,7 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
     float acc = D_skip[ch] * u[ch];
     for (int n = 0; n < S; ++n) {
       size_t i = static_cast<size_t>(n) * E + ch;
-      float dA = detmath::Exp(dt * A[i]);
+      float dA = detmath::ExpDecay(dt * A[i]);
       h[i] = __builtin_fmaf(dA, h[i], du * B[n]);
       acc = __builtin_fmaf(h[i], C[n], acc);
     }
@@ -211,12 +212,19 @@ void QuantizeAvx2(const float* logits, uint32_t* cum) {
   alignas(32) uint32_t w[256];
   int argmax = 0;
   if (!(m > -INFINITY && m < INFINITY)) {
-    std::fill(w, w + 256, 1u);
+    for (int i = 0; i < 256; ++i) w[i] = 1u << 24;
   } else {
-    while (!(logits[argmax] == m)) ++argmax;
-    __m256 vm = _mm256_set1_ps(m), scale = _mm256_set1_ps(0x1p24f), one = _mm256_set1_ps(1.0f);
+    __m256 vm = _mm256_set1_ps(m);
+    for (int i = 0;; i += 8) {  // the first index holding the maximum
+      int hit = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(logits + i), vm, _CMP_EQ_OQ));
+      if (hit) {
+        argmax = i + __builtin_ctz(static_cast<unsigned>(hit));
+        break;
+      }
+    }
+    __m256 scale = _mm256_set1_ps(0x1p24f), one = _mm256_set1_ps(1.0f);
     for (int i = 0; i < 256; i += 8) {
-      __m256 v = _mm256_mul_ps(va::Exp(_mm256_sub_ps(_mm256_loadu_ps(logits + i), vm)), scale);
+      __m256 v = _mm256_mul_ps(va::ExpDecay(_mm256_sub_ps(_mm256_loadu_ps(logits + i), vm)), scale);
       __m256i wi = _mm256_and_si256(_mm256_cvttps_epi32(v),
                                     _mm256_castps_si256(_mm256_cmp_ps(v, one, _CMP_GE_OQ)));
       _mm256_store_si256(reinterpret_cast<__m256i*>(w + i), wi);

@@ -4,6 +4,7 @@
 
 #include "common/engine/detmath.h"
 #include "common/engine/kernels.h"
+#include "common/engine/quantize.h"
 
 namespace boa::engine {
 
@@ -103,7 +104,7 @@ void ScanScalar(const float* delta, const float* u, const float* z, const float*
     float acc = D_skip[ch] * u[ch];
     for (int n = 0; n < S; ++n) {
       size_t i = static_cast<size_t>(n) * E + ch;
-      float dA = detmath::Exp(dt * A[i]);
+      float dA = detmath::ExpDecay(dt * A[i]);
       h[i] = Fma(dA, h[i], du * B[n]);
       acc = Fma(h[i], C[n], acc);
     }
@@ -112,10 +113,6 @@ void ScanScalar(const float* delta, const float* u, const float* z, const float*
 }
 
 }  // namespace
-
-// Shared by every backend: the integer part of the quantizer, after the exponentials.
-// w[i] = e_i * 2^24 truncated (0 for NaN); see docs/determinism.md.
-void QuantizeFinish(const uint32_t* w, int argmax, uint32_t* cum);
 
 namespace {
 
@@ -130,11 +127,11 @@ void QuantizeScalar(const float* logits, uint32_t* cum) {
   }
   uint32_t w[256];
   if (!(m > -INFINITY && m < INFINITY)) {
-    std::fill(w, w + 256, 1u);  // degenerate logits: uniform
+    std::fill(w, w + 256, 1u << 24);  // degenerate logits: uniform
     argmax = 0;
   } else {
     for (int i = 0; i < 256; ++i) {
-      float v = detmath::Exp(logits[i] - m) * 0x1p24f;
+      float v = detmath::ExpDecay(logits[i] - m) * 0x1p24f;
       w[i] = v >= 1.0f ? static_cast<uint32_t>(v) : 0u;
     }
   }
@@ -142,22 +139,6 @@ void QuantizeScalar(const float* logits, uint32_t* cum) {
 }
 
 }  // namespace
-
-void QuantizeFinish(const uint32_t* w, int argmax, uint32_t* cum) {
-  uint64_t total = 0;
-  for (int i = 0; i < 256; ++i) total += w[i];
-  const uint64_t spread = kProbTotal - 256;
-  const uint64_t scale = (spread << 32) / total;  // w[i] * scale < 2^64 for every i
-  uint32_t f[256];
-  uint32_t sum = 0;
-  for (int i = 0; i < 256; ++i) {
-    f[i] = 1u + static_cast<uint32_t>((w[i] * scale) >> 32);
-    sum += f[i];
-  }
-  f[argmax] += kProbTotal - sum;
-  cum[0] = 0;
-  for (int i = 0; i < 256; ++i) cum[i + 1] = cum[i] + f[i];
-}
 
 const KernelSet& ScalarKernels() {
   static const KernelSet k = {"scalar",       LinearScalar, LayerNormScalar, ConvSiluScalar,

@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fits the polynomial coefficients of boa's deterministic erf (docs/determinism.md).
+"""Fits the polynomial coefficients of boa's deterministic exp and erf (docs/determinism.md).
 
 Run once; its output is pasted into common/engine/detmath.h as hexadecimal float literals.
 Needs only mpmath. The coefficients are part of the format: changing them changes every
@@ -21,6 +21,12 @@ def show(name, coeffs):
     for c in coeffs:
         print(f"  {f32(c).hex()}f,  // {float(c):.10e}")
 
+
+# e^r on |r| <= ln2/2 (after range reduction x = k ln2 + r)
+h = mp.log(2) / 2
+e, err = mp.chebyfit(mp.exp, [-h, h], 7, error=True)
+print("// exp: max abs err", mp.nstr(err, 3))
+show("E(r), e^r", e)
 
 # erf(x) = x * P(x^2) on |x| < 1
 p, err = mp.chebyfit(lambda s: mp.erf(mp.sqrt(s)) / mp.sqrt(s) if s > 0 else 2 / mp.sqrt(mp.pi),

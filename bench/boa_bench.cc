@@ -1,0 +1,193 @@
+// boa-bench: prints this machine's FMA peak, the engine's throughput in step mode
+// (decompression) and chunk mode (compression) at several lane counts, and the cost of the
+// quantizer and range coder. Tables go to docs/performance.md. Timings on shared machines
+// are noisy: each cell is the median of several timed runs.
+#include <algorithm>
+#include <chrono>
+#include <cinttypes>
+#include <cstdio>
+#include <cstring>
+#include <functional>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "bench/fma_peak.h"
+#include "common/coder/range_coder.h"
+#include "common/engine/engine.h"
+#include "common/model/model.h"
+
+namespace boa::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Median(std::vector<double> v) {
+  std::sort(v.begin(), v.end());
+  return v[v.size() / 2];
+}
+
+// Runs `work` (returns bytes processed) on `threads` threads at once, `reps` times for
+// about `seconds` each; returns the median aggregate bytes per second.
+double MeasureRate(int threads, int reps, double seconds, const std::function<std::function<uint64_t()>()>& make_work) {
+  std::vector<double> rates;
+  std::vector<std::function<uint64_t()>> works;
+  for (int t = 0; t < threads; ++t) works.push_back(make_work());
+  for (auto& w : works) w();  // warm up
+  for (int r = 0; r < reps; ++r) {
+    std::vector<uint64_t> bytes(threads, 0);
+    auto t0 = Clock::now();
+    auto deadline = t0 + std::chrono::duration<double>(seconds);
+    std::vector<std::thread> pool;
+    for (int t = 0; t < threads; ++t) {
+      pool.emplace_back([&, t] {
+        while (Clock::now() < deadline) bytes[t] += works[t]();
+      });
+    }
+    for (auto& th : pool) th.join();
+    double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+    uint64_t total = 0;
+    for (uint64_t b : bytes) total += b;
+    rates.push_back(total / dt);
+  }
+  return Median(rates);
+}
+
+struct Settings {
+  double seconds = 0.4;
+  int reps = 3;
+  int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+  std::string backend = "auto";
+};
+
+void EngineTable(const Settings& s, double peak1, double peakN) {
+  engine::Backend backend = s.backend == "scalar" ? engine::Backend::kScalar : engine::Backend::kAuto;
+  std::printf("\n## Engine throughput (%s kernels)\n\n", engine::SelectKernels(backend)->name);
+  std::printf("GFLOP/s counts 2 x multiply-adds per byte (the non-embedding parameters); %% is of the\n"
+              "measured FMA peak for the same number of cores (1 thread: %.1f, %d threads: %.1f GFLOP/s).\n\n",
+              peak1, s.threads, peakN);
+  std::printf("| model | mode | lanes | threads | KB/s | GFLOP/s | %% of peak |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|\n");
+  struct Cfg {
+    uint32_t d, layers;
+  };
+  for (Cfg cfg : {Cfg{256, 1}, Cfg{64, 2}}) {
+    ModelConfig c = ModelConfig::Default(cfg.d, cfg.layers);
+    auto e = engine::Engine::Create(InitRandomModel(c, 1), backend).value();
+    const double flops_per_byte = 2.0 * c.MacsPerByte();
+    for (const char* mode : {"step", "chunk"}) {
+      for (int lanes : {1, 16, 64, 256}) {
+        for (int threads : {1, s.threads}) {
+          bool step = std::strcmp(mode, "step") == 0;
+          const int per_lane = step ? 1 : std::max(1, 512 / lanes);
+          auto make = [&]() -> std::function<uint64_t()> {
+            auto session = std::make_shared<engine::Session>(e, lanes, lanes * per_lane);
+            auto data = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(lanes) * per_lane);
+            for (size_t i = 0; i < data->size(); ++i) (*data)[i] = static_cast<uint8_t>(i * 131 + 7);
+            auto cum = std::make_shared<std::vector<uint32_t>>(static_cast<size_t>(lanes) * per_lane * 257);
+            auto inputs = std::make_shared<std::vector<engine::LaneInput>>();
+            for (int l = 0; l < lanes; ++l) inputs->push_back({l, data->data() + static_cast<size_t>(l) * per_lane, per_lane});
+            return [=]() -> uint64_t {
+              session->Forward(inputs->data(), lanes, cum->data());
+              return static_cast<uint64_t>(lanes) * per_lane;
+            };
+          };
+          double rate = MeasureRate(threads, s.reps, s.seconds, make);
+          double gflops = rate * flops_per_byte / 1e9;
+          double peak = threads == 1 ? peak1 : peakN;
+          std::printf("| d%u x %u | %s | %d | %d | %.1f | %.1f | %.0f %% |\n", cfg.d, cfg.layers, mode, lanes,
+                      threads, rate / 1e3, gflops, 100 * gflops / peak);
+          std::fflush(stdout);
+          if (s.threads == 1) break;
+        }
+      }
+    }
+  }
+}
+
+void CoderTable(const Settings& s) {
+  std::printf("\n## Quantizer and range coder (ns per byte, one thread)\n\n");
+  std::printf("| stage | ns/byte |\n|---|---:|\n");
+  // Logits like a trained model's: one strong candidate and a spread of others.
+  const int n = 256;  // a working set like one engine call's
+  std::vector<float> logits(static_cast<size_t>(n) * 256);
+  uint64_t x = 1;
+  for (auto& l : logits) {
+    x = x * 6364136223846793005ull + 1442695040888963407ull;
+    l = static_cast<float>(static_cast<int>(x >> 40) % 1000) / 100.0f;
+  }
+  for (int i = 0; i < n; ++i) logits[static_cast<size_t>(i) * 256 + (i * 7) % 256] += 12.0f;
+  std::vector<uint32_t> cum(static_cast<size_t>(n) * 257);
+  std::vector<uint8_t> symbols(n);
+  for (int i = 0; i < n; ++i) symbols[i] = static_cast<uint8_t>(i % 5 == 0 ? i * 13 : (i * 7) % 256);
+  for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
+    const engine::KernelSet* k = engine::SelectKernels(backend);
+    if (!k) continue;
+    double rate = MeasureRate(1, s.reps, s.seconds / 2, [&]() -> std::function<uint64_t()> {
+      return [&, k]() -> uint64_t {
+        for (int i = 0; i < n; ++i) k->quantize(&logits[static_cast<size_t>(i) * 256], &cum[static_cast<size_t>(i) * 257]);
+        return n;
+      };
+    });
+    std::printf("| quantize (%s) | %.1f |\n", k->name, 1e9 / rate);
+  }
+  std::vector<uint8_t> coded;
+  double enc = MeasureRate(1, s.reps, s.seconds / 2, [&]() -> std::function<uint64_t()> {
+    return [&]() -> uint64_t {
+      coded.clear();
+      RangeEncoder e(&coded);
+      for (int i = 0; i < n; ++i) {
+        const uint32_t* c = &cum[static_cast<size_t>(i) * 257];
+        e.Encode(c[symbols[i]], c[symbols[i] + 1] - c[symbols[i]]);
+      }
+      e.Finish();
+      return n;
+    };
+  });
+  double dec = MeasureRate(1, s.reps, s.seconds / 2, [&]() -> std::function<uint64_t()> {
+    return [&]() -> uint64_t {
+      RangeDecoder d(coded.data(), coded.size());
+      for (int i = 0; i < n; ++i) d.Decode(&cum[static_cast<size_t>(i) * 257]);
+      return n;
+    };
+  });
+  std::printf("| range encode | %.1f |\n| range decode | %.1f |\n", 1e9 / enc, 1e9 / dec);
+}
+
+int Main(int argc, char** argv) {
+  Settings s;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") {
+      s.seconds = 0.15;
+      s.reps = 1;
+    } else if (a == "--threads" && i + 1 < argc) {
+      s.threads = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--backend" && i + 1 < argc) {
+      s.backend = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: boa-bench [--quick] [--threads N] [--backend auto|scalar]\n");
+      return a == "--help" ? 0 : 1;
+    }
+  }
+  std::printf("# boa-bench\n\n");
+  double peak1 = MeasureFmaPeakOneThread(0.5);
+  std::vector<double> per(s.threads, 0);
+  {
+    std::vector<std::thread> pool;
+    for (int t = 0; t < s.threads; ++t) pool.emplace_back([&, t] { per[t] = MeasureFmaPeakOneThread(0.5); });
+    for (auto& th : pool) th.join();
+  }
+  double peakN = 0;
+  for (double p : per) peakN += p;
+  std::printf("FMA peak (float32, %s): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n",
+              engine::CpuHasAvx2Fma() ? "AVX2+FMA" : "scalar", peak1, peakN, s.threads);
+  CoderTable(s);
+  EngineTable(s, peak1, peakN);
+  return 0;
+}
+
+}  // namespace
+}  // namespace boa::bench
+
+int main(int argc, char** argv) { return boa::bench::Main(argc, argv); }
