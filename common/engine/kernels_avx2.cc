@@ -19,14 +19,12 @@ namespace {
 
 namespace va = detmath::avx2;
 
-inline __m256 ApplyEpilogue(__m256 acc, __m256 old, Epilogue e) {
-  switch (e) {
-    case Epilogue::kStore: return acc;
-    case Epilogue::kAdd: return _mm256_add_ps(old, acc);
-    case Epilogue::kRelu: return _mm256_max_ps(acc, _mm256_setzero_ps());  // NaN -> 0, as scalar
-    case Epilogue::kGelu: return va::Gelu(acc);
-    case Epilogue::kSoftplus: return va::Softplus(acc);
-  }
+template <Epilogue E>
+__attribute__((always_inline)) inline __m256 ApplyEpilogue(__m256 acc, __m256 old) {
+  if constexpr (E == Epilogue::kAdd) return _mm256_add_ps(old, acc);
+  if constexpr (E == Epilogue::kRelu) return _mm256_max_ps(acc, _mm256_setzero_ps());  // NaN -> 0, as scalar
+  if constexpr (E == Epilogue::kGelu) return va::Gelu(acc);
+  if constexpr (E == Epilogue::kSoftplus) return va::Softplus(acc);
   return acc;
 }
 
@@ -36,28 +34,28 @@ inline __m256i TailMask(int valid) {  // lanes [0, valid) set
 }
 
 // MR rows x 16 columns: acc[r][v] += W[k][v*8 .. v*8+7] * X[r][k], k ascending.
-template <int MR>
-__attribute__((always_inline)) inline void StoreRow(float* y, __m256 a0, __m256 a1, int valid_cols,
-                                                    Epilogue e) {
+template <Epilogue E>
+__attribute__((always_inline)) inline void StoreRow(float* y, __m256 a0, __m256 a1, int valid_cols) {
   if (valid_cols == kPanel) {
-    __m256 o0 = e == Epilogue::kAdd ? _mm256_loadu_ps(y) : a0;
-    __m256 o1 = e == Epilogue::kAdd ? _mm256_loadu_ps(y + 8) : a1;
-    _mm256_storeu_ps(y, ApplyEpilogue(a0, o0, e));
-    _mm256_storeu_ps(y + 8, ApplyEpilogue(a1, o1, e));
+    __m256 o0 = E == Epilogue::kAdd ? _mm256_loadu_ps(y) : a0;
+    __m256 o1 = E == Epilogue::kAdd ? _mm256_loadu_ps(y + 8) : a1;
+    _mm256_storeu_ps(y, ApplyEpilogue<E>(a0, o0));
+    _mm256_storeu_ps(y + 8, ApplyEpilogue<E>(a1, o1));
   } else {
     __m256i m0 = TailMask(valid_cols), m1 = TailMask(valid_cols - 8);
-    __m256 o0 = e == Epilogue::kAdd ? _mm256_maskload_ps(y, m0) : a0;
-    __m256 o1 = e == Epilogue::kAdd ? _mm256_maskload_ps(y + 8, m1) : a1;
-    _mm256_maskstore_ps(y, m0, ApplyEpilogue(a0, o0, e));
-    _mm256_maskstore_ps(y + 8, m1, ApplyEpilogue(a1, o1, e));
+    __m256 o0 = E == Epilogue::kAdd ? _mm256_maskload_ps(y, m0) : a0;
+    __m256 o1 = E == Epilogue::kAdd ? _mm256_maskload_ps(y + 8, m1) : a1;
+    _mm256_maskstore_ps(y, m0, ApplyEpilogue<E>(a0, o0));
+    _mm256_maskstore_ps(y + 8, m1, ApplyEpilogue<E>(a1, o1));
   }
 }
 
 // MR rows x 16 columns: acc[r][v] += W[k][v*8 .. v*8+7] * X[r][k], k ascending. Every loop
-// over r is unrolled so the 2*MR accumulators live in registers.
-template <int MR>
+// over r is unrolled so the 2*MR accumulators live in registers; the epilogue is a template
+// argument so nothing is called per vector.
+template <int MR, Epilogue E>
 void Tile(const float* wp, int K, const float* X, size_t ldx, const float* bias, float* Y,
-          size_t ldy, int valid_cols, Epilogue e) {
+          size_t ldy, int valid_cols) {
   __m256 acc0[MR], acc1[MR];
   const __m256 b0 = _mm256_load_ps(bias), b1 = _mm256_load_ps(bias + 8);
 #pragma GCC unroll 6
@@ -76,16 +74,16 @@ void Tile(const float* wp, int K, const float* X, size_t ldx, const float* bias,
     }
   }
 #pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) StoreRow<MR>(Y + r * ldy, acc0[r], acc1[r], valid_cols, e);
+  for (int r = 0; r < MR; ++r) StoreRow<E>(Y + r * ldy, acc0[r], acc1[r], valid_cols);
 }
 
-using TileFn = void (*)(const float*, int, const float*, size_t, const float*, float*, size_t, int,
-                        Epilogue);
 constexpr int kMaxRows = 6;
-constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, Tile<1>, Tile<2>, Tile<3>, Tile<4>, Tile<5>, Tile<6>};
 
-void LinearAvx2(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y,
-                size_t ldy, Epilogue e) {
+template <Epilogue E>
+void LinearWith(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y, size_t ldy) {
+  using TileFn = void (*)(const float*, int, const float*, size_t, const float*, float*, size_t, int);
+  static constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, Tile<1, E>, Tile<2, E>, Tile<3, E>,
+                                                  Tile<4, E>, Tile<5, E>, Tile<6, E>};
   // Rows in blocks that stay in L2 while every weight panel streams past them once.
   size_t row_block = (96 * 1024 / 4) / static_cast<size_t>(W.in > 0 ? W.in : 1) / kMaxRows * kMaxRows;
   if (row_block < kMaxRows) row_block = kMaxRows;
@@ -97,9 +95,20 @@ void LinearAvx2(const PackedLinear& W, const float* X, size_t ldx, size_t rows, 
       int valid = W.out - p * kPanel < kPanel ? W.out - p * kPanel : kPanel;
       size_t r = r0;
       for (; r + kMaxRows <= r1; r += kMaxRows)
-        Tile<kMaxRows>(wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid, e);
-      if (r < r1) kTiles[r1 - r](wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid, e);
+        Tile<kMaxRows, E>(wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid);
+      if (r < r1) kTiles[r1 - r](wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid);
     }
+  }
+}
+
+void LinearAvx2(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y,
+                size_t ldy, Epilogue e) {
+  switch (e) {
+    case Epilogue::kStore: return LinearWith<Epilogue::kStore>(W, X, ldx, rows, Y, ldy);
+    case Epilogue::kAdd: return LinearWith<Epilogue::kAdd>(W, X, ldx, rows, Y, ldy);
+    case Epilogue::kRelu: return LinearWith<Epilogue::kRelu>(W, X, ldx, rows, Y, ldy);
+    case Epilogue::kGelu: return LinearWith<Epilogue::kGelu>(W, X, ldx, rows, Y, ldy);
+    case Epilogue::kSoftplus: return LinearWith<Epilogue::kSoftplus>(W, X, ldx, rows, Y, ldy);
   }
 }
 
