@@ -105,10 +105,10 @@ TEST_F(KernelsTest, ConvSiluOverTime) {
 TEST_F(KernelsTest, ScanOverTime) {
   for (int E : {2, 12, 64, 512}) {
     for (int S : {1, 16}) {
-      auto A = Random(static_cast<size_t>(S) * E, 1.0f);
+      auto A = Random(StateSize(E, S), 1.0f);
       for (auto& a : A) a = -std::fabs(a) * 8;
       auto Dk = Random(E, 1.0f);
-      std::vector<float> h0(static_cast<size_t>(S) * E, 0.0f), h1 = h0;
+      std::vector<float> h0(StateSize(E, S), 0.0f), h1 = h0;
       for (int t = 0; t < 5; ++t) {
         auto delta = Random(E, 1.0f);
         for (auto& d : delta) d = std::fabs(d) * 0.2f;

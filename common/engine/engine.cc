@@ -67,9 +67,9 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
       for (uint32_t j = 0; j < c.d_conv; ++j) L.conv_w[j * E + ch] = cw.data[ch * c.d_conv + j];
     L.conv_b = Copy(get(p + "mamba.conv1d.bias"));
     const Tensor& alog = get(p + "mamba.A_log");  // [E][S]
-    L.A.resize(static_cast<size_t>(S) * E);
+    L.A.assign(StateSize(E, S), 0.0f);
     for (int ch = 0; ch < E; ++ch)
-      for (int n = 0; n < S; ++n) L.A[n * E + ch] = -detmath::Exp(alog.data[ch * S + n]);
+      for (int n = 0; n < S; ++n) L.A[StateIndex(n, ch, S)] = -detmath::Exp(alog.data[ch * S + n]);
     L.D_skip = Copy(get(p + "mamba.D"));
     e->layers_.push_back(std::move(L));
   }
@@ -83,7 +83,7 @@ Session::Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows)
   const ModelConfig& c = engine_->config_;
   const size_t D = c.d_model, E = c.d_inner(), R = c.dt_rank, S = c.d_state;
   conv_stride_ = (c.d_conv - 1) * E;
-  ssm_stride_ = S * E;
+  ssm_stride_ = StateSize(static_cast<int>(E), static_cast<int>(S));
   conv_state_.assign(static_cast<size_t>(lanes) * c.n_layers * conv_stride_, 0.0f);
   ssm_state_.assign(static_cast<size_t>(lanes) * c.n_layers * ssm_stride_, 0.0f);
   const size_t rows = static_cast<size_t>(max_rows);

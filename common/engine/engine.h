@@ -31,7 +31,7 @@ class Engine {
     PackedLinear in_proj, x_proj, dt_proj, out_proj, ff0, ff2;
     FloatBuffer conv_w;  // [d_conv][E]
     FloatBuffer conv_b;
-    FloatBuffer A;       // -exp(A_log), [S][E]
+    FloatBuffer A;       // -exp(A_log), StateIndex layout
     FloatBuffer D_skip;
   };
   ModelConfig config_;
@@ -68,7 +68,7 @@ class Session {
   int max_rows_;
   // Recurrent state per lane and layer.
   FloatBuffer conv_state_;  // [lanes][layers][d_conv-1][E]
-  FloatBuffer ssm_state_;   // [lanes][layers][S][E]
+  FloatBuffer ssm_state_;   // [lanes][layers][StateSize(E, S)]
   // Activations [max_rows][...].
   FloatBuffer x_, u_, xz_, c_, dbc_, delta_, y_, m_, f_, logits_;
   size_t conv_stride_, ssm_stride_;

@@ -39,6 +39,14 @@ struct PackedLinear {
   void Pack(const float* weight, const float* bias_or_null, int out_features, int in_features);
 };
 
+// Layout of the scan state h and of A: channel groups of 8, each holding all S states
+// contiguously ([E/8][S][8]), so a group's state is one sequential stream. Internal to the
+// engine: results never depend on it.
+inline size_t StateIndex(int n, int ch, int S) {
+  return static_cast<size_t>(ch >> 3) * static_cast<size_t>(S) * 8 + static_cast<size_t>(n) * 8 + (ch & 7);
+}
+inline size_t StateSize(int E, int S) { return static_cast<size_t>((E + 7) / 8) * 8 * static_cast<size_t>(S); }
+
 enum class Epilogue { kStore, kAdd, kRelu, kGelu, kSoftplus };
 
 struct KernelSet {
@@ -54,9 +62,10 @@ struct KernelSet {
   // inputs [d_conv-1][E] (oldest first) and is shifted by one.
   void (*conv_silu)(const float* x_t, float* window, const float* conv_w /*[d_conv][E]*/,
                     const float* conv_b, int E, int d_conv, float* c_out);
-  // One time step of the selective scan: h [S][E] is updated; y [E] = (Σ h C + D u) ⊙ SiLU(z).
+  // One time step of the selective scan: h is updated; y [E] = (Σ h C + D u) ⊙ SiLU(z).
+  // h and A are in the StateIndex layout.
   void (*scan)(const float* delta, const float* u, const float* z, const float* B,
-               const float* C, const float* A /*[S][E]*/, const float* D_skip, int E, int S,
+               const float* C, const float* A, const float* D_skip, int E, int S,
                float* h, float* y);
   // Logits[256] → cumulative frequency table cum[257] (cum[0] = 0, cum[256] = 2^24).
   void (*quantize)(const float* logits, uint32_t* cum);

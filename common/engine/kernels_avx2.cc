@@ -183,8 +183,9 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
     __m256 uu = _mm256_loadu_ps(u + ch);
     __m256 du = _mm256_mul_ps(dt, uu);
     __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(D_skip + ch), uu);
+    const size_t base = StateIndex(0, ch, S);
     for (int n = 0; n < S; ++n) {
-      size_t i = static_cast<size_t>(n) * E + ch;
+      size_t i = base + static_cast<size_t>(n) * 8;
       __m256 dA = va::ExpDecay(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
       __m256 hn = _mm256_fmadd_ps(dA, _mm256_loadu_ps(h + i), _mm256_mul_ps(du, _mm256_set1_ps(B[n])));
       _mm256_storeu_ps(h + i, hn);
@@ -197,7 +198,7 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
     float du = dt * u[ch];
     float acc = D_skip[ch] * u[ch];
     for (int n = 0; n < S; ++n) {
-      size_t i = static_cast<size_t>(n) * E + ch;
+      size_t i = StateIndex(n, ch, S);
       float dA = detmath::ExpDecay(dt * A[i]);
       h[i] = __builtin_fmaf(dA, h[i], du * B[n]);
       acc = __builtin_fmaf(h[i], C[n], acc);

@@ -103,7 +103,7 @@ void ScanScalar(const float* delta, const float* u, const float* z, const float*
     float du = dt * u[ch];
     float acc = D_skip[ch] * u[ch];
     for (int n = 0; n < S; ++n) {
-      size_t i = static_cast<size_t>(n) * E + ch;
+      size_t i = StateIndex(n, ch, S);
       float dA = detmath::ExpDecay(dt * A[i]);
       h[i] = Fma(dA, h[i], du * B[n]);
       acc = Fma(h[i], C[n], acc);
