@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "bench/fma_peak.h"
+#include "common/codec/codec.h"
 #include "common/coder/range_coder.h"
 #include "common/engine/engine.h"
 #include "common/model/model.h"
@@ -58,6 +59,8 @@ struct Settings {
   int reps = 3;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string backend = "auto";
+  bool chunk_study = false;
+  std::string model_path, data_path;  // chunk study on a real model and file
 };
 
 void EngineTable(const Settings& s, double peak1, double peakN) {
@@ -154,6 +157,91 @@ void CoderTable(const Settings& s) {
   std::printf("| range encode | %.1f |\n| range decode | %.1f |\n", 1e9 / enc, 1e9 / dec);
 }
 
+// Data drawn from the model itself (`seqs` independent sequences of `len` bytes, sampled in
+// one batch): what a trained model's in-distribution data looks like to it.
+std::vector<uint8_t> SampleSequences(const std::shared_ptr<const engine::Engine>& e, int seqs, size_t len) {
+  engine::Session s(e, seqs, seqs);
+  std::vector<std::vector<uint8_t>> out(seqs);
+  std::vector<uint32_t> cum(static_cast<size_t>(seqs) * 257);
+  uint64_t x = 88172645463325252ull;
+  for (int l = 0; l < seqs; ++l) out[l].push_back(static_cast<uint8_t>(l * 37));
+  std::vector<engine::LaneInput> in(seqs);
+  for (size_t t = 1; t < len; ++t) {
+    for (int l = 0; l < seqs; ++l) in[l] = {l, &out[l].back(), 1};
+    s.Forward(in.data(), seqs, cum.data());
+    for (int l = 0; l < seqs; ++l) {
+      x ^= x << 13;
+      x ^= x >> 7;
+      x ^= x << 17;
+      uint32_t u = static_cast<uint32_t>(x >> 40);
+      const uint32_t* c = &cum[static_cast<size_t>(l) * 257];
+      int sym = 0;
+      while (c[sym + 1] <= u) ++sym;
+      out[l].push_back(static_cast<uint8_t>(sym));
+    }
+  }
+  std::vector<uint8_t> all;
+  for (auto& o : out) all.insert(all.end(), o.begin(), o.end());
+  return all;
+}
+
+// Ratio side of the chunk-length choice: per-chunk warm-up (each chunk starts from a zero
+// state) and container/coder overhead, on data a model predicts well.
+int ChunkStudy(const Settings& s) {
+  LoadedModel model;
+  std::vector<uint8_t> data;
+  std::printf("\n## Chunk length (ratio side)\n\n");
+  if (!s.model_path.empty()) {
+    auto m = LoadModelFile(s.model_path);
+    auto d = ReadFile(s.data_path, 1ull << 30);
+    if (!m.ok() || !d.ok()) {
+      std::fprintf(stderr, "boa-bench: %s\n", (!m.ok() ? m.status() : d.status()).message().c_str());
+      return 1;
+    }
+    model = std::move(m).value();
+    data = std::move(d).value();
+    std::printf("Model %s on %s (%zu bytes). Cross-entropy relative to 256 KiB chunks.\n\n",
+                s.model_path.c_str(), s.data_path.c_str(), data.size());
+  } else {
+    ModelWeights w = InitRandomModel(ModelConfig::Default(64, 2), 1);
+    for (float& v : w.Find("head.2.weight")->data) v *= 6.0f;  // sharp, trained-like predictions
+    model = ParseModelFile(SerializeModel(w, WeightType::kF32, "")).value();
+    auto e = engine::Engine::Create(model.weights, engine::Backend::kAuto).value();
+    const int seqs = 4;
+    const size_t len = 256 * 1024;
+    data = SampleSequences(e, seqs, len);
+    std::printf("Untrained d64 x 2 model with a sharpened head; %d sequences of %zu KiB drawn from it.\n"
+                "An untrained model keeps little context, so the warm-up column is only meaningful\n"
+                "with a trained model (--model M --data F); the overhead column is real.\n\n",
+                seqs, len / 1024);
+  }
+  std::printf("| chunk | chunks | bits/byte | warm-up loss | container+coder bytes/chunk | total vs 256 KiB |\n");
+  std::printf("|---:|---:|---:|---:|---:|---:|\n");
+  double base_bytes = 0, base_bpb = 0;
+  std::vector<uint32_t> lengths = {256 * 1024, 64 * 1024, 16 * 1024, 4 * 1024, 1024};
+  for (uint32_t L : lengths) {
+    CodecOptions o;
+    o.chunk_length = L;
+    o.threads = s.threads;
+    MemorySource src(data);
+    EvalResult r = Evaluate(model, &src, o).value();
+    MemorySource src2(data);
+    MemorySink sink;
+    CodecStats st;
+    if (!Compress(model, &src2, &sink, o, &st).ok()) std::abort();
+    double bpb = r.bits_per_byte();
+    if (base_bytes == 0) {
+      base_bytes = static_cast<double>(sink.data.size());
+      base_bpb = bpb;
+    }
+    double per_chunk = (sink.data.size() - r.ideal_bytes() - format::kHeaderBytes - 2 - format::kTrailerBytes) / r.chunks;
+    std::printf("| %u KiB | %" PRIu64 " | %.4f | %+.2f %% | %.1f | %+.2f %% |\n", L / 1024, r.chunks, bpb,
+                100 * (bpb / base_bpb - 1), per_chunk, 100 * (sink.data.size() / base_bytes - 1));
+    std::fflush(stdout);
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
@@ -163,10 +251,16 @@ int Main(int argc, char** argv) {
       s.reps = 1;
     } else if (a == "--threads" && i + 1 < argc) {
       s.threads = std::max(1, std::atoi(argv[++i]));
+    } else if (a == "--chunk-study") {
+      s.chunk_study = true;
+    } else if (a == "--model" && i + 1 < argc) {
+      s.model_path = argv[++i];
+    } else if (a == "--data" && i + 1 < argc) {
+      s.data_path = argv[++i];
     } else if (a == "--backend" && i + 1 < argc) {
       s.backend = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: boa-bench [--quick] [--threads N] [--backend auto|scalar]\n");
+      std::fprintf(stderr, "usage: boa-bench [--quick] [--threads N] [--backend auto|scalar] [--chunk-study [--model M --data F]]\n");
       return a == "--help" ? 0 : 1;
     }
   }
@@ -182,6 +276,11 @@ int Main(int argc, char** argv) {
   for (double p : per) peakN += p;
   std::printf("FMA peak (float32, %s): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n",
               engine::CpuHasAvx2Fma() ? "AVX2+FMA" : "scalar", peak1, peakN, s.threads);
+  if (s.model_path.empty() != s.data_path.empty()) {
+    std::fprintf(stderr, "boa-bench: --model and --data go together\n");
+    return 1;
+  }
+  if (s.chunk_study) return ChunkStudy(s);
   CoderTable(s);
   EngineTable(s, peak1, peakN);
   return 0;
