@@ -236,6 +236,11 @@ std::string Hex64(uint64_t v) {
 int RunInfo(const std::vector<std::string>& inputs) {
   int rc = 0;
   for (const std::string& path : inputs) {
+    if (path == "-") {
+      Error("info reads the index at the end of a file: give a file name, not standard input");
+      rc = 1;
+      continue;
+    }
     Result<ContainerInfo> r = ReadContainerInfo(path);
     if (!r.ok()) {
       Error(r.status().WithContext(path).message());

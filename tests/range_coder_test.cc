@@ -127,7 +127,7 @@ TEST(RangeCoder, OverheadOverIdealCodeLengthOnModelCodedData) {
   // as a trained model predicts in-distribution data.
   LoadedModel m = boa::testing::MakeModel(16, 1, 5, 8.0f);
   auto engine = engine::Engine::Create(m.weights, engine::Backend::kAuto).value();
-  std::vector<uint8_t> data = boa::testing::SampleFromModel(m, 1100000, 9);
+  std::vector<uint8_t> data = boa::testing::SampleFromModel(m, 1400000, 9);
   const int tile = 512;
   engine::Session session(engine, 1, tile);
   std::vector<uint32_t> cum(static_cast<size_t>(tile) * 257);
@@ -152,6 +152,7 @@ TEST(RangeCoder, OverheadOverIdealCodeLengthOnModelCodedData) {
               data.size(), coded.size(), ideal_bytes, 100 * overhead);
   EXPECT_GT(coded.size(), 0u);
   EXPECT_LT(ideal_bytes, 0.9 * data.size()) << "the predictions should be skewed, not uniform";
+  EXPECT_GT(coded.size(), 1000000u) << "over 1 MB of coded data";
   EXPECT_LT(overhead, 0.0005);
   RangeDecoder dec(coded.data(), coded.size());
   session.ResetLane(0);
