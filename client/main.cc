@@ -104,6 +104,25 @@ Result<LoadedModel> LoadModel(const std::string& path) {
   return LoadModelFile(path);
 }
 
+// What every model-using command needs first: its codec options and the model.
+struct Setup {
+  CodecOptions codec;
+  LoadedModel model;
+};
+
+Result<Setup> LoadSetup(const GlobalOptions& g, const FileOptions& f) {
+  Setup s;
+  BOA_ASSIGN_OR_RETURN(s.codec, MakeCodecOptions(g, f));
+  BOA_ASSIGN_OR_RETURN(s.model, LoadModel(f.model));
+  return s;
+}
+
+Result<std::unique_ptr<ByteSource>> OpenInput(const std::string& input) {
+  if (input == "-") return std::unique_ptr<ByteSource>(FileSource::Stdin());
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> f, FileSource::Open(input));
+  return std::unique_ptr<ByteSource>(std::move(f));
+}
+
 enum class Mode { kCompress, kDecompress, kVerify };
 
 // Output path for one input, or "" for standard output.
@@ -137,14 +156,7 @@ Status ProcessOne(Mode mode, const std::string& input, const LoadedModel& model,
   if (!output.empty() && output == input) {
     return Status::InvalidArgument(input + ": input and output are the same file");
   }
-  std::unique_ptr<ByteSource> src;
-  if (input == "-") {
-    src = FileSource::Stdin();
-  } else {
-    Result<std::unique_ptr<FileSource>> opened = FileSource::Open(input);
-    if (!opened.ok()) return opened.status();
-    src = std::move(opened.value());
-  }
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, OpenInput(input));
   const bool to_stdout = mode != Mode::kVerify && output.empty();
   if (to_stdout && mode == Mode::kCompress && IsTerminal(1) && !f.force) {
     return Status::InvalidArgument(label + ": refusing to write compressed data to a terminal (redirect it, or use -o)");
@@ -206,19 +218,14 @@ int RunFiles(Mode mode, const GlobalOptions& g, FileOptions f) {
     Error("--rm needs an output file (not with -c)");
     return 1;
   }
-  Result<CodecOptions> codec = MakeCodecOptions(g, f);
-  if (!codec.ok()) {
-    Error(codec.status().message());
-    return 1;
-  }
-  Result<LoadedModel> model = LoadModel(f.model);
-  if (!model.ok()) {
-    Error(model.status().message());
+  Result<Setup> setup = LoadSetup(g, f);
+  if (!setup.ok()) {
+    Error(setup.status().message());
     return 1;
   }
   int rc = 0;
   for (const std::string& input : f.inputs) {
-    Status s = ProcessOne(mode, input, *model, *codec, g, f);
+    Status s = ProcessOne(mode, input, setup->model, setup->codec, g, f);
     if (!s.ok()) {
       Error(s.message());
       rc = 1;
@@ -268,30 +275,23 @@ int RunInfo(const std::vector<std::string>& inputs) {
 }
 
 int RunEval(const GlobalOptions& g, const FileOptions& f) {
-  Result<CodecOptions> codec = MakeCodecOptions(g, f);
-  if (!codec.ok()) {
-    Error(codec.status().message());
+  if (f.inputs.size() > 1) {
+    Error("eval takes one input");
     return 1;
   }
-  Result<LoadedModel> model = LoadModel(f.model);
-  if (!model.ok()) {
-    Error(model.status().message());
+  Result<Setup> setup = LoadSetup(g, f);
+  if (!setup.ok()) {
+    Error(setup.status().message());
     return 1;
   }
   const std::string input = f.inputs.empty() ? "-" : f.inputs[0];
-  std::unique_ptr<ByteSource> src;
-  if (input == "-") {
-    src = FileSource::Stdin();
-  } else {
-    auto opened = FileSource::Open(input);
-    if (!opened.ok()) {
-      Error(opened.status().message());
-      return 1;
-    }
-    src = std::move(opened.value());
+  Result<std::unique_ptr<ByteSource>> src = OpenInput(input);
+  if (!src.ok()) {
+    Error(src.status().message());
+    return 1;
   }
   auto start = std::chrono::steady_clock::now();
-  Result<EvalResult> r = Evaluate(*model, src.get(), *codec);
+  Result<EvalResult> r = Evaluate(setup->model, src->get(), setup->codec);
   if (!r.ok()) {
     Error(r.status().WithContext(input == "-" ? "<stdin>" : input).message());
     return 1;

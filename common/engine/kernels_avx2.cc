@@ -9,6 +9,7 @@
 #include "common/engine/detmath_avx2.h"
 #include "common/engine/kernels.h"
 #include "common/engine/quantize.h"
+#include "common/engine/reference.h"
 
 // No standard-library templates in this file: an instantiation compiled for AVX2 could be
 // picked by the linker for scalar code and fault on CPUs without AVX2.
@@ -163,15 +164,8 @@ void ConvSiluAvx2(const float* x_t, float* window, const float* conv_w, const fl
                           _mm256_loadu_ps(x_t + ch), acc);
     _mm256_storeu_ps(c_out + ch, va::Silu(acc));
   }
-  for (int ch = E8; ch < E; ++ch) {
-    float acc = conv_b[ch];
-    for (int j = 0; j < d_conv - 1; ++j)
-      acc = __builtin_fmaf(conv_w[static_cast<size_t>(j) * E + ch], window[static_cast<size_t>(j) * E + ch], acc);
-    acc = __builtin_fmaf(conv_w[static_cast<size_t>(d_conv - 1) * E + ch], x_t[ch], acc);
-    c_out[ch] = detmath::Silu(acc);
-  }
-  if (d_conv > 2) std::memmove(window, window + E, static_cast<size_t>(d_conv - 2) * E * sizeof(float));
-  if (d_conv > 1) std::memcpy(window + static_cast<size_t>(d_conv - 2) * E, x_t, E * sizeof(float));
+  for (int ch = E8; ch < E; ++ch) c_out[ch] = reference::ConvChannel(x_t, window, conv_w, conv_b, E, d_conv, ch);
+  reference::ShiftWindow(window, x_t, E, d_conv);
 }
 
 void ScanAvx2(const float* delta, const float* u, const float* z, const float* B,
@@ -193,18 +187,7 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
     }
     _mm256_storeu_ps(y + ch, _mm256_mul_ps(acc, va::Silu(_mm256_loadu_ps(z + ch))));
   }
-  for (int ch = E8; ch < E; ++ch) {
-    float dt = delta[ch];
-    float du = dt * u[ch];
-    float acc = D_skip[ch] * u[ch];
-    for (int n = 0; n < S; ++n) {
-      size_t i = StateIndex(n, ch, S);
-      float dA = detmath::ExpDecay(dt * A[i]);
-      h[i] = __builtin_fmaf(dA, h[i], du * B[n]);
-      acc = __builtin_fmaf(h[i], C[n], acc);
-    }
-    y[ch] = acc * detmath::Silu(z[ch]);
-  }
+  for (int ch = E8; ch < E; ++ch) y[ch] = reference::ScanChannel(delta, u, z, B, C, A, D_skip, S, h, ch);
 }
 
 void QuantizeAvx2(const float* logits, uint32_t* cum) {

@@ -5,6 +5,7 @@
 #include "common/engine/detmath.h"
 #include "common/engine/kernels.h"
 #include "common/engine/quantize.h"
+#include "common/engine/reference.h"
 
 namespace boa::engine {
 
@@ -82,39 +83,15 @@ void LayerNormScalar(const float* X, size_t ldx, size_t rows, int D, const float
 
 void ConvSiluScalar(const float* x_t, float* window, const float* conv_w, const float* conv_b,
                     int E, int d_conv, float* c_out) {
-  for (int ch = 0; ch < E; ++ch) {
-    float acc = conv_b[ch];
-    for (int j = 0; j < d_conv - 1; ++j)
-      acc = Fma(conv_w[static_cast<size_t>(j) * E + ch], window[static_cast<size_t>(j) * E + ch], acc);
-    acc = Fma(conv_w[static_cast<size_t>(d_conv - 1) * E + ch], x_t[ch], acc);
-    c_out[ch] = detmath::Silu(acc);
-  }
-  for (int j = 0; j + 1 < d_conv - 1; ++j)
-    std::copy(window + static_cast<size_t>(j + 1) * E, window + static_cast<size_t>(j + 2) * E,
-              window + static_cast<size_t>(j) * E);
-  if (d_conv > 1) std::copy(x_t, x_t + E, window + static_cast<size_t>(d_conv - 2) * E);
+  for (int ch = 0; ch < E; ++ch) c_out[ch] = reference::ConvChannel(x_t, window, conv_w, conv_b, E, d_conv, ch);
+  reference::ShiftWindow(window, x_t, E, d_conv);
 }
 
 void ScanScalar(const float* delta, const float* u, const float* z, const float* B,
                 const float* C, const float* A, const float* D_skip, int E, int S, float* h,
                 float* y) {
-  for (int ch = 0; ch < E; ++ch) {
-    float dt = delta[ch];
-    float du = dt * u[ch];
-    float acc = D_skip[ch] * u[ch];
-    for (int n = 0; n < S; ++n) {
-      size_t i = StateIndex(n, ch, S);
-      float dA = detmath::ExpDecay(dt * A[i]);
-      h[i] = Fma(dA, h[i], du * B[n]);
-      acc = Fma(h[i], C[n], acc);
-    }
-    y[ch] = acc * detmath::Silu(z[ch]);
-  }
+  for (int ch = 0; ch < E; ++ch) y[ch] = reference::ScanChannel(delta, u, z, B, C, A, D_skip, S, h, ch);
 }
-
-}  // namespace
-
-namespace {
 
 void QuantizeScalar(const float* logits, uint32_t* cum) {
   float m = -INFINITY;
