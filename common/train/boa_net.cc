@@ -1,0 +1,111 @@
+// LibTorch modules of the BOA network and weight conversion.
+#include "common/train/boa_net.h"
+
+#include <cmath>
+
+#include "common/train/selective_scan.h"
+
+namespace boa::train {
+
+namespace nn = torch::nn;
+
+MambaImpl::MambaImpl(const ModelConfig& c) : config(c) {
+  const int64_t dm = c.d_model, E = c.d_inner(), R = c.dt_rank, S = c.d_state;
+  in_proj = register_module("in_proj", nn::Linear(nn::LinearOptions(dm, 2 * E).bias(false)));
+  conv1d = register_module("conv1d", nn::Conv1d(nn::Conv1dOptions(E, E, c.d_conv).groups(E).padding(c.d_conv - 1)));
+  x_proj = register_module("x_proj", nn::Linear(nn::LinearOptions(E, R + 2 * S).bias(false)));
+  dt_proj = register_module("dt_proj", nn::Linear(nn::LinearOptions(R, E)));
+  A_log = register_parameter("A_log", torch::zeros({E, S}));
+  D = register_parameter("D", torch::ones({E}));
+  out_proj = register_module("out_proj", nn::Linear(nn::LinearOptions(E, dm).bias(false)));
+}
+
+torch::Tensor MambaImpl::forward(const torch::Tensor& x) {
+  const int64_t L = x.size(1), E = config.d_inner(), R = config.dt_rank, S = config.d_state;
+  auto xz = in_proj(x).split(E, -1);
+  torch::Tensor xs = xz[0], z = xz[1];
+  // Causal depthwise convolution: pad both sides, keep the first L outputs.
+  torch::Tensor c = conv1d(xs.transpose(1, 2)).narrow(2, 0, L).transpose(1, 2);
+  c = torch::silu(c);
+  auto dbc = x_proj(c).split_with_sizes({R, S, S}, -1);
+  torch::Tensor delta = torch::softplus(dt_proj(dbc[0]));
+  torch::Tensor A = -torch::exp(A_log);
+  torch::Tensor y = SelectiveScan(c, delta, A, dbc[1], dbc[2]) + c * D;
+  return out_proj(y * torch::silu(z));
+}
+
+BlockImpl::BlockImpl(const ModelConfig& c) {
+  const int64_t D = c.d_model;
+  ln1 = register_module("ln1", nn::LayerNorm(nn::LayerNormOptions({D}).eps(1e-5)));
+  mamba = register_module("mamba", Mamba(c));
+  ln2 = register_module("ln2", nn::LayerNorm(nn::LayerNormOptions({D}).eps(1e-5)));
+  ff = register_module("ff", nn::Sequential(nn::Linear(D, 4 * D), nn::GELU(), nn::Linear(4 * D, D)));
+}
+
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) { return x + ff->forward(ln2(mamba(ln1(x)))); }
+
+BoaNetImpl::BoaNetImpl(const ModelConfig& c) : config(c) {
+  const int64_t D = c.d_model;
+  embedding = register_module("embedding", nn::Embedding(256, D));
+  blocks = register_module("blocks", nn::ModuleList());
+  for (uint32_t i = 0; i < c.n_layers; ++i) blocks->push_back(Block(c));
+  head = register_module("head", nn::Sequential(nn::Linear(D, D), nn::ReLU(), nn::Linear(D, 256)));
+}
+
+torch::Tensor BoaNetImpl::forward(const torch::Tensor& bytes) {
+  torch::Tensor x = embedding(bytes);
+  for (const auto& block : *blocks) x = block->as<Block>()->forward(x);
+  return head->forward(x);
+}
+
+Status LoadWeights(BoaNet& net, const ModelWeights& weights) {
+  if (!(net->config == weights.config)) return Status::InvalidArgument("architecture mismatch");
+  torch::NoGradGuard no_grad;
+  auto params = net->named_parameters(true);
+  if (params.size() != weights.tensors.size()) {
+    return Status::Internal("module has " + std::to_string(params.size()) + " parameters, the model " +
+                            std::to_string(weights.tensors.size()));
+  }
+  for (const Tensor& t : weights.tensors) {
+    torch::Tensor* p = params.find(t.name);
+    if (!p) return Status::Internal("module has no parameter '" + t.name + "'");
+    std::vector<int64_t> shape(t.shape.begin(), t.shape.end());
+    if (p->sizes() != torch::IntArrayRef(shape)) return Status::Internal("shape mismatch for '" + t.name + "'");
+    torch::Tensor src = torch::from_blob(const_cast<float*>(t.data.data()), shape, torch::kFloat32);
+    p->copy_(src);
+  }
+  return Status::Ok();
+}
+
+ModelWeights ExportWeights(BoaNet& net) {
+  ModelWeights w;
+  w.config = net->config;
+  w.tensors = ExpectedTensorShapes(w.config);
+  auto params = net->named_parameters(true);
+  for (Tensor& t : w.tensors) {
+    torch::Tensor p = params[t.name].detach().to(torch::kFloat32).contiguous();
+    t.data.assign(p.data_ptr<float>(), p.data_ptr<float>() + p.numel());
+  }
+  return w;
+}
+
+double CrossEntropyBitsPerByte(BoaNet& net, const std::vector<uint8_t>& data, int64_t chunk_length) {
+  torch::NoGradGuard no_grad;
+  double nats = 0;
+  int64_t predicted = 0;
+  for (size_t start = 0; start < data.size(); start += chunk_length) {
+    int64_t len = std::min<int64_t>(chunk_length, static_cast<int64_t>(data.size() - start));
+    if (len < 2) continue;
+    torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(data.data() + start), {1, len}, torch::kUInt8)
+                          .to(torch::kInt64);
+    torch::Tensor logits = net->forward(x.narrow(1, 0, len - 1)).to(torch::kFloat64);
+    torch::Tensor target = x.narrow(1, 1, len - 1).reshape({-1});
+    nats += torch::nn::functional::cross_entropy(logits.reshape({-1, 256}), target,
+                                                 torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+                .item<double>();
+    predicted += len - 1;
+  }
+  return predicted ? nats / predicted / std::log(2.0) : 0;
+}
+
+}  // namespace boa::train

@@ -1,0 +1,187 @@
+// Selective-scan kernels (forward with state checkpoints, backward by segment recomputation).
+#include "common/train/selective_scan.h"
+
+#include <ATen/Parallel.h>
+
+#include <cmath>
+#include <vector>
+
+namespace boa::train {
+
+namespace {
+
+using torch::Tensor;
+
+template <typename T>
+void ForwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                   const Tensor& Cm, int64_t segment, Tensor& y, Tensor& checkpoints) {
+  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
+  const int64_t nseg = checkpoints.size(2);
+  const T* pu = u.data_ptr<T>();
+  const T* pd = delta.data_ptr<T>();
+  const T* pA = A.data_ptr<T>();
+  const T* pB = Bm.data_ptr<T>();
+  const T* pC = Cm.data_ptr<T>();
+  T* py = y.data_ptr<T>();
+  T* pk = checkpoints.data_ptr<T>();  // [B, E, nseg, S]: state before each segment
+  at::parallel_for(0, B * E, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> h(S);
+    for (int64_t bd = begin; bd < end; ++bd) {
+      const int64_t b = bd / E, d = bd % E;
+      std::fill(h.begin(), h.end(), T(0));
+      for (int64_t t = 0; t < L; ++t) {
+        if (t % segment == 0) {
+          T* ck = pk + ((b * E + d) * nseg + t / segment) * S;
+          std::copy(h.begin(), h.end(), ck);
+        }
+        const int64_t i = (b * L + t) * E + d;
+        const T dt = pd[i], x = pu[i];
+        const T* bt = pB + (b * L + t) * S;
+        const T* ct = pC + (b * L + t) * S;
+        T acc = 0;
+        for (int64_t n = 0; n < S; ++n) {
+          h[n] = std::exp(dt * pA[d * S + n]) * h[n] + dt * bt[n] * x;
+          acc += h[n] * ct[n];
+        }
+        py[i] = acc;
+      }
+    }
+  });
+}
+
+template <typename T>
+void BackwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                    const Tensor& Cm, const Tensor& checkpoints, int64_t segment, const Tensor& dy,
+                    Tensor& du, Tensor& ddelta, Tensor& dA_parts, Tensor& dB_parts, Tensor& dC_parts) {
+  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
+  const int64_t nseg = checkpoints.size(2);
+  const T* pu = u.data_ptr<T>();
+  const T* pd = delta.data_ptr<T>();
+  const T* pA = A.data_ptr<T>();
+  const T* pB = Bm.data_ptr<T>();
+  const T* pC = Cm.data_ptr<T>();
+  const T* pk = checkpoints.data_ptr<T>();
+  const T* pdy = dy.data_ptr<T>();
+  T* pdu = du.data_ptr<T>();
+  T* pdd = ddelta.data_ptr<T>();
+  T* pdA = dA_parts.data_ptr<T>();  // [B, E, S]: per-batch partial sums, reduced by the caller
+  at::parallel_for(0, B * E, 1, [&](int64_t begin, int64_t end) {
+    // dB, dC sum over channels: each thread accumulates into its own slice.
+    const int tid = at::get_thread_num();
+    T* pdB = dB_parts.data_ptr<T>() + tid * B * L * S;
+    T* pdC = dC_parts.data_ptr<T>() + tid * B * L * S;
+    std::vector<T> g(S), hs((segment + 1) * S), decay(segment * S);
+    for (int64_t bd = begin; bd < end; ++bd) {
+      const int64_t b = bd / E, d = bd % E;
+      std::fill(g.begin(), g.end(), T(0));
+      T* dA = pdA + (b * E + d) * S;
+      for (int64_t s = nseg - 1; s >= 0; --s) {
+        const int64_t t0 = s * segment, t1 = std::min(L, t0 + segment);
+        // Recompute the states of this segment: hs[k] = h_{t0 + k - 1}.
+        std::copy(pk + ((b * E + d) * nseg + s) * S, pk + ((b * E + d) * nseg + s + 1) * S, hs.begin());
+        for (int64_t t = t0; t < t1; ++t) {
+          const int64_t i = (b * L + t) * E + d, k = t - t0;
+          const T dt = pd[i], x = pu[i];
+          const T* bt = pB + (b * L + t) * S;
+          for (int64_t n = 0; n < S; ++n) {
+            T a = std::exp(dt * pA[d * S + n]);
+            decay[k * S + n] = a;
+            hs[(k + 1) * S + n] = a * hs[k * S + n] + dt * bt[n] * x;
+          }
+        }
+        for (int64_t t = t1 - 1; t >= t0; --t) {
+          const int64_t i = (b * L + t) * E + d, k = t - t0;
+          const T dt = pd[i], x = pu[i], gy = pdy[i];
+          const T* bt = pB + (b * L + t) * S;
+          const T* ct = pC + (b * L + t) * S;
+          T* dBt = pdB + (b * L + t) * S;
+          T* dCt = pdC + (b * L + t) * S;
+          T ddt = 0, dx = 0;
+          for (int64_t n = 0; n < S; ++n) {
+            const T h = hs[(k + 1) * S + n], hprev = hs[k * S + n], a = decay[k * S + n];
+            const T gt = g[n] + gy * ct[n];  // dLoss/dh_t
+            dCt[n] += gy * h;
+            ddt += gt * (hprev * a * pA[d * S + n] + bt[n] * x);
+            dA[n] += gt * hprev * a * dt;
+            dBt[n] += gt * dt * x;
+            dx += gt * dt * bt[n];
+            g[n] = gt * a;  // carried to h_{t-1}
+          }
+          pdd[i] = ddt;
+          pdu[i] = dx;
+        }
+      }
+    }
+  });
+}
+
+class SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFunction> {
+ public:
+  static Tensor forward(torch::autograd::AutogradContext* ctx, Tensor u, Tensor delta, Tensor A,
+                        Tensor Bm, Tensor Cm, int64_t segment) {
+    u = u.contiguous();
+    delta = delta.contiguous();
+    A = A.contiguous();
+    Bm = Bm.contiguous();
+    Cm = Cm.contiguous();
+    const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
+    const int64_t nseg = (L + segment - 1) / segment;
+    Tensor y = torch::empty_like(u);
+    Tensor checkpoints = torch::empty({B, E, std::max<int64_t>(nseg, 1), S}, u.options());
+    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward", [&] {
+      ForwardKernel<scalar_t>(u, delta, A, Bm, Cm, segment, y, checkpoints);
+    });
+    ctx->save_for_backward({u, delta, A, Bm, Cm, checkpoints});
+    ctx->saved_data["segment"] = segment;
+    return y;
+  }
+
+  static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
+                                                 torch::autograd::variable_list grads) {
+    auto saved = ctx->get_saved_variables();
+    const Tensor &u = saved[0], &delta = saved[1], &A = saved[2], &Bm = saved[3], &Cm = saved[4],
+                 &checkpoints = saved[5];
+    const int64_t segment = ctx->saved_data["segment"].toInt();
+    Tensor dy = grads[0].contiguous();
+    const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
+    const int64_t threads = at::get_num_threads();
+    Tensor du = torch::empty_like(u), ddelta = torch::empty_like(delta);
+    Tensor dA_parts = torch::zeros({B, E, S}, u.options());
+    Tensor dB_parts = torch::zeros({threads, B, L, S}, u.options());
+    Tensor dC_parts = torch::zeros({threads, B, L, S}, u.options());
+    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {
+      BackwardKernel<scalar_t>(u, delta, A, Bm, Cm, checkpoints, segment, dy, du, ddelta, dA_parts,
+                               dB_parts, dC_parts);
+    });
+    return {du, ddelta, dA_parts.sum(0), dB_parts.sum(0), dC_parts.sum(0), Tensor()};
+  }
+};
+
+}  // namespace
+
+Tensor SelectiveScan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                     const Tensor& Cm, int64_t segment) {
+  TORCH_CHECK(u.dim() == 3 && delta.sizes() == u.sizes(), "u and delta must be [B, L, E]");
+  TORCH_CHECK(A.dim() == 2 && A.size(0) == u.size(2), "A must be [E, S]");
+  TORCH_CHECK(Bm.dim() == 3 && Bm.size(0) == u.size(0) && Bm.size(1) == u.size(1) && Bm.size(2) == A.size(1),
+              "Bm must be [B, L, S]");
+  TORCH_CHECK(Cm.sizes() == Bm.sizes(), "Cm must be [B, L, S]");
+  TORCH_CHECK(segment >= 1, "segment must be >= 1");
+  return SelectiveScanFunction::apply(u, delta, A, Bm, Cm, segment);
+}
+
+Tensor SelectiveScanReference(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                              const Tensor& Cm) {
+  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
+  Tensor h = torch::zeros({B, E, S}, u.options());
+  std::vector<Tensor> ys;
+  for (int64_t t = 0; t < L; ++t) {
+    Tensor dt = delta.select(1, t).unsqueeze(-1);  // [B, E, 1]
+    Tensor x = u.select(1, t).unsqueeze(-1);
+    h = torch::exp(dt * A) * h + dt * Bm.select(1, t).unsqueeze(1) * x;
+    ys.push_back((h * Cm.select(1, t).unsqueeze(1)).sum(-1));
+  }
+  return torch::stack(ys, 1);
+}
+
+}  // namespace boa::train

@@ -1,0 +1,134 @@
+// Training: the selective-scan kernel's gradients against naive autograd, the module's
+// parameter names and shapes, weight round trips, parity of LibTorch's cross-entropy with
+// the engine's, and a short training run that learns.
+#include <gtest/gtest.h>
+
+#include <cmath>
+
+#include "common/train/boa_net.h"
+#include "common/train/selective_scan.h"
+#include "common/train/trainer.h"
+#include "tests/test_util.h"
+
+namespace boa::train {
+namespace {
+
+double MaxRelErr(const torch::Tensor& a, const torch::Tensor& b) {
+  double scale = std::max(1e-12, b.abs().max().item<double>());
+  return (a - b).abs().max().item<double>() / scale;
+}
+
+TEST(SelectiveScan, GradientsMatchNaiveAutogradInDouble) {
+  torch::manual_seed(3);
+  for (int64_t segment : {1, 3, 64}) {
+    auto opts = torch::TensorOptions().dtype(torch::kFloat64).requires_grad(true);
+    const int64_t B = 2, L = 7, E = 3, S = 4;
+    torch::Tensor u = torch::randn({B, L, E}, opts);
+    torch::Tensor delta = (torch::rand({B, L, E}, torch::kFloat64) * 0.5 + 0.01).requires_grad_(true);
+    torch::Tensor A = (-torch::rand({E, S}, torch::kFloat64) * 2 - 0.1).requires_grad_(true);
+    torch::Tensor Bm = torch::randn({B, L, S}, opts), Cm = torch::randn({B, L, S}, opts);
+    torch::Tensor w = torch::randn({B, L, E}, torch::kFloat64);
+    torch::Tensor y1 = SelectiveScan(u, delta, A, Bm, Cm, segment);
+    auto g1 = torch::autograd::grad({(y1 * w).sum()}, {u, delta, A, Bm, Cm});
+    torch::Tensor y2 = SelectiveScanReference(u, delta, A, Bm, Cm);
+    auto g2 = torch::autograd::grad({(y2 * w).sum()}, {u, delta, A, Bm, Cm});
+    EXPECT_LE(MaxRelErr(y1, y2), 1e-12) << "segment " << segment;
+    const char* names[] = {"u", "delta", "A", "B", "C"};
+    for (int i = 0; i < 5; ++i) EXPECT_LE(MaxRelErr(g1[i], g2[i]), 1e-6) << names[i] << " segment " << segment;
+  }
+}
+
+TEST(BoaNet, ParameterNamesAndShapesAreThePublicOnes) {
+  ModelConfig c = ModelConfig::Default(32, 2);
+  BoaNet net(c);
+  auto params = net->named_parameters(true);
+  std::vector<Tensor> want = ExpectedTensorShapes(c);
+  ASSERT_EQ(params.size(), want.size());
+  for (const Tensor& t : want) {
+    torch::Tensor* p = params.find(t.name);
+    ASSERT_NE(p, nullptr) << t.name;
+    std::vector<int64_t> shape(t.shape.begin(), t.shape.end());
+    EXPECT_EQ(p->sizes(), torch::IntArrayRef(shape)) << t.name;
+  }
+}
+
+TEST(BoaNet, WeightsRoundTrip) {
+  ModelWeights w = InitRandomModel(ModelConfig::Default(16, 1), 4);
+  BoaNet net(w.config);
+  ASSERT_TRUE(LoadWeights(net, w).ok());
+  ModelWeights back = ExportWeights(net);
+  for (size_t i = 0; i < w.tensors.size(); ++i) EXPECT_EQ(back.tensors[i].data, w.tensors[i].data) << w.tensors[i].name;
+}
+
+TEST(BoaNet, CrossEntropyMatchesTheEngine) {
+  LoadedModel m = testing::MakeModel(32, 2, 7, 5.0f);
+  std::vector<uint8_t> data = testing::SampleFromModel(m, 6000, 2);
+  BoaNet net(m.weights.config);
+  ASSERT_TRUE(LoadWeights(net, m.weights).ok());
+  net->eval();
+  double torch_bpb = CrossEntropyBitsPerByte(net, data, 2000);
+  CodecOptions o;
+  o.chunk_length = 2000;
+  MemorySource src(data);
+  auto engine = Evaluate(m, &src, o);
+  ASSERT_TRUE(engine.ok());
+  double engine_bpb = engine->bits_per_byte();
+  std::printf("[ parity ] LibTorch %.8f, engine %.8f bits/byte\n", torch_bpb, engine_bpb);
+  EXPECT_NEAR(torch_bpb, engine_bpb, 1e-4 * engine_bpb);
+}
+
+TEST(Trainer, SplitsMustSumToOne) {
+  EXPECT_TRUE(ValidateSplits({0.8, 0.1, 0.1}).ok());
+  EXPECT_TRUE(ValidateSplits({1.0, 0.0, 0.0}).ok());
+  Status s = ValidateSplits({0.8, 0.1, 0.2});
+  EXPECT_FALSE(s.ok());
+  EXPECT_NE(s.message().find("sum to 1.1"), std::string::npos) << s.message();
+  EXPECT_FALSE(ValidateSplits({0.8, 0.2}).ok());
+  EXPECT_FALSE(ValidateSplits({-0.1, 0.6, 0.5}).ok());
+}
+
+TEST(Trainer, LearnsAndWritesAModelTheCodecUses) {
+  char dir[] = "/tmp/boa_train_test_XXXXXX";
+  ASSERT_NE(mkdtemp(dir), nullptr);
+  std::string data_path = std::string(dir) + "/data.bin", model_path = std::string(dir) + "/m.boam";
+  std::vector<uint8_t> data = testing::FloatTable(60000, 3);
+  ASSERT_TRUE(WriteFileAtomic(data_path, data, true).ok());
+  TrainOptions o;
+  o.files = {data_path};
+  o.model = ModelConfig::Default(16, 1);
+  o.seq_len = 256;
+  o.batch_size = 8;
+  o.lr = 5e-3;
+  o.epochs = 2;
+  o.eval_chunk = 4096;
+  o.output = model_path;
+  TrainReport r;
+  Status s = Train(o, &r);
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_GT(r.loss_curve.size(), 10u);
+  EXPECT_LT(r.final_loss_bpb, r.loss_curve.front().second - 1.0) << "the loss should fall by over a bit per byte";
+  EXPECT_GT(r.val_bpb, 0);
+  EXPECT_LT(r.test_bpb, 7.0);
+  auto m = LoadModelFile(model_path);
+  ASSERT_TRUE(m.ok()) << m.status().message();
+  std::vector<uint8_t> test(data.begin() + 54000, data.end()), packed, back;
+  CodecOptions co;
+  co.chunk_length = 4096;
+  ASSERT_TRUE(testing::CompressBytes(*m, test, &packed, co).ok());
+  ASSERT_TRUE(testing::DecompressBytes(*m, packed, &back, co).ok());
+  EXPECT_EQ(back, test);
+  EXPECT_LT(packed.size(), test.size() * 0.9) << "the trained model compresses its kind of data";
+  std::system(("rm -rf " + std::string(dir)).c_str());
+}
+
+TEST(Trainer, RefusesUnsupportedPrecisionClearly) {
+  TrainOptions o;
+  o.files = {"/nonexistent"};
+  o.precision = "fp8";
+  Status s = Train(o, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("supported: fp32"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace boa::train
