@@ -17,6 +17,9 @@
 #include "common/format/container.h"
 #include "common/model/model.h"
 #include "common/util/io.h"
+#ifdef BOA_WITH_TRAIN
+#include "common/train/trainer.h"
+#endif
 
 namespace boa::client {
 namespace {
@@ -306,6 +309,81 @@ int RunEval(const GlobalOptions& g, const FileOptions& f) {
   return 0;
 }
 
+#ifdef BOA_WITH_TRAIN
+struct TrainCliOptions {
+  train::TrainOptions train;
+  uint32_t d_model = 256;
+  uint32_t layers = 1;
+  std::string splits = "0.8,0.1,0.1";
+  bool force = false;
+};
+
+Result<std::vector<double>> ParseSplits(const std::string& text) {
+  std::vector<double> out;
+  size_t start = 0;
+  while (start <= text.size()) {
+    size_t comma = text.find(',', start);
+    std::string part = text.substr(start, comma == std::string::npos ? std::string::npos : comma - start);
+    try {
+      size_t used = 0;
+      out.push_back(std::stod(part, &used));
+      if (used != part.size()) throw std::invalid_argument(part);
+    } catch (...) {
+      return Status::InvalidArgument("--splits: '" + part + "' is not a number (expected e.g. 0.8,0.1,0.1)");
+    }
+    if (comma == std::string::npos) break;
+    start = comma + 1;
+  }
+  return out;
+}
+
+int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
+  o.train.model = ModelConfig::Default(o.d_model, o.layers);
+  Result<std::vector<double>> splits = ParseSplits(o.splits);
+  if (!splits.ok()) {
+    Error(splits.status().message());
+    return 1;
+  }
+  o.train.splits = *splits;
+  if (o.train.output.empty()) {
+    Error("no output model given (use -o MODEL)");
+    return 1;
+  }
+  if (!o.force && PathExists(o.train.output)) {
+    Error(o.train.output + ": already exists (use -f to overwrite)");
+    return 1;
+  }
+  const bool tty = IsTerminal(2) && !g.no_progress && !g.quiet;
+  const bool lines = !tty && !g.quiet && !g.no_progress;
+  auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
+  o.train.progress = [&](const std::string& line, bool final_line) {
+    if (tty) {
+      std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_line ? "\n" : "");
+    } else if (lines) {
+      auto now = std::chrono::steady_clock::now();
+      if (!final_line && now - last < std::chrono::seconds(10)) return;
+      last = now;
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    std::fflush(stderr);
+  };
+  train::TrainReport r;
+  Status s = train::Train(o.train, &r);
+  if (tty) std::fprintf(stderr, "\r\033[K");
+  if (!s.ok()) {
+    Error(s.message());
+    return 1;
+  }
+  if (!g.quiet) {
+    std::printf("%s: %" PRIu64 " steps, %s of training data in %.1f s (%.1f KB/s)\n", o.train.output.c_str(), r.steps,
+                HumanBytes(static_cast<double>(r.bytes_seen)).c_str(), r.seconds, r.bytes_seen / r.seconds / 1e3);
+    std::printf("bits per byte: train %.4f, validation %.4f, test %.4f (ratio ~%.2f)\n", r.final_loss_bpb, r.val_bpb,
+                r.test_bpb, r.test_bpb > 0 ? 8 / r.test_bpb : 0);
+  }
+  return 0;
+}
+#endif
+
 struct InitOptions {
   uint32_t d_model = 256;
   uint32_t layers = 1;
@@ -426,6 +504,24 @@ int Main(int argc, char** argv) {
   mi->add_option("--dtype", init.dtype, "Stored weight type: f32 or f16 (default f32)");
   mi->add_option("-o,--output", init.output, "Output model file")->required();
   mi->add_flag("-f,--force", init.force, "Overwrite an existing file");
+#ifdef BOA_WITH_TRAIN
+  TrainCliOptions tr;
+  auto* train_cmd = app.add_subcommand("train", "Train a model on files (LibTorch, CPU)");
+  train_cmd->add_option("files", tr.train.files, "Training data (concatenated)")->required();
+  train_cmd->add_option("-o,--output", tr.train.output, "Model file to write")->required();
+  train_cmd->add_flag("-f,--force", tr.force, "Overwrite an existing model file");
+  train_cmd->add_option("--d-model", tr.d_model, "Model width (default 256)");
+  train_cmd->add_option("--layers", tr.layers, "Number of Mamba blocks (default 1)");
+  train_cmd->add_option("--seq-len", tr.train.seq_len, "Bytes per training window (default 4096)");
+  train_cmd->add_option("--batch-size", tr.train.batch_size, "Windows per step (default 4)");
+  train_cmd->add_option("--lr", tr.train.lr, "Peak learning rate (default 5e-4)");
+  train_cmd->add_option("--epochs", tr.train.epochs, "Passes over the training split (default 1)");
+  train_cmd->add_option("--max-seconds", tr.train.max_seconds, "Stop after this much wall time");
+  train_cmd->add_option("--splits", tr.splits, "Train,validation,test fractions (default 0.8,0.1,0.1)");
+  train_cmd->add_option("--seed", tr.train.seed, "Random seed (default 1)");
+  train_cmd->add_option("--precision", tr.train.precision, "fp32 (the CPU build's only training precision)");
+  train_cmd->add_option("-T,--threads", tr.train.threads, "Threads (default: all cores)");
+#endif
   std::string show_path;
   auto* ms = model->add_subcommand("show", "Show a model file's architecture and id");
   ms->add_option("file", show_path, "Model file")->required();
@@ -447,6 +543,9 @@ int Main(int argc, char** argv) {
   if (e->parsed()) return RunEval(g, eval);
   if (mi->parsed()) return RunModelInit(g, init);
   if (ms->parsed()) return RunModelInfo(show_path);
+#ifdef BOA_WITH_TRAIN
+  if (train_cmd->parsed()) return RunTrain(g, tr);
+#endif
   return 1;
 }
 
