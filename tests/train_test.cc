@@ -38,6 +38,29 @@ TEST(SelectiveScan, GradientsMatchNaiveAutogradInDouble) {
   }
 }
 
+TEST(SelectiveScan, FloatKernelsMatchTheDoubleReference) {
+  // Float runs the vectorised kernels for full blocks of 8 channels and the scalar code for
+  // the rest (E = 11: one block and a tail of 3).
+  torch::manual_seed(4);
+  for (int64_t E : {8, 11, 16}) {
+    const int64_t B = 3, L = 150, S = 16;
+    torch::Tensor u = torch::randn({B, L, E}, torch::kFloat64);
+    torch::Tensor delta = torch::rand({B, L, E}, torch::kFloat64) * 0.3 + 0.01;
+    torch::Tensor A = -torch::rand({E, S}, torch::kFloat64) * 4 - 0.1;
+    torch::Tensor Bm = torch::randn({B, L, S}, torch::kFloat64), Cm = torch::randn({B, L, S}, torch::kFloat64);
+    torch::Tensor w = torch::randn({B, L, E}, torch::kFloat64);
+    std::vector<torch::Tensor> d = {u, delta, A, Bm, Cm}, f;
+    for (auto& t : d) t.requires_grad_(true);
+    for (auto& t : d) f.push_back(t.detach().to(torch::kFloat32).requires_grad_(true));
+    torch::Tensor yd = SelectiveScan(d[0], d[1], d[2], d[3], d[4], 64);
+    auto gd = torch::autograd::grad({(yd * w).sum()}, d);
+    torch::Tensor yf = SelectiveScan(f[0], f[1], f[2], f[3], f[4], 64);
+    auto gf = torch::autograd::grad({(yf * w.to(torch::kFloat32)).sum()}, f);
+    EXPECT_LE(MaxRelErr(yf.to(torch::kFloat64), yd), 1e-5) << "E " << E;
+    for (int i = 0; i < 5; ++i) EXPECT_LE(MaxRelErr(gf[i].to(torch::kFloat64), gd[i]), 1e-4) << "input " << i << " E " << E;
+  }
+}
+
 TEST(BoaNet, ParameterNamesAndShapesAreThePublicOnes) {
   ModelConfig c = ModelConfig::Default(32, 2);
   BoaNet net(c);

@@ -1,7 +1,10 @@
 // Selective-scan kernels (forward with state checkpoints, backward by segment recomputation).
 #include "common/train/selective_scan.h"
+#include "common/train/scan_kernels.h"
 
 #include <ATen/Parallel.h>
+
+#include <type_traits>
 
 #include <cmath>
 #include <vector>
@@ -12,39 +15,114 @@ namespace {
 
 using torch::Tensor;
 
+// Work is split into units of (batch row, block of 8 channels); float blocks of 8 run the
+// AVX2 kernels where the CPU has them, everything else runs the scalar per-channel code.
+constexpr int64_t kBlock = 8;
+
 template <typename T>
-void ForwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
-                   const Tensor& Cm, int64_t segment, Tensor& y, Tensor& checkpoints) {
-  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
-  const int64_t nseg = checkpoints.size(2);
+void ForwardChannel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                    int64_t segment, int64_t b, int64_t d, T* py, T* pk, std::vector<T>& h) {
+  const int64_t L = u.size(1), E = u.size(2), S = A.size(1), nseg = (L + segment - 1) / segment;
   const T* pu = u.data_ptr<T>();
   const T* pd = delta.data_ptr<T>();
   const T* pA = A.data_ptr<T>();
   const T* pB = Bm.data_ptr<T>();
   const T* pC = Cm.data_ptr<T>();
-  T* py = y.data_ptr<T>();
-  T* pk = checkpoints.data_ptr<T>();  // [B, E, nseg, S]: state before each segment
-  at::parallel_for(0, B * E, 1, [&](int64_t begin, int64_t end) {
-    std::vector<T> h(S);
-    for (int64_t bd = begin; bd < end; ++bd) {
-      const int64_t b = bd / E, d = bd % E;
-      std::fill(h.begin(), h.end(), T(0));
-      for (int64_t t = 0; t < L; ++t) {
-        if (t % segment == 0) {
-          T* ck = pk + ((b * E + d) * nseg + t / segment) * S;
-          std::copy(h.begin(), h.end(), ck);
-        }
-        const int64_t i = (b * L + t) * E + d;
-        const T dt = pd[i], x = pu[i];
-        const T* bt = pB + (b * L + t) * S;
-        const T* ct = pC + (b * L + t) * S;
-        T acc = 0;
-        for (int64_t n = 0; n < S; ++n) {
-          h[n] = std::exp(dt * pA[d * S + n]) * h[n] + dt * bt[n] * x;
-          acc += h[n] * ct[n];
-        }
-        py[i] = acc;
+  std::fill(h.begin(), h.end(), T(0));
+  for (int64_t t = 0; t < L; ++t) {
+    if (t % segment == 0) std::copy(h.begin(), h.end(), pk + ((b * E + d) * nseg + t / segment) * S);
+    const int64_t i = (b * L + t) * E + d;
+    const T dt = pd[i], x = pu[i];
+    const T* bt = pB + (b * L + t) * S;
+    const T* ct = pC + (b * L + t) * S;
+    T acc = 0;
+    for (int64_t n = 0; n < S; ++n) {
+      h[n] = std::exp(dt * pA[d * S + n]) * h[n] + dt * bt[n] * x;
+      acc += h[n] * ct[n];
+    }
+    py[i] = acc;
+  }
+}
+
+template <typename T>
+void BackwardChannel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                     const T* pk, int64_t segment, const T* pdy, int64_t b, int64_t d, T* pdu, T* pdd, T* pdA,
+                     T* pdB, T* pdC, std::vector<T>& g, std::vector<T>& hs, std::vector<T>& decay) {
+  const int64_t L = u.size(1), E = u.size(2), S = A.size(1), nseg = (L + segment - 1) / segment;
+  const T* pu = u.data_ptr<T>();
+  const T* pd = delta.data_ptr<T>();
+  const T* pA = A.data_ptr<T>();
+  const T* pB = Bm.data_ptr<T>();
+  const T* pC = Cm.data_ptr<T>();
+  std::fill(g.begin(), g.end(), T(0));
+  T* dA = pdA + (b * E + d) * S;
+  for (int64_t s = nseg - 1; s >= 0; --s) {
+    const int64_t t0 = s * segment, t1 = std::min(L, t0 + segment);
+    // Recompute the states of this segment: hs[k] = h_{t0 + k - 1}.
+    std::copy(pk + ((b * E + d) * nseg + s) * S, pk + ((b * E + d) * nseg + s + 1) * S, hs.begin());
+    for (int64_t t = t0; t < t1; ++t) {
+      const int64_t i = (b * L + t) * E + d, k = t - t0;
+      const T dt = pd[i], x = pu[i];
+      const T* bt = pB + (b * L + t) * S;
+      for (int64_t n = 0; n < S; ++n) {
+        T a = std::exp(dt * pA[d * S + n]);
+        decay[k * S + n] = a;
+        hs[(k + 1) * S + n] = a * hs[k * S + n] + dt * bt[n] * x;
       }
+    }
+    for (int64_t t = t1 - 1; t >= t0; --t) {
+      const int64_t i = (b * L + t) * E + d, k = t - t0;
+      const T dt = pd[i], x = pu[i], gy = pdy[i];
+      const T* bt = pB + (b * L + t) * S;
+      const T* ct = pC + (b * L + t) * S;
+      T* dBt = pdB + (b * L + t) * S;
+      T* dCt = pdC + (b * L + t) * S;
+      T ddt = 0, dx = 0;
+      for (int64_t n = 0; n < S; ++n) {
+        const T h = hs[(k + 1) * S + n], hprev = hs[k * S + n], a = decay[k * S + n];
+        const T gt = g[n] + gy * ct[n];  // dLoss/dh_t
+        dCt[n] += gy * h;
+        ddt += gt * (hprev * a * pA[d * S + n] + bt[n] * x);
+        dA[n] += gt * hprev * a * dt;
+        dBt[n] += gt * dt * x;
+        dx += gt * dt * bt[n];
+        g[n] = gt * a;  // carried to h_{t-1}
+      }
+      pdd[i] = ddt;
+      pdu[i] = dx;
+    }
+  }
+}
+
+template <typename T>
+bool UseAvx2(int64_t E, int64_t d0) {
+  return std::is_same<T, float>::value && d0 + kBlock <= E && kernels::Avx2Available();
+}
+
+kernels::ScanArgs Args(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                       int64_t segment) {
+  const int64_t L = u.size(1);
+  return {u.data_ptr<float>(), delta.data_ptr<float>(), A.data_ptr<float>(), Bm.data_ptr<float>(),
+          Cm.data_ptr<float>(), u.size(0), L, u.size(2), A.size(1), segment, (L + segment - 1) / segment};
+}
+
+template <typename T>
+void ForwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                   const Tensor& Cm, int64_t segment, Tensor& y, Tensor& checkpoints) {
+  const int64_t B = u.size(0), E = u.size(2), S = A.size(1), blocks = (E + kBlock - 1) / kBlock;
+  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
+    std::vector<T> h(S);
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t b = unit / blocks, d0 = unit % blocks * kBlock;
+      if constexpr (std::is_same<T, float>::value) {
+        if (UseAvx2<T>(E, d0)) {
+          kernels::ForwardBlock8(Args(u, delta, A, Bm, Cm, segment), b, d0, y.data_ptr<float>(),
+                                 checkpoints.data_ptr<float>());
+          continue;
+        }
+      }
+      for (int64_t d = d0; d < std::min(E, d0 + kBlock); ++d)
+        ForwardChannel<T>(u, delta, A, Bm, Cm, segment, b, d, y.data_ptr<T>(), checkpoints.data_ptr<T>(), h);
     }
   });
 }
@@ -53,64 +131,28 @@ template <typename T>
 void BackwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                     const Tensor& Cm, const Tensor& checkpoints, int64_t segment, const Tensor& dy,
                     Tensor& du, Tensor& ddelta, Tensor& dA_parts, Tensor& dB_parts, Tensor& dC_parts) {
-  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
-  const int64_t nseg = checkpoints.size(2);
-  const T* pu = u.data_ptr<T>();
-  const T* pd = delta.data_ptr<T>();
-  const T* pA = A.data_ptr<T>();
-  const T* pB = Bm.data_ptr<T>();
-  const T* pC = Cm.data_ptr<T>();
-  const T* pk = checkpoints.data_ptr<T>();
-  const T* pdy = dy.data_ptr<T>();
-  T* pdu = du.data_ptr<T>();
-  T* pdd = ddelta.data_ptr<T>();
-  T* pdA = dA_parts.data_ptr<T>();  // [B, E, S]: per-batch partial sums, reduced by the caller
-  at::parallel_for(0, B * E, 1, [&](int64_t begin, int64_t end) {
+  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1), blocks = (E + kBlock - 1) / kBlock;
+  at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
     // dB, dC sum over channels: each thread accumulates into its own slice.
     const int tid = at::get_thread_num();
     T* pdB = dB_parts.data_ptr<T>() + tid * B * L * S;
     T* pdC = dC_parts.data_ptr<T>() + tid * B * L * S;
     std::vector<T> g(S), hs((segment + 1) * S), decay(segment * S);
-    for (int64_t bd = begin; bd < end; ++bd) {
-      const int64_t b = bd / E, d = bd % E;
-      std::fill(g.begin(), g.end(), T(0));
-      T* dA = pdA + (b * E + d) * S;
-      for (int64_t s = nseg - 1; s >= 0; --s) {
-        const int64_t t0 = s * segment, t1 = std::min(L, t0 + segment);
-        // Recompute the states of this segment: hs[k] = h_{t0 + k - 1}.
-        std::copy(pk + ((b * E + d) * nseg + s) * S, pk + ((b * E + d) * nseg + s + 1) * S, hs.begin());
-        for (int64_t t = t0; t < t1; ++t) {
-          const int64_t i = (b * L + t) * E + d, k = t - t0;
-          const T dt = pd[i], x = pu[i];
-          const T* bt = pB + (b * L + t) * S;
-          for (int64_t n = 0; n < S; ++n) {
-            T a = std::exp(dt * pA[d * S + n]);
-            decay[k * S + n] = a;
-            hs[(k + 1) * S + n] = a * hs[k * S + n] + dt * bt[n] * x;
-          }
-        }
-        for (int64_t t = t1 - 1; t >= t0; --t) {
-          const int64_t i = (b * L + t) * E + d, k = t - t0;
-          const T dt = pd[i], x = pu[i], gy = pdy[i];
-          const T* bt = pB + (b * L + t) * S;
-          const T* ct = pC + (b * L + t) * S;
-          T* dBt = pdB + (b * L + t) * S;
-          T* dCt = pdC + (b * L + t) * S;
-          T ddt = 0, dx = 0;
-          for (int64_t n = 0; n < S; ++n) {
-            const T h = hs[(k + 1) * S + n], hprev = hs[k * S + n], a = decay[k * S + n];
-            const T gt = g[n] + gy * ct[n];  // dLoss/dh_t
-            dCt[n] += gy * h;
-            ddt += gt * (hprev * a * pA[d * S + n] + bt[n] * x);
-            dA[n] += gt * hprev * a * dt;
-            dBt[n] += gt * dt * x;
-            dx += gt * dt * bt[n];
-            g[n] = gt * a;  // carried to h_{t-1}
-          }
-          pdd[i] = ddt;
-          pdu[i] = dx;
+    std::vector<float> scratch;
+    for (int64_t unit = begin; unit < end; ++unit) {
+      const int64_t b = unit / blocks, d0 = unit % blocks * kBlock;
+      if constexpr (std::is_same<T, float>::value) {
+        if (UseAvx2<T>(E, d0)) {
+          scratch.resize((2 * segment + 1) * S * kBlock);
+          kernels::BackwardBlock8(Args(u, delta, A, Bm, Cm, segment), b, d0, checkpoints.data_ptr<float>(),
+                                  dy.data_ptr<float>(), du.data_ptr<float>(), ddelta.data_ptr<float>(),
+                                  dA_parts.data_ptr<float>(), pdB, pdC, scratch.data());
+          continue;
         }
       }
+      for (int64_t d = d0; d < std::min(E, d0 + kBlock); ++d)
+        BackwardChannel<T>(u, delta, A, Bm, Cm, checkpoints.data_ptr<T>(), segment, dy.data_ptr<T>(), b, d,
+                           du.data_ptr<T>(), ddelta.data_ptr<T>(), dA_parts.data_ptr<T>(), pdB, pdC, g, hs, decay);
     }
   });
 }
