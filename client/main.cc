@@ -12,7 +12,9 @@
 #include <string>
 #include <vector>
 
+#include "client/experiment.h"
 #include "client/progress.h"
+#include "client/run_command.h"
 #include "common/codec/codec.h"
 #include "common/format/container.h"
 #include "common/model/model.h"
@@ -315,6 +317,7 @@ struct TrainCliOptions {
   uint32_t d_model = 256;
   uint32_t layers = 1;
   std::string splits = "0.8,0.1,0.1";
+  std::string config;
   bool force = false;
 };
 
@@ -337,7 +340,53 @@ Result<std::vector<double>> ParseSplits(const std::string& text) {
   return out;
 }
 
+// Training progress: one redrawn line on a terminal, a line every 10 s otherwise.
+std::function<void(const std::string&, bool)> TrainProgress(const GlobalOptions& g) {
+  const bool tty = IsTerminal(2) && !g.no_progress && !g.quiet;
+  const bool lines = !tty && !g.quiet && !g.no_progress;
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now() - std::chrono::hours(1));
+  return [tty, lines, last](const std::string& line, bool final_line) {
+    if (tty) {
+      std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_line ? "\n" : "");
+    } else if (lines) {
+      auto now = std::chrono::steady_clock::now();
+      if (!final_line && now - *last < std::chrono::seconds(10)) return;
+      *last = now;
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    std::fflush(stderr);
+  };
+}
+
 int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
+  if (!o.config.empty()) {
+    Result<ExperimentConfig> c = LoadExperiment(o.config);
+    if (!c.ok()) {
+      Error(c.status().message());
+      return 1;
+    }
+    for (const std::string& w : c->warnings) std::fprintf(stderr, "boa-client: warning: %s\n", w.c_str());
+    if (o.train.files.empty()) o.train.files = {c->Resolve(c->file_path)};
+    o.d_model = c->d_model;
+    o.layers = c->num_layers;
+    o.train.seq_len = c->seq_len;
+    o.train.batch_size = c->batch_size;
+    o.train.lr = c->lr;
+    o.train.epochs = c->epochs;
+    o.train.max_seconds = c->max_seconds;
+    o.train.weight_decay = c->weight_decay;
+    o.train.seed = c->seed;
+    o.train.precision = c->precision;
+    if (!o.train.threads) o.train.threads = c->threads;
+    std::string sp;
+    for (double v : c->splits) sp += (sp.empty() ? "" : ",") + std::to_string(v);
+    o.splits = sp;
+    if (o.train.output.empty()) o.train.output = c->ModelOutput();
+  }
+  if (o.train.files.empty()) {
+    Error("no training data (give files or --config NAME)");
+    return 1;
+  }
   o.train.model = ModelConfig::Default(o.d_model, o.layers);
   Result<std::vector<double>> splits = ParseSplits(o.splits);
   if (!splits.ok()) {
@@ -353,23 +402,9 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     Error(o.train.output + ": already exists (use -f to overwrite)");
     return 1;
   }
-  const bool tty = IsTerminal(2) && !g.no_progress && !g.quiet;
-  const bool lines = !tty && !g.quiet && !g.no_progress;
-  auto last = std::chrono::steady_clock::now() - std::chrono::hours(1);
-  o.train.progress = [&](const std::string& line, bool final_line) {
-    if (tty) {
-      std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_line ? "\n" : "");
-    } else if (lines) {
-      auto now = std::chrono::steady_clock::now();
-      if (!final_line && now - last < std::chrono::seconds(10)) return;
-      last = now;
-      std::fprintf(stderr, "%s\n", line.c_str());
-    }
-    std::fflush(stderr);
-  };
+  o.train.progress = TrainProgress(g);
   train::TrainReport r;
   Status s = train::Train(o.train, &r);
-  if (tty) std::fprintf(stderr, "\r\033[K");
   if (!s.ok()) {
     Error(s.message());
     return 1;
@@ -507,8 +542,9 @@ int Main(int argc, char** argv) {
 #ifdef BOA_WITH_TRAIN
   TrainCliOptions tr;
   auto* train_cmd = app.add_subcommand("train", "Train a model on files (LibTorch, CPU)");
-  train_cmd->add_option("files", tr.train.files, "Training data (concatenated)")->required();
-  train_cmd->add_option("-o,--output", tr.train.output, "Model file to write")->required();
+  train_cmd->add_option("files", tr.train.files, "Training data (concatenated)");
+  train_cmd->add_option("--config", tr.config, "Experiment config: NAME (experiments/NAME/NAME.yaml) or a path");
+  train_cmd->add_option("-o,--output", tr.train.output, "Model file to write (with --config: <name>_final_model_<precision>.boam)");
   train_cmd->add_flag("-f,--force", tr.force, "Overwrite an existing model file");
   train_cmd->add_option("--d-model", tr.d_model, "Model width (default 256)");
   train_cmd->add_option("--layers", tr.layers, "Number of Mamba blocks (default 1)");
@@ -522,6 +558,20 @@ int Main(int argc, char** argv) {
   train_cmd->add_option("--precision", tr.train.precision, "fp32 (the CPU build's only training precision)");
   train_cmd->add_option("-T,--threads", tr.train.threads, "Threads (default: all cores)");
 #endif
+  RunOptions run;
+  auto* run_cmd = app.add_subcommand("run", "Run an experiment: train (or load) -> compress -> decompress -> verify");
+  run_cmd->add_option("--config", run.config, "NAME (experiments/NAME/NAME.yaml) or a path")->required();
+  auto* only_train = run_cmd->add_flag("--train-only", run.train_only, "Only train");
+  auto* only_compress = run_cmd->add_flag("--compress-only", run.compress_only, "Only compress (needs a model)");
+  auto* only_decompress = run_cmd->add_flag("--decompress-only", run.decompress_only, "Only decompress <name>.boa");
+  only_train->excludes(only_compress)->excludes(only_decompress);
+  only_compress->excludes(only_decompress);
+  run_cmd->add_flag("--verify", run.verify, "Compare the decompressed file with the original");
+  run_cmd->add_flag("--show-timings", run.show_timings, "Print the time of each stage");
+  run_cmd->add_option("--model-path", run.model_path, "Use this model instead of training");
+  run_cmd->add_option("--device", run.device, "cpu or cuda");
+  run_cmd->add_option("--precision", run.precision, "Training precision (fp32)");
+  run_cmd->add_option("-T,--threads", run.threads, "Threads (default: all cores)");
   std::string show_path;
   auto* ms = model->add_subcommand("show", "Show a model file's architecture and id");
   ms->add_option("file", show_path, "Model file")->required();
@@ -543,6 +593,13 @@ int Main(int argc, char** argv) {
   if (e->parsed()) return RunEval(g, eval);
   if (mi->parsed()) return RunModelInit(g, init);
   if (ms->parsed()) return RunModelInfo(show_path);
+  if (run_cmd->parsed()) {
+    run.quiet = g.quiet;
+#ifdef BOA_WITH_TRAIN
+    run.progress = TrainProgress(g);
+#endif
+    return RunExperiment(run);
+  }
 #ifdef BOA_WITH_TRAIN
   if (train_cmd->parsed()) return RunTrain(g, tr);
 #endif

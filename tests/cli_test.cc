@@ -195,6 +195,32 @@ TEST_F(CliTest, VerifyInfoAndEval) {
   EXPECT_NE(e.out.find("29997 predicted"), std::string::npos) << e.out;
 }
 
+TEST_F(CliTest, RunAnExperimentEndToEnd) {
+#ifndef BOA_HAVE_TRAIN
+  GTEST_SKIP() << "built without training";
+#endif
+  std::ofstream(dir_ + "/tiny.yaml") << "name: tiny\nfile_path: data.bin\nprogress: false\ndevice: cpu\n"
+                                        "precision: fp32\ndataloader: {seq_len: 64, batch_size: 4}\n"
+                                        "model: {d_model: 16, num_layers: 1}\ntraining: {lr: 0.005, epochs: 1}\n"
+                                        "compression: {chunks_count: 3, file_to_compress: ''}\nsplits: [0.8, 0.1, 0.1]\n";
+  Outcome r = Run("run --config tiny.yaml --verify --show-timings");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("verify: "), std::string::npos) << r.out;
+  EXPECT_NE(r.out.find("compression"), std::string::npos) << r.out;
+  EXPECT_TRUE(Exists("tiny_final_model_fp32.boam"));
+  EXPECT_TRUE(Exists("tiny.boa"));
+  EXPECT_EQ(Read("tiny.decompressed"), Read("data.bin"));
+  EXPECT_NE(Run("info tiny.boa").out.find("chunks           3"), std::string::npos);
+  // Later stages reuse the trained model.
+  EXPECT_EQ(Run("run --config tiny.yaml --compress-only -q").code, 0);
+  Outcome cuda = Run("run --config tiny.yaml --device cuda");
+  EXPECT_EQ(cuda.code, 1);
+  EXPECT_NE(cuda.err.find("no CUDA support"), std::string::npos) << cuda.err;
+  Outcome fp8 = Run("run --config tiny.yaml --train-only --precision fp8");
+  EXPECT_EQ(fp8.code, 1);
+  EXPECT_NE(fp8.err.find("supported: fp32"), std::string::npos) << fp8.err;
+}
+
 TEST_F(CliTest, UsageErrorsExitOne) {
   EXPECT_EQ(Run("compress data.bin").code, 1);  // no model
   EXPECT_EQ(Run("frobnicate").code, 1);
