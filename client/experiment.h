@@ -36,6 +36,7 @@ struct ExperimentConfig {
   double max_seconds = 0;
   double weight_decay = 0.01;
   int threads = 0;
+  int patience = 0;
   std::vector<std::string> warnings;  // unknown keys
 
   std::string Resolve(const std::string& p) const;  // relative to dir

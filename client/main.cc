@@ -318,6 +318,7 @@ struct TrainCliOptions {
   uint32_t layers = 1;
   std::string splits = "0.8,0.1,0.1";
   std::string config;
+  std::string dtype = "f32";
   bool force = false;
 };
 
@@ -375,6 +376,7 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     o.train.epochs = c->epochs;
     o.train.max_seconds = c->max_seconds;
     o.train.weight_decay = c->weight_decay;
+    o.train.patience = c->patience;
     o.train.seed = c->seed;
     o.train.precision = c->precision;
     if (!o.train.threads) o.train.threads = c->threads;
@@ -387,6 +389,11 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     Error("no training data (give files or --config NAME)");
     return 1;
   }
+  if (o.dtype != "f32" && o.dtype != "f16") {
+    Error("unknown --dtype '" + o.dtype + "' (expected f32 or f16)");
+    return 1;
+  }
+  o.train.output_type = o.dtype == "f16" ? WeightType::kF16 : WeightType::kF32;
   o.train.model = ModelConfig::Default(o.d_model, o.layers);
   Result<std::vector<double>> splits = ParseSplits(o.splits);
   if (!splits.ok()) {
@@ -398,7 +405,7 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     Error("no output model given (use -o MODEL)");
     return 1;
   }
-  if (!o.force && PathExists(o.train.output)) {
+  if (!o.force && !o.train.resume && PathExists(o.train.output)) {
     Error(o.train.output + ": already exists (use -f to overwrite)");
     return 1;
   }
@@ -412,8 +419,10 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
   if (!g.quiet) {
     std::printf("%s: %" PRIu64 " steps, %s of training data in %.1f s (%.1f KB/s)\n", o.train.output.c_str(), r.steps,
                 HumanBytes(static_cast<double>(r.bytes_seen)).c_str(), r.seconds, r.bytes_seen / r.seconds / 1e3);
-    std::printf("bits per byte: train %.4f, validation %.4f, test %.4f (ratio ~%.2f)\n", r.final_loss_bpb, r.val_bpb,
-                r.test_bpb, r.test_bpb > 0 ? 8 / r.test_bpb : 0);
+    std::printf("bits per byte: train %.4f, validation %.4f (best, epoch %d), test %.4f (ratio ~%.2f)%s\n",
+                r.final_loss_bpb, r.val_bpb, r.best_epoch, r.test_bpb, r.test_bpb > 0 ? 8 / r.test_bpb : 0,
+                r.early_stopped ? ", stopped early" : "");
+    std::printf("report %s.report.json, loss curve %s.loss.csv\n", o.train.output.c_str(), o.train.output.c_str());
   }
   return 0;
 }
@@ -557,6 +566,10 @@ int Main(int argc, char** argv) {
   train_cmd->add_option("--seed", tr.train.seed, "Random seed (default 1)");
   train_cmd->add_option("--precision", tr.train.precision, "fp32 (the CPU build's only training precision)");
   train_cmd->add_option("-T,--threads", tr.train.threads, "Threads (default: all cores)");
+  train_cmd->add_option("--patience", tr.train.patience, "Stop after this many epochs without validation gain (0: off)");
+  train_cmd->add_flag("--resume", tr.train.resume, "Continue from the last epoch checkpoint (<output>.ckpt)");
+  train_cmd->add_option("--checkpoint-dir", tr.train.checkpoint_dir, "Where epoch checkpoints go (default <output>.ckpt)");
+  train_cmd->add_option("--dtype", tr.dtype, "Stored weight type of the model file: f32 or f16 (default f32)");
 #endif
   RunOptions run;
   auto* run_cmd = app.add_subcommand("run", "Run an experiment: train (or load) -> compress -> decompress -> verify");
@@ -572,6 +585,7 @@ int Main(int argc, char** argv) {
   run_cmd->add_option("--device", run.device, "cpu or cuda");
   run_cmd->add_option("--precision", run.precision, "Training precision (fp32)");
   run_cmd->add_option("-T,--threads", run.threads, "Threads (default: all cores)");
+  run_cmd->add_flag("--resume", run.resume, "Continue training from the last epoch checkpoint");
   std::string show_path;
   auto* ms = model->add_subcommand("show", "Show a model file's architecture and id");
   ms->add_option("file", show_path, "Model file")->required();

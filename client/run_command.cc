@@ -109,6 +109,8 @@ int RunExperiment(const RunOptions& o) {
     t.threads = o.threads ? o.threads : c.threads;
     t.precision = c.precision;
     t.output = model_path;
+    t.resume = o.resume;
+    t.patience = c.patience;
     if (c.progress) t.progress = o.progress;
     t0 = std::chrono::steady_clock::now();
     train::TrainReport r;

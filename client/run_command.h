@@ -12,7 +12,7 @@ namespace boa::client {
 struct RunOptions {
   std::string config;
   bool train_only = false, compress_only = false, decompress_only = false;
-  bool verify = false, show_timings = false;
+  bool verify = false, show_timings = false, resume = false;
   std::string model_path;  // overrides the config's model_path
   std::string device;      // overrides the config's device
   std::string precision;   // overrides the config's precision

@@ -3,6 +3,7 @@
 // the engine's, and a short training run that learns.
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <cmath>
 
 #include "common/train/boa_net.h"
@@ -142,6 +143,79 @@ TEST(Trainer, LearnsAndWritesAModelTheCodecUses) {
   EXPECT_EQ(back, test);
   EXPECT_LT(packed.size(), test.size() * 0.9) << "the trained model compresses its kind of data";
   std::system(("rm -rf " + std::string(dir)).c_str());
+}
+
+class TrainerFiles : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    char tmpl[] = "/tmp/boa_trainer_test_XXXXXX";
+    ASSERT_NE(mkdtemp(tmpl), nullptr);
+    dir_ = tmpl;
+    ASSERT_TRUE(WriteFileAtomic(dir_ + "/data.bin", testing::FloatTable(40000, 5), true).ok());
+  }
+  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  TrainOptions Options(const std::string& out) {
+    TrainOptions o;
+    o.files = {dir_ + "/data.bin"};
+    o.model = ModelConfig::Default(16, 1);
+    o.seq_len = 128;
+    o.batch_size = 4;
+    o.lr = 5e-3;
+    o.epochs = 3;
+    o.eval_chunk = 4096;
+    o.threads = 2;
+    o.output = dir_ + "/" + out;
+    return o;
+  }
+  std::vector<uint8_t> Bytes(const std::string& name) { return ReadFile(dir_ + "/" + name, 1 << 30).value(); }
+  std::string dir_;
+};
+
+TEST_F(TrainerFiles, SeededRunsAreReproducibleAndResumeContinuesExactly) {
+  TrainReport a, b, c1, c2;
+  ASSERT_TRUE(Train(Options("a.boam"), &a).ok());
+  ASSERT_TRUE(Train(Options("b.boam"), &b).ok());
+  EXPECT_EQ(Bytes("a.boam"), Bytes("b.boam")) << "same seed, same machine: same model";
+  // Interrupted after one epoch, then resumed: the same model as an uninterrupted run.
+  TrainOptions o = Options("c.boam");
+  o.run_epochs = 1;
+  ASSERT_TRUE(Train(o, &c1).ok());
+  EXPECT_EQ(c1.epochs_done, 1);
+  o.run_epochs = 0;
+  o.resume = true;
+  ASSERT_TRUE(Train(o, &c2).ok());
+  EXPECT_TRUE(c2.resumed);
+  EXPECT_EQ(c2.steps, a.steps);
+  EXPECT_EQ(c2.loss_curve.size(), a.loss_curve.size());
+  EXPECT_EQ(Bytes("c.boam"), Bytes("a.boam"));
+  // Report and loss curve are written next to the model.
+  std::vector<uint8_t> json = Bytes("a.boam.report.json"), csv = Bytes("a.boam.loss.csv");
+  std::string j(json.begin(), json.end()), cs(csv.begin(), csv.end());
+  EXPECT_NE(j.find("\"test_bpb\""), std::string::npos) << j;
+  EXPECT_NE(j.find("\"bytes_seen\": " + std::to_string(a.bytes_seen)), std::string::npos) << j;
+  EXPECT_EQ(std::count(cs.begin(), cs.end(), '\n'), static_cast<long>(a.loss_curve.size() + 1));
+}
+
+TEST_F(TrainerFiles, EarlyStoppingKeepsTheBestEpochAndF16Output) {
+  // The validation region is random bytes: the better the model fits the float table, the
+  // worse it predicts them, so validation stops improving.
+  std::vector<uint8_t> data = testing::FloatTable(32000, 5), noise = testing::RandomBytes(4000, 9);
+  data.insert(data.end(), noise.begin(), noise.end());
+  std::vector<uint8_t> tail = testing::FloatTable(4000, 6);
+  data.insert(data.end(), tail.begin(), tail.end());
+  ASSERT_TRUE(WriteFileAtomic(dir_ + "/data.bin", data, true).ok());
+  TrainOptions o = Options("e.boam");
+  o.epochs = 8;
+  o.patience = 1;
+  o.output_type = WeightType::kF16;
+  TrainReport r;
+  ASSERT_TRUE(Train(o, &r).ok());
+  std::printf("[ early stop ] epochs %d, best %d, stopped %d\n", r.epochs_done, r.best_epoch, r.early_stopped);
+  EXPECT_TRUE(r.early_stopped);
+  EXPECT_EQ(r.epochs_done, r.best_epoch + 1);
+  auto m = LoadModelFile(o.output);
+  ASSERT_TRUE(m.ok());
+  EXPECT_EQ(m->stored_type, WeightType::kF16);
 }
 
 TEST(Trainer, RefusesUnsupportedPrecisionClearly) {

@@ -5,7 +5,9 @@
 #include <chrono>
 #include <cmath>
 #include <cstdio>
+#include <filesystem>
 #include <random>
+#include <thread>
 
 #include "common/train/boa_net.h"
 #include "common/util/io.h"
@@ -39,10 +41,93 @@ Status ValidateOptions(const TrainOptions& o) {
   if (!(o.lr > 0)) return Status::InvalidArgument("lr must be > 0");
   if (o.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
   if (o.eval_chunk < 2) return Status::InvalidArgument("eval chunk must be >= 2");
+  if (o.patience < 0) return Status::InvalidArgument("patience must be >= 0");
   if (o.precision != "fp32") {
     return Status::InvalidArgument("precision '" + o.precision +
                                    "' is not supported by this CPU build of LibTorch for training "
                                    "(supported: fp32)");
+  }
+  return Status::Ok();
+}
+
+std::string CheckpointDir(const TrainOptions& o) {
+  return o.checkpoint_dir.empty() ? o.output + ".ckpt" : o.checkpoint_dir;
+}
+
+Status WriteText(const std::string& path, const std::string& text) {
+  return WriteFileAtomic(path, std::vector<uint8_t>(text.begin(), text.end()), true);
+}
+
+std::string LossCsv(const TrainReport& r) {
+  std::string csv = "step,bits_per_byte\n";
+  char line[64];
+  for (const auto& [step, bpb] : r.loss_curve) {
+    std::snprintf(line, sizeof line, "%llu,%.6f\n", static_cast<unsigned long long>(step), bpb);
+    csv += line;
+  }
+  return csv;
+}
+
+std::string ReportJson(const TrainOptions& o, const TrainReport& r) {
+  char buf[2048];
+  std::string files;
+  for (const std::string& f : o.files) files += (files.empty() ? "\"" : ", \"") + f + "\"";
+  std::snprintf(buf, sizeof buf,
+                "{\n  \"model\": {\"d_model\": %u, \"n_layers\": %u, \"d_state\": %u, \"d_conv\": %u, "
+                "\"expand\": %u, \"dt_rank\": %u, \"parameters\": %llu},\n"
+                "  \"data\": [%s],\n  \"splits\": [%g, %g, %g],\n"
+                "  \"training\": {\"seq_len\": %lld, \"batch_size\": %lld, \"lr\": %g, \"weight_decay\": %g, "
+                "\"epochs\": %d, \"max_seconds\": %g, \"seed\": %llu, \"precision\": \"%s\"},\n"
+                "  \"steps\": %llu,\n  \"epochs_done\": %d,\n  \"best_epoch\": %d,\n  \"early_stopped\": %s,\n"
+                "  \"bytes_seen\": %llu,\n  \"seconds\": %.3f,\n  \"train_bpb\": %.6f,\n  \"val_bpb\": %.6f,\n"
+                "  \"test_bpb\": %.6f\n}\n",
+                o.model.d_model, o.model.n_layers, o.model.d_state, o.model.d_conv, o.model.expand, o.model.dt_rank,
+                static_cast<unsigned long long>(o.model.ParameterCount()), files.c_str(), o.splits[0], o.splits[1],
+                o.splits[2], static_cast<long long>(o.seq_len), static_cast<long long>(o.batch_size), o.lr,
+                o.weight_decay, o.epochs, o.max_seconds, static_cast<unsigned long long>(o.seed), o.precision.c_str(),
+                static_cast<unsigned long long>(r.steps), r.epochs_done, r.best_epoch, r.early_stopped ? "true" : "false",
+                static_cast<unsigned long long>(r.bytes_seen), r.seconds, r.final_loss_bpb, r.val_bpb, r.test_bpb);
+  return buf;
+}
+
+// Training state after a completed epoch, next to the module and optimizer checkpoints.
+struct Progress {
+  int epoch = 0;  // epochs completed
+  int best_epoch = 0;
+  int since_best = 0;
+  double best_val = 0;
+  uint64_t steps = 0, bytes_seen = 0;
+  double seconds = 0;
+};
+
+Status SaveProgress(const std::string& dir, const Progress& p, const TrainReport& r) {
+  char buf[512];
+  std::snprintf(buf, sizeof buf,
+                "epoch=%d\nbest_epoch=%d\nsince_best=%d\nbest_val=%.17g\nsteps=%llu\nbytes_seen=%llu\nseconds=%.17g\n",
+                p.epoch, p.best_epoch, p.since_best, p.best_val, static_cast<unsigned long long>(p.steps),
+                static_cast<unsigned long long>(p.bytes_seen), p.seconds);
+  BOA_RETURN_IF_ERROR(WriteText(dir + "/loss.csv", LossCsv(r)));
+  return WriteText(dir + "/state.txt", buf);
+}
+
+Status LoadProgress(const std::string& dir, Progress* p, TrainReport* r) {
+  BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> text, ReadFile(dir + "/state.txt", 1 << 16));
+  std::string s(text.begin(), text.end());
+  unsigned long long steps = 0, bytes = 0;
+  if (std::sscanf(s.c_str(), "epoch=%d\nbest_epoch=%d\nsince_best=%d\nbest_val=%lf\nsteps=%llu\nbytes_seen=%llu\nseconds=%lf",
+                  &p->epoch, &p->best_epoch, &p->since_best, &p->best_val, &steps, &bytes, &p->seconds) != 7) {
+    return Status::DataLoss(dir + "/state.txt: not a boa training checkpoint");
+  }
+  p->steps = steps;
+  p->bytes_seen = bytes;
+  BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> csv, ReadFile(dir + "/loss.csv", 1ull << 30));
+  std::string c(csv.begin(), csv.end());
+  size_t pos = c.find('\n');
+  while (pos != std::string::npos && pos + 1 < c.size()) {
+    unsigned long long step;
+    double bpb;
+    if (std::sscanf(c.c_str() + pos + 1, "%llu,%lf", &step, &bpb) == 2) r->loss_curve.emplace_back(step, bpb);
+    pos = c.find('\n', pos + 1);
   }
   return Status::Ok();
 }
@@ -81,22 +166,47 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   BOA_RETURN_IF_ERROR(LoadWeights(net, InitRandomModel(o.model, o.seed)));
   torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
 
+  TrainReport r;
+  Progress state;
+  const std::string ckpt = CheckpointDir(o);
+  if (o.resume && PathExists(ckpt + "/state.txt")) {
+    BOA_RETURN_IF_ERROR(LoadProgress(ckpt, &state, &r));
+    try {
+      torch::load(net, ckpt + "/model.pt");
+      torch::load(optimizer, ckpt + "/optimizer.pt");
+    } catch (const c10::Error& e) {
+      return Status::DataLoss(ckpt + ": cannot load the checkpoint (does it belong to this architecture?)");
+    }
+    r.resumed = true;
+    r.steps = state.steps;
+    r.bytes_seen = state.bytes_seen;
+  } else if (o.resume && o.progress) {
+    o.progress("no checkpoint in " + ckpt + ": starting from scratch", true);
+  }
+  ModelWeights best = ExportWeights(net);
+  if (state.epoch > 0 && state.best_epoch > 0 && PathExists(ckpt + "/best.boam")) {
+    BOA_ASSIGN_OR_RETURN(LoadedModel b, LoadModelFile(ckpt + "/best.boam"));
+    best = std::move(b.weights);
+  }
+
   const int64_t windows = std::max<int64_t>(1, static_cast<int64_t>(train_end) / o.seq_len);
   const int64_t steps_per_epoch = (windows + o.batch_size - 1) / o.batch_size;
   const int64_t total_steps = steps_per_epoch * o.epochs;
   const int64_t warmup = std::max<int64_t>(1, static_cast<int64_t>(o.warmup_fraction * total_steps));
-  std::mt19937_64 rng(o.seed);
   std::uniform_int_distribution<int64_t> offset(0, static_cast<int64_t>(train_end) - o.seq_len - 1);
   torch::Tensor train_bytes = torch::from_blob(data.data(), {static_cast<int64_t>(train_end)}, torch::kUInt8);
 
-  TrainReport r;
   const auto start = std::chrono::steady_clock::now();
-  auto elapsed = [&] { return std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count(); };
+  auto elapsed = [&] {
+    return state.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  };
   double recent = 0;
   int recent_n = 0;
-  bool out_of_time = false;
-  for (int epoch = 0; epoch < o.epochs && !out_of_time; ++epoch) {
+  bool stop = false;
+  const int last_epoch = o.run_epochs > 0 ? std::min(o.epochs, state.epoch + o.run_epochs) : o.epochs;
+  for (int epoch = state.epoch; epoch < last_epoch && !stop; ++epoch) {
     net->train();
+    bool epoch_complete = true;
     for (int64_t s = 0; s < steps_per_epoch; ++s) {
       const int64_t step = epoch * steps_per_epoch + s;
       double lr = o.lr;
@@ -107,6 +217,8 @@ Status Train(const TrainOptions& o, TrainReport* report) {
         lr = o.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
       }
       for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+      // Windows depend only on (seed, step): a resumed run sees the same data.
+      std::mt19937_64 rng(o.seed * 0x9e3779b97f4a7c15ull + static_cast<uint64_t>(step));
       std::vector<torch::Tensor> rows;
       for (int64_t b = 0; b < o.batch_size; ++b) rows.push_back(train_bytes.narrow(0, offset(rng), o.seq_len + 1));
       torch::Tensor batch = torch::stack(rows).to(torch::kInt64);
@@ -139,30 +251,71 @@ Status Train(const TrainOptions& o, TrainReport* report) {
         recent_n = 0;
       }
       if (o.max_seconds > 0 && t >= o.max_seconds) {
-        out_of_time = true;
+        stop = true;
+        epoch_complete = s + 1 == steps_per_epoch;
         break;
       }
     }
     net->eval();
-    if (!val.empty()) {
-      r.val_bpb = CrossEntropyBitsPerByte(net, val, o.eval_chunk);
-      if (o.progress) {
-        char line[160];
-        std::snprintf(line, sizeof line, "epoch %d: validation %.4f bits/byte (ratio ~%.2f)", epoch + 1, r.val_bpb,
-                      8 / std::max(r.val_bpb, 1e-9));
-        o.progress(line, true);
+    const double val_bpb = val.empty() ? 0 : CrossEntropyBitsPerByte(net, val, o.eval_chunk);
+    r.val_bpb = val_bpb;
+    // Without validation data the latest weights count as the best.
+    const bool improved = state.best_epoch == 0 || val.empty() || val_bpb < state.best_val;
+    if (improved) {
+      state.best_val = val_bpb;
+      state.best_epoch = epoch + 1;
+      state.since_best = 0;
+      best = ExportWeights(net);
+    } else {
+      ++state.since_best;
+    }
+    if (o.progress && !val.empty()) {
+      char line[192];
+      std::snprintf(line, sizeof line, "epoch %d: validation %.4f bits/byte (ratio ~%.2f)%s", epoch + 1, val_bpb,
+                    8 / std::max(val_bpb, 1e-9), improved ? "" : "  (no improvement)");
+      o.progress(line, true);
+    }
+    if (epoch_complete && !o.output.empty()) {
+      state.epoch = epoch + 1;
+      state.steps = r.steps;
+      state.bytes_seen = r.bytes_seen;
+      state.seconds = elapsed();
+      std::error_code ec;
+      std::filesystem::create_directories(ckpt, ec);
+      if (ec) return Status::IoError(ckpt + ": cannot create the checkpoint directory: " + ec.message());
+      try {
+        torch::save(net, ckpt + "/model.pt");
+        torch::save(optimizer, ckpt + "/optimizer.pt");
+      } catch (const c10::Error& e) {
+        return Status::IoError(ckpt + ": cannot write the checkpoint");
       }
+      if (improved) BOA_RETURN_IF_ERROR(WriteFileAtomic(ckpt + "/best.boam", SerializeModel(best, WeightType::kF32, ""), true));
+      BOA_RETURN_IF_ERROR(SaveProgress(ckpt, state, r));
+    }
+    r.epochs_done = epoch + 1;
+    if (o.patience > 0 && state.since_best >= o.patience) {
+      r.early_stopped = true;
+      if (o.progress) o.progress("early stop: no validation gain for " + std::to_string(o.patience) + " epochs", true);
+      stop = true;
     }
   }
   size_t tail = std::min<size_t>(r.loss_curve.size(), 20);
   for (size_t i = r.loss_curve.size() - tail; i < r.loss_curve.size(); ++i) r.final_loss_bpb += r.loss_curve[i].second / tail;
+  // The written model is the one with the best validation loss.
+  BOA_RETURN_IF_ERROR(LoadWeights(net, best));
+  net->eval();
+  r.best_epoch = state.best_epoch;
+  if (!val.empty()) r.val_bpb = state.best_val;
   if (!test.empty()) r.test_bpb = CrossEntropyBitsPerByte(net, test, o.eval_chunk);
   r.seconds = elapsed();
-  ModelWeights w = ExportWeights(net);
   std::string meta = "created_by=boa-client train\nseed=" + std::to_string(o.seed) +
                      "\nsteps=" + std::to_string(r.steps) + "\nbytes_seen=" + std::to_string(r.bytes_seen) +
                      "\nval_bpb=" + std::to_string(r.val_bpb) + "\ntest_bpb=" + std::to_string(r.test_bpb) + "\n";
-  if (!o.output.empty()) BOA_RETURN_IF_ERROR(WriteFileAtomic(o.output, SerializeModel(w, WeightType::kF32, meta), true));
+  if (!o.output.empty()) {
+    BOA_RETURN_IF_ERROR(WriteFileAtomic(o.output, SerializeModel(best, o.output_type, meta), true));
+    BOA_RETURN_IF_ERROR(WriteText(o.output + ".report.json", ReportJson(o, r)));
+    BOA_RETURN_IF_ERROR(WriteText(o.output + ".loss.csv", LossCsv(r)));
+  }
   if (report) *report = std::move(r);
   return Status::Ok();
 }

@@ -28,12 +28,23 @@ struct TrainOptions {
   int threads = 0;                         // 0: all cores
   int64_t eval_chunk = 65536;              // validation/test evaluated in chunks, as coded
   std::string output;                      // model file to write
+  WeightType output_type = WeightType::kF32;  // f16 halves the model file
   std::string precision = "fp32";
+  int patience = 0;                        // early stopping: epochs without validation gain (0: off)
+  // Checkpoint after every epoch into this directory (empty: <output>.ckpt) and, with
+  // `resume`, continue from the last one there.
+  std::string checkpoint_dir;
+  bool resume = false;
+  int run_epochs = 0;                      // train at most this many epochs now (0: all), resume later
   // Called every few steps and at each validation: a one-line status for progress output.
   std::function<void(const std::string& line, bool final_line)> progress;
 };
 
 struct TrainReport {
+  int epochs_done = 0;
+  int best_epoch = 0;       // the epoch whose weights were written (best validation)
+  bool early_stopped = false;
+  bool resumed = false;
   uint64_t steps = 0;
   uint64_t bytes_seen = 0;
   double seconds = 0;
@@ -44,6 +55,8 @@ struct TrainReport {
 };
 
 Status ValidateSplits(const std::vector<double>& splits);
+// Trains and writes the model file, plus <output>.report.json (options, bytes seen,
+// validation/test bits per byte, duration) and <output>.loss.csv (step, bits per byte).
 Status Train(const TrainOptions& options, TrainReport* report);
 
 }  // namespace boa::train
