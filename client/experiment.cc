@@ -159,6 +159,7 @@ Result<ExperimentConfig> LoadExperiment(const std::string& name_or_path) {
 
 Status SaveExperiment(const ExperimentConfig& c, const std::string& path) {
   YAML::Emitter out;
+  out.SetDoublePrecision(10);
   out << YAML::BeginMap;
   out << YAML::Key << "name" << YAML::Value << c.name;
   out << YAML::Key << "file_path" << YAML::Value << c.file_path;

@@ -8,11 +8,13 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <iostream>
 #include <memory>
 #include <string>
 #include <vector>
 
 #include "client/experiment.h"
+#include "client/new_experiment.h"
 #include "client/progress.h"
 #include "client/run_command.h"
 #include "common/codec/codec.h"
@@ -571,6 +573,7 @@ int Main(int argc, char** argv) {
   train_cmd->add_option("--checkpoint-dir", tr.train.checkpoint_dir, "Where epoch checkpoints go (default <output>.ckpt)");
   train_cmd->add_option("--dtype", tr.dtype, "Stored weight type of the model file: f32 or f16 (default f32)");
 #endif
+  auto* new_exp = app.add_subcommand("new-experiment", "Create experiments/NAME/NAME.yaml interactively (answers may be piped)");
   RunOptions run;
   auto* run_cmd = app.add_subcommand("run", "Run an experiment: train (or load) -> compress -> decompress -> verify");
   run_cmd->add_option("--config", run.config, "NAME (experiments/NAME/NAME.yaml) or a path")->required();
@@ -607,6 +610,7 @@ int Main(int argc, char** argv) {
   if (e->parsed()) return RunEval(g, eval);
   if (mi->parsed()) return RunModelInit(g, init);
   if (ms->parsed()) return RunModelInfo(show_path);
+  if (new_exp->parsed()) return NewExperiment(std::cin, std::cout, std::cerr);
   if (run_cmd->parsed()) {
     run.quiet = g.quiet;
 #ifdef BOA_WITH_TRAIN

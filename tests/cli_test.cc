@@ -221,6 +221,26 @@ TEST_F(CliTest, RunAnExperimentEndToEnd) {
   EXPECT_NE(fp8.err.find("supported: fp32"), std::string::npos) << fp8.err;
 }
 
+TEST_F(CliTest, NewExperimentFromPipedAnswers) {
+  // A bad name and a missing file are asked again; empty answers take the defaults.
+  std::ofstream(dir_ + "/answers") << "bad name!\nexp1\nmissing.bin\ndata.bin\n\n\n\n4096\n\n64\n1\n1e-3\n"
+                                      "\n0\n\n0.5,0.6,0.1\n0.8,0.1,0.1\n";
+  Outcome o = Run("new-experiment", "answers");
+  ASSERT_EQ(o.code, 0) << o.err;
+  std::string yaml = ReadText("experiments/exp1/exp1.yaml");
+  EXPECT_NE(yaml.find("seq_len: 4096"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("batch_size: 3"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("lr: 0.001"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find("epochs: 10"), std::string::npos) << yaml;
+  EXPECT_NE(yaml.find(dir_ + "/data.bin"), std::string::npos) << yaml;
+  EXPECT_NE(o.err.find("no such file"), std::string::npos) << o.err;
+  EXPECT_NE(o.err.find("sum to 1"), std::string::npos) << o.err;
+  // The same name again is refused; input ending early writes nothing.
+  std::ofstream(dir_ + "/short") << "exp2\n";
+  EXPECT_EQ(Run("new-experiment", "short").code, 1);
+  EXPECT_FALSE(Exists("experiments/exp2"));
+}
+
 TEST_F(CliTest, UsageErrorsExitOne) {
   EXPECT_EQ(Run("compress data.bin").code, 1);  // no model
   EXPECT_EQ(Run("frobnicate").code, 1);

@@ -1,0 +1,15 @@
+// `boa-client new-experiment`: the original tool's interactive creator. Asks the same
+// questions with the same defaults, re-asks on invalid answers, and writes
+// experiments/NAME/NAME.yaml. Reads answers line by line, so it can be scripted by piping.
+#pragma once
+
+#include <istream>
+#include <ostream>
+#include <string>
+
+namespace boa::client {
+
+// Returns the process exit code; `root` is the folder that holds experiments/.
+int NewExperiment(std::istream& in, std::ostream& out, std::ostream& err, const std::string& root = ".");
+
+}  // namespace boa::client
