@@ -13,6 +13,7 @@
 #include <string>
 #include <vector>
 
+#include "client/bench_command.h"
 #include "client/experiment.h"
 #include "client/new_experiment.h"
 #include "client/progress.h"
@@ -573,6 +574,13 @@ int Main(int argc, char** argv) {
   train_cmd->add_option("--checkpoint-dir", tr.train.checkpoint_dir, "Where epoch checkpoints go (default <output>.ckpt)");
   train_cmd->add_option("--dtype", tr.dtype, "Stored weight type of the model file: f32 or f16 (default f32)");
 #endif
+  BenchOptions bench;
+  std::string bench_chunk;
+  auto* bench_cmd = app.add_subcommand("bench", "Compare boa with xz, zstd, brotli, bzip3 and bzip2 on a file");
+  bench_cmd->add_option("file", bench.file, "File to compress")->required();
+  bench_cmd->add_option("-m,--model", bench.model, "Model file (omit for the baselines only)");
+  bench_cmd->add_option("--chunk-size", bench_chunk, "Bytes per chunk for boa (default 64K)");
+  bench_cmd->add_option("-T,--threads", bench.threads, "Threads for boa (default: all cores)");
   auto* new_exp = app.add_subcommand("new-experiment", "Create experiments/NAME/NAME.yaml interactively (answers may be piped)");
   RunOptions run;
   auto* run_cmd = app.add_subcommand("run", "Run an experiment: train (or load) -> compress -> decompress -> verify");
@@ -610,6 +618,17 @@ int Main(int argc, char** argv) {
   if (e->parsed()) return RunEval(g, eval);
   if (mi->parsed()) return RunModelInit(g, init);
   if (ms->parsed()) return RunModelInfo(show_path);
+  if (bench_cmd->parsed()) {
+    if (!bench_chunk.empty()) {
+      Result<uint32_t> n = ParseSize(bench_chunk);
+      if (!n.ok()) {
+        Error(n.status().message());
+        return 1;
+      }
+      bench.chunk_length = *n;
+    }
+    return RunBench(bench);
+  }
   if (new_exp->parsed()) return NewExperiment(std::cin, std::cout, std::cerr);
   if (run_cmd->parsed()) {
     run.quiet = g.quiet;

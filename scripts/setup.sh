@@ -15,7 +15,7 @@ PACKAGES=(
   # training (LibTorch); without OpenBLAS's OpenMP build LibTorch uses the reference BLAS (~10x slower)
   libtorch-dev libopenblas0-openmp
   # baselines the demo and benchmarks compare against
-  xz-utils zstd
+  xz-utils zstd brotli bzip3 bzip2
 )
 
 missing=()

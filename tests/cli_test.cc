@@ -241,6 +241,14 @@ TEST_F(CliTest, NewExperimentFromPipedAnswers) {
   EXPECT_FALSE(Exists("experiments/exp2"));
 }
 
+TEST_F(CliTest, BenchTable) {
+  Outcome o = Run("bench data.bin -m m.boam --chunk-size 8K");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("| xz -9e |"), std::string::npos) << o.out;
+  EXPECT_NE(o.out.find("| boa (m.boam) |"), std::string::npos) << o.out;
+  EXPECT_EQ(Run("bench missing.bin").code, 1);
+}
+
 TEST_F(CliTest, UsageErrorsExitOne) {
   EXPECT_EQ(Run("compress data.bin").code, 1);  // no model
   EXPECT_EQ(Run("frobnicate").code, 1);
