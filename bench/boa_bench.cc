@@ -17,6 +17,9 @@
 #include "common/coder/range_coder.h"
 #include "common/engine/engine.h"
 #include "common/model/model.h"
+#ifdef BOA_WITH_TRAIN
+#include "common/train/trainer.h"
+#endif
 
 namespace boa::bench {
 namespace {
@@ -187,6 +190,34 @@ std::vector<uint8_t> SampleSequences(const std::shared_ptr<const engine::Engine>
 
 // Ratio side of the chunk-length choice: per-chunk warm-up (each chunk starts from a zero
 // state) and container/coder overhead, on data a model predicts well.
+#ifdef BOA_WITH_TRAIN
+void TrainingTable(const Settings& s, double peakN) {
+  std::printf("\n## Training throughput (LibTorch CPU, %d threads)\n\n", s.threads);
+  std::printf("GFLOP/s counts 6 x multiply-adds per byte (forward 2, backward 4); %% is of the %d-thread FMA\n"
+              "peak (%.1f GFLOP/s).\n\n", s.threads, peakN);
+  std::printf("| model | seq_len x batch | KB/s | GFLOP/s | %% of peak |\n|---|---|---:|---:|---:|\n");
+  struct Cfg {
+    uint32_t d, layers;
+    int64_t seq, batch;
+    int steps;
+  };
+  for (Cfg c : {Cfg{64, 2, 1024, 8, 8}, Cfg{256, 1, 1024, 4, 4}}) {
+    ModelConfig mc = ModelConfig::Default(c.d, c.layers);
+    std::vector<double> rates;
+    for (int r = 0; r < s.reps; ++r) {
+      auto rate = train::MeasureTrainingBytesPerSecond(mc, c.seq, c.batch, s.reps > 1 ? c.steps : 2, s.threads);
+      if (!rate.ok()) std::abort();
+      rates.push_back(*rate);
+    }
+    double rate = Median(rates);
+    double gflops = rate * 6.0 * mc.MacsPerByte() / 1e9;
+    std::printf("| d%u x %u | %lld x %lld | %.1f | %.1f | %.0f %% |\n", c.d, c.layers, static_cast<long long>(c.seq),
+                static_cast<long long>(c.batch), rate / 1e3, gflops, 100 * gflops / peakN);
+    std::fflush(stdout);
+  }
+}
+#endif
+
 int ChunkStudy(const Settings& s) {
   LoadedModel model;
   std::vector<uint8_t> data;
@@ -283,6 +314,9 @@ int Main(int argc, char** argv) {
   if (s.chunk_study) return ChunkStudy(s);
   CoderTable(s);
   EngineTable(s, peak1, peakN);
+#ifdef BOA_WITH_TRAIN
+  TrainingTable(s, peakN);
+#endif
   return 0;
 }
 

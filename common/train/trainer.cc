@@ -320,4 +320,28 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   return Status::Ok();
 }
 
+Result<double> MeasureTrainingBytesPerSecond(const ModelConfig& config, int64_t seq_len, int64_t batch_size,
+                                             int steps, int threads) {
+  BOA_RETURN_IF_ERROR(config.Validate());
+  if (threads > 0) torch::set_num_threads(threads);
+  torch::manual_seed(1);
+  BoaNet net(config);
+  BOA_RETURN_IF_ERROR(LoadWeights(net, InitRandomModel(config, 1)));
+  torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-4));
+  torch::Tensor batch = torch::randint(0, 256, {batch_size, seq_len + 1}, torch::kInt64);
+  std::chrono::steady_clock::time_point start;
+  for (int i = 0; i <= steps; ++i) {
+    if (i == 1) start = std::chrono::steady_clock::now();
+    torch::Tensor logits = net->forward(batch.narrow(1, 0, seq_len));
+    torch::Tensor loss =
+        torch::nn::functional::cross_entropy(logits.reshape({-1, 256}), batch.narrow(1, 1, seq_len).reshape({-1}));
+    optimizer.zero_grad();
+    loss.backward();
+    torch::nn::utils::clip_grad_norm_(net->parameters(), 1.0);
+    optimizer.step();
+  }
+  double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+  return static_cast<double>(steps) * batch_size * seq_len / seconds;
+}
+
 }  // namespace boa::train

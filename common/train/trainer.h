@@ -54,6 +54,11 @@ struct TrainReport {
   std::vector<std::pair<uint64_t, double>> loss_curve;  // (step, training bits per byte)
 };
 
+// Times `steps` training steps (forward, backward, AdamW) on random bytes: training bytes
+// per second for the benchmark. The first step is a warm-up and not counted.
+Result<double> MeasureTrainingBytesPerSecond(const ModelConfig& config, int64_t seq_len, int64_t batch_size,
+                                             int steps, int threads);
+
 Status ValidateSplits(const std::vector<double>& splits);
 // Trains and writes the model file, plus <output>.report.json (options, bytes seen,
 // validation/test bits per byte, duration) and <output>.loss.csv (step, bits per byte).
