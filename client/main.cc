@@ -20,6 +20,7 @@
 #include "client/run_command.h"
 #include "common/codec/codec.h"
 #include "common/format/container.h"
+#include "common/model/checkpoint.h"
 #include "common/model/model.h"
 #include "common/util/io.h"
 #ifdef BOA_WITH_TRAIN
@@ -470,6 +471,44 @@ int RunModelInit(const GlobalOptions& g, const InitOptions& o) {
   return 0;
 }
 
+struct ImportOptions {
+  std::string input, output, dtype = "f32";
+  bool force = false;
+};
+
+int RunModelImport(const GlobalOptions& g, const ImportOptions& o) {
+  if (o.dtype != "f32" && o.dtype != "f16") {
+    Error("unknown --dtype '" + o.dtype + "' (expected f32 or f16)");
+    return 1;
+  }
+  Result<std::vector<uint8_t>> file = ReadFile(o.input, 16ull << 30);
+  if (!file.ok()) {
+    Error(file.status().message());
+    return 1;
+  }
+  Result<ModelWeights> w = ImportTorchCheckpoint(*file);
+  if (!w.ok()) {
+    Error(w.status().WithContext(o.input).message());
+    return 1;
+  }
+  std::vector<uint8_t> bytes = SerializeModel(*w, o.dtype == "f16" ? WeightType::kF16 : WeightType::kF32,
+                                              "created_by=boa-client model import\nsource=" + o.input + "\n");
+  Status s = WriteFileAtomic(o.output, bytes, o.force);
+  if (!s.ok()) {
+    Error(s.message());
+    return 1;
+  }
+  if (!g.quiet) {
+    const ModelConfig& c = w->config;
+    Sha256Digest id = Sha256(bytes.data(), bytes.size());
+    std::printf("%s: d_model %u, %u layer%s, d_state %u, d_conv %u, expand %u, dt_rank %u, %s\n", o.output.c_str(),
+                c.d_model, c.n_layers, c.n_layers == 1 ? "" : "s", c.d_state, c.d_conv, c.expand, c.dt_rank,
+                o.dtype.c_str());
+    std::printf("model id %s\n", HexString(id.data(), id.size()).c_str());
+  }
+  return 0;
+}
+
 int RunModelInfo(const std::string& path) {
   Result<LoadedModel> m = LoadModelFile(path);
   if (!m.ok()) {
@@ -597,6 +636,12 @@ int Main(int argc, char** argv) {
   run_cmd->add_option("--precision", run.precision, "Training precision (fp32)");
   run_cmd->add_option("-T,--threads", run.threads, "Threads (default: all cores)");
   run_cmd->add_flag("--resume", run.resume, "Continue training from the last epoch checkpoint");
+  ImportOptions imp;
+  auto* mimp = model->add_subcommand("import", "Convert a PyTorch checkpoint (torch.save(model.state_dict())) to a model file");
+  mimp->add_option("checkpoint", imp.input, "The .pt file")->required();
+  mimp->add_option("-o,--output", imp.output, "Model file to write")->required();
+  mimp->add_option("--dtype", imp.dtype, "Stored weight type: f32 or f16 (default f32)");
+  mimp->add_flag("-f,--force", imp.force, "Overwrite an existing file");
   std::string show_path;
   auto* ms = model->add_subcommand("show", "Show a model file's architecture and id");
   ms->add_option("file", show_path, "Model file")->required();
@@ -618,6 +663,7 @@ int Main(int argc, char** argv) {
   if (e->parsed()) return RunEval(g, eval);
   if (mi->parsed()) return RunModelInit(g, init);
   if (ms->parsed()) return RunModelInfo(show_path);
+  if (mimp->parsed()) return RunModelImport(g, imp);
   if (bench_cmd->parsed()) {
     if (!bench_chunk.empty()) {
       Result<uint32_t> n = ParseSize(bench_chunk);

@@ -249,6 +249,19 @@ TEST_F(CliTest, BenchTable) {
   EXPECT_EQ(Run("bench missing.bin").code, 1);
 }
 
+TEST_F(CliTest, ModelImport) {
+  const std::string data = BOA_TEST_DATA;
+  Outcome o = Run("model import " + data + "/tiny_ordereddict.pt -o imported.boam");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("d_model 8, 1 layer"), std::string::npos) << o.out;
+  EXPECT_EQ(Run("compress data.bin -m imported.boam -q").code, 0);
+  EXPECT_EQ(Run("verify data.bin.boa -m imported.boam -q").code, 0);
+  Outcome bad = Run("model import " + data + "/hostile.pt -o evil.boam");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(Lines(bad.err), 1) << bad.err;
+  EXPECT_FALSE(Exists("evil.boam"));
+}
+
 TEST_F(CliTest, UsageErrorsExitOne) {
   EXPECT_EQ(Run("compress data.bin").code, 1);  // no model
   EXPECT_EQ(Run("frobnicate").code, 1);
