@@ -106,13 +106,14 @@ Result<ExperimentConfig> LoadExperiment(const std::string& name_or_path) {
   BOA_ASSIGN_OR_RETURN(YAML::Node m, section("model", {"d_model", "num_layers"}));
   if (m["d_model"]) BOA_RETURN_IF_ERROR(r.Scalar(m["d_model"], "model.d_model", &c.d_model, "an integer"));
   if (m["num_layers"]) BOA_RETURN_IF_ERROR(r.Scalar(m["num_layers"], "model.num_layers", &c.num_layers, "an integer"));
-  BOA_ASSIGN_OR_RETURN(YAML::Node t, section("training", {"lr", "epochs", "max_seconds", "weight_decay", "seed", "threads", "patience"}));
+  BOA_ASSIGN_OR_RETURN(YAML::Node t, section("training", {"lr", "epochs", "max_seconds", "weight_decay", "seed", "threads", "patience", "max_bytes"}));
   if (t["lr"]) BOA_RETURN_IF_ERROR(r.Scalar(t["lr"], "training.lr", &c.lr, "a number"));
   if (t["epochs"]) BOA_RETURN_IF_ERROR(r.Scalar(t["epochs"], "training.epochs", &c.epochs, "an integer"));
   if (t["max_seconds"]) BOA_RETURN_IF_ERROR(r.Scalar(t["max_seconds"], "training.max_seconds", &c.max_seconds, "a number"));
   if (t["weight_decay"]) BOA_RETURN_IF_ERROR(r.Scalar(t["weight_decay"], "training.weight_decay", &c.weight_decay, "a number"));
   if (t["seed"]) BOA_RETURN_IF_ERROR(r.Scalar(t["seed"], "training.seed", &c.seed, "an integer"));
   if (t["threads"]) BOA_RETURN_IF_ERROR(r.Scalar(t["threads"], "training.threads", &c.threads, "an integer"));
+  if (t["max_bytes"]) BOA_RETURN_IF_ERROR(r.Scalar(t["max_bytes"], "training.max_bytes", &c.max_bytes, "an integer"));
   if (t["patience"]) BOA_RETURN_IF_ERROR(r.Scalar(t["patience"], "training.patience", &c.patience, "an integer"));
   BOA_ASSIGN_OR_RETURN(YAML::Node cp, section("compression", {"chunks_count", "file_to_compress", "chunk_size"}));
   if (cp["chunks_count"]) BOA_RETURN_IF_ERROR(r.Scalar(cp["chunks_count"], "compression.chunks_count", &c.chunks_count, "an integer"));

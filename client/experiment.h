@@ -34,6 +34,7 @@ struct ExperimentConfig {
   // boa additions
   uint64_t seed = 1;
   double max_seconds = 0;
+  uint64_t max_bytes = 0;
   double weight_decay = 0.01;
   int threads = 0;
   int patience = 0;

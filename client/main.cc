@@ -323,8 +323,24 @@ struct TrainCliOptions {
   std::string splits = "0.8,0.1,0.1";
   std::string config;
   std::string dtype = "f32";
+  std::string max_bytes;
   bool force = false;
 };
+
+// "1000000", "500K", "50M", "2G" (binary units).
+Result<uint64_t> ParseBytes(const std::string& text) {
+  size_t end = 0;
+  unsigned long long v = 0;
+  try {
+    v = std::stoull(text, &end);
+  } catch (...) {
+    return Status::InvalidArgument("'" + text + "' is not a byte count (e.g. 50M)");
+  }
+  std::string unit = text.substr(end);
+  uint64_t mult = unit.empty() ? 1 : unit == "K" ? 1ull << 10 : unit == "M" ? 1ull << 20 : unit == "G" ? 1ull << 30 : 0;
+  if (mult == 0) return Status::InvalidArgument("'" + text + "' has an unknown unit (use K, M or G)");
+  return static_cast<uint64_t>(v) * mult;
+}
 
 Result<std::vector<double>> ParseSplits(const std::string& text) {
   std::vector<double> out;
@@ -379,6 +395,7 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     o.train.lr = c->lr;
     o.train.epochs = c->epochs;
     o.train.max_seconds = c->max_seconds;
+    o.train.max_bytes = c->max_bytes;
     o.train.weight_decay = c->weight_decay;
     o.train.patience = c->patience;
     o.train.seed = c->seed;
@@ -398,6 +415,14 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     return 1;
   }
   o.train.output_type = o.dtype == "f16" ? WeightType::kF16 : WeightType::kF32;
+  if (!o.max_bytes.empty()) {
+    Result<uint64_t> b = ParseBytes(o.max_bytes);
+    if (!b.ok()) {
+      Error("--max-bytes: " + b.status().message());
+      return 1;
+    }
+    o.train.max_bytes = *b;
+  }
   o.train.model = ModelConfig::Default(o.d_model, o.layers);
   Result<std::vector<double>> splits = ParseSplits(o.splits);
   if (!splits.ok()) {
@@ -606,7 +631,8 @@ int Main(int argc, char** argv) {
   train_cmd->add_option("--max-seconds", tr.train.max_seconds, "Stop after this much wall time");
   train_cmd->add_option("--splits", tr.splits, "Train,validation,test fractions (default 0.8,0.1,0.1)");
   train_cmd->add_option("--seed", tr.train.seed, "Random seed (default 1)");
-  train_cmd->add_option("--precision", tr.train.precision, "fp32 (the CPU build's only training precision)");
+  train_cmd->add_option("--precision", tr.train.precision, "fp32 or bf16 (autocast; the CPU build's training precisions)");
+  train_cmd->add_option("--max-bytes", tr.max_bytes, "Stop after this many training bytes, e.g. 50M (0: no limit)");
   train_cmd->add_option("-T,--threads", tr.train.threads, "Threads (default: all cores)");
   train_cmd->add_option("--patience", tr.train.patience, "Stop after this many epochs without validation gain (0: off)");
   train_cmd->add_flag("--resume", tr.train.resume, "Continue from the last epoch checkpoint (<output>.ckpt)");

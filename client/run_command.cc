@@ -105,6 +105,7 @@ int RunExperiment(const RunOptions& o) {
     t.weight_decay = c.weight_decay;
     t.epochs = c.epochs;
     t.max_seconds = c.max_seconds;
+    t.max_bytes = c.max_bytes;
     t.splits = c.splits;
     t.threads = o.threads ? o.threads : c.threads;
     t.precision = c.precision;

@@ -218,6 +218,19 @@ TEST_F(TrainerFiles, EarlyStoppingKeepsTheBestEpochAndF16Output) {
   EXPECT_EQ(m->stored_type, WeightType::kF16);
 }
 
+TEST_F(TrainerFiles, Bf16TrainsAndByteBudgetStops) {
+  TrainOptions o = Options("bf.boam");
+  o.precision = "bf16";
+  o.epochs = 2;
+  o.max_bytes = 20 * 128 * 4;  // 20 steps
+  TrainReport r;
+  Status s = Train(o, &r);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(r.steps, 20u);
+  EXPECT_LT(r.loss_curve.back().second, r.loss_curve.front().second - 0.5) << "bf16 training learns";
+  EXPECT_TRUE(LoadModelFile(o.output).ok());
+}
+
 TEST(Trainer, RefusesUnsupportedPrecisionClearly) {
   TrainOptions o;
   o.files = {"/nonexistent"};

@@ -42,7 +42,11 @@ BlockImpl::BlockImpl(const ModelConfig& c) {
   ff = register_module("ff", nn::Sequential(nn::Linear(D, 4 * D), nn::GELU(), nn::Linear(4 * D, D)));
 }
 
-torch::Tensor BlockImpl::forward(const torch::Tensor& x) { return x + ff->forward(ln2(mamba(ln1(x)))); }
+torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
+  // LayerNorm in float: under bf16 autocast the Mamba output arrives in bfloat16, which
+  // LibTorch 1.13's CPU layer norm cannot mix with float weights (a no-op in fp32).
+  return x + ff->forward(ln2(mamba(ln1(x)).to(torch::kFloat32)));
+}
 
 BoaNetImpl::BoaNetImpl(const ModelConfig& c) : config(c) {
   const int64_t D = c.d_model;

@@ -209,7 +209,9 @@ Tensor SelectiveScan(const Tensor& u, const Tensor& delta, const Tensor& A, cons
               "Bm must be [B, L, S]");
   TORCH_CHECK(Cm.sizes() == Bm.sizes(), "Cm must be [B, L, S]");
   TORCH_CHECK(segment >= 1, "segment must be >= 1");
-  return SelectiveScanFunction::apply(u, delta, A, Bm, Cm, segment);
+  // Under bf16 autocast the inputs may arrive in bfloat16: the scan runs in float.
+  auto wide = [](const Tensor& t) { return t.scalar_type() == torch::kDouble ? t : t.to(torch::kFloat32); };
+  return SelectiveScanFunction::apply(wide(u), wide(delta), wide(A), wide(Bm), wide(Cm), segment);
 }
 
 Tensor SelectiveScanReference(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,

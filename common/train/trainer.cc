@@ -9,6 +9,8 @@
 #include <random>
 #include <thread>
 
+#include <ATen/autocast_mode.h>
+
 #include "common/train/boa_net.h"
 #include "common/util/io.h"
 
@@ -42,10 +44,10 @@ Status ValidateOptions(const TrainOptions& o) {
   if (o.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
   if (o.eval_chunk < 2) return Status::InvalidArgument("eval chunk must be >= 2");
   if (o.patience < 0) return Status::InvalidArgument("patience must be >= 0");
-  if (o.precision != "fp32") {
+  if (o.precision != "fp32" && o.precision != "bf16") {
     return Status::InvalidArgument("precision '" + o.precision +
                                    "' is not supported by this CPU build of LibTorch for training "
-                                   "(supported: fp32)");
+                                   "(supported: fp32, bf16)");
   }
   return Status::Ok();
 }
@@ -143,12 +145,23 @@ std::string FormatDuration(double s) {
 
 Status Train(const TrainOptions& o, TrainReport* report) {
   BOA_RETURN_IF_ERROR(ValidateOptions(o));
-  std::vector<uint8_t> data;
-  for (const std::string& f : o.files) {
-    BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> part, ReadFile(f, 64ull << 30));
-    data.insert(data.end(), part.begin(), part.end());
+  // One file is memory-mapped; several are concatenated in memory.
+  std::unique_ptr<MappedFile> mapped;
+  std::vector<uint8_t> joined;
+  const uint8_t* bytes = nullptr;
+  size_t n = 0;
+  if (o.files.size() == 1) {
+    BOA_ASSIGN_OR_RETURN(mapped, MappedFile::Open(o.files[0]));
+    bytes = mapped->data();
+    n = mapped->size();
+  } else {
+    for (const std::string& f : o.files) {
+      BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> part, ReadFile(f, 64ull << 30));
+      joined.insert(joined.end(), part.begin(), part.end());
+    }
+    bytes = joined.data();
+    n = joined.size();
   }
-  const size_t n = data.size();
   const size_t train_end = static_cast<size_t>(n * o.splits[0]);
   const size_t val_end = std::min(n, train_end + static_cast<size_t>(n * o.splits[1]));
   if (train_end < static_cast<size_t>(o.seq_len) + 1) {
@@ -156,8 +169,8 @@ Status Train(const TrainOptions& o, TrainReport* report) {
                                    " bytes; seq_len " + std::to_string(o.seq_len) + " needs at least " +
                                    std::to_string(o.seq_len + 1) + " (lower seq_len or give more data)");
   }
-  std::vector<uint8_t> val(data.begin() + train_end, data.begin() + val_end);
-  std::vector<uint8_t> test(data.begin() + val_end, data.end());
+  std::vector<uint8_t> val(bytes + train_end, bytes + val_end);
+  std::vector<uint8_t> test(bytes + val_end, bytes + n);
 
   if (o.threads > 0) torch::set_num_threads(o.threads);
   else torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
@@ -194,7 +207,14 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   const int64_t total_steps = steps_per_epoch * o.epochs;
   const int64_t warmup = std::max<int64_t>(1, static_cast<int64_t>(o.warmup_fraction * total_steps));
   std::uniform_int_distribution<int64_t> offset(0, static_cast<int64_t>(train_end) - o.seq_len - 1);
-  torch::Tensor train_bytes = torch::from_blob(data.data(), {static_cast<int64_t>(train_end)}, torch::kUInt8);
+  torch::Tensor train_bytes =
+      torch::from_blob(const_cast<uint8_t*>(bytes), {static_cast<int64_t>(train_end)}, torch::kUInt8);
+  // bf16: LibTorch's CPU autocast runs the matrix products in bfloat16; evaluation is fp32.
+  const bool bf16 = o.precision == "bf16";
+  struct AutocastOff {
+    ~AutocastOff() { at::autocast::set_cpu_enabled(false); }
+  } autocast_off;
+  if (bf16) at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
 
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
@@ -222,9 +242,12 @@ Status Train(const TrainOptions& o, TrainReport* report) {
       std::vector<torch::Tensor> rows;
       for (int64_t b = 0; b < o.batch_size; ++b) rows.push_back(train_bytes.narrow(0, offset(rng), o.seq_len + 1));
       torch::Tensor batch = torch::stack(rows).to(torch::kInt64);
+      at::autocast::set_cpu_enabled(bf16);
       torch::Tensor logits = net->forward(batch.narrow(1, 0, o.seq_len));
-      torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, 256}),
+      torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, 256}).to(torch::kFloat32),
                                                                 batch.narrow(1, 1, o.seq_len).reshape({-1}));
+      at::autocast::set_cpu_enabled(false);
+      at::autocast::clear_cache();  // the cached bf16 weights are stale after this step
       optimizer.zero_grad();
       loss.backward();
       torch::nn::utils::clip_grad_norm_(net->parameters(), o.grad_clip);
@@ -250,7 +273,7 @@ Status Train(const TrainOptions& o, TrainReport* report) {
         recent = 0;
         recent_n = 0;
       }
-      if (o.max_seconds > 0 && t >= o.max_seconds) {
+      if ((o.max_seconds > 0 && t >= o.max_seconds) || (o.max_bytes > 0 && r.bytes_seen >= o.max_bytes)) {
         stop = true;
         epoch_complete = s + 1 == steps_per_epoch;
         break;

@@ -13,7 +13,7 @@
 namespace boa::train {
 
 struct TrainOptions {
-  std::vector<std::string> files;          // training data (concatenated)
+  std::vector<std::string> files;          // training data (one file is memory-mapped; several are concatenated)
   ModelConfig model = ModelConfig::Default(256, 1);
   uint64_t seed = 1;
   int64_t seq_len = 4096;                  // bytes per training window
@@ -24,12 +24,13 @@ struct TrainOptions {
   double grad_clip = 1.0;
   int epochs = 1;                          // an epoch is as many windows as the training split holds
   double max_seconds = 0;                  // wall-time budget (0: none)
+  uint64_t max_bytes = 0;                  // training-byte budget (0: none)
   std::vector<double> splits = {0.8, 0.1, 0.1};  // train / validation / test, contiguous
   int threads = 0;                         // 0: all cores
   int64_t eval_chunk = 65536;              // validation/test evaluated in chunks, as coded
   std::string output;                      // model file to write
   WeightType output_type = WeightType::kF32;  // f16 halves the model file
-  std::string precision = "fp32";
+  std::string precision = "fp32";          // fp32, or bf16 (autocast: matrix products in bf16)
   int patience = 0;                        // early stopping: epochs without validation gain (0: off)
   // Checkpoint after every epoch into this directory (empty: <output>.ckpt) and, with
   // `resume`, continue from the last one there.

@@ -2,6 +2,7 @@
 #include "common/util/io.h"
 
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -187,6 +188,20 @@ Status AtomicOutputFile::Commit(const std::string& like_path) {
     ::close(dfd);
   }
   return Status::Ok();
+}
+
+Result<std::unique_ptr<MappedFile>> MappedFile::Open(const std::string& path) {
+  BOA_ASSIGN_OR_RETURN(auto src, FileSource::Open(path));
+  if (src->SizeHint() < 0) return Status::InvalidArgument(path + ": not a regular file (cannot be memory-mapped)");
+  size_t size = static_cast<size_t>(src->SizeHint());
+  if (size == 0) return std::unique_ptr<MappedFile>(new MappedFile(nullptr, 0));
+  void* p = ::mmap(nullptr, size, PROT_READ, MAP_PRIVATE, src->fd(), 0);
+  if (p == MAP_FAILED) return Status::IoError(path + ": cannot map: " + ErrnoMessage(errno));
+  return std::unique_ptr<MappedFile>(new MappedFile(static_cast<const uint8_t*>(p), size));
+}
+
+MappedFile::~MappedFile() {
+  if (data_) ::munmap(const_cast<uint8_t*>(data_), size_);
 }
 
 Result<std::vector<uint8_t>> ReadFile(const std::string& path, uint64_t max_bytes) {

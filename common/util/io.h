@@ -113,6 +113,23 @@ class AtomicOutputFile final : public ByteSink {
   std::vector<uint8_t> buffer_;
 };
 
+// A read-only memory map of a whole file (training data: the page cache serves it, nothing
+// is copied).
+class MappedFile {
+ public:
+  static Result<std::unique_ptr<MappedFile>> Open(const std::string& path);
+  ~MappedFile();
+  MappedFile(const MappedFile&) = delete;
+  MappedFile& operator=(const MappedFile&) = delete;
+  const uint8_t* data() const { return data_; }
+  size_t size() const { return size_; }
+
+ private:
+  MappedFile(const uint8_t* data, size_t size) : data_(data), size_(size) {}
+  const uint8_t* data_;
+  size_t size_;
+};
+
 // Reads a whole file into memory, refusing files larger than max_bytes.
 Result<std::vector<uint8_t>> ReadFile(const std::string& path, uint64_t max_bytes);
 
