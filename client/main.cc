@@ -718,4 +718,7 @@ int Main(int argc, char** argv) {
 }  // namespace
 }  // namespace boa::client
 
-int main(int argc, char** argv) { return boa::client::Main(argc, argv); }
+int main(int argc, char** argv) {
+  boa::RemoveTemporariesOnSignal();
+  return boa::client::Main(argc, argv);
+}

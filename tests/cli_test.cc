@@ -262,6 +262,18 @@ TEST_F(CliTest, ModelImport) {
   EXPECT_FALSE(Exists("evil.boam"));
 }
 
+TEST_F(CliTest, InterruptedRunLeavesNoPartialOutput) {
+  // A slow compression (scalar kernels, a larger model) killed half-way.
+  ASSERT_EQ(Run("model init --d-model 128 --layers 2 -o big.boam -q").code, 0);
+  Write("large.bin", testing::FloatTable(400000, 3));
+  Outcome o = Shell(std::string(BOA_CLIENT) + " --backend scalar compress large.bin -m big.boam -q & pid=$!; "
+                    "sleep 1.5; kill -TERM $pid; wait $pid; echo rc=$?");
+  EXPECT_NE(o.out.find("rc=143"), std::string::npos) << o.out << o.err;  // killed by SIGTERM
+  EXPECT_FALSE(Exists("large.bin.boa"));
+  EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "big.boam", "large.bin"}).empty())
+      << "a temporary file was left behind";
+}
+
 TEST_F(CliTest, UsageErrorsExitOne) {
   EXPECT_EQ(Run("compress data.bin").code, 1);  // no model
   EXPECT_EQ(Run("frobnicate").code, 1);

@@ -6,7 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
+#include <csignal>
 #include <cstdio>
 #include <cstring>
 
@@ -110,6 +112,46 @@ static std::string BaseName(const std::string& path) {
   return slash == std::string::npos ? path : path.substr(slash + 1);
 }
 
+namespace {
+
+// Temporary files that a signal handler must remove: fixed slots of C strings, so the
+// handler only reads atomics and calls unlink (async-signal-safe).
+constexpr int kTempSlots = 64;
+std::atomic<const char*> g_temporaries[kTempSlots];
+
+void RegisterTemporary(const char* path) {
+  for (auto& slot : g_temporaries) {
+    const char* expected = nullptr;
+    if (slot.compare_exchange_strong(expected, path)) return;
+  }
+}
+
+void UnregisterTemporary(const char* path) {
+  for (auto& slot : g_temporaries) {
+    const char* expected = path;
+    if (slot.compare_exchange_strong(expected, nullptr)) return;
+  }
+}
+
+extern "C" void RemoveTemporariesAndDie(int sig) {
+  for (auto& slot : g_temporaries) {
+    const char* p = slot.load();
+    if (p) ::unlink(p);
+  }
+  std::signal(sig, SIG_DFL);
+  std::raise(sig);
+}
+
+}  // namespace
+
+void RemoveTemporariesOnSignal() {
+  struct sigaction sa;
+  std::memset(&sa, 0, sizeof sa);
+  sa.sa_handler = RemoveTemporariesAndDie;
+  sigemptyset(&sa.sa_mask);
+  for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
+}
+
 Result<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::Create(const std::string& path,
                                                                    bool overwrite) {
   if (!overwrite && PathExists(path)) {
@@ -122,13 +164,15 @@ Result<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::Create(const std::st
   if (fd < 0) {
     return Status::IoError(path + ": cannot create temporary file: " + ErrnoMessage(errno));
   }
-  return std::unique_ptr<AtomicOutputFile>(
-      new AtomicOutputFile(fd, path, std::string(buf.data()), overwrite));
+  auto file = std::unique_ptr<AtomicOutputFile>(new AtomicOutputFile(fd, path, std::string(buf.data()), overwrite));
+  RegisterTemporary(file->tmp_.c_str());
+  return file;
 }
 
 AtomicOutputFile::~AtomicOutputFile() {
   if (fd_ >= 0) ::close(fd_);
   if (!committed_) ::unlink(tmp_.c_str());
+  UnregisterTemporary(tmp_.c_str());
 }
 
 Status AtomicOutputFile::Flush() {

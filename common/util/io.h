@@ -130,6 +130,11 @@ class MappedFile {
   size_t size_;
 };
 
+// Installs SIGINT/SIGTERM/SIGHUP handlers that remove the temporary files of every
+// uncommitted AtomicOutputFile before the process dies, so an interrupted run leaves no
+// partial output either.
+void RemoveTemporariesOnSignal();
+
 // Reads a whole file into memory, refusing files larger than max_bytes.
 Result<std::vector<uint8_t>> ReadFile(const std::string& path, uint64_t max_bytes);
 
