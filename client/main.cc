@@ -101,7 +101,8 @@ Result<CodecOptions> MakeCodecOptions(const GlobalOptions& g, const FileOptions&
     if (o.chunk_length == 0) return Status::InvalidArgument("--chunk-size must be at least 1");
   }
   o.chunk_count = f.chunks;
-  if (f.threads < 0) return Status::InvalidArgument("-T must be >= 0");
+  if (f.threads < 0 || f.threads > 256) return Status::InvalidArgument("-T must be 0 (all cores) to 256");
+  if (f.lanes < 0 || f.lanes > 4096) return Status::InvalidArgument("--lanes must be 0 (default) to 4096");
   o.threads = f.threads;
   o.lanes = f.lanes;
   BOA_ASSIGN_OR_RETURN(o.backend, ParseBackend(g.backend));

@@ -282,6 +282,7 @@ TEST_F(CliTest, UsageErrorsExitOne) {
   Outcome o = Run("compress data.bin -m nosuch.boam");
   EXPECT_EQ(o.code, 1);
   EXPECT_NE(o.err.find("nosuch.boam"), std::string::npos);
+  EXPECT_EQ(Run("compress data.bin -m m.boam -T 100000").code, 1);
   EXPECT_EQ(Run("--help").code, 0);
 }
 

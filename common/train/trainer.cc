@@ -44,6 +44,7 @@ Status ValidateOptions(const TrainOptions& o) {
   if (o.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
   if (o.eval_chunk < 2) return Status::InvalidArgument("eval chunk must be >= 2");
   if (o.patience < 0) return Status::InvalidArgument("patience must be >= 0");
+  if (o.threads < 0 || o.threads > 256) return Status::InvalidArgument("threads must be 0 (all cores) to 256");
   if (o.precision != "fp32" && o.precision != "bf16") {
     return Status::InvalidArgument("precision '" + o.precision +
                                    "' is not supported by this CPU build of LibTorch for training "
