@@ -58,9 +58,8 @@ void Error(const std::string& msg) { std::fprintf(stderr, "boa-client: %s\n", ms
 
 bool IsTerminal(int fd) { return ::isatty(fd) == 1; }
 
-// "65536", "64K", "64KiB", "1M", "1MiB".
-Result<uint32_t> ParseSize(const std::string& text) {
-  if (text.empty()) return Status::InvalidArgument("empty size");
+// A byte count: "65536", "64K", "64KiB", "1M", "2G" (binary units).
+Result<uint64_t> ParseBytes(const std::string& text) {
   size_t end = 0;
   unsigned long long v = 0;
   try {
@@ -68,17 +67,21 @@ Result<uint32_t> ParseSize(const std::string& text) {
   } catch (...) {
     return Status::InvalidArgument("'" + text + "' is not a size (e.g. 65536, 64K, 1M)");
   }
-  std::string unit = text.substr(end);
-  uint64_t mult = 1;
-  if (unit == "K" || unit == "k" || unit == "KiB" || unit == "KB") {
-    mult = 1024;
-  } else if (unit == "M" || unit == "MiB" || unit == "MB") {
-    mult = 1024 * 1024;
-  } else if (!unit.empty()) {
-    return Status::InvalidArgument("'" + text + "' has an unknown unit (use K or M)");
-  }
-  uint64_t bytes = v * mult;
-  if (v > (1ull << 40) || bytes > UINT32_MAX) return Status::InvalidArgument("'" + text + "' is too large");
+  const std::string unit = text.substr(end);
+  uint64_t mult = 0;
+  if (unit.empty()) mult = 1;
+  if (unit == "K" || unit == "k" || unit == "KiB" || unit == "KB") mult = 1ull << 10;
+  if (unit == "M" || unit == "MiB" || unit == "MB") mult = 1ull << 20;
+  if (unit == "G" || unit == "GiB" || unit == "GB") mult = 1ull << 30;
+  if (mult == 0) return Status::InvalidArgument("'" + text + "' has an unknown unit (use K, M or G)");
+  if (v > (1ull << 40)) return Status::InvalidArgument("'" + text + "' is too large");
+  return static_cast<uint64_t>(v) * mult;
+}
+
+// A chunk size: a byte count that fits 32 bits.
+Result<uint32_t> ParseSize(const std::string& text) {
+  BOA_ASSIGN_OR_RETURN(uint64_t bytes, ParseBytes(text));
+  if (bytes > UINT32_MAX) return Status::InvalidArgument("'" + text + "' is too large");
   return static_cast<uint32_t>(bytes);
 }
 
@@ -328,20 +331,7 @@ struct TrainCliOptions {
   bool force = false;
 };
 
-// "1000000", "500K", "50M", "2G" (binary units).
-Result<uint64_t> ParseBytes(const std::string& text) {
-  size_t end = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &end);
-  } catch (...) {
-    return Status::InvalidArgument("'" + text + "' is not a byte count (e.g. 50M)");
-  }
-  std::string unit = text.substr(end);
-  uint64_t mult = unit.empty() ? 1 : unit == "K" ? 1ull << 10 : unit == "M" ? 1ull << 20 : unit == "G" ? 1ull << 30 : 0;
-  if (mult == 0) return Status::InvalidArgument("'" + text + "' has an unknown unit (use K, M or G)");
-  return static_cast<uint64_t>(v) * mult;
-}
+
 
 Result<std::vector<double>> ParseSplits(const std::string& text) {
   std::vector<double> out;

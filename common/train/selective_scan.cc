@@ -19,15 +19,21 @@ using torch::Tensor;
 // AVX2 kernels where the CPU has them, everything else runs the scalar per-channel code.
 constexpr int64_t kBlock = 8;
 
+// The scan's inputs as typed pointers and sizes, for the scalar per-channel code.
 template <typename T>
-void ForwardChannel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
-                    int64_t segment, int64_t b, int64_t d, T* py, T* pk, std::vector<T>& h) {
-  const int64_t L = u.size(1), E = u.size(2), S = A.size(1), nseg = (L + segment - 1) / segment;
-  const T* pu = u.data_ptr<T>();
-  const T* pd = delta.data_ptr<T>();
-  const T* pA = A.data_ptr<T>();
-  const T* pB = Bm.data_ptr<T>();
-  const T* pC = Cm.data_ptr<T>();
+struct Inputs {
+  Inputs(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm, int64_t segment)
+      : pu(u.data_ptr<T>()), pd(delta.data_ptr<T>()), pA(A.data_ptr<T>()), pB(Bm.data_ptr<T>()),
+        pC(Cm.data_ptr<T>()), L(u.size(1)), E(u.size(2)), S(A.size(1)), segment(segment),
+        nseg((L + segment - 1) / segment) {}
+  const T *pu, *pd, *pA, *pB, *pC;
+  int64_t L, E, S, segment, nseg;
+};
+
+template <typename T>
+void ForwardChannel(const Inputs<T>& in, int64_t b, int64_t d, T* py, T* pk, std::vector<T>& h) {
+  const int64_t L = in.L, E = in.E, S = in.S, segment = in.segment, nseg = in.nseg;
+  const T *pu = in.pu, *pd = in.pd, *pA = in.pA, *pB = in.pB, *pC = in.pC;
   std::fill(h.begin(), h.end(), T(0));
   for (int64_t t = 0; t < L; ++t) {
     if (t % segment == 0) std::copy(h.begin(), h.end(), pk + ((b * E + d) * nseg + t / segment) * S);
@@ -45,15 +51,10 @@ void ForwardChannel(const Tensor& u, const Tensor& delta, const Tensor& A, const
 }
 
 template <typename T>
-void BackwardChannel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
-                     const T* pk, int64_t segment, const T* pdy, int64_t b, int64_t d, T* pdu, T* pdd, T* pdA,
+void BackwardChannel(const Inputs<T>& in, const T* pk, const T* pdy, int64_t b, int64_t d, T* pdu, T* pdd, T* pdA,
                      T* pdB, T* pdC, std::vector<T>& g, std::vector<T>& hs, std::vector<T>& decay) {
-  const int64_t L = u.size(1), E = u.size(2), S = A.size(1), nseg = (L + segment - 1) / segment;
-  const T* pu = u.data_ptr<T>();
-  const T* pd = delta.data_ptr<T>();
-  const T* pA = A.data_ptr<T>();
-  const T* pB = Bm.data_ptr<T>();
-  const T* pC = Cm.data_ptr<T>();
+  const int64_t L = in.L, E = in.E, S = in.S, segment = in.segment, nseg = in.nseg;
+  const T *pu = in.pu, *pd = in.pd, *pA = in.pA, *pB = in.pB, *pC = in.pC;
   std::fill(g.begin(), g.end(), T(0));
   T* dA = pdA + (b * E + d) * S;
   for (int64_t s = nseg - 1; s >= 0; --s) {
@@ -110,6 +111,7 @@ template <typename T>
 void ForwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                    const Tensor& Cm, int64_t segment, Tensor& y, Tensor& checkpoints) {
   const int64_t B = u.size(0), E = u.size(2), S = A.size(1), blocks = (E + kBlock - 1) / kBlock;
+  const Inputs<T> in(u, delta, A, Bm, Cm, segment);
   at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
     std::vector<T> h(S);
     for (int64_t unit = begin; unit < end; ++unit) {
@@ -122,7 +124,7 @@ void ForwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const 
         }
       }
       for (int64_t d = d0; d < std::min(E, d0 + kBlock); ++d)
-        ForwardChannel<T>(u, delta, A, Bm, Cm, segment, b, d, y.data_ptr<T>(), checkpoints.data_ptr<T>(), h);
+        ForwardChannel<T>(in, b, d, y.data_ptr<T>(), checkpoints.data_ptr<T>(), h);
     }
   });
 }
@@ -132,6 +134,7 @@ void BackwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const
                     const Tensor& Cm, const Tensor& checkpoints, int64_t segment, const Tensor& dy,
                     Tensor& du, Tensor& ddelta, Tensor& dA_parts, Tensor& dB_parts, Tensor& dC_parts) {
   const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1), blocks = (E + kBlock - 1) / kBlock;
+  const Inputs<T> in(u, delta, A, Bm, Cm, segment);
   at::parallel_for(0, B * blocks, 1, [&](int64_t begin, int64_t end) {
     // dB, dC sum over channels: each thread accumulates into its own slice.
     const int tid = at::get_thread_num();
@@ -151,8 +154,8 @@ void BackwardKernel(const Tensor& u, const Tensor& delta, const Tensor& A, const
         }
       }
       for (int64_t d = d0; d < std::min(E, d0 + kBlock); ++d)
-        BackwardChannel<T>(u, delta, A, Bm, Cm, checkpoints.data_ptr<T>(), segment, dy.data_ptr<T>(), b, d,
-                           du.data_ptr<T>(), ddelta.data_ptr<T>(), dA_parts.data_ptr<T>(), pdB, pdC, g, hs, decay);
+        BackwardChannel<T>(in, checkpoints.data_ptr<T>(), dy.data_ptr<T>(), b, d, du.data_ptr<T>(),
+                           ddelta.data_ptr<T>(), dA_parts.data_ptr<T>(), pdB, pdC, g, hs, decay);
     }
   });
 }
