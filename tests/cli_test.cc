@@ -24,15 +24,10 @@ struct Outcome {
 class CliTest : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/boa_cli_test_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     ASSERT_EQ(Run("model init --d-model 16 --layers 1 --seed 1 -o m.boam -q").code, 0);
     ASSERT_EQ(Run("model init --d-model 16 --layers 1 --seed 2 -o other.boam -q").code, 0);
     Write("data.bin", testing::FloatTable(30000, 1));
   }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
-
   Outcome Run(const std::string& args, const std::string& stdin_file = "") {
     std::string cmd = BOA_CLIENT + std::string(" ") + args;
     if (!stdin_file.empty()) cmd += " < " + stdin_file;
@@ -74,7 +69,8 @@ class CliTest : public ::testing::Test {
     return out;
   }
   static int Lines(const std::string& s) { return static_cast<int>(std::count(s.begin(), s.end(), '\n')); }
-  std::string dir_;
+  testing::TempDir tmp_{"boa_cli_test"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(CliTest, CompressDecompressKeepsSourceModeAndTime) {

@@ -2,6 +2,8 @@
 // unknown keys are reported, wrong types and bad splits are errors naming the key's path.
 #include "client/experiment.h"
 
+#include "tests/test_util.h"
+
 #include <gtest/gtest.h>
 #include <unistd.h>
 
@@ -10,14 +12,12 @@
 namespace boa::client {
 namespace {
 
+namespace testing = boa::testing;
+
 class ExperimentTest : public ::testing::Test {
  protected:
-  void SetUp() override {
-    char tmpl[] = "/tmp/boa_experiment_test_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
-  }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
+  testing::TempDir tmp_{"boa_experiment_test"};
+  const std::string dir_ = tmp_.path();
   std::string Write(const std::string& text) {
     std::string p = dir_ + "/exp.yaml";
     std::ofstream(p) << text;
@@ -28,7 +28,6 @@ class ExperimentTest : public ::testing::Test {
     EXPECT_FALSE(r.ok()) << text;
     return r.ok() ? "" : r.status().message();
   }
-  std::string dir_;
 };
 
 constexpr const char* kOriginal = R"(name: example_experiment

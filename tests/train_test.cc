@@ -112,8 +112,8 @@ TEST(Trainer, SplitsMustSumToOne) {
 }
 
 TEST(Trainer, LearnsAndWritesAModelTheCodecUses) {
-  char dir[] = "/tmp/boa_train_test_XXXXXX";
-  ASSERT_NE(mkdtemp(dir), nullptr);
+  testing::TempDir tmp("boa_train_test");
+  const std::string dir = tmp.path();
   std::string data_path = std::string(dir) + "/data.bin", model_path = std::string(dir) + "/m.boam";
   std::vector<uint8_t> data = testing::FloatTable(60000, 3);
   ASSERT_TRUE(WriteFileAtomic(data_path, data, true).ok());
@@ -142,18 +142,13 @@ TEST(Trainer, LearnsAndWritesAModelTheCodecUses) {
   ASSERT_TRUE(testing::DecompressBytes(*m, packed, &back, co).ok());
   EXPECT_EQ(back, test);
   EXPECT_LT(packed.size(), test.size() * 0.9) << "the trained model compresses its kind of data";
-  std::system(("rm -rf " + std::string(dir)).c_str());
 }
 
 class TrainerFiles : public ::testing::Test {
  protected:
   void SetUp() override {
-    char tmpl[] = "/tmp/boa_trainer_test_XXXXXX";
-    ASSERT_NE(mkdtemp(tmpl), nullptr);
-    dir_ = tmpl;
     ASSERT_TRUE(WriteFileAtomic(dir_ + "/data.bin", testing::FloatTable(40000, 5), true).ok());
   }
-  void TearDown() override { std::system(("rm -rf '" + dir_ + "'").c_str()); }
   TrainOptions Options(const std::string& out) {
     TrainOptions o;
     o.files = {dir_ + "/data.bin"};
@@ -168,7 +163,8 @@ class TrainerFiles : public ::testing::Test {
     return o;
   }
   std::vector<uint8_t> Bytes(const std::string& name) { return ReadFile(dir_ + "/" + name, 1 << 30).value(); }
-  std::string dir_;
+  testing::TempDir tmp_{"boa_trainer_test"};
+  const std::string dir_ = tmp_.path();
 };
 
 TEST_F(TrainerFiles, SeededRunsAreReproducibleAndResumeContinuesExactly) {
