@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""Fits the polynomial coefficients of boa's deterministic exp and erf (docs/determinism.md).
+"""Fits the polynomial coefficients of boa's deterministic math (docs/determinism.md).
 
 Run once; its output is pasted into common/engine/detmath.h as hexadecimal float literals.
 Needs only mpmath. The coefficients are part of the format: changing them changes every
@@ -28,13 +28,20 @@ e, err = mp.chebyfit(mp.exp, [-h, h], 7, error=True)
 print("// exp: max abs err", mp.nstr(err, 3))
 show("E(r), e^r", e)
 
-# erf(x) = x * P(x^2) on |x| < 1
-p, err = mp.chebyfit(lambda s: mp.erf(mp.sqrt(s)) / mp.sqrt(s) if s > 0 else 2 / mp.sqrt(mp.pi),
-                     [0, 1], 8, error=True)
-print("// small: max abs err", mp.nstr(err, 3))
-show("P_small(s), erf(x) = x*P(x*x)", p)
+# 2^r = 1 + r * q(r) on |r| <= 1/2 (after t = k + r, k = round(t)); q has degree 4
+q, err = mp.chebyfit(lambda r: (mp.power(2, r) - 1) / r if r != 0 else mp.log(2), [-0.5, 0.5], 5, error=True)
+print("// pow2: max abs err of q", mp.nstr(err, 3))
+show("q(r), 2^r = 1 + r*q(r)", q)
 
-# erfc(a) * exp(a^2) on [1, 4), in the centred variable t = a - 2.5 (exact in float)
-q, err = mp.chebyfit(lambda t: mp.erfc(t + 2.5) * mp.exp((t + 2.5) ** 2), [-1.5, 1.5], 13, error=True)
-print("// large: max abs err", mp.nstr(err, 3))
-show("Q_large(t), erf(a) = 1 - exp(-a*a)*Q(a - 2.5)", q)
+# log1p(u) for u in [0, 1]: s = u / (2 + u), z = s^2 in [0, 1/9], log1p(u) = 2s + s*z*P(z)
+P, err = mp.chebyfit(lambda z: (2 * mp.atanh(mp.sqrt(z)) - 2 * mp.sqrt(z)) / (z * mp.sqrt(z)) if z > 0
+                     else mp.mpf(2) / 3, [0, mp.mpf(1) / 9], 5, error=True)
+print("// log1p: max abs err of P", mp.nstr(err, 3))
+show("P(z), log1p(u) = 2s + s*z*P(s*s)", P)
+
+# erfc(a) / 2 = exp(-a^2) * H(t), t = 1 / (1 + a/2), for 0 <= a < 4 (t in (1/3, 1]): the upper
+# tail of the normal distribution that GELU needs, as one branch
+H, err = mp.chebyfit(lambda t: mp.erfc(2 / t - 2) * mp.exp((2 / t - 2) ** 2) / 2, [mp.mpf(1) / 3, 1], 9,
+                     error=True)
+print("// half erfcx: max abs err", mp.nstr(err, 3))
+show("H(t), erfc(a)/2 = exp(-a*a)*H(1/(1 + a/2))", H)

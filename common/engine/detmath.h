@@ -1,4 +1,5 @@
-// Deterministic float32 elementary functions: exp, log, log1p, softplus, SiLU, erf, GELU.
+// Deterministic float32 elementary functions: exp and log (model initialisation), and the
+// coding path's 2^t, softplus, SiLU and GELU.
 //
 // Built only from IEEE-754 operations that are correctly rounded everywhere (+, -, *, /,
 // sqrt, fma, comparisons, integer bit manipulation), so every backend that performs the same
@@ -61,15 +62,6 @@ static inline float Exp(float x) {
   return ExpCore(x);
 }
 
-// e^x where x <= 0 is expected (the state decay, the quantizer): cheaper special cases.
-// x < kExpMin and NaN give 0; x > kExpMax saturates to e^kExpMax.
-static inline float ExpDecay(float x) {
-  float xc = x < kExpMax ? x : kExpMax;  // the operand order of vminps / vmaxps
-  xc = xc > kExpMin ? xc : kExpMin;
-  float r = ExpCore(xc);
-  return x >= kExpMin ? r : 0.0f;
-}
-
 // 2/(2n+1) for n = 6 .. 1: log(m) = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716.
 constexpr float kLogPoly[6] = {0x1.3b13b2p-3f, 0x1.745d18p-3f, 0x1.c71c72p-3f,
                                0x1.24924ap-2f, 0x1.99999ap-2f, 0x1.555556p-1f};
@@ -98,51 +90,76 @@ static inline float Log(float x) {
   return Fma(ef, kLn2Hi, Fma(ef, kLn2Lo, logm));
 }
 
-// log(1 + u) for u >= 0 (Goldberg: exact when 1 + u rounds to 1).
-static inline float Log1p(float u) {
-  float w = 1.0f + u;
-  if (w == 1.0f) return u;
-  return Log(w) * (u / (w - 1.0f));
+// 2^r = 1 + r * q(r) on |r| <= 1/2, q of degree 4, highest first (error 2e-7 relative).
+constexpr float kPow2Poly[5] = {0x1.5ec866p-10f, 0x1.3cbf60p-7f, 0x1.c6afeep-5f, 0x1.ebfa4cp-3f,
+                                0x1.62e430p-1f};
+constexpr float kPow2Min = -125.0f;  // 2^-125: the smallest result, still a normal float
+
+// 2^t for t <= 0, the form of every exponential in the coding path (the scan's decay, the
+// quantizer, softplus, SiLU, GELU), whose arguments are never positive. t is clamped to
+// kPow2Min (NaN gives 2^-125 too), t = k + r with k = round(t) read straight from the bits of
+// t + 1.5*2^23, and 2^k is applied by adding k to the exponent field of 2^r (exact: the
+// result stays normal). Positive t is outside the contract.
+static inline float Pow2NonPos(float t) {
+  t = t > kPow2Min ? t : kPow2Min;  // vmaxps(t, min): NaN -> min
+  float j = t + kRoundMagic;        // 1.5*2^23 + k: bits(j) = 0x4b400000 + k
+  float k = j - kRoundMagic;
+  float r = t - k;  // exact
+  float q = kPow2Poly[0];
+  for (int i = 1; i < 5; ++i) q = Fma(q, r, kPow2Poly[i]);
+  float p = Fma(r, q, 1.0f);  // 2^r in [0.70, 1.42]
+  return BitsToFloat(FloatToBits(p) + (FloatToBits(j) << 23));  // the shift leaves k << 23
 }
 
-// PyTorch's softplus with beta 1 and threshold 20.
-static inline float Softplus(float x) { return x > 20.0f ? x : Log1p(Exp(x)); }
+// e^x for x <= 0.
+static inline float ExpNonPos(float x) { return Pow2NonPos(x * kLog2e); }
 
-static inline float Silu(float x) { return x / (1.0f + Exp(-x)); }
-
-// erf(x) = x * P(x^2) for |x| < 1 (tools/fit_erf.py), highest degree first.
-constexpr float kErfSmall[8] = {-0x1.445f48p-17f, 0x1.d88750p-14f, -0x1.bccf66p-11f,
-                                0x1.562a60p-8f,   -0x1.b829c8p-6f, 0x1.ce2f08p-4f,
-                                -0x1.812746p-2f,  0x1.20dd76p+0f};
-// erf(a) = 1 - exp(-a*a) * Q(a - 2.5) for 1 <= a < 4.
-constexpr float kErfLarge[13] = {0x1.ba7256p-24f, -0x1.c9ec20p-22f, 0x1.061906p-20f,
-                                 -0x1.f6f358p-19f, 0x1.0e5990p-16f, -0x1.f35102p-15f,
-                                 0x1.ba53b8p-13f,  -0x1.806220p-11f, 0x1.435cfep-9f,
-                                 -0x1.063312p-7f,  0x1.989588p-6f,  -0x1.3086d6p-4f,
-                                 0x1.afbb40p-3f};
-
-static inline float Erf(float x) {
-  if (x != x) return x;
-  float a = std::fabs(x);
-  if (a < 1.0f) {
-    float s = x * x;
-    float p = kErfSmall[0];
-    for (int i = 1; i < 8; ++i) p = Fma(p, s, kErfSmall[i]);
-    return x * p;
-  }
-  float r = 1.0f;
-  if (a < 4.0f) {
-    float t = a - 2.5f;  // exact
-    float q = kErfLarge[0];
-    for (int i = 1; i < 13; ++i) q = Fma(q, t, kErfLarge[i]);
-    r = 1.0f - Exp(-(a * a)) * q;
-  }
-  return std::copysign(r, x);
+// log(1 + u) for u in [0, 1]: 2 atanh(s), s = u / (2 + u), with P of degree 4 in s^2
+// (tools/fit_coefficients.py).
+constexpr float kLog1pPoly[5] = {0x1.dba260p-3f, 0x1.bc8cf8p-3f, 0x1.24c926p-2f, 0x1.9998d4p-2f,
+                                 0x1.555556p-1f};
+static inline float Log1pUnit(float u) {
+  float s = u / (2.0f + u);
+  float z = s * s;
+  float p = kLog1pPoly[0];
+  for (int i = 1; i < 5; ++i) p = Fma(p, z, kLog1pPoly[i]);
+  return Fma(s * z, p, s + s);
 }
 
+// softplus(x) = max(x, 0) + log(1 + e^-|x|). Equals PyTorch's (threshold 20) to rounding:
+// above 20 the log term is below half an ulp of x.
+static inline float Softplus(float x) {
+  float m = x > 0.0f ? x : 0.0f;  // vmaxps(x, 0)
+  return m + Log1pUnit(ExpNonPos(-std::fabs(x)));
+}
+
+// x * sigmoid(x) with one exponential of -|x|: x / (1 + e^-x) for x >= 0,
+// x e^x / (1 + e^x) below.
+static inline float Silu(float x) {
+  float e = ExpNonPos(-std::fabs(x));
+  float n = x >= 0.0f ? x : x * e;
+  return n / (1.0f + e);
+}
+
+// erfc(a) / 2 = e^(-a^2) H(t), t = 1 / (1 + a/2), 0 <= a < 4: H of degree 8, highest first
+// (tools/fit_coefficients.py; error 3e-9).
+constexpr float kHalfErfcxPoly[9] = {-0x1.c1cc3ep-6f, 0x1.7626a8p-3f, -0x1.e621e4p-2f,
+                                     0x1.16f7b0p-1f,  -0x1.d94f5ap-3f, 0x1.0145d4p-2f,
+                                     0x1.bf65cap-4f,  0x1.2a1aeap-3f,  -0x1.246cbep-12f};
 constexpr float kRsqrt2 = 0x1.6a09e6p-1f;  // 1/sqrt(2)
 
-// Exact-form GELU: 0.5 x (1 + erf(x / sqrt 2)).
-static inline float Gelu(float x) { return (0.5f * x) * (1.0f + Erf(x * kRsqrt2)); }
+// Exact-form GELU, x * Phi(x), Phi the standard normal CDF, with one branch: the tail
+// h = Phi(-|x|) = erfc(|x|/sqrt 2) / 2, and Phi(x) = x >= 0 ? 1 - h : h. h is taken as 0 where
+// |x|/sqrt 2 >= 4 (h < 8e-9 there).
+static inline float Gelu(float x) {
+  float a = std::fabs(x) * kRsqrt2;
+  float t = 1.0f / Fma(a, 0.5f, 1.0f);
+  float q = kHalfErfcxPoly[0];
+  for (int i = 1; i < 9; ++i) q = Fma(q, t, kHalfErfcxPoly[i]);
+  float h = ExpNonPos(-(a * a)) * q;
+  h = a < 4.0f ? h : 0.0f;
+  float phi = x >= 0.0f ? 1.0f - h : h;
+  return x * phi;
+}
 
 }  // namespace boa::detmath

@@ -69,7 +69,8 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
     const Tensor& alog = get(p + "mamba.A_log");  // [E][S]
     L.A.assign(StateSize(E, S), 0.0f);
     for (int ch = 0; ch < E; ++ch)
-      for (int n = 0; n < S; ++n) L.A[StateIndex(n, ch, S)] = -detmath::Exp(alog.data[ch * S + n]);
+      for (int n = 0; n < S; ++n)
+        L.A[StateIndex(n, ch, S)] = -detmath::Exp(alog.data[ch * S + n]) * detmath::kLog2e;
     L.D_skip = Copy(get(p + "mamba.D"));
     e->layers_.push_back(std::move(L));
   }

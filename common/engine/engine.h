@@ -31,7 +31,7 @@ class Engine {
     PackedLinear in_proj, x_proj, dt_proj, out_proj, ff0, ff2;
     FloatBuffer conv_w;  // [d_conv][E]
     FloatBuffer conv_b;
-    FloatBuffer A;       // -exp(A_log), StateIndex layout
+    FloatBuffer A;       // -exp(A_log) * log2(e): the decay is a power of 2; StateIndex layout
     FloatBuffer D_skip;
   };
   ModelConfig config_;

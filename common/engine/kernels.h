@@ -63,7 +63,7 @@ struct KernelSet {
   void (*conv_silu)(const float* x_t, float* window, const float* conv_w /*[d_conv][E]*/,
                     const float* conv_b, int E, int d_conv, float* c_out);
   // One time step of the selective scan: h is updated; y [E] = (Σ h C + D u) ⊙ SiLU(z).
-  // h and A are in the StateIndex layout.
+  // A holds A * log2(e) (the decay is 2^(delta * A)); h and A are in the StateIndex layout.
   void (*scan)(const float* delta, const float* u, const float* z, const float* B,
                const float* C, const float* A, const float* D_skip, int E, int S,
                float* h, float* y);

@@ -8,7 +8,6 @@
 
 #include "common/engine/detmath_avx2.h"
 #include "common/engine/kernels.h"
-#include "common/engine/quantize.h"
 #include "common/engine/reference.h"
 
 // No standard-library templates in this file: an instantiation compiled for AVX2 could be
@@ -152,20 +151,29 @@ void LayerNormAvx2(const float* X, size_t ldx, size_t rows, int D, const float* 
   }
 }
 
+// The window shift is fused into the pass: each vector of the window is loaded once, used,
+// and stored one slot earlier (no separate memmove per row).
 void ConvSiluAvx2(const float* x_t, float* window, const float* conv_w, const float* conv_b,
                   int E, int d_conv, float* c_out) {
   const int E8 = E / 8 * 8;
   for (int ch = 0; ch < E8; ch += 8) {
     __m256 acc = _mm256_loadu_ps(conv_b + ch);
-    for (int j = 0; j < d_conv - 1; ++j)
-      acc = _mm256_fmadd_ps(_mm256_loadu_ps(conv_w + static_cast<size_t>(j) * E + ch),
-                            _mm256_loadu_ps(window + static_cast<size_t>(j) * E + ch), acc);
-    acc = _mm256_fmadd_ps(_mm256_loadu_ps(conv_w + static_cast<size_t>(d_conv - 1) * E + ch),
-                          _mm256_loadu_ps(x_t + ch), acc);
+    for (int j = 0; j < d_conv - 1; ++j) {
+      __m256 wj = _mm256_loadu_ps(window + static_cast<size_t>(j) * E + ch);
+      acc = _mm256_fmadd_ps(_mm256_loadu_ps(conv_w + static_cast<size_t>(j) * E + ch), wj, acc);
+      if (j > 0) _mm256_storeu_ps(window + static_cast<size_t>(j - 1) * E + ch, wj);
+    }
+    __m256 x = _mm256_loadu_ps(x_t + ch);
+    acc = _mm256_fmadd_ps(_mm256_loadu_ps(conv_w + static_cast<size_t>(d_conv - 1) * E + ch), x, acc);
+    if (d_conv > 1) _mm256_storeu_ps(window + static_cast<size_t>(d_conv - 2) * E + ch, x);
     _mm256_storeu_ps(c_out + ch, va::Silu(acc));
   }
-  for (int ch = E8; ch < E; ++ch) c_out[ch] = reference::ConvChannel(x_t, window, conv_w, conv_b, E, d_conv, ch);
-  reference::ShiftWindow(window, x_t, E, d_conv);
+  for (int ch = E8; ch < E; ++ch) {
+    c_out[ch] = reference::ConvChannel(x_t, window, conv_w, conv_b, E, d_conv, ch);
+    for (int j = 0; j + 1 < d_conv - 1; ++j)
+      window[static_cast<size_t>(j) * E + ch] = window[static_cast<size_t>(j + 1) * E + ch];
+    if (d_conv > 1) window[static_cast<size_t>(d_conv - 2) * E + ch] = x_t[ch];
+  }
 }
 
 void ScanAvx2(const float* delta, const float* u, const float* z, const float* B,
@@ -180,7 +188,7 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
     const size_t base = StateIndex(0, ch, S);
     for (int n = 0; n < S; ++n) {
       size_t i = base + static_cast<size_t>(n) * 8;
-      __m256 dA = va::ExpDecay(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
+      __m256 dA = va::Pow2NonPos(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
       __m256 hn = _mm256_fmadd_ps(dA, _mm256_loadu_ps(h + i), _mm256_mul_ps(du, _mm256_set1_ps(B[n])));
       _mm256_storeu_ps(h + i, hn);
       acc = _mm256_fmadd_ps(hn, _mm256_set1_ps(C[n]), acc);
@@ -188,6 +196,45 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
     _mm256_storeu_ps(y + ch, _mm256_mul_ps(acc, va::Silu(_mm256_loadu_ps(z + ch))));
   }
   for (int ch = E8; ch < E; ++ch) y[ch] = reference::ScanChannel(delta, u, z, B, C, A, D_skip, S, h, ch);
+}
+
+// QuantizeFinish (quantize.h) eight symbols at a time: the same integer arithmetic, so the
+// same table. Sums fit 32-bit lanes: each lane adds 32 values <= 2^24 + 1.
+// `wsum` holds eight partial sums of w.
+void QuantizeFinishAvx2(const uint32_t* w, __m256i wsum, int argmax, uint32_t* cum) {
+  __m256i acc = wsum;
+  alignas(32) uint32_t lanes[8];
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+  uint64_t total = 0;
+  for (int j = 0; j < 8; ++j) total += lanes[j];
+  const uint32_t scale = static_cast<uint32_t>((static_cast<uint64_t>(kProbTotal - 256) << 32) / total);
+  const __m256i vs = _mm256_set1_epi32(static_cast<int>(scale)), one = _mm256_set1_epi32(1);
+  alignas(32) uint32_t f[256];
+  acc = _mm256_setzero_si256();
+  for (int i = 0; i < 256; i += 8) {
+    __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(w + i));
+    __m256i even = _mm256_srli_epi64(_mm256_mul_epu32(x, vs), 32);         // (w*scale)>>32, even lanes
+    __m256i odd = _mm256_mul_epu32(_mm256_srli_epi64(x, 32), vs);          // high halves in odd lanes
+    __m256i fi = _mm256_add_epi32(_mm256_blend_epi32(even, odd, 0xAA), one);
+    _mm256_store_si256(reinterpret_cast<__m256i*>(f + i), fi);
+    acc = _mm256_add_epi32(acc, fi);
+  }
+  _mm256_store_si256(reinterpret_cast<__m256i*>(lanes), acc);
+  uint32_t sum = 0;
+  for (int j = 0; j < 8; ++j) sum += lanes[j];
+  f[argmax] += kProbTotal - sum;
+  cum[0] = 0;
+  __m256i carry = _mm256_setzero_si256();
+  const __m256i last = _mm256_set1_epi32(7), third = _mm256_set1_epi32(3);
+  for (int i = 0; i < 256; i += 8) {  // prefix sums within 128-bit halves, then across, then carry
+    __m256i x = _mm256_load_si256(reinterpret_cast<const __m256i*>(f + i));
+    x = _mm256_add_epi32(x, _mm256_slli_si256(x, 4));
+    x = _mm256_add_epi32(x, _mm256_slli_si256(x, 8));
+    x = _mm256_add_epi32(x, _mm256_blend_epi32(_mm256_setzero_si256(), _mm256_permutevar8x32_epi32(x, third), 0xF0));
+    x = _mm256_add_epi32(x, carry);
+    _mm256_storeu_si256(reinterpret_cast<__m256i*>(cum + 1 + i), x);
+    carry = _mm256_permutevar8x32_epi32(x, last);
+  }
 }
 
 void QuantizeAvx2(const float* logits, uint32_t* cum) {
@@ -204,8 +251,10 @@ void QuantizeAvx2(const float* logits, uint32_t* cum) {
   for (int j = 1; j < 8; ++j) m = mx[j] > m ? mx[j] : m;  // the set's maximum: order-free
   alignas(32) uint32_t w[256];
   int argmax = 0;
+  __m256i wsum = _mm256_setzero_si256();
   if (!(m > -INFINITY && m < INFINITY)) {
     for (int i = 0; i < 256; ++i) w[i] = 1u << 24;
+    wsum = _mm256_set1_epi32(32 << 24);
   } else {
     __m256 vm = _mm256_set1_ps(m);
     for (int i = 0;; i += 8) {  // the first index holding the maximum
@@ -215,15 +264,15 @@ void QuantizeAvx2(const float* logits, uint32_t* cum) {
         break;
       }
     }
-    __m256 scale = _mm256_set1_ps(0x1p24f), one = _mm256_set1_ps(1.0f);
+    __m256 scale = _mm256_set1_ps(0x1p24f);
     for (int i = 0; i < 256; i += 8) {
-      __m256 v = _mm256_mul_ps(va::ExpDecay(_mm256_sub_ps(_mm256_loadu_ps(logits + i), vm)), scale);
-      __m256i wi = _mm256_and_si256(_mm256_cvttps_epi32(v),
-                                    _mm256_castps_si256(_mm256_cmp_ps(v, one, _CMP_GE_OQ)));
+      __m256 v = _mm256_mul_ps(va::ExpNonPos(_mm256_sub_ps(_mm256_loadu_ps(logits + i), vm)), scale);
+      __m256i wi = _mm256_cvttps_epi32(v);
       _mm256_store_si256(reinterpret_cast<__m256i*>(w + i), wi);
+      wsum = _mm256_add_epi32(wsum, wi);
     }
   }
-  QuantizeFinish(w, argmax, cum);
+  QuantizeFinishAvx2(w, wsum, argmax, cum);
 }
 
 }  // namespace

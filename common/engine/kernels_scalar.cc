@@ -108,8 +108,8 @@ void QuantizeScalar(const float* logits, uint32_t* cum) {
     argmax = 0;
   } else {
     for (int i = 0; i < 256; ++i) {
-      float v = detmath::ExpDecay(logits[i] - m) * 0x1p24f;
-      w[i] = v >= 1.0f ? static_cast<uint32_t>(v) : 0u;
+      // In [2^-101, 2^24]: NaN and -inf logits come out of ExpNonPos as 2^-125, w = 0.
+      w[i] = static_cast<uint32_t>(detmath::ExpNonPos(logits[i] - m) * 0x1p24f);
     }
   }
   QuantizeFinish(w, argmax, cum);

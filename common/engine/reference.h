@@ -34,7 +34,7 @@ static inline float ScanChannel(const float* delta, const float* u, const float*
   float acc = D_skip[ch] * u[ch];
   for (int n = 0; n < S; ++n) {
     size_t i = StateIndex(n, ch, S);
-    float dA = detmath::ExpDecay(dt * A[i]);
+    float dA = detmath::Pow2NonPos(dt * A[i]);  // A holds A * log2(e)
     h[i] = detmath::Fma(dA, h[i], du * B[n]);
     acc = detmath::Fma(h[i], C[n], acc);
   }

@@ -1,4 +1,4 @@
-// The .boa container, version 1 (normative spec: docs/format.md). Format constants live here.
+// The .boa container, version 2 (normative spec: docs/format.md). Format constants live here.
 //
 //   header   68 bytes: magic, version, chunk length, model id and summary, header checksum
 //   records  one per chunk: tag, [original length], [payload length], payload
@@ -26,7 +26,7 @@ namespace boa {
 namespace format {
 constexpr uint8_t kMagic[8] = {0x89, 'B', 'O', 'A', '\r', '\n', 0x1a, '\n'};
 constexpr uint8_t kEndMagic[4] = {'B', 'O', 'A', 'E'};
-constexpr uint16_t kVersion = 1;
+constexpr uint16_t kVersion = 2;
 constexpr size_t kHeaderBytes = 68;
 constexpr size_t kTrailerBytes = 44;
 constexpr uint32_t kMinChunkLength = 1;

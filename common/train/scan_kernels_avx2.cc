@@ -57,7 +57,7 @@ void ForwardBlock8(const ScanArgs& a, int64_t b, int64_t d0, float* y, float* ch
     const float* ct = a.Cm + (b * L + t) * S;
     __m256 acc = _mm256_setzero_ps();
     for (int64_t n = 0; n < S; ++n) {
-      __m256 decay = detmath::avx2::ExpDecay(_mm256_mul_ps(dt, At[n]));
+      __m256 decay = detmath::avx2::ExpNonPos(_mm256_mul_ps(dt, At[n]));
       h[n] = _mm256_fmadd_ps(decay, h[n], _mm256_mul_ps(du, _mm256_set1_ps(bt[n])));
       acc = _mm256_fmadd_ps(h[n], _mm256_set1_ps(ct[n]), acc);
     }
@@ -90,7 +90,7 @@ void BackwardBlock8(const ScanArgs& a, int64_t b, int64_t d0, const float* check
       const __m256 dux = _mm256_mul_ps(dt, _mm256_loadu_ps(a.u + i));
       const float* bt = a.Bm + (b * L + t) * S;
       for (int64_t n = 0; n < S; ++n) {
-        __m256 dec = detmath::avx2::ExpDecay(_mm256_mul_ps(dt, At[n]));
+        __m256 dec = detmath::avx2::ExpNonPos(_mm256_mul_ps(dt, At[n]));
         _mm256_storeu_ps(decay + (k * S + n) * 8, dec);
         __m256 hp = _mm256_loadu_ps(hs + (k * S + n) * 8);
         _mm256_storeu_ps(hs + ((k + 1) * S + n) * 8, _mm256_fmadd_ps(dec, hp, _mm256_mul_ps(dux, _mm256_set1_ps(bt[n]))));
