@@ -1,6 +1,7 @@
 // boa-client: the command-line interface. Follows zstd's conventions for files (keep the
 // source, .boa suffix, -o/-c/-f/--rm, temporary file + rename, exit 1 on any failure with
-// one line on stderr). Runs the codec in process (--local); the daemon comes later.
+// one line on stderr). compress, decompress and verify go to boad (--server, $BOA_SERVER,
+// localhost:50051) unless --local runs the codec in this process.
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -8,6 +9,7 @@
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
+#include <functional>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -17,6 +19,8 @@
 #include "client/experiment.h"
 #include "client/new_experiment.h"
 #include "client/progress.h"
+#include "client/remote.h"
+#include "client/server_commands.h"
 #include "client/run_command.h"
 #include "common/codec/codec.h"
 #include "common/format/container.h"
@@ -34,6 +38,7 @@ constexpr const char* kSuffix = ".boa";
 
 struct GlobalOptions {
   bool local = false;
+  std::string server;
   bool quiet = false;
   bool verbose = false;
   bool progress = false;
@@ -161,9 +166,13 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
+// Runs one codec operation in process or on the server; `out` is a null sink for verify.
+using CodecRunner = std::function<Status(Mode mode, ByteSource* in, ByteSink* out, const CodecOptions& options,
+                                         CodecStats* stats)>;
+
 // Compresses, decompresses or verifies one input; returns a status whose message names it.
-Status ProcessOne(Mode mode, const std::string& input, const LoadedModel& model,
-                  const CodecOptions& codec, const GlobalOptions& g, const FileOptions& f) {
+Status ProcessOne(Mode mode, const std::string& input, const CodecRunner& run, const CodecOptions& codec,
+                  const GlobalOptions& g, const FileOptions& f) {
   const std::string label = input == "-" ? "<stdin>" : input;
   BOA_ASSIGN_OR_RETURN(std::string output, OutputPath(mode, input, f));
   if (!output.empty() && output == input) {
@@ -192,8 +201,7 @@ Status ProcessOne(Mode mode, const std::string& input, const LoadedModel& model,
   o.progress = [&](uint64_t in, uint64_t outb) { progress.Update(in, outb); };
   CodecStats stats;
   auto start = std::chrono::steady_clock::now();
-  Status s = mode == Mode::kCompress ? Compress(model, src.get(), out, o, &stats)
-                                     : Decompress(model, src.get(), out, o, &stats);
+  Status s = run(mode, src.get(), out, o, &stats);
   progress.Clear();
   if (!s.ok()) return s.WithContext(label);
   if (file) {
@@ -231,14 +239,43 @@ int RunFiles(Mode mode, const GlobalOptions& g, FileOptions f) {
     Error("--rm needs an output file (not with -c)");
     return 1;
   }
-  Result<Setup> setup = LoadSetup(g, f);
-  if (!setup.ok()) {
-    Error(setup.status().message());
+  Result<CodecOptions> codec = MakeCodecOptions(g, f);
+  if (!codec.ok()) {
+    Error(codec.status().message());
     return 1;
+  }
+  CodecRunner run;
+  LoadedModel model;
+  std::unique_ptr<RemoteClient> remote;
+  if (g.local) {
+    Result<LoadedModel> m = LoadModel(f.model);
+    if (!m.ok()) {
+      Error(m.status().message());
+      return 1;
+    }
+    model = std::move(*m);
+    run = [&model](Mode mode, ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) {
+      return mode == Mode::kCompress ? Compress(model, in, out, o, stats) : Decompress(model, in, out, o, stats);
+    };
+  } else {
+    Result<std::unique_ptr<RemoteClient>> r = RemoteClient::Connect(ServerAddress(g.server));
+    if (!r.ok()) {
+      Error(r.status().message());
+      return 1;
+    }
+    remote = std::move(*r);
+    run = [&remote, &f](Mode mode, ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) {
+      switch (mode) {
+        case Mode::kCompress: return remote->Compress(f.model, o, in, out, stats, o.progress);
+        case Mode::kDecompress: return remote->Decompress(f.model, in, out, stats, o.progress);
+        case Mode::kVerify: return remote->Verify(f.model, in, stats);
+      }
+      return Status::Internal("unknown mode");
+    };
   }
   int rc = 0;
   for (const std::string& input : f.inputs) {
-    Status s = ProcessOne(mode, input, setup->model, setup->codec, g, f);
+    Status s = ProcessOne(mode, input, run, *codec, g, f);
     if (!s.ok()) {
       Error(s.message());
       rc = 1;
@@ -553,7 +590,10 @@ int RunModelInfo(const std::string& path) {
 
 void AddFileOptions(CLI::App* cmd, FileOptions* f, bool with_output, bool with_chunks) {
   cmd->add_option("files", f->inputs, "Input files ('-' or none: standard input)");
-  cmd->add_option("-m,--model", f->model, "Model file")->required();
+  auto* model = cmd->add_option("-m,--model", f->model,
+                                "Model: NAME[:VERSION] or id on the server; a model file with --local" +
+                                    std::string(with_chunks ? "" : " (server: default is the one the stream names)"));
+  if (with_chunks) model->required();
   if (with_output) {
     cmd->add_option("-o,--output", f->output, "Output file (single input only)");
     cmd->add_flag("-c,--stdout", f->to_stdout, "Write to standard output");
@@ -570,11 +610,12 @@ void AddFileOptions(CLI::App* cmd, FileOptions* f, bool with_output, bool with_c
 
 int Main(int argc, char** argv) {
   CLI::App app{"boa: lossless compression of physics data with the BOA neural network", "boa-client"};
-  app.set_version_flag("-V,--version", "boa-client 0.1.0 (.boa format 1)");
+  app.set_version_flag("-V,--version", "boa-client 0.1.0 (.boa format 2)");
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand
   GlobalOptions g;
-  app.add_flag("--local", g.local, "Run the codec in this process (the only mode until boad arrives)");
+  app.add_flag("--local", g.local, "Run the codec in this process instead of on boad (-m is then a model file)");
+  app.add_option("--server", g.server, "boad address HOST:PORT (default $BOA_SERVER, else localhost:50051)");
   app.add_flag("-q,--quiet", g.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", g.verbose, "Print more detail");
   app.add_flag("--progress", g.progress, "Show progress even when stderr is not a terminal");
@@ -662,6 +703,8 @@ int Main(int argc, char** argv) {
   std::string show_path;
   auto* ms = model->add_subcommand("show", "Show a model file's architecture and id");
   ms->add_option("file", show_path, "Model file")->required();
+  ServerCommands server_cmds;
+  AddServerCommands(&app, &server_cmds);
 
   try {
     app.parse(argc, argv);
@@ -673,6 +716,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "Run 'boa-client --help' for usage.\n");
     return 1;
   }
+  if (int rc = RunServerCommand(server_cmds, g.server, g.quiet); rc >= 0) return rc;
   if (c->parsed()) return RunFiles(Mode::kCompress, g, comp);
   if (d->parsed()) return RunFiles(Mode::kDecompress, g, decomp);
   if (t->parsed()) return RunFiles(Mode::kVerify, g, verify);

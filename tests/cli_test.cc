@@ -29,7 +29,7 @@ class CliTest : public ::testing::Test {
     Write("data.bin", testing::FloatTable(30000, 1));
   }
   Outcome Run(const std::string& args, const std::string& stdin_file = "") {
-    std::string cmd = BOA_CLIENT + std::string(" ") + args;
+    std::string cmd = BOA_CLIENT + std::string(" --local ") + args;
     if (!stdin_file.empty()) cmd += " < " + stdin_file;
     return Shell(cmd);
   }
@@ -111,7 +111,7 @@ TEST_F(CliTest, StdinToStdout) {
   ASSERT_EQ(d.code, 0) << d.err;
   EXPECT_EQ(d.out, ReadText("data.bin"));
   // A pipe (unknown length) is accepted too.
-  const std::string client = BOA_CLIENT;
+  const std::string client = std::string(BOA_CLIENT) + " --local";
   Outcome p = Shell("cat data.bin | " + client + " compress -m m.boam -q - | cat > viapipe.boa; cat viapipe.boa | " +
                     client + " decompress -m m.boam -q -c > viapipe.out; cmp viapipe.out data.bin && echo same");
   EXPECT_EQ(p.out, "same\n") << p.err;
@@ -119,7 +119,7 @@ TEST_F(CliTest, StdinToStdout) {
 
 TEST_F(CliTest, RefusesCompressedDataToATerminal) {
   if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "script(1) not installed";
-  Outcome o = Shell("script -qec '" + std::string(BOA_CLIENT) + " compress -m m.boam -c data.bin' /dev/null");
+  Outcome o = Shell("script -qec '" + std::string(BOA_CLIENT) + " --local compress -m m.boam -c data.bin' /dev/null");
   EXPECT_NE(o.out.find("refusing to write compressed data to a terminal"), std::string::npos) << o.out << o.err;
 }
 
@@ -262,7 +262,7 @@ TEST_F(CliTest, InterruptedRunLeavesNoPartialOutput) {
   // A slow compression (scalar kernels, a larger model) killed half-way.
   ASSERT_EQ(Run("model init --d-model 128 --layers 2 -o big.boam -q").code, 0);
   Write("large.bin", testing::FloatTable(400000, 3));
-  Outcome o = Shell(std::string(BOA_CLIENT) + " --backend scalar compress large.bin -m big.boam -q & pid=$!; "
+  Outcome o = Shell(std::string(BOA_CLIENT) + " --local --backend scalar compress large.bin -m big.boam -q & pid=$!; "
                     "sleep 1.5; kill -TERM $pid; wait $pid; echo rc=$?");
   EXPECT_NE(o.out.find("rc=143"), std::string::npos) << o.out << o.err;  // killed by SIGTERM
   EXPECT_FALSE(Exists("large.bin.boa"));

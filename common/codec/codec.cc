@@ -154,12 +154,6 @@ void RunChunkGroup(Session& session, const std::vector<const std::vector<uint8_t
   }
 }
 
-struct EncodedChunk {
-  ChunkMethod method;
-  uint32_t original_length;
-  std::vector<uint8_t> payload;
-};
-
 // Reads the input in chunks (hashing them into `content` if given) and hands groups of them
 // to `process` on worker threads; `consume` sees each chunk's result in input order on the
 // calling thread.
@@ -271,6 +265,31 @@ ContainerHeader MakeHeader(const LoadedModel& model, uint32_t chunk_length) {
   return h;
 }
 
+EncodedChunk SealChunk(const std::vector<uint8_t>& chunk, std::vector<uint8_t> payload) {
+  EncodedChunk e;
+  e.original_length = static_cast<uint32_t>(chunk.size());
+  if (payload.size() >= chunk.size()) {  // coding would not save anything
+    e.method = ChunkMethod::kStored;
+    e.payload = chunk;
+  } else {
+    e.method = ChunkMethod::kModel;
+    e.payload = std::move(payload);
+  }
+  return e;
+}
+
+bool DecodeWithoutModel(ChunkRecord* rec, std::vector<uint8_t>* out) {
+  if (rec->method == ChunkMethod::kStored) {
+    *out = std::move(rec->payload);
+    return true;
+  }
+  if (rec->original_length == 1) {
+    out->assign(1, rec->payload[0]);
+    return true;
+  }
+  return false;
+}
+
 Status CheckModelMatches(const ContainerHeader& header, const LoadedModel& model) {
   if (header.model_id != model.id) {
     return Status::FailedPrecondition(
@@ -309,12 +328,7 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
         });
         for (size_t i = 0; i < chunks.size(); ++i) {
           encoders[i].Finish();
-          outs[i].original_length = static_cast<uint32_t>(chunks[i]->size());
-          outs[i].method = ChunkMethod::kModel;
-          if (outs[i].payload.size() >= chunks[i]->size()) {  // coding would not save anything
-            outs[i].method = ChunkMethod::kStored;
-            outs[i].payload = *chunks[i];
-          }
+          outs[i] = SealChunk(*chunks[i], std::move(outs[i].payload));
         }
       },
       [&](EncodedChunk& r) -> Status {
@@ -367,14 +381,9 @@ void DecodeWorker(int w, const std::shared_ptr<const Engine>& engine, int lanes,
     }
     for (auto& job : jobs) {
       ChunkRecord& rec = job.second;
-      if (rec.method == ChunkMethod::kStored || rec.original_length == 1) {
-        DecodedChunk d;
-        if (rec.method == ChunkMethod::kStored) {
-          d.data = std::move(rec.payload);
-        } else {
-          d.data.assign(1, rec.payload[0]);
-        }
-        pool.Publish(job.first, std::move(d));
+      DecodedChunk trivial;
+      if (DecodeWithoutModel(&rec, &trivial.data)) {
+        pool.Publish(job.first, std::move(trivial));
         continue;
       }
       int lane = free_lanes.back();

@@ -16,7 +16,9 @@ enum class StatusCode {
   kFailedPrecondition,  // e.g. the stream needs another model
   kDataLoss,            // corrupt or truncated input, checksum mismatch
   kResourceExhausted,   // a size limit was hit
-  kUnavailable,
+  kUnavailable,         // the server is draining or unreachable
+  kCancelled,           // the caller gave up
+  kDeadlineExceeded,    // the caller's deadline passed
   kIoError,             // the operating system refused a read or write
   kInternal,
 };
@@ -35,6 +37,9 @@ class [[nodiscard]] Status {
   static Status FailedPrecondition(std::string m) { return {StatusCode::kFailedPrecondition, std::move(m)}; }
   static Status DataLoss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
   static Status ResourceExhausted(std::string m) { return {StatusCode::kResourceExhausted, std::move(m)}; }
+  static Status Unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
+  static Status Cancelled(std::string m) { return {StatusCode::kCancelled, std::move(m)}; }
+  static Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
   static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 

@@ -1,0 +1,310 @@
+// The gRPC side of boa-client. Codec calls stream in both directions at once: a thread sends
+// the input in messages of at most 1 MiB while this thread writes what comes back, so memory
+// stays bounded for inputs of any size.
+#include "client/remote.h"
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstdlib>
+#include <thread>
+
+#include "boa/v1/boa.grpc.pb.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+
+namespace boa::client {
+
+namespace {
+
+constexpr size_t kMessageBytes = 1u << 20;
+
+Status FromGrpc(const grpc::Status& s, const std::string& address) {
+  if (s.ok()) return Status::Ok();
+  const std::string& m = s.error_message();
+  switch (s.error_code()) {
+    case grpc::StatusCode::INVALID_ARGUMENT: return Status::InvalidArgument(m);
+    case grpc::StatusCode::NOT_FOUND: return Status::NotFound(m);
+    case grpc::StatusCode::ALREADY_EXISTS: return Status::AlreadyExists(m);
+    case grpc::StatusCode::FAILED_PRECONDITION: return Status::FailedPrecondition(m);
+    case grpc::StatusCode::DATA_LOSS: return Status::DataLoss(m);
+    case grpc::StatusCode::RESOURCE_EXHAUSTED: return Status::ResourceExhausted(m);
+    case grpc::StatusCode::DEADLINE_EXCEEDED: return Status::DeadlineExceeded("deadline exceeded (server " + address + ")");
+    case grpc::StatusCode::CANCELLED: return Status::Cancelled(m.empty() ? "cancelled" : m);
+    case grpc::StatusCode::UNAVAILABLE:
+      if (m.find("connect") != std::string::npos || m.find("onnection") != std::string::npos) {
+        return Status::Unavailable("cannot reach boad at " + address + " (start it with `boad`, or use --local)");
+      }
+      return Status::Unavailable("server " + address + ": " + m);
+    default: return Status::Internal("server " + address + ": " + m);
+  }
+}
+
+void FillStats(const v1::CodecSummary& s, CodecStats* stats) {
+  if (!stats) return;
+  stats->input_bytes = s.input_bytes();
+  stats->output_bytes = s.output_bytes();
+  stats->chunks = s.chunks();
+  stats->stored_chunks = s.stored_chunks();
+  stats->chunk_length = s.chunk_size();
+  stats->threads = 0;
+}
+
+// Sends `in` as data messages after `first` on a separate thread; WritesDone at the end.
+template <class Request, class Stream>
+class Sender {
+ public:
+  Sender(Stream* stream, ByteSource* in, Request first) {
+    thread_ = std::thread([this, stream, in, first = std::move(first)] {
+      if (!stream->Write(first)) return;
+      std::vector<uint8_t> buf(kMessageBytes);
+      for (;;) {
+        Result<size_t> n = in->Read(buf.data(), buf.size());
+        if (!n.ok()) {
+          status_ = n.status();
+          return;  // the caller cancels the call
+        }
+        if (*n == 0) break;
+        sent_ += *n;
+        Request r;
+        r.set_data(buf.data(), *n);
+        if (!stream->Write(r)) return;  // the server ended the call: its status says why
+      }
+      stream->WritesDone();
+    });
+  }
+  // Joins the thread; the input's own read error, if any.
+  Status Join() {
+    if (thread_.joinable()) thread_.join();
+    return status_;
+  }
+  ~Sender() { Join().ok(); }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  std::thread thread_;
+  Status status_;
+  std::atomic<uint64_t> sent_{0};
+};
+
+}  // namespace
+
+std::string ServerAddress(const std::string& flag) {
+  if (!flag.empty()) return flag;
+  const char* env = std::getenv("BOA_SERVER");
+  if (env && *env) return env;
+  return "localhost:50051";
+}
+
+struct RemoteClient::Impl {
+  std::shared_ptr<grpc::Channel> channel;
+  std::unique_ptr<v1::Boa::Stub> stub;
+  std::unique_ptr<grpc::health::v1::Health::Stub> health;
+};
+
+RemoteClient::RemoteClient(std::string address, std::unique_ptr<Impl> impl)
+    : address_(std::move(address)), impl_(std::move(impl)) {}
+RemoteClient::~RemoteClient() = default;
+
+Result<std::unique_ptr<RemoteClient>> RemoteClient::Connect(const std::string& address, double connect_seconds) {
+  auto impl = std::make_unique<Impl>();
+  impl->channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(connect_seconds * 1000));
+  // A refused connection fails at once (TRANSIENT_FAILURE) instead of retrying until the
+  // deadline.
+  for (;;) {
+    grpc_connectivity_state state = impl->channel->GetState(true);
+    if (state == GRPC_CHANNEL_READY) break;
+    if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN ||
+        !impl->channel->WaitForStateChange(state, deadline)) {
+      return Status::Unavailable("cannot reach boad at " + address + " (start it with `boad`, or use --local)");
+    }
+  }
+  impl->stub = v1::Boa::NewStub(impl->channel);
+  impl->health = grpc::health::v1::Health::NewStub(impl->channel);
+  return std::unique_ptr<RemoteClient>(new RemoteClient(address, std::move(impl)));
+}
+
+namespace {
+void SetDeadline(grpc::ClientContext* ctx, double seconds) {
+  if (seconds > 0) {
+    ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
+  }
+}
+}  // namespace
+
+namespace {
+
+// Streams `in` out and the response's data into `out` at the same time; the call's summary
+// arrives last.
+template <class Request, class Response, class Stream>
+Status RunCodecStream(grpc::ClientContext* ctx, Stream* stream, Request first, ByteSource* in, ByteSink* out,
+                      const RemoteClient::ProgressFn& progress, v1::CodecSummary* summary, const std::string& address) {
+  Sender<Request, Stream> sender(stream, in, std::move(first));
+  Response resp;
+  uint64_t received = 0;
+  Status sink_status;
+  while (stream->Read(&resp)) {
+    if (resp.has_summary()) {
+      *summary = resp.summary();
+      continue;
+    }
+    sink_status = out->Write(reinterpret_cast<const uint8_t*>(resp.data().data()), resp.data().size());
+    if (!sink_status.ok()) {
+      ctx->TryCancel();
+      break;
+    }
+    received += resp.data().size();
+    if (progress) progress(sender.sent(), received);
+  }
+  Status read = sender.Join();
+  if (!read.ok()) {
+    ctx->TryCancel();
+    stream->Finish().ok();
+    return read;
+  }
+  grpc::Status st = stream->Finish();
+  BOA_RETURN_IF_ERROR(sink_status);
+  return FromGrpc(st, address);
+}
+
+}  // namespace
+
+Status RemoteClient::Compress(const std::string& model, const CodecOptions& options, ByteSource* in, ByteSink* out,
+                              CodecStats* stats, const ProgressFn& progress) {
+  if (model.empty()) return Status::InvalidArgument("no model given (use -m NAME[:VERSION] or a model id)");
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  auto stream = impl_->stub->Compress(&ctx);
+  v1::CompressRequest first;
+  v1::CompressOptions* o = first.mutable_options();
+  o->set_model(model);
+  o->set_chunk_size(options.chunk_length);
+  o->set_chunk_count(options.chunk_count);
+  if (in->SizeHint() >= 0) o->set_size_hint(static_cast<uint64_t>(in->SizeHint()));
+  v1::CodecSummary summary;
+  BOA_RETURN_IF_ERROR((RunCodecStream<v1::CompressRequest, v1::CompressResponse>(
+      &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));
+  FillStats(summary, stats);
+  return Status::Ok();
+}
+
+Status RemoteClient::Decompress(const std::string& model, ByteSource* in, ByteSink* out, CodecStats* stats,
+                                const ProgressFn& progress) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  auto stream = impl_->stub->Decompress(&ctx);
+  v1::DecompressRequest first;
+  first.mutable_options()->set_model(model);
+  v1::CodecSummary summary;
+  BOA_RETURN_IF_ERROR((RunCodecStream<v1::DecompressRequest, v1::DecompressResponse>(
+      &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));
+  FillStats(summary, stats);
+  return Status::Ok();
+}
+
+namespace {
+
+// A client-streaming call: sends `first` and then `in`, and returns the call's status.
+template <class Request, class Stream>
+Status SendAll(grpc::ClientContext* ctx, Stream* stream, Request first, ByteSource* in, const std::string& address) {
+  Status read;
+  {
+    Sender<Request, Stream> sender(stream, in, std::move(first));
+    read = sender.Join();
+  }
+  if (!read.ok()) {
+    ctx->TryCancel();
+    stream->Finish().ok();
+    return read;
+  }
+  return FromGrpc(stream->Finish(), address);
+}
+
+}  // namespace
+
+Status RemoteClient::Verify(const std::string& model, ByteSource* in, CodecStats* stats) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  v1::CodecSummary summary;
+  auto stream = impl_->stub->Verify(&ctx, &summary);
+  v1::DecompressRequest first;
+  first.mutable_options()->set_model(model);
+  BOA_RETURN_IF_ERROR(SendAll(&ctx, stream.get(), std::move(first), in, address_));
+  FillStats(summary, stats);
+  return Status::Ok();
+}
+
+Result<std::vector<v1::ModelInfo>> RemoteClient::ListModels() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  v1::ListModelsResponse resp;
+  BOA_RETURN_IF_ERROR(FromGrpc(impl_->stub->ListModels(&ctx, v1::ListModelsRequest(), &resp), address_));
+  return std::vector<v1::ModelInfo>(resp.models().begin(), resp.models().end());
+}
+
+#define BOA_UNARY_MODEL_CALL(Method)                                                   \
+  Result<v1::ModelInfo> RemoteClient::Method(const std::string& ref) {                \
+    grpc::ClientContext ctx;                                                          \
+    SetDeadline(&ctx, deadline_seconds_);                                             \
+    v1::ModelRef req;                                                                 \
+    req.set_model(ref);                                                               \
+    v1::ModelInfo resp;                                                               \
+    BOA_RETURN_IF_ERROR(FromGrpc(impl_->stub->Method(&ctx, req, &resp), address_));   \
+    return resp;                                                                      \
+  }
+BOA_UNARY_MODEL_CALL(GetModel)
+BOA_UNARY_MODEL_CALL(DeleteModel)
+BOA_UNARY_MODEL_CALL(LoadModel)
+BOA_UNARY_MODEL_CALL(UnloadModel)
+#undef BOA_UNARY_MODEL_CALL
+
+Result<v1::ModelInfo> RemoteClient::UploadModel(const std::string& path, const std::string& name, uint32_t version) {
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> file, FileSource::Open(path));
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  v1::ModelInfo info;
+  auto stream = impl_->stub->UploadModel(&ctx, &info);
+  v1::UploadModelRequest first;
+  first.mutable_options()->set_name(name);
+  first.mutable_options()->set_version(version);
+  BOA_RETURN_IF_ERROR(SendAll(&ctx, stream.get(), std::move(first), file.get(), address_));
+  return info;
+}
+
+Status RemoteClient::DownloadModel(const std::string& ref, ByteSink* out) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  v1::ModelRef req;
+  req.set_model(ref);
+  auto stream = impl_->stub->DownloadModel(&ctx, req);
+  v1::DownloadModelResponse resp;
+  Status sink_status;
+  while (sink_status.ok() && stream->Read(&resp)) {
+    sink_status = out->Write(reinterpret_cast<const uint8_t*>(resp.data().data()), resp.data().size());
+  }
+  if (!sink_status.ok()) ctx.TryCancel();
+  grpc::Status st = stream->Finish();
+  BOA_RETURN_IF_ERROR(sink_status);
+  return FromGrpc(st, address_);
+}
+
+Result<v1::ServerInfoResponse> RemoteClient::Info() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  v1::ServerInfoResponse resp;
+  BOA_RETURN_IF_ERROR(FromGrpc(impl_->stub->ServerInfo(&ctx, v1::ServerInfoRequest(), &resp), address_));
+  return resp;
+}
+
+Result<std::string> RemoteClient::Health() {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_ > 0 ? deadline_seconds_ : 10);
+  grpc::health::v1::HealthCheckRequest req;
+  req.set_service("boa.v1.Boa");
+  grpc::health::v1::HealthCheckResponse resp;
+  BOA_RETURN_IF_ERROR(FromGrpc(impl_->health->Check(&ctx, req, &resp), address_));
+  return std::string(grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()));
+}
+
+}  // namespace boa::client

@@ -1,0 +1,59 @@
+// boa-client's connection to boad (gRPC, proto/boa/v1/boa.proto): the codec streams, model
+// management and server status. Errors come back as Status with one clear line: an
+// unreachable server names the address and suggests `boad` or `--local`.
+#pragma once
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "boa/v1/boa.pb.h"
+#include "common/codec/codec.h"
+#include "common/util/io.h"
+#include "common/util/status.h"
+
+namespace boa::client {
+
+// The server address: --server, else $BOA_SERVER, else localhost:50051.
+std::string ServerAddress(const std::string& flag);
+
+class RemoteClient {
+ public:
+  using ProgressFn = std::function<void(uint64_t in_bytes, uint64_t out_bytes)>;
+  // Connects (waiting up to `connect_seconds`) so that an absent server is one clear error.
+  static Result<std::unique_ptr<RemoteClient>> Connect(const std::string& address, double connect_seconds = 5);
+  ~RemoteClient();
+
+  // `deadline_seconds` <= 0: no deadline.
+  void set_deadline(double seconds) { deadline_seconds_ = seconds; }
+
+  Status Compress(const std::string& model, const CodecOptions& options, ByteSource* in, ByteSink* out,
+                  CodecStats* stats, const ProgressFn& progress);
+  // `model` may be empty: the server takes the model recorded in the stream.
+  Status Decompress(const std::string& model, ByteSource* in, ByteSink* out, CodecStats* stats,
+                    const ProgressFn& progress);
+  Status Verify(const std::string& model, ByteSource* in, CodecStats* stats);
+
+  Result<std::vector<v1::ModelInfo>> ListModels();
+  Result<v1::ModelInfo> GetModel(const std::string& ref);
+  Result<v1::ModelInfo> UploadModel(const std::string& path, const std::string& name, uint32_t version);
+  Status DownloadModel(const std::string& ref, ByteSink* out);
+  Result<v1::ModelInfo> DeleteModel(const std::string& ref);
+  Result<v1::ModelInfo> LoadModel(const std::string& ref);
+  Result<v1::ModelInfo> UnloadModel(const std::string& ref);
+  Result<v1::ServerInfoResponse> Info();
+  // "SERVING" or "NOT_SERVING".
+  Result<std::string> Health();
+
+  const std::string& address() const { return address_; }
+
+ private:
+  struct Impl;
+  RemoteClient(std::string address, std::unique_ptr<Impl> impl);
+  std::string address_;
+  std::unique_ptr<Impl> impl_;
+  double deadline_seconds_ = 0;
+};
+
+}  // namespace boa::client

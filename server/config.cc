@@ -1,0 +1,96 @@
+// Parsing and validation of boad.yaml.
+#include "server/config.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <cctype>
+#include <set>
+#include <thread>
+
+namespace boa::server {
+
+Result<uint64_t> ParseByteSize(const std::string& text) {
+  size_t i = 0;
+  uint64_t v = 0;
+  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
+    if (v > (UINT64_MAX - 9) / 10) return Status::InvalidArgument("size '" + text + "' is too large");
+    v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
+  }
+  if (i == 0) return Status::InvalidArgument("size '" + text + "' is not a number of bytes (e.g. 4G, 512M, 65536)");
+  std::string unit = text.substr(i);
+  int shift = 0;
+  if (unit == "K" || unit == "KiB") shift = 10;
+  else if (unit == "M" || unit == "MiB") shift = 20;
+  else if (unit == "G" || unit == "GiB") shift = 30;
+  else if (!unit.empty()) return Status::InvalidArgument("size '" + text + "': unknown unit '" + unit + "' (K, M or G)");
+  if (shift && v > (UINT64_MAX >> shift)) return Status::InvalidArgument("size '" + text + "' is too large");
+  return v << shift;
+}
+
+Status ServerConfig::LoadFile(const std::string& path) {
+  YAML::Node root;
+  try {
+    root = YAML::LoadFile(path);
+  } catch (const YAML::BadFile&) {
+    return Status::NotFound("config " + path + ": cannot read it");
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument("config " + path + ": not valid YAML: " + e.msg + " (line " + std::to_string(e.mark.line + 1) + ")");
+  }
+  if (root.IsNull()) return Status::Ok();
+  if (!root.IsMap()) return Status::InvalidArgument("config " + path + ": expected a mapping of keys at the top level");
+  static const std::set<std::string> kKeys = {"listen", "model_dir", "threads", "lanes", "memory_budget",
+                                             "queue_limit", "log_level", "drain_seconds", "load"};
+  for (const auto& kv : root) {
+    const std::string key = kv.first.as<std::string>();
+    if (!kKeys.count(key)) {
+      return Status::InvalidArgument("config " + path + ": unknown key '" + key +
+                                     "' (known: listen, model_dir, threads, lanes, memory_budget, queue_limit, log_level, drain_seconds, load)");
+    }
+    const YAML::Node& v = kv.second;
+    auto bad = [&](const char* expected) {
+      return Status::InvalidArgument("config " + path + ": key '" + key + "' must be " + expected);
+    };
+    try {
+      if (key == "listen") listen = v.as<std::string>();
+      if (key == "model_dir") model_dir = v.as<std::string>();
+      if (key == "threads") threads = v.as<int>();
+      if (key == "lanes") lanes = v.as<int>();
+      if (key == "queue_limit") queue_limit = v.as<int>();
+      if (key == "log_level") log_level = v.as<std::string>();
+      if (key == "drain_seconds") drain_seconds = v.as<double>();
+      if (key == "memory_budget") {
+        Result<uint64_t> b = ParseByteSize(v.as<std::string>());
+        if (!b.ok()) return Status::InvalidArgument("config " + path + ": key 'memory_budget': " + b.status().message());
+        memory_budget = *b;
+      }
+      if (key == "load") {
+        if (!v.IsSequence()) return bad("a list of model references");
+        load.clear();
+        for (const auto& m : v) load.push_back(m.as<std::string>());
+      }
+    } catch (const YAML::Exception&) {
+      if (key == "threads" || key == "lanes" || key == "queue_limit") return bad("an integer");
+      if (key == "drain_seconds") return bad("a number of seconds");
+      if (key == "load") return bad("a list of model references");
+      return bad("a string");
+    }
+  }
+  return Validate().WithContext("config " + path);
+}
+
+Status ServerConfig::Validate() const {
+  if (listen.empty() || listen.find(':') == std::string::npos) {
+    return Status::InvalidArgument("listen: expected HOST:PORT, got '" + listen + "'");
+  }
+  if (model_dir.empty()) return Status::InvalidArgument("model_dir: must not be empty");
+  if (threads < 0 || threads > 256) return Status::InvalidArgument("threads: must be 0 (all cores) .. 256");
+  if (lanes < 1 || lanes > 65536) return Status::InvalidArgument("lanes: must be 1 .. 65536");
+  if (queue_limit < 1 || queue_limit > 100000) return Status::InvalidArgument("queue_limit: must be 1 .. 100000");
+  if (memory_budget < (1u << 20)) return Status::InvalidArgument("memory_budget: must be at least 1M");
+  if (!(drain_seconds >= 0 && drain_seconds <= 3600)) return Status::InvalidArgument("drain_seconds: must be 0 .. 3600");
+  static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
+  if (!kLevels.count(log_level)) return Status::InvalidArgument("log_level: one of trace, debug, info, warn, error, off; got '" + log_level + "'");
+  return Status::Ok();
+}
+
+}  // namespace boa::server

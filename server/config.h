@@ -1,0 +1,32 @@
+// boad's configuration: boad.yaml (yaml-cpp) with command-line overrides. Every problem is
+// reported with the key's path; boad exits 2 on a bad configuration.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "common/util/status.h"
+
+namespace boa::server {
+
+struct ServerConfig {
+  std::string listen = "127.0.0.1:50051";
+  std::string model_dir = "models";
+  int threads = 0;             // step threads per model; 0 = all cores
+  int lanes = 256;             // lanes per model (split over its threads)
+  uint64_t memory_budget = 4ull << 30;  // resident models
+  int queue_limit = 64;        // codec requests open at once; more get RESOURCE_EXHAUSTED
+  std::string log_level = "info";
+  double drain_seconds = 30;   // SIGTERM: how long in-flight requests may take to finish
+  std::vector<std::string> load;  // models loaded at start (health is SERVING after)
+
+  // Fills from a YAML file; unknown keys are errors naming them.
+  Status LoadFile(const std::string& path);
+  Status Validate() const;
+};
+
+// "4G", "512M", "64K" or a plain number of bytes.
+Result<uint64_t> ParseByteSize(const std::string& text);
+
+}  // namespace boa::server

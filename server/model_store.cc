@@ -1,0 +1,258 @@
+// The model repository on disk and the set of resident models.
+#include "server/model_store.h"
+
+#include <yaml-cpp/yaml.h>
+
+#include <algorithm>
+#include <cctype>
+#include <ctime>
+#include <filesystem>
+#include <fstream>
+
+#include "common/util/hash.h"
+#include "common/util/io.h"
+
+namespace boa::server {
+
+namespace fs = std::filesystem;
+
+namespace {
+
+constexpr uint64_t kMaxModelFileBytes = 8ull << 30;
+constexpr const char* kModelFileName = "model.boam";
+constexpr const char* kManifestName = "manifest.yaml";
+
+bool IsHexId(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) && !std::isupper(static_cast<unsigned char>(c)); });
+}
+
+ModelEntry EntryFor(const std::string& name, uint32_t version, const std::string& dir, const LoadedModel& m,
+                    int64_t created) {
+  ModelEntry e;
+  e.name = name;
+  e.version = version;
+  e.id = m.IdHex();
+  e.dir = dir;
+  e.config = m.weights.config;
+  e.dtype = WeightTypeName(m.stored_type);
+  e.file_bytes = m.file_bytes;
+  e.created_unix = created;
+  return e;
+}
+
+int64_t ReadCreated(const std::string& dir) {
+  try {
+    YAML::Node n = YAML::LoadFile(dir + "/" + kManifestName);
+    if (n["created_unix"]) return n["created_unix"].as<int64_t>();
+  } catch (const std::exception&) {
+  }
+  return 0;
+}
+
+}  // namespace
+
+Status ModelStore::CheckName(const std::string& name) {
+  bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
+  for (char c : name) ok = ok && (std::isalnum(static_cast<unsigned char>(c)) || c == '_' || c == '-' || c == '.');
+  if (!ok) {
+    return Status::InvalidArgument("model name '" + name + "' is not valid: use 1..64 letters, digits, '_', '-', '.' (not first)");
+  }
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options, std::vector<std::string>* warnings) {
+  std::error_code ec;
+  fs::create_directories(options.dir, ec);
+  if (ec || !fs::is_directory(options.dir)) {
+    return Status::IoError("model directory " + options.dir + ": cannot create or open it" + (ec ? ": " + ec.message() : ""));
+  }
+  std::unique_ptr<ModelStore> store(new ModelStore(options));
+  for (const auto& name_dir : fs::directory_iterator(options.dir, ec)) {
+    const std::string name = name_dir.path().filename().string();
+    if (!name_dir.is_directory() || !CheckName(name).ok()) continue;
+    for (const auto& ver_dir : fs::directory_iterator(name_dir.path(), ec)) {
+      const std::string v = ver_dir.path().filename().string();
+      if (!ver_dir.is_directory() || v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), ::isdigit)) continue;
+      const uint32_t version = static_cast<uint32_t>(std::stoul(v));
+      if (version == 0) continue;
+      const std::string dir = ver_dir.path().string();
+      Result<LoadedModel> m = LoadModelFile(dir + "/" + kModelFileName);
+      if (!m.ok()) {
+        if (warnings) warnings->push_back("skipping " + dir + ": " + m.status().message());
+        continue;
+      }
+      store->entries_[name][version] = EntryFor(name, version, dir, *m, ReadCreated(dir));
+    }
+  }
+  return store;
+}
+
+ModelEntry ModelStore::WithLoaded(ModelEntry e) const {
+  e.loaded = resident_.count(e.id) > 0;
+  return e;
+}
+
+std::vector<ModelEntry> ModelStore::List() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::vector<ModelEntry> out;
+  for (const auto& [name, versions] : entries_) {
+    for (const auto& [v, e] : versions) out.push_back(WithLoaded(e));
+  }
+  return out;
+}
+
+Result<ModelEntry> ModelStore::ResolveLocked(const std::string& ref) const {
+  if (ref.empty()) return Status::InvalidArgument("no model given (a name, name:version or a 64-hex-digit id)");
+  if (IsHexId(ref)) {
+    for (const auto& [name, versions] : entries_) {
+      for (const auto& [v, e] : versions) {
+        if (e.id == ref) return WithLoaded(e);
+      }
+    }
+    return Status::NotFound("no model with id " + ref + " in the store");
+  }
+  std::string name = ref;
+  uint32_t version = 0;
+  size_t colon = ref.rfind(':');
+  if (colon != std::string::npos) {
+    name = ref.substr(0, colon);
+    std::string v = ref.substr(colon + 1);
+    if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), ::isdigit) || std::stoul(v) == 0) {
+      return Status::InvalidArgument("model reference '" + ref + "': the version after ':' must be a positive number");
+    }
+    version = static_cast<uint32_t>(std::stoul(v));
+  }
+  BOA_RETURN_IF_ERROR(CheckName(name));
+  auto it = entries_.find(name);
+  if (it == entries_.end() || it->second.empty()) return Status::NotFound("unknown model '" + name + "'");
+  if (version == 0) return WithLoaded(it->second.rbegin()->second);
+  auto v = it->second.find(version);
+  if (v == it->second.end()) return Status::NotFound("model '" + name + "' has no version " + std::to_string(version));
+  return WithLoaded(v->second);
+}
+
+Result<ModelEntry> ModelStore::Resolve(const std::string& ref) const {
+  std::lock_guard<std::mutex> lk(mu_);
+  return ResolveLocked(ref);
+}
+
+Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file) {
+  BOA_RETURN_IF_ERROR(CheckName(name));
+  BOA_ASSIGN_OR_RETURN(LoadedModel m, ParseModelFile(file));
+  std::lock_guard<std::mutex> lk(mu_);
+  auto& versions = entries_[name];
+  if (version == 0) version = versions.empty() ? 1 : versions.rbegin()->first + 1;
+  if (versions.count(version)) {
+    return Status::AlreadyExists("model " + name + ":" + std::to_string(version) + " already exists");
+  }
+  const std::string dir = options_.dir + "/" + name + "/" + std::to_string(version);
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  if (ec) return Status::IoError("model directory " + dir + ": " + ec.message());
+  const int64_t created = static_cast<int64_t>(std::time(nullptr));
+  Status s = WriteFileAtomic(dir + "/" + kModelFileName, file, false);
+  if (s.ok()) {
+    YAML::Emitter y;
+    y << YAML::BeginMap << YAML::Key << "name" << YAML::Value << name << YAML::Key << "version" << YAML::Value
+      << version << YAML::Key << "id" << YAML::Value << m.IdHex() << YAML::Key << "created_unix" << YAML::Value
+      << created << YAML::EndMap;
+    std::string text = std::string(y.c_str()) + "\n";
+    s = WriteFileAtomic(dir + "/" + kManifestName, std::vector<uint8_t>(text.begin(), text.end()), true);
+  }
+  if (!s.ok()) {
+    fs::remove_all(dir, ec);
+    if (versions.empty()) entries_.erase(name);
+    return s;
+  }
+  ModelEntry e = EntryFor(name, version, dir, m, created);
+  versions[version] = e;
+  return WithLoaded(e);
+}
+
+Result<ModelEntry> ModelStore::Remove(const std::string& ref) {
+  std::lock_guard<std::mutex> lk(mu_);
+  BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
+  std::error_code ec;
+  fs::remove_all(e.dir, ec);
+  if (ec) return Status::IoError("removing " + e.dir + ": " + ec.message());
+  auto& versions = entries_[e.name];
+  versions.erase(e.version);
+  if (versions.empty()) {
+    entries_.erase(e.name);
+    fs::remove(options_.dir + "/" + e.name, ec);
+  }
+  // A request still coding with it keeps its own reference until it ends.
+  resident_.erase(e.id);
+  e.loaded = false;
+  return e;
+}
+
+void ModelStore::EvictLocked(uint64_t incoming) {
+  for (;;) {
+    uint64_t total = incoming;
+    for (const auto& [id, slot] : resident_) total += slot.model->bytes;
+    if (total <= options_.memory_budget) return;
+    auto lru = resident_.end();
+    for (auto it = resident_.begin(); it != resident_.end(); ++it) {
+      if (it->second.model.use_count() > 1) continue;  // in use by a request
+      if (lru == resident_.end() || it->second.last_used < lru->second.last_used) lru = it;
+    }
+    if (lru == resident_.end()) return;  // everything is busy: go over budget rather than fail
+    resident_.erase(lru);
+  }
+}
+
+Result<std::shared_ptr<ResidentModel>> ModelStore::Acquire(const std::string& ref) {
+  std::lock_guard<std::mutex> lk(mu_);
+  BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
+  auto it = resident_.find(e.id);
+  if (it != resident_.end()) {
+    it->second.last_used = std::chrono::steady_clock::now();
+    return it->second.model;
+  }
+  BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(e.dir + "/" + kModelFileName));
+  if (m.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
+  BOA_ASSIGN_OR_RETURN(auto engine, engine::Engine::Create(m.weights, options_.backend));
+  auto r = std::make_shared<ResidentModel>();
+  r->bytes = 2 * 4 * m.weights.config.ParameterCount();
+  EvictLocked(r->bytes);
+  r->scheduler = std::make_unique<ChunkScheduler>(engine, options_.scheduler);
+  e.loaded = true;
+  r->entry = e;
+  r->model = std::move(m);
+  resident_[e.id] = Slot{r, std::chrono::steady_clock::now()};
+  return r;
+}
+
+Result<ModelEntry> ModelStore::Unload(const std::string& ref) {
+  std::lock_guard<std::mutex> lk(mu_);
+  BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
+  resident_.erase(e.id);
+  e.loaded = false;
+  return e;
+}
+
+Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) const {
+  ModelEntry e;
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
+  }
+  return boa::ReadFile(e.dir + "/" + kModelFileName, kMaxModelFileBytes);
+}
+
+std::vector<std::shared_ptr<ResidentModel>> ModelStore::Resident() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  std::vector<std::shared_ptr<ResidentModel>> out;
+  for (const auto& [id, slot] : resident_) out.push_back(slot.model);
+  return out;
+}
+
+uint64_t ModelStore::resident_bytes() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  uint64_t total = 0;
+  for (const auto& [id, slot] : resident_) total += slot.model->bytes;
+  return total;
+}
+
+}  // namespace boa::server

@@ -1,0 +1,89 @@
+// boad's model repository: `<dir>/<name>/<version>/model.boam` plus a `manifest.yaml`
+// (docs/server.md, "Model store"). A model is addressed as `name` (its highest version),
+// `name:version`, or by its id (the SHA-256 of the file, 64 hex digits) — the id is what a
+// .boa stream records. Loaded models stay resident with their engine and scheduler; above the
+// memory budget the least recently used idle ones are unloaded.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+
+#include "common/engine/engine.h"
+#include "common/model/model.h"
+#include "common/util/status.h"
+#include "server/scheduler.h"
+
+namespace boa::server {
+
+struct ModelEntry {
+  std::string name;
+  uint32_t version = 0;
+  std::string id;  // 64 hex digits
+  std::string dir;  // <store>/<name>/<version>
+  ModelConfig config;
+  std::string dtype;
+  uint64_t file_bytes = 0;
+  int64_t created_unix = 0;
+  bool loaded = false;
+  std::string Ref() const { return name + ":" + std::to_string(version); }
+};
+
+// A model in memory with the scheduler that batches its chunks.
+struct ResidentModel {
+  ModelEntry entry;
+  LoadedModel model;
+  std::unique_ptr<ChunkScheduler> scheduler;
+  uint64_t bytes = 0;  // weights as loaded plus the engine's packed copy
+};
+
+class ModelStore {
+ public:
+  struct Options {
+    std::string dir;
+    uint64_t memory_budget = 4ull << 30;
+    engine::Backend backend = engine::Backend::kAuto;
+    ChunkScheduler::Options scheduler;
+  };
+  // Creates the directory if needed and indexes what it holds (entries that fail to parse
+  // are skipped with a warning line in `warnings`).
+  static Result<std::unique_ptr<ModelStore>> Open(const Options& options, std::vector<std::string>* warnings);
+
+  std::vector<ModelEntry> List() const;
+  // NOT_FOUND names the reference; INVALID_ARGUMENT for a malformed one.
+  Result<ModelEntry> Resolve(const std::string& ref) const;
+  // Validates the file completely before anything is written; version 0 = next free.
+  Result<ModelEntry> Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file);
+  Result<ModelEntry> Remove(const std::string& ref);
+  // Loads (or finds resident) and marks as recently used.
+  Result<std::shared_ptr<ResidentModel>> Acquire(const std::string& ref);
+  Result<ModelEntry> Unload(const std::string& ref);
+  Result<std::vector<uint8_t>> ReadFile(const std::string& ref) const;
+
+  std::vector<std::shared_ptr<ResidentModel>> Resident() const;
+  uint64_t resident_bytes() const;
+  uint64_t memory_budget() const { return options_.memory_budget; }
+
+  static Status CheckName(const std::string& name);
+
+ private:
+  explicit ModelStore(Options options) : options_(std::move(options)) {}
+  Result<ModelEntry> ResolveLocked(const std::string& ref) const;
+  void EvictLocked(uint64_t incoming);
+  ModelEntry WithLoaded(ModelEntry e) const;
+
+  const Options options_;
+  mutable std::mutex mu_;
+  std::map<std::string, std::map<uint32_t, ModelEntry>> entries_;  // name -> version -> entry
+  struct Slot {
+    std::shared_ptr<ResidentModel> model;
+    std::chrono::steady_clock::time_point last_used;
+  };
+  std::map<std::string, Slot> resident_;  // by id
+};
+
+}  // namespace boa::server

@@ -1,0 +1,362 @@
+// The scheduler's step threads, admission and per-request ordering.
+#include "server/scheduler.h"
+
+#include <algorithm>
+
+#include "common/coder/range_coder.h"
+
+namespace boa::server {
+
+struct SchedulerRequest::State {
+  Priority priority = Priority::kBulk;
+  std::function<Status()> cancelled;
+  std::deque<ChunkJob> queued;
+  std::map<uint64_t, ChunkResult> done;
+  std::map<uint64_t, size_t> cost;  // per submitted chunk not yet returned by Next
+  uint64_t submitted = 0;
+  uint64_t next_out = 0;
+  size_t held_bytes = 0;
+  uint32_t lanes = 0;
+  uint32_t peak_lanes = 0;
+  bool in_ready = false;
+  bool closed = false;
+  Status failed;
+  std::condition_variable cv;
+};
+
+// One lane of a step thread: a chunk being encoded or decoded.
+struct ChunkScheduler::Lane {
+  std::shared_ptr<SchedulerRequest::State> owner;
+  ChunkJob job;
+  size_t pos = 0;
+  std::vector<uint8_t> payload;  // encode: first byte + range code
+  std::vector<uint8_t> out;      // decode: the chunk's bytes
+  std::unique_ptr<RangeEncoder> encoder;
+  std::unique_ptr<RangeDecoder> decoder;
+};
+
+ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options)
+    : engine_(std::move(engine)), options_(options) {
+  for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this, i] { StepThread(i); });
+}
+
+ChunkScheduler::~ChunkScheduler() {
+  {
+    std::lock_guard<std::mutex> lk(mu_);
+    stop_ = true;
+    for (auto& list : ready_) {
+      for (auto& s : list) Fail(*s, Status::Unavailable("the server is shutting down"));
+    }
+  }
+  work_cv_.notify_all();
+  for (auto& t : threads_) t.join();
+}
+
+std::unique_ptr<SchedulerRequest> ChunkScheduler::Open(Priority priority, std::function<Status()> cancelled) {
+  auto s = std::make_shared<SchedulerRequest::State>();
+  s->priority = priority;
+  s->cancelled = std::move(cancelled);
+  std::lock_guard<std::mutex> lk(mu_);
+  ++open_requests_;
+  return std::unique_ptr<SchedulerRequest>(new SchedulerRequest(this, std::move(s)));
+}
+
+ChunkScheduler::Stats ChunkScheduler::stats() const {
+  std::lock_guard<std::mutex> lk(mu_);
+  Stats st;
+  st.lanes = static_cast<uint32_t>(threads_.size()) * static_cast<uint32_t>(options_.lanes_per_thread);
+  st.lanes_in_use = lanes_in_use_;
+  st.queued_chunks = queued_chunks_;
+  st.open_requests = open_requests_;
+  st.steps = steps_;
+  return st;
+}
+
+void ChunkScheduler::Fail(SchedulerRequest::State& s, const Status& why) {
+  if (!s.failed.ok()) return;
+  s.failed = why;
+  queued_chunks_ -= s.queued.size();
+  s.queued.clear();
+  s.done.clear();
+  s.cv.notify_all();
+}
+
+void ChunkScheduler::Deliver(SchedulerRequest::State& s, uint64_t index, ChunkResult result) {
+  if (!s.failed.ok()) return;
+  s.done.emplace(index, std::move(result));
+  s.cv.notify_all();
+}
+
+// Waits on the request's condition in slices, polling its cancellation check.
+Status ChunkScheduler::Wait(SchedulerRequest::State& s, std::unique_lock<std::mutex>& lk) {
+  s.cv.wait_for(lk, options_.poll);
+  if (s.failed.ok() && s.cancelled) {
+    lk.unlock();
+    Status c = s.cancelled();
+    lk.lock();
+    if (!c.ok()) Fail(s, c);
+  }
+  return s.failed;
+}
+
+bool ChunkScheduler::PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::State>* owner) {
+  for (int p = 1; p >= 0; --p) {  // online first
+    auto& list = ready_[p];
+    while (!list.empty()) {
+      std::shared_ptr<SchedulerRequest::State> s = list.front();
+      list.pop_front();
+      if (s->queued.empty() || !s->failed.ok()) {
+        s->in_ready = false;
+        continue;
+      }
+      *job = std::move(s->queued.front());
+      s->queued.pop_front();
+      --queued_chunks_;
+      if (s->queued.empty()) {
+        s->in_ready = false;
+      } else {
+        list.push_back(s);  // round robin: one chunk per turn
+      }
+      *owner = std::move(s);
+      return true;
+    }
+  }
+  return false;
+}
+
+void ChunkScheduler::StepThread(int index) {
+  const int L = std::max(1, options_.lanes_per_thread);
+  const int rows_per_step = std::max(L, kRowsPerStep);
+  engine::Session session(engine_, L, rows_per_step);
+  std::vector<Lane> lanes(L);
+  std::vector<int> free_lanes, active;
+  for (int i = L - 1; i >= 0; --i) free_lanes.push_back(i);
+  std::vector<uint32_t> cum(static_cast<size_t>(rows_per_step) * 257);
+  std::vector<engine::LaneInput> inputs;
+  struct Finished {
+    std::shared_ptr<SchedulerRequest::State> owner;
+    uint64_t index;
+    ChunkResult result;
+    Status status;
+  };
+  std::vector<Finished> finished;
+
+  std::unique_lock<std::mutex> lk(mu_);
+  for (;;) {
+    // Deliver what the last step finished, free lanes of failed requests, admit new chunks.
+    for (Finished& f : finished) {
+      if (f.status.ok()) {
+        Deliver(*f.owner, f.index, std::move(f.result));
+      } else {
+        Fail(*f.owner, f.status);
+      }
+    }
+    finished.clear();
+    size_t keep = 0;
+    for (int lane : active) {
+      Lane& ln = lanes[lane];
+      if (ln.owner->failed.ok()) {
+        active[keep++] = lane;
+        continue;
+      }
+      --ln.owner->lanes;
+      --lanes_in_use_;
+      ln = Lane();
+      free_lanes.push_back(lane);
+    }
+    active.resize(keep);
+    // Admit up to this thread's share of the work, so one thread does not take every chunk
+    // while the others idle.
+    const uint64_t n_threads = threads_.size() ? threads_.size() : 1;
+    const uint64_t share = std::max<uint64_t>(1, (lanes_in_use_ + queued_chunks_ + n_threads - 1) / n_threads);
+    while (!free_lanes.empty() && active.size() < share) {
+      ChunkJob job;
+      std::shared_ptr<SchedulerRequest::State> owner;
+      if (!PickJob(&job, &owner)) break;
+      ChunkResult r;
+      if (!job.decode && job.bytes.size() == 1) {  // no model needed
+        r.encoded = SealChunk(job.bytes, job.bytes);
+        Deliver(*owner, job.index, std::move(r));
+        continue;
+      }
+      if (job.decode && DecodeWithoutModel(&job.record, &r.decoded)) {
+        Deliver(*owner, job.index, std::move(r));
+        continue;
+      }
+      int lane = free_lanes.back();
+      free_lanes.pop_back();
+      Lane& ln = lanes[lane];
+      ln.owner = owner;
+      ln.job = std::move(job);
+      ln.pos = 1;
+      if (ln.job.decode) {
+        ln.out.resize(ln.job.record.original_length);
+        ln.out[0] = ln.job.record.payload[0];
+        ln.decoder = std::make_unique<RangeDecoder>(ln.job.record.payload.data() + 1, ln.job.record.payload.size() - 1);
+      } else {
+        ln.payload.assign(1, ln.job.bytes[0]);
+        ln.encoder = std::make_unique<RangeEncoder>(&ln.payload);
+      }
+      session.ResetLane(lane);
+      active.push_back(lane);
+      ++lanes_in_use_;
+      owner->peak_lanes = std::max(owner->peak_lanes, ++owner->lanes);
+    }
+    if (stop_) break;
+    if (active.empty()) {
+      work_cv_.wait(lk);
+      continue;
+    }
+    ++steps_;
+    lk.unlock();
+
+    // A decoding lane needs each byte before its next step; an encoding lane knows all its
+    // bytes and may feed several per step (chunk mode: the same frequencies, fewer calls).
+    size_t decoding = 0;
+    for (int lane : active) decoding += lanes[lane].job.decode;
+    const size_t encoding = active.size() - decoding;
+    const size_t per_encode =
+        encoding ? std::max<size_t>(1, (static_cast<size_t>(rows_per_step) - decoding) / encoding) : 1;
+    inputs.clear();
+    for (int lane : active) {
+      Lane& ln = lanes[lane];
+      if (ln.job.decode) {
+        inputs.push_back(engine::LaneInput{lane, &ln.out[ln.pos - 1], 1});
+      } else {
+        size_t n = std::min(per_encode, ln.job.bytes.size() - ln.pos);
+        inputs.push_back(engine::LaneInput{lane, &ln.job.bytes[ln.pos - 1], static_cast<int>(n)});
+      }
+    }
+    session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
+    size_t keep_active = 0, row = 0;
+    for (size_t r = 0; r < active.size(); ++r) {
+      const int lane = active[r];
+      Lane& ln = lanes[lane];
+      bool done = false;
+      Finished f;
+      if (ln.job.decode) {
+        const uint32_t* c = &cum[row++ * 257];
+        int sym = ln.decoder->Decode(c);
+        if (sym < 0) {
+          f.status = Status::DataLoss("corrupt .boa: chunk " + std::to_string(ln.job.index) + ": coded data is inconsistent");
+          done = true;
+        } else {
+          ln.out[ln.pos++] = static_cast<uint8_t>(sym);
+          if (ln.pos == ln.out.size()) {
+            f.result.decoded = std::move(ln.out);
+            done = true;
+          }
+        }
+      } else {
+        for (int k = 0; k < inputs[r].count; ++k) {
+          const uint32_t* c = &cum[row++ * 257];
+          uint8_t b = ln.job.bytes[ln.pos++];
+          ln.encoder->Encode(c[b], c[b + 1] - c[b]);
+        }
+        if (ln.pos == ln.job.bytes.size()) {
+          ln.encoder->Finish();
+          f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
+          done = true;
+        }
+      }
+      if (!done) {
+        active[keep_active++] = lane;
+        continue;
+      }
+      f.owner = ln.owner;
+      f.index = ln.job.index;
+      finished.push_back(std::move(f));
+      lk.lock();  // lane bookkeeping is shared with stats()
+      --ln.owner->lanes;
+      --lanes_in_use_;
+      lk.unlock();
+      ln = Lane();
+      free_lanes.push_back(lane);
+    }
+    active.resize(keep_active);
+    lk.lock();
+  }
+  for (int lane : active) {
+    --lanes[lane].owner->lanes;
+    --lanes_in_use_;
+  }
+}
+
+SchedulerRequest::~SchedulerRequest() {
+  std::lock_guard<std::mutex> lk(owner_->mu_);
+  owner_->Fail(*state_, Status::Cancelled("request closed"));
+  state_->closed = true;
+  --owner_->open_requests_;
+}
+
+void SchedulerRequest::Cancel(const Status& why) {
+  std::lock_guard<std::mutex> lk(owner_->mu_);
+  owner_->Fail(*state_, why);
+}
+
+uint32_t SchedulerRequest::peak_lanes() const {
+  std::lock_guard<std::mutex> lk(owner_->mu_);
+  return state_->peak_lanes;
+}
+
+Status SchedulerRequest::SubmitEncode(std::vector<uint8_t> chunk) {
+  ChunkJob job;
+  job.cost = 2 * chunk.size();
+  job.bytes = std::move(chunk);
+  return Submit(std::move(job));
+}
+
+Status SchedulerRequest::SubmitDecode(ChunkRecord record) {
+  ChunkJob job;
+  job.decode = true;
+  job.cost = record.payload.size() + record.original_length;
+  job.record = std::move(record);
+  return Submit(std::move(job));
+}
+
+Status SchedulerRequest::Submit(ChunkJob job) {
+  ChunkScheduler& o = *owner_;
+  State& s = *state_;
+  std::unique_lock<std::mutex> lk(o.mu_);
+  while (s.failed.ok() && !o.stop_ && s.held_bytes > 0 && s.held_bytes + job.cost > o.options_.window_bytes) {
+    o.Wait(s, lk);
+  }
+  if (o.stop_ && s.failed.ok()) o.Fail(s, Status::Unavailable("the server is shutting down"));
+  BOA_RETURN_IF_ERROR(s.failed);
+  job.index = s.submitted++;
+  s.held_bytes += job.cost;
+  s.cost.emplace(job.index, job.cost);
+  s.queued.push_back(std::move(job));
+  ++o.queued_chunks_;
+  if (!s.in_ready) {
+    s.in_ready = true;
+    o.ready_[s.priority == Priority::kOnline ? 1 : 0].push_back(state_);
+  }
+  lk.unlock();
+  o.work_cv_.notify_all();
+  return Status::Ok();
+}
+
+Status SchedulerRequest::Next(ChunkResult* out) {
+  ChunkScheduler& o = *owner_;
+  State& s = *state_;
+  std::unique_lock<std::mutex> lk(o.mu_);
+  for (;;) {
+    BOA_RETURN_IF_ERROR(s.failed);
+    auto it = s.done.find(s.next_out);
+    if (it != s.done.end()) {
+      *out = std::move(it->second);
+      s.done.erase(it);
+      auto c = s.cost.find(s.next_out);
+      s.held_bytes -= c->second;
+      s.cost.erase(c);
+      ++s.next_out;
+      s.cv.notify_all();  // a Submit may wait for room
+      return Status::Ok();
+    }
+    if (s.next_out >= s.submitted) return Status::Internal("Next() without a pending chunk");
+    o.Wait(s, lk);
+  }
+}
+
+}  // namespace boa::server

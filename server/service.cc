@@ -1,0 +1,521 @@
+// The gRPC handlers. Codec streams use two threads per call: the handler thread reads the
+// client's messages and submits chunks to the model's scheduler (blocking when the request's
+// window is full: back-pressure), a writer thread takes results in order and streams them
+// back, so multi-GB inputs pass with bounded memory on both sides.
+#include "server/service.h"
+
+#include <spdlog/spdlog.h>
+
+#include <condition_variable>
+#include <cstring>
+#include <mutex>
+#include <thread>
+
+#include "common/codec/codec.h"
+#include "common/format/container.h"
+#include "common/util/hash.h"
+
+namespace boa::server {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+constexpr size_t kMessageBytes = 1u << 20;  // payload per stream message
+
+v1::ModelInfo ToInfo(const ModelEntry& e) {
+  v1::ModelInfo m;
+  m.set_name(e.name);
+  m.set_version(e.version);
+  m.set_id(e.id);
+  m.set_d_model(e.config.d_model);
+  m.set_n_layers(e.config.n_layers);
+  m.set_d_state(e.config.d_state);
+  m.set_d_conv(e.config.d_conv);
+  m.set_expand(e.config.expand);
+  m.set_dt_rank(e.config.dt_rank);
+  m.set_dtype(e.dtype);
+  m.set_parameters(e.config.ParameterCount());
+  m.set_file_bytes(e.file_bytes);
+  m.set_loaded(e.loaded);
+  m.set_created_unix(e.created_unix);
+  return m;
+}
+
+Priority ToPriority(v1::Priority p) { return p == v1::PRIORITY_ONLINE ? Priority::kOnline : Priority::kBulk; }
+
+// Buffers output and sends it as messages of at most kMessageBytes.
+template <class Response, class Stream>
+class StreamSink final : public ByteSink {
+ public:
+  explicit StreamSink(Stream* stream) : stream_(stream) {}
+  Status Write(const uint8_t* p, size_t n) override {
+    buf_.insert(buf_.end(), p, p + n);
+    while (buf_.size() >= kMessageBytes) BOA_RETURN_IF_ERROR(Send(kMessageBytes));
+    return Status::Ok();
+  }
+  Status Flush() { return buf_.empty() ? Status::Ok() : Send(buf_.size()); }
+  uint64_t sent() const { return sent_; }
+
+ private:
+  Status Send(size_t n) {
+    Response r;
+    r.set_data(buf_.data(), n);
+    if (!stream_->Write(r)) return Status::Cancelled("the client went away");
+    buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(n));
+    sent_ += n;
+    return Status::Ok();
+  }
+  Stream* stream_;
+  std::vector<uint8_t> buf_;
+  uint64_t sent_ = 0;
+};
+
+// Chunks submitted by the reading thread, consumed in order by the writing thread.
+class SubmitCounter {
+ public:
+  void Add() {
+    std::lock_guard<std::mutex> lk(mu_);
+    ++submitted_;
+    cv_.notify_all();
+  }
+  // `complete`: the input ended normally (else the request failed).
+  void Close(bool complete) {
+    std::lock_guard<std::mutex> lk(mu_);
+    closed_ = true;
+    complete_ = complete;
+    cv_.notify_all();
+  }
+  bool complete() {
+    std::lock_guard<std::mutex> lk(mu_);
+    return complete_;
+  }
+  // False once every submitted chunk has been taken and no more will come.
+  bool WaitFor(uint64_t next) {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return next < submitted_ || closed_; });
+    return next < submitted_;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  uint64_t submitted_ = 0;
+  bool closed_ = false;
+  bool complete_ = false;
+};
+
+// The client's .boa bytes as a ByteSource for the strict container reader.
+class RequestSource final : public ByteSource {
+ public:
+  RequestSource(std::function<bool(v1::DecompressRequest*)> read, std::string first)
+      : read_(std::move(read)), cur_(std::move(first)) {}
+  Result<size_t> Read(uint8_t* buf, size_t n) override {
+    size_t got = 0;
+    while (got < n) {
+      if (pos_ == cur_.size()) {
+        v1::DecompressRequest m;
+        if (!read_(&m)) break;
+        if (!m.has_data()) return Status::InvalidArgument("only the first message may carry options");
+        cur_ = std::move(*m.mutable_data());
+        pos_ = 0;
+        continue;
+      }
+      size_t take = std::min(n - got, cur_.size() - pos_);
+      std::memcpy(buf + got, cur_.data() + pos_, take);
+      pos_ += take;
+      got += take;
+    }
+    total_ += got;
+    return got;
+  }
+  const std::string& name() const override { return name_; }
+  uint64_t total() const { return total_; }
+
+ private:
+  std::function<bool(v1::DecompressRequest*)> read_;
+  std::string cur_;
+  size_t pos_ = 0;
+  uint64_t total_ = 0;
+  std::string name_ = "<request stream>";
+};
+
+double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+}  // namespace
+
+grpc::Status ToGrpc(const Status& s) {
+  using grpc::StatusCode;
+  StatusCode c = StatusCode::INTERNAL;
+  switch (s.code()) {
+    case boa::StatusCode::kOk: return grpc::Status::OK;
+    case boa::StatusCode::kInvalidArgument: c = StatusCode::INVALID_ARGUMENT; break;
+    case boa::StatusCode::kNotFound: c = StatusCode::NOT_FOUND; break;
+    case boa::StatusCode::kAlreadyExists: c = StatusCode::ALREADY_EXISTS; break;
+    case boa::StatusCode::kFailedPrecondition: c = StatusCode::FAILED_PRECONDITION; break;
+    case boa::StatusCode::kDataLoss: c = StatusCode::DATA_LOSS; break;
+    case boa::StatusCode::kResourceExhausted: c = StatusCode::RESOURCE_EXHAUSTED; break;
+    case boa::StatusCode::kUnavailable: c = StatusCode::UNAVAILABLE; break;
+    case boa::StatusCode::kCancelled: c = StatusCode::CANCELLED; break;
+    case boa::StatusCode::kDeadlineExceeded: c = StatusCode::DEADLINE_EXCEEDED; break;
+    case boa::StatusCode::kIoError:
+    case boa::StatusCode::kInternal: c = StatusCode::INTERNAL; break;
+  }
+  return grpc::Status(c, s.message());
+}
+
+// Counts an open codec request for its lifetime; refuses it while draining or when the
+// queue limit is reached.
+class BoaService::Admission {
+ public:
+  explicit Admission(BoaService* s) : s_(s) {
+    int n = ++s_->open_codec_requests_;
+    if (s_->draining()) {
+      status_ = Status::Unavailable("the server is shutting down");
+    } else if (n > s_->config_.queue_limit) {
+      status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(s_->config_.queue_limit) +
+                                          " requests are open (queue_limit); retry later");
+    }
+  }
+  ~Admission() { --s_->open_codec_requests_; }
+  const Status& status() const { return status_; }
+
+ private:
+  BoaService* s_;
+  Status status_;
+};
+
+void BoaService::StartDraining(Clock::time_point deadline) {
+  drain_deadline_ns_ = deadline.time_since_epoch().count();
+  draining_ = true;
+}
+
+Status BoaService::CheckCancelled(grpc::ServerContext* ctx) const {
+  if (draining_ && Clock::now().time_since_epoch().count() > drain_deadline_ns_.load()) {
+    return Status::Unavailable("the server shut down before the request finished");
+  }
+  if (ctx->IsCancelled()) {
+    if (std::chrono::system_clock::now() >= ctx->deadline()) return Status::DeadlineExceeded("deadline exceeded");
+    return Status::Cancelled("the client cancelled the request");
+  }
+  return Status::Ok();
+}
+
+grpc::Status BoaService::Compress(grpc::ServerContext* ctx,
+                                  grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) {
+  const uint64_t id = next_request_id_++;
+  const auto t0 = Clock::now();
+  Admission admission(this);
+  if (!admission.status().ok()) return ToGrpc(admission.status());
+  v1::CompressRequest msg;
+  if (!stream->Read(&msg) || !msg.has_options()) {
+    return ToGrpc(Status::InvalidArgument("Compress: the first message must carry the options"));
+  }
+  const v1::CompressOptions opt = msg.options();
+  Result<std::shared_ptr<ResidentModel>> acquired = store_->Acquire(opt.model());
+  if (!acquired.ok()) return ToGrpc(acquired.status());
+  std::shared_ptr<ResidentModel> rm = *acquired;
+  CodecOptions co;
+  co.chunk_length = opt.chunk_size();
+  co.chunk_count = opt.chunk_count();
+  Result<uint32_t> chunk_length = ChooseChunkLength(co, opt.size_hint() ? static_cast<int64_t>(opt.size_hint()) : -1);
+  if (!chunk_length.ok()) return ToGrpc(chunk_length.status());
+  std::unique_ptr<SchedulerRequest> req =
+      rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
+
+  SubmitCounter counter;
+  Xxh3Hasher content;
+  uint64_t in_bytes = 0, chunks = 0, stored = 0;
+  StreamSink<v1::CompressResponse, std::remove_pointer_t<decltype(stream)>> sink(stream);
+  Status write_status;
+  std::thread writer([&] {
+    ContainerWriter w(&sink, MakeHeader(rm->model, *chunk_length));
+    Status s = w.WriteHeader();
+    for (uint64_t next = 0; s.ok() && counter.WaitFor(next); ++next) {
+      ChunkResult r;
+      s = req->Next(&r);
+      if (s.ok()) s = w.WriteChunk(r.encoded.method, r.encoded.original_length, r.encoded.payload.data(), r.encoded.payload.size());
+      if (s.ok()) s = sink.Flush();
+      ++chunks;
+      stored += r.encoded.method == ChunkMethod::kStored;
+    }
+    if (s.ok() && counter.complete()) s = w.Finish(content.Digest());
+    if (s.ok()) s = sink.Flush();
+    if (!s.ok()) req->Cancel(s);
+    write_status = s;
+  });
+  // Reads input and cuts it into chunks.
+  Status read_status;
+  std::vector<uint8_t> chunk;
+  chunk.reserve(*chunk_length);
+  auto submit = [&]() -> Status {
+    content.Update(chunk.data(), chunk.size());
+    BOA_RETURN_IF_ERROR(req->SubmitEncode(std::move(chunk)));
+    counter.Add();
+    chunk = std::vector<uint8_t>();
+    chunk.reserve(*chunk_length);
+    return Status::Ok();
+  };
+  while (read_status.ok() && stream->Read(&msg)) {
+    if (!msg.has_data() && msg.has_options()) {
+      read_status = Status::InvalidArgument("Compress: only the first message may carry options");
+      break;
+    }
+    const std::string& d = msg.data();
+    in_bytes += d.size();
+    size_t pos = 0;
+    while (read_status.ok() && pos < d.size()) {
+      size_t take = std::min<size_t>(d.size() - pos, *chunk_length - chunk.size());
+      chunk.insert(chunk.end(), d.begin() + static_cast<std::ptrdiff_t>(pos), d.begin() + static_cast<std::ptrdiff_t>(pos + take));
+      pos += take;
+      if (chunk.size() == *chunk_length) read_status = submit();
+    }
+  }
+  if (read_status.ok()) read_status = CheckCancelled(ctx);
+  if (read_status.ok() && !chunk.empty()) read_status = submit();
+  if (!read_status.ok()) req->Cancel(read_status);
+  counter.Close(read_status.ok());
+  writer.join();
+  Status status = read_status.ok() ? write_status : read_status;
+  v1::CodecSummary summary;
+  summary.set_model_id(rm->entry.id);
+  summary.set_input_bytes(in_bytes);
+  summary.set_output_bytes(sink.sent());
+  summary.set_chunks(chunks);
+  summary.set_stored_chunks(stored);
+  summary.set_chunk_size(*chunk_length);
+  summary.set_seconds(Seconds(t0));
+  summary.set_peak_lanes(req->peak_lanes());
+  spdlog::info("[req {}] Compress model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id,
+               rm->entry.Ref(), in_bytes, sink.sent(), sink.sent() ? double(in_bytes) / sink.sent() : 0.0,
+               summary.seconds(), summary.peak_lanes(), status.ok() ? "OK" : StatusCodeName(status.code()));
+  if (!status.ok()) return ToGrpc(status);
+  v1::CompressResponse end;
+  *end.mutable_summary() = summary;
+  stream->Write(end);
+  return grpc::Status::OK;
+}
+
+// Shared by Decompress and Verify: reads the .boa stream, decodes its chunks through the
+// scheduler of the model recorded in it, hands the bytes to `write` in order and checks the
+// content checksum at the end.
+Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bool(v1::DecompressRequest*)>& read,
+                                const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary) {
+  const auto t0 = Clock::now();
+  v1::DecompressRequest first;
+  if (!read(&first)) return Status::InvalidArgument("empty request stream: expected a .boa stream");
+  v1::DecompressOptions opt;
+  std::string initial;
+  if (first.has_options()) {
+    opt = first.options();
+  } else {
+    initial = std::move(*first.mutable_data());
+  }
+  RequestSource src(read, std::move(initial));
+  ContainerReader reader(&src);
+  ContainerHeader header;
+  BOA_RETURN_IF_ERROR(reader.ReadHeader(&header));
+  const std::string stream_id = HexString(header.model_id.data(), header.model_id.size());
+  Result<ModelEntry> entry = store_->Resolve(stream_id);
+  if (!entry.ok()) {
+    return Status::FailedPrecondition("the stream was compressed with model " + stream_id +
+                                      ", which this server does not have (upload it: boa-client models upload FILE --name NAME)");
+  }
+  if (!opt.model().empty()) {
+    BOA_ASSIGN_OR_RETURN(ModelEntry asked, store_->Resolve(opt.model()));
+    if (asked.id != stream_id) {
+      return Status::FailedPrecondition("the stream was compressed with model " + stream_id + ", not with " +
+                                        asked.Ref() + " (" + asked.id + ")");
+    }
+  }
+  BOA_ASSIGN_OR_RETURN(std::shared_ptr<ResidentModel> rm, store_->Acquire(stream_id));
+  std::unique_ptr<SchedulerRequest> req =
+      rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
+  SubmitCounter counter;
+  Xxh3Hasher content;
+  uint64_t out_bytes = 0, chunks = 0;
+  Status write_status;
+  std::thread writer([&] {
+    Status s;
+    for (uint64_t next = 0; s.ok() && counter.WaitFor(next); ++next) {
+      ChunkResult r;
+      s = req->Next(&r);
+      if (!s.ok()) break;
+      content.Update(r.decoded.data(), r.decoded.size());
+      out_bytes += r.decoded.size();
+      ++chunks;
+      for (size_t pos = 0; s.ok() && pos < r.decoded.size(); pos += kMessageBytes) {
+        if (!write(r.decoded.data() + pos, std::min(kMessageBytes, r.decoded.size() - pos))) {
+          s = Status::Cancelled("the client went away");
+        }
+      }
+    }
+    if (!s.ok()) req->Cancel(s);
+    write_status = s;
+  });
+  Status read_status;
+  for (;;) {
+    ChunkRecord rec;
+    Result<bool> more = reader.Next(&rec);
+    if (!more.ok()) {
+      read_status = more.status();
+      break;
+    }
+    if (!*more) break;
+    read_status = req->SubmitDecode(std::move(rec));
+    if (!read_status.ok()) break;
+    counter.Add();
+  }
+  if (!read_status.ok()) {
+    Status c = CheckCancelled(ctx);  // a truncated stream from a client that gave up
+    if (!c.ok()) read_status = c;
+    req->Cancel(read_status);
+  }
+  counter.Close(read_status.ok());
+  writer.join();
+  BOA_RETURN_IF_ERROR(read_status);
+  BOA_RETURN_IF_ERROR(write_status);
+  if (content.Digest() != reader.trailer().content_checksum) {
+    return Status::DataLoss("content checksum mismatch: the decoded data differs from the original");
+  }
+  summary->set_model_id(stream_id);
+  summary->set_input_bytes(src.total());
+  summary->set_output_bytes(out_bytes);
+  summary->set_chunks(chunks);
+  summary->set_chunk_size(header.chunk_length);
+  summary->set_seconds(Seconds(t0));
+  summary->set_peak_lanes(req->peak_lanes());
+  return Status::Ok();
+}
+
+grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
+                                    grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) {
+  const uint64_t id = next_request_id_++;
+  Admission admission(this);
+  if (!admission.status().ok()) return ToGrpc(admission.status());
+  v1::CodecSummary summary;
+  Status s = DecodeStream(
+      ctx, [stream](v1::DecompressRequest* m) { return stream->Read(m); },
+      [stream](const uint8_t* p, size_t n) {
+        v1::DecompressResponse r;
+        r.set_data(p, n);
+        return stream->Write(r);
+      },
+      &summary);
+  spdlog::info("[req {}] Decompress model={} in={} out={} {:.2f}s peak_lanes={} -> {}", id, summary.model_id(),
+               summary.input_bytes(), summary.output_bytes(), summary.seconds(), summary.peak_lanes(),
+               s.ok() ? "OK" : StatusCodeName(s.code()));
+  if (!s.ok()) return ToGrpc(s);
+  v1::DecompressResponse end;
+  *end.mutable_summary() = summary;
+  stream->Write(end);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1::DecompressRequest>* reader,
+                                v1::CodecSummary* summary) {
+  const uint64_t id = next_request_id_++;
+  Admission admission(this);
+  if (!admission.status().ok()) return ToGrpc(admission.status());
+  Status s = DecodeStream(
+      ctx, [reader](v1::DecompressRequest* m) { return reader->Read(m); },
+      [](const uint8_t*, size_t) { return true; }, summary);
+  spdlog::info("[req {}] Verify model={} in={} out={} {:.2f}s -> {}", id, summary->model_id(), summary->input_bytes(),
+               summary->output_bytes(), summary->seconds(), s.ok() ? "OK" : StatusCodeName(s.code()));
+  return ToGrpc(s);
+}
+
+grpc::Status BoaService::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*, v1::ListModelsResponse* resp) {
+  for (const ModelEntry& e : store_->List()) *resp->add_models() = ToInfo(e);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::GetModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  Result<ModelEntry> e = store_->Resolve(req->model());
+  if (!e.ok()) return ToGrpc(e.status());
+  *resp = ToInfo(*e);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,
+                                     v1::ModelInfo* resp) {
+  v1::UploadModelRequest msg;
+  if (!reader->Read(&msg) || !msg.has_options()) {
+    return ToGrpc(Status::InvalidArgument("UploadModel: the first message must carry the options (name)"));
+  }
+  const v1::UploadModelOptions opt = msg.options();
+  Status name_ok = ModelStore::CheckName(opt.name());
+  if (!name_ok.ok()) return ToGrpc(name_ok);
+  std::vector<uint8_t> file;
+  while (reader->Read(&msg)) {
+    if (!msg.has_data()) return ToGrpc(Status::InvalidArgument("UploadModel: only the first message may carry options"));
+    if (file.size() + msg.data().size() > store_->memory_budget()) {
+      return ToGrpc(Status::ResourceExhausted("UploadModel: the model is larger than the server's memory budget (" +
+                                              std::to_string(store_->memory_budget()) + " bytes)"));
+    }
+    file.insert(file.end(), msg.data().begin(), msg.data().end());
+  }
+  if (ctx->IsCancelled()) return ToGrpc(Status::Cancelled("the client cancelled the upload"));
+  Result<ModelEntry> e = store_->Add(opt.name(), opt.version(), file);
+  if (!e.ok()) return ToGrpc(e.status().WithContext("UploadModel"));
+  spdlog::info("model {} uploaded: id {}, {} bytes", e->Ref(), e->id, e->file_bytes);
+  *resp = ToInfo(*e);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::DownloadModel(grpc::ServerContext*, const v1::ModelRef* req,
+                                       grpc::ServerWriter<v1::DownloadModelResponse>* writer) {
+  Result<std::vector<uint8_t>> file = store_->ReadFile(req->model());
+  if (!file.ok()) return ToGrpc(file.status());
+  for (size_t pos = 0; pos < file->size(); pos += kMessageBytes) {
+    v1::DownloadModelResponse r;
+    r.set_data(file->data() + pos, std::min(kMessageBytes, file->size() - pos));
+    if (!writer->Write(r)) return ToGrpc(Status::Cancelled("the client went away"));
+  }
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  Result<ModelEntry> e = store_->Remove(req->model());
+  if (!e.ok()) return ToGrpc(e.status());
+  spdlog::info("model {} deleted", e->Ref());
+  *resp = ToInfo(*e);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::LoadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  Result<std::shared_ptr<ResidentModel>> r = store_->Acquire(req->model());
+  if (!r.ok()) return ToGrpc(r.status());
+  *resp = ToInfo((*r)->entry);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::UnloadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  Result<ModelEntry> e = store_->Unload(req->model());
+  if (!e.ok()) return ToGrpc(e.status());
+  *resp = ToInfo(*e);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRequest*, v1::ServerInfoResponse* resp) {
+  resp->set_version(BOA_VERSION);
+  resp->add_devices(std::string("cpu (") + engine::SelectKernels(engine::Backend::kAuto)->name + ")");
+  uint32_t in_use = 0;
+  uint64_t queued = 0;
+  for (const auto& rm : store_->Resident()) {
+    ChunkScheduler::Stats st = rm->scheduler->stats();
+    in_use += st.lanes_in_use;
+    queued += st.queued_chunks;
+    *resp->add_loaded_models() = ToInfo(rm->entry);
+  }
+  resp->set_threads(static_cast<uint32_t>(config_.threads > 0 ? config_.threads : DefaultThreadCount()));
+  resp->set_max_lanes(static_cast<uint32_t>(config_.lanes));
+  resp->set_lanes_in_use(in_use);
+  resp->set_queue_depth(queued);
+  resp->set_open_requests(static_cast<uint32_t>(std::max(0, open_codec_requests_.load())));
+  resp->set_memory_budget_bytes(store_->memory_budget());
+  resp->set_resident_bytes(store_->resident_bytes());
+  resp->set_draining(draining());
+  return grpc::Status::OK;
+}
+
+}  // namespace boa::server

@@ -1,0 +1,59 @@
+// The boa.v1.Boa gRPC service: codec streams through the model store's schedulers, model
+// management and server information. Maps library Status codes to gRPC codes at this edge.
+#pragma once
+
+#include <grpcpp/grpcpp.h>
+
+#include <atomic>
+#include <chrono>
+#include <memory>
+
+#include "boa/v1/boa.grpc.pb.h"
+#include "server/config.h"
+#include "server/model_store.h"
+
+namespace boa::server {
+
+grpc::Status ToGrpc(const Status& s);
+
+class BoaService final : public boa::v1::Boa::Service {
+ public:
+  BoaService(const ServerConfig& config, ModelStore* store) : config_(config), store_(store) {}
+
+  // SIGTERM: new requests get UNAVAILABLE; running ones may finish until `deadline`, then
+  // they fail with UNAVAILABLE as well.
+  void StartDraining(std::chrono::steady_clock::time_point deadline);
+  bool draining() const { return draining_.load(); }
+
+  grpc::Status Compress(grpc::ServerContext* ctx,
+                        grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) override;
+  grpc::Status Decompress(grpc::ServerContext* ctx,
+                          grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) override;
+  grpc::Status Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1::DecompressRequest>* reader,
+                      v1::CodecSummary* summary) override;
+  grpc::Status ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest* req, v1::ListModelsResponse* resp) override;
+  grpc::Status GetModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) override;
+  grpc::Status UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,
+                           v1::ModelInfo* resp) override;
+  grpc::Status DownloadModel(grpc::ServerContext* ctx, const v1::ModelRef* req,
+                             grpc::ServerWriter<v1::DownloadModelResponse>* writer) override;
+  grpc::Status DeleteModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) override;
+  grpc::Status LoadModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) override;
+  grpc::Status UnloadModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) override;
+  grpc::Status ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest* req, v1::ServerInfoResponse* resp) override;
+
+ private:
+  class Admission;
+  Status CheckCancelled(grpc::ServerContext* ctx) const;
+  Status DecodeStream(grpc::ServerContext* ctx, const std::function<bool(v1::DecompressRequest*)>& read,
+                      const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary);
+
+  const ServerConfig config_;
+  ModelStore* store_;
+  std::atomic<bool> draining_{false};
+  std::atomic<int64_t> drain_deadline_ns_{0};
+  std::atomic<int> open_codec_requests_{0};
+  std::atomic<uint64_t> next_request_id_{1};
+};
+
+}  // namespace boa::server

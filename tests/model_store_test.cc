@@ -1,0 +1,102 @@
+// boad's model store: names, versions and ids resolve; uploads are validated before anything
+// is written; the store survives a restart; resident models are evicted least recently used
+// above the memory budget, never while in use.
+#include "server/model_store.h"
+
+#include <gtest/gtest.h>
+
+#include <filesystem>
+
+#include "tests/test_util.h"
+
+namespace boa::server {
+namespace {
+
+std::vector<uint8_t> ModelFile(uint32_t d, uint64_t seed) {
+  return SerializeModel(InitRandomModel(ModelConfig::Default(d, 1), seed), WeightType::kF32, "test");
+}
+
+std::unique_ptr<ModelStore> OpenStore(const std::string& dir, uint64_t budget = 1ull << 30) {
+  ModelStore::Options o;
+  o.dir = dir;
+  o.memory_budget = budget;
+  o.scheduler.threads = 1;
+  o.scheduler.lanes_per_thread = 2;
+  std::vector<std::string> warnings;
+  auto s = ModelStore::Open(o, &warnings);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  return std::move(s).value();
+}
+
+TEST(ModelStore, NamesVersionsAndIdsResolve) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path() + "/models");
+  auto a1 = store->Add("jets", 0, ModelFile(8, 1));
+  ASSERT_TRUE(a1.ok()) << a1.status().message();
+  EXPECT_EQ(a1->version, 1u);
+  auto a2 = store->Add("jets", 0, ModelFile(8, 2));
+  ASSERT_TRUE(a2.ok());
+  EXPECT_EQ(a2->version, 2u);
+  EXPECT_EQ(store->Resolve("jets")->id, a2->id) << "a bare name is the highest version";
+  EXPECT_EQ(store->Resolve("jets:1")->id, a1->id);
+  EXPECT_EQ(store->Resolve(a1->id)->Ref(), "jets:1");
+  EXPECT_EQ(store->Resolve("jets:3").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->Resolve("other").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->Resolve(std::string(64, 'a')).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->Resolve("jets:x").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->Resolve("../etc").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->Add("jets", 2, ModelFile(8, 3)).status().code(), StatusCode::kAlreadyExists);
+  EXPECT_EQ(store->List().size(), 2u);
+
+  // A restart finds the same models.
+  store.reset();
+  store = OpenStore(dir.path() + "/models");
+  EXPECT_EQ(store->List().size(), 2u);
+  EXPECT_EQ(store->Resolve("jets:1")->id, a1->id);
+  EXPECT_GT(store->Resolve("jets:1")->created_unix, 0);
+
+  auto removed = store->Remove("jets:2");
+  ASSERT_TRUE(removed.ok());
+  EXPECT_EQ(store->Resolve("jets")->id, a1->id);
+  EXPECT_FALSE(std::filesystem::exists(removed->dir));
+}
+
+TEST(ModelStore, RefusesBadNamesAndBadFilesBeforeWriting) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  for (const char* bad : {"", ".hidden", "a/b", "..", "x y", "-rf"}) {
+    EXPECT_EQ(store->Add(bad, 0, ModelFile(8, 1)).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  std::vector<uint8_t> file = ModelFile(8, 1);
+  file[file.size() / 2] ^= 1;  // the checksum no longer matches
+  EXPECT_FALSE(store->Add("broken", 0, file).ok());
+  EXPECT_FALSE(store->Add("empty", 0, {}).ok());
+  EXPECT_TRUE(store->List().empty());
+  EXPECT_FALSE(std::filesystem::exists(dir.path() + "/broken"));
+}
+
+TEST(ModelStore, EvictsLeastRecentlyUsedIdleModelsAboveTheBudget) {
+  testing::TempDir dir("store");
+  // Each d_model 32 model counts 2 x 4 bytes per parameter, ~290 KB: the budget fits two.
+  auto store = OpenStore(dir.path(), 600000);
+  for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(store->Add(name, 0, ModelFile(32, name[0])).ok());
+  auto a = store->Acquire("a");
+  ASSERT_TRUE(a.ok()) << a.status().message();
+  ASSERT_TRUE(store->Acquire("b").ok());
+  a = Status::Cancelled("released");  // "a" is idle now, and least recently used
+  ASSERT_TRUE(store->Acquire("c").ok());
+  EXPECT_FALSE(store->Resolve("a")->loaded);
+  EXPECT_TRUE(store->Resolve("b")->loaded);
+  EXPECT_TRUE(store->Resolve("c")->loaded);
+  // In use: kept even over budget.
+  auto held_b = store->Acquire("b");
+  auto held_c = store->Acquire("c");
+  ASSERT_TRUE(store->Acquire("a").ok());
+  EXPECT_TRUE(store->Resolve("b")->loaded);
+  EXPECT_TRUE(store->Resolve("c")->loaded);
+  ASSERT_TRUE(store->Unload("a").ok());
+  EXPECT_FALSE(store->Resolve("a")->loaded);
+}
+
+}  // namespace
+}  // namespace boa::server

@@ -1,0 +1,358 @@
+// A real boad on a free loopback port, driven through the client library and boa-client:
+// round trips equal the in-process codec byte for byte, concurrency never changes a
+// request's output, each status code is provoked on purpose, cancelled and dead clients free
+// their lanes, and SIGTERM drains running requests.
+#include <gtest/gtest.h>
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <fstream>
+#include <thread>
+
+#include "client/remote.h"
+#include "tests/test_util.h"
+
+namespace boa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using client::RemoteClient;
+
+// boad as a child process; the port comes from its first line of output.
+class Boad {
+ public:
+  Boad(const std::string& model_dir, const std::vector<std::string>& extra = {}) {
+    int fds[2];
+    if (pipe(fds) != 0) std::abort();
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      std::vector<std::string> args = {BOAD, "--listen", "127.0.0.1:0", "--model-dir", model_dir, "--log-level", "warn"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(BOAD, argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    std::string line;
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
+    close(fds[0]);
+    size_t p = line.rfind("port ");
+    if (p != std::string::npos) address_ = "127.0.0.1:" + line.substr(p + 5);
+  }
+  ~Boad() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+  // Sends SIGTERM and returns the exit status.
+  int Terminate() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    exited_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  std::unique_ptr<RemoteClient> Connect() {
+    auto c = RemoteClient::Connect(address_, 10);
+    EXPECT_TRUE(c.ok()) << c.status().message();
+    return c.ok() ? std::move(c).value() : nullptr;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  std::string address_;
+};
+
+class ServerTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = testing::MakeModel(16, 1, 5, 4.0f);
+    std::vector<uint8_t> file = SerializeModel(model_.weights, WeightType::kF32, "test");
+    model_path_ = dir_.path() + "/m.boam";
+    ASSERT_TRUE(WriteFileAtomic(model_path_, file, true).ok());
+  }
+  // Starts boad and registers the model as "m".
+  std::unique_ptr<Boad> Start(const std::vector<std::string>& extra = {}) {
+    auto b = std::make_unique<Boad>(dir_.path() + "/store", extra);
+    EXPECT_FALSE(b->address().empty()) << "boad did not start";
+    auto c = b->Connect();
+    if (c) {
+      Result<v1::ModelInfo> up = c->UploadModel(model_path_, "m", 0);
+      EXPECT_TRUE(up.ok() || up.status().code() == StatusCode::kAlreadyExists) << up.status().message();
+    }
+    return b;
+  }
+  static Status RemoteCompress(RemoteClient& c, const std::vector<uint8_t>& in, std::vector<uint8_t>* out,
+                               uint32_t chunk = 4096, const std::string& model = "m") {
+    MemorySource src(in);
+    MemorySink sink;
+    CodecOptions o;
+    o.chunk_length = chunk;
+    Status s = c.Compress(model, o, &src, &sink, nullptr, nullptr);
+    *out = std::move(sink.data);
+    return s;
+  }
+  static Status RemoteDecompress(RemoteClient& c, const std::vector<uint8_t>& in, std::vector<uint8_t>* out) {
+    MemorySource src(in);
+    MemorySink sink;
+    Status s = c.Decompress("", &src, &sink, nullptr, nullptr);
+    *out = std::move(sink.data);
+    return s;
+  }
+  std::vector<uint8_t> Local(const std::vector<uint8_t>& in, uint32_t chunk = 4096) {
+    CodecOptions o;
+    o.chunk_length = chunk;
+    std::vector<uint8_t> out;
+    EXPECT_TRUE(testing::CompressBytes(model_, in, &out, o).ok());
+    return out;
+  }
+
+  testing::TempDir dir_{"server_test"};
+  LoadedModel model_;
+  std::string model_path_;
+};
+
+TEST_F(ServerTest, RoundTripsEqualTheInProcessCodec) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(*c->Health(), "SERVING");
+  for (size_t n : {0, 1, 4095, 4096, 4097, 30000}) {
+    std::vector<uint8_t> data = n > 100 ? testing::SampleFromModel(model_, n, n) : testing::RandomBytes(n, n);
+    std::vector<uint8_t> packed, back;
+    ASSERT_TRUE(RemoteCompress(*c, data, &packed).ok()) << n;
+    EXPECT_EQ(packed, Local(data)) << "size " << n << ": the server writes the same stream";
+    ASSERT_TRUE(RemoteDecompress(*c, packed, &back).ok()) << n;
+    EXPECT_EQ(back, data) << n;
+    MemorySource src(packed);
+    EXPECT_TRUE(c->Verify("m:1", &src, nullptr).ok());
+  }
+  // Decompressing the in-process codec's output works too: one format.
+  std::vector<uint8_t> data = testing::FloatTable(50000, 1), back;
+  ASSERT_TRUE(RemoteDecompress(*c, Local(data, 10000), &back).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(ServerTest, OutputDoesNotDependOnConcurrentRequests) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  const std::vector<uint8_t> target = testing::FloatTable(40000, 7);
+  std::vector<uint8_t> alone;
+  ASSERT_TRUE(RemoteCompress(*c, target, &alone).ok());
+  ASSERT_EQ(alone, Local(target));
+
+  // The same file while 8 other clients compress other files, several times over.
+  std::atomic<bool> stop{false};
+  std::atomic<int> failures{0};
+  std::vector<std::thread> others;
+  for (int k = 0; k < 8; ++k) {
+    others.emplace_back([&, k] {
+      auto oc = boad->Connect();
+      std::vector<uint8_t> mine = testing::FloatTable(15000 + 3000 * k, 100 + k), packed, back;
+      while (!stop) {
+        if (!RemoteCompress(*oc, mine, &packed, 2048 + 512 * k).ok() || !RemoteDecompress(*oc, packed, &back).ok() ||
+            back != mine) {
+          ++failures;
+        }
+      }
+    });
+  }
+  for (int rep = 0; rep < 3; ++rep) {
+    std::vector<uint8_t> busy, back;
+    ASSERT_TRUE(RemoteCompress(*c, target, &busy).ok());
+    EXPECT_EQ(busy, alone) << "repetition " << rep;
+    ASSERT_TRUE(RemoteDecompress(*c, busy, &back).ok());
+    EXPECT_EQ(back, target);
+  }
+  stop = true;
+  for (auto& t : others) t.join();
+  EXPECT_EQ(failures, 0);
+}
+
+TEST_F(ServerTest, SixteenClientsAtOnce) {
+  auto boad = Start();
+  std::atomic<int> ok{0};
+  std::vector<std::thread> clients;
+  for (int k = 0; k < 16; ++k) {
+    clients.emplace_back([&, k] {
+      auto c = boad->Connect();
+      std::vector<uint8_t> data = testing::FloatTable(8000 + 1000 * k, k), packed, back;
+      if (RemoteCompress(*c, data, &packed, 1024).ok() && packed == Local(data, 1024) &&
+          RemoteDecompress(*c, packed, &back).ok() && back == data) {
+        ++ok;
+      }
+    });
+  }
+  for (auto& t : clients) t.join();
+  EXPECT_EQ(ok, 16);
+}
+
+TEST_F(ServerTest, EachStatusCodeOnPurpose) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  std::vector<uint8_t> data = testing::FloatTable(20000, 3), packed, out;
+  EXPECT_EQ(RemoteCompress(*c, data, &out, 4096, "nosuchmodel").code(), StatusCode::kNotFound);
+  EXPECT_EQ(RemoteCompress(*c, data, &out, 1u << 25).code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->GetModel("bad name!").status().code(), StatusCode::kInvalidArgument);
+
+  // A stream made with a model the server does not have.
+  LoadedModel other = testing::MakeModel(16, 1, 99);
+  std::vector<uint8_t> foreign;
+  ASSERT_TRUE(testing::CompressBytes(other, data, &foreign).ok());
+  Status s = RemoteDecompress(*c, foreign, &out);
+  EXPECT_EQ(s.code(), StatusCode::kFailedPrecondition) << s.message();
+  EXPECT_NE(s.message().find(other.IdHex()), std::string::npos) << "names the stream's model id";
+
+  // Corrupt and truncated streams.
+  ASSERT_TRUE(RemoteCompress(*c, data, &packed).ok());
+  std::vector<uint8_t> bad = packed;
+  bad[bad.size() / 2] ^= 0x10;
+  EXPECT_EQ(RemoteDecompress(*c, bad, &out).code(), StatusCode::kDataLoss);
+  bad.assign(packed.begin(), packed.end() - 10);
+  EXPECT_EQ(RemoteDecompress(*c, bad, &out).code(), StatusCode::kDataLoss);
+  bad.assign(packed.begin(), packed.begin() + 30);
+  EXPECT_EQ(RemoteDecompress(*c, bad, &out).code(), StatusCode::kDataLoss);
+
+  // A deadline that cannot be met.
+  c->set_deadline(0.2);
+  std::vector<uint8_t> big = testing::RandomBytes(3 << 20, 1);
+  EXPECT_EQ(RemoteCompress(*c, big, &out, 65536).code(), StatusCode::kDeadlineExceeded);
+  c->set_deadline(0);
+  // ... which freed its lanes.
+  auto t0 = Clock::now();
+  while (c->Info()->lanes_in_use() > 0 && Clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(c->Info()->lanes_in_use(), 0u);
+}
+
+TEST_F(ServerTest, QueueLimitAnswersResourceExhausted) {
+  const std::string config = dir_.path() + "/boad.yaml";
+  std::ofstream(config) << "queue_limit: 1\nthreads: 1\n";
+  auto boad = Start({"--config", config});
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  std::atomic<bool> started{false};
+  std::thread busy([&] {
+    auto bc = boad->Connect();
+    std::vector<uint8_t> big = testing::RandomBytes(2 << 20, 2), out;
+    started = true;
+    EXPECT_TRUE(RemoteCompress(*bc, big, &out, 65536).ok());
+  });
+  auto t0 = Clock::now();
+  while (c->Info()->open_requests() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  std::vector<uint8_t> out;
+  Status s = RemoteCompress(*c, testing::RandomBytes(100, 1), &out);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+  busy.join();
+  EXPECT_TRUE(RemoteCompress(*c, testing::RandomBytes(100, 1), &out).ok()) << "room again";
+}
+
+TEST_F(ServerTest, KeepsServingAfterAClientDiesMidStream) {
+  auto boad = Start();
+  const std::string big = dir_.path() + "/big.bin";
+  ASSERT_TRUE(WriteFileAtomic(big, testing::RandomBytes(4 << 20, 3), true).ok());
+  std::string cmd = std::string(BOA_CLIENT) + " --server " + boad->address() + " compress -q -f -m m " + big +
+                    " & pid=$!; sleep 1; kill -9 $pid; wait $pid 2>/dev/null; true";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto c = boad->Connect();
+  auto t0 = Clock::now();
+  while (c->Info()->lanes_in_use() > 0 && Clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_EQ(c->Info()->lanes_in_use(), 0u) << "the dead client's lanes are free";
+  std::vector<uint8_t> data = testing::FloatTable(10000, 4), packed, back;
+  ASSERT_TRUE(RemoteCompress(*c, data, &packed).ok());
+  ASSERT_TRUE(RemoteDecompress(*c, packed, &back).ok());
+  EXPECT_EQ(back, data);
+}
+
+TEST_F(ServerTest, SigtermDrainsRunningRequests) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  std::vector<uint8_t> data = testing::FloatTable(400000, 5);
+  Status inflight;
+  std::vector<uint8_t> packed;
+  std::thread t([&] { inflight = RemoteCompress(*c, data, &packed, 65536); });
+  auto t0 = Clock::now();
+  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  EXPECT_EQ(boad->Terminate(), 0);
+  t.join();
+  EXPECT_TRUE(inflight.ok()) << inflight.message();
+  EXPECT_EQ(packed, Local(data, 65536)) << "the request in flight finished normally";
+}
+
+TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
+  auto boad = Start();
+  const std::string client = std::string(BOA_CLIENT) + " --server " + boad->address();
+  const std::string d = dir_.path();
+  ASSERT_TRUE(WriteFileAtomic(d + "/data.bin", testing::FloatTable(30000, 6), true).ok());
+  auto sh = [&](const std::string& cmd) { return std::system(("cd " + d + " && " + cmd + " >out.txt 2>err.txt").c_str()); };
+  auto text = [&](const std::string& name) {
+    std::ifstream f(d + "/" + name);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  ASSERT_EQ(sh(client + " compress data.bin -m m"), 0) << text("err.txt");
+  ASSERT_EQ(sh(client + " --local compress data.bin -m m.boam -o local.boa"), 0) << text("err.txt");
+  EXPECT_EQ(ReadFile(d + "/data.bin.boa", 1 << 30).value(), ReadFile(d + "/local.boa", 1 << 30).value());
+  ASSERT_EQ(sh("mv data.bin orig.bin && " + client + " decompress data.bin.boa && cmp data.bin orig.bin"), 0) << text("err.txt");
+  EXPECT_EQ(sh(client + " verify data.bin.boa"), 0) << text("err.txt");
+  EXPECT_EQ(sh(client + " models list"), 0);
+  EXPECT_NE(text("out.txt").find(model_.IdHex().substr(0, 12)), std::string::npos) << text("out.txt");
+  EXPECT_EQ(sh(client + " models download m -o copy.boam && cmp copy.boam m.boam"), 0) << text("err.txt");
+  EXPECT_EQ(sh(client + " status"), 0);
+  EXPECT_NE(text("out.txt").find("SERVING"), std::string::npos);
+  // One clear line for each failure.
+  EXPECT_EQ(sh(client + " compress orig.bin -m nosuch -f"), 256);
+  EXPECT_NE(text("err.txt").find("unknown model 'nosuch'"), std::string::npos) << text("err.txt");
+  EXPECT_EQ(sh(std::string(BOA_CLIENT) + " --server 127.0.0.1:1 status"), 256);
+  EXPECT_NE(text("err.txt").find("cannot reach boad at 127.0.0.1:1"), std::string::npos) << text("err.txt");
+  EXPECT_EQ(sh(client + " models rm m:1"), 0) << text("err.txt");
+  EXPECT_EQ(sh(client + " verify data.bin.boa"), 256);
+  EXPECT_NE(text("err.txt").find("which this server does not have"), std::string::npos) << text("err.txt");
+}
+
+TEST(BoadConfig, BadConfigurationExitsTwoWithTheKey) {
+  testing::TempDir dir("boad_config");
+  const std::string config = dir.path() + "/boad.yaml";
+  auto run = [&](const std::string& yaml, std::string* err) {
+    std::ofstream(config) << yaml;
+    std::string cmd = std::string(BOAD) + " --check-config --config " + config + " 2>" + dir.path() + "/err.txt >/dev/null";
+    int rc = std::system(cmd.c_str());
+    std::ifstream f(dir.path() + "/err.txt");
+    *err = std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+    return WEXITSTATUS(rc);
+  };
+  std::string err;
+  EXPECT_EQ(run("listen: 127.0.0.1:7000\nlanes: 64\nmemory_budget: 2G\n", &err), 0) << err;
+  EXPECT_EQ(run("lanes: many\n", &err), 2);
+  EXPECT_NE(err.find("'lanes' must be an integer"), std::string::npos) << err;
+  EXPECT_EQ(run("laness: 4\n", &err), 2);
+  EXPECT_NE(err.find("unknown key 'laness'"), std::string::npos) << err;
+  EXPECT_EQ(run("memory_budget: 3T\n", &err), 2);
+  EXPECT_NE(err.find("memory_budget"), std::string::npos) << err;
+  EXPECT_EQ(run("queue_limit: 0\n", &err), 2);
+  EXPECT_NE(err.find("queue_limit"), std::string::npos) << err;
+}
+
+}  // namespace
+}  // namespace boa
