@@ -363,6 +363,7 @@ struct TrainCliOptions {
   uint32_t layers = 1;
   std::string splits = "0.8,0.1,0.1";
   std::string config;
+  std::string name;  // train on boad, registering the model under this name
   std::string dtype = "f32";
   std::string max_bytes;
   bool force = false;
@@ -405,6 +406,60 @@ std::function<void(const std::string&, bool)> TrainProgress(const GlobalOptions&
     }
     std::fflush(stderr);
   };
+}
+
+// Trains on boad: the files are paths inside its train_data_dir and the model is registered
+// in its store as --name. The job goes on if this client stops.
+int RunRemoteTrain(const GlobalOptions& g, const TrainCliOptions& o) {
+  Result<std::unique_ptr<RemoteClient>> r = RemoteClient::Connect(ServerAddress(g.server));
+  if (!r.ok()) {
+    Error(r.status().message());
+    return 1;
+  }
+  v1::TrainRequest req;
+  req.set_name(o.name);
+  for (const std::string& f : o.train.files) req.add_files(f);
+  req.set_d_model(o.train.model.d_model);
+  req.set_n_layers(o.train.model.n_layers);
+  req.set_seq_len(static_cast<uint64_t>(o.train.seq_len));
+  req.set_batch_size(static_cast<uint64_t>(o.train.batch_size));
+  req.set_lr(o.train.lr);
+  req.set_epochs(static_cast<uint32_t>(o.train.epochs));
+  req.set_max_seconds(o.train.max_seconds);
+  req.set_max_bytes(o.train.max_bytes);
+  for (double v : o.train.splits) req.add_splits(v);
+  req.set_seed(o.train.seed);
+  req.set_precision(o.train.precision);
+  req.set_dtype(o.dtype);
+  req.set_patience(static_cast<uint32_t>(o.train.patience));
+  auto progress = TrainProgress(g);
+  v1::JobInfo last;
+  bool announced = false;
+  Status s = (*r)->Train(req, [&](const v1::TrainEvent& e) {
+    if (e.has_job()) {
+      last = e.job();
+      if (!announced && !g.quiet) {
+        std::fprintf(stderr, "job %s on %s (it continues if this client stops: boa-client jobs show %s)\n",
+                     last.id().c_str(), (*r)->address().c_str(), last.id().c_str());
+      }
+      announced = true;
+    } else if (progress) {
+      progress(e.progress().line(), e.progress().milestone());
+    }
+  });
+  if (!s.ok()) {
+    Error(s.message());
+    return 1;
+  }
+  if (last.state() != v1::JOB_SUCCEEDED) {
+    Error("job " + last.id() + " " + v1::JobState_Name(last.state()) + ": " + last.message());
+    return 1;
+  }
+  if (!g.quiet) {
+    std::printf("trained %s:%u (id %s): validation %.4f, test %.4f bits/byte, %.0f s\n", last.model().name().c_str(),
+                last.model().version(), last.model().id().c_str(), last.val_bpb(), last.test_bpb(), last.seconds());
+  }
+  return 0;
 }
 
 int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
@@ -458,6 +513,7 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     return 1;
   }
   o.train.splits = *splits;
+  if (!o.name.empty()) return RunRemoteTrain(g, o);
   if (o.train.output.empty()) {
     Error("no output model given (use -o MODEL)");
     return 1;
@@ -653,6 +709,7 @@ int Main(int argc, char** argv) {
   train_cmd->add_option("files", tr.train.files, "Training data (concatenated)");
   train_cmd->add_option("--config", tr.config, "Experiment config: NAME (experiments/NAME/NAME.yaml) or a path");
   train_cmd->add_option("-o,--output", tr.train.output, "Model file to write (with --config: <name>_final_model_<precision>.boam)");
+  train_cmd->add_option("--name", tr.name, "Train on boad instead (files inside its train_data_dir) and register the model as NAME");
   train_cmd->add_flag("-f,--force", tr.force, "Overwrite an existing model file");
   train_cmd->add_option("--d-model", tr.d_model, "Model width (default 256)");
   train_cmd->add_option("--layers", tr.layers, "Number of Mamba blocks (default 1)");

@@ -131,6 +131,32 @@ void SetDeadline(grpc::ClientContext* ctx, double seconds) {
     ctx->set_deadline(std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(seconds * 1000)));
   }
 }
+
+template <class Req, class Resp>
+using UnaryMethod = grpc::Status (v1::Boa::Stub::*)(grpc::ClientContext*, const Req&, Resp*);
+
+// One unary call with the client's deadline and error mapping.
+template <class Req, class Resp>
+Result<Resp> CallUnary(v1::Boa::Stub* stub, UnaryMethod<Req, Resp> method, const Req& req, double deadline,
+                       const std::string& address) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline);
+  Resp resp;
+  BOA_RETURN_IF_ERROR(FromGrpc((stub->*method)(&ctx, req, &resp), address));
+  return resp;
+}
+
+v1::ModelRef Ref(const std::string& model) {
+  v1::ModelRef r;
+  r.set_model(model);
+  return r;
+}
+
+v1::JobRef Job(const std::string& id) {
+  v1::JobRef r;
+  r.set_id(id);
+  return r;
+}
 }  // namespace
 
 namespace {
@@ -236,28 +262,23 @@ Status RemoteClient::Verify(const std::string& model, ByteSource* in, CodecStats
 }
 
 Result<std::vector<v1::ModelInfo>> RemoteClient::ListModels() {
-  grpc::ClientContext ctx;
-  SetDeadline(&ctx, deadline_seconds_);
-  v1::ListModelsResponse resp;
-  BOA_RETURN_IF_ERROR(FromGrpc(impl_->stub->ListModels(&ctx, v1::ListModelsRequest(), &resp), address_));
-  return std::vector<v1::ModelInfo>(resp.models().begin(), resp.models().end());
+  BOA_ASSIGN_OR_RETURN(v1::ListModelsResponse r, CallUnary(impl_->stub.get(), &v1::Boa::Stub::ListModels,
+                                                           v1::ListModelsRequest(), deadline_seconds_, address_));
+  return std::vector<v1::ModelInfo>(r.models().begin(), r.models().end());
 }
 
-#define BOA_UNARY_MODEL_CALL(Method)                                                   \
-  Result<v1::ModelInfo> RemoteClient::Method(const std::string& ref) {                \
-    grpc::ClientContext ctx;                                                          \
-    SetDeadline(&ctx, deadline_seconds_);                                             \
-    v1::ModelRef req;                                                                 \
-    req.set_model(ref);                                                               \
-    v1::ModelInfo resp;                                                               \
-    BOA_RETURN_IF_ERROR(FromGrpc(impl_->stub->Method(&ctx, req, &resp), address_));   \
-    return resp;                                                                      \
-  }
-BOA_UNARY_MODEL_CALL(GetModel)
-BOA_UNARY_MODEL_CALL(DeleteModel)
-BOA_UNARY_MODEL_CALL(LoadModel)
-BOA_UNARY_MODEL_CALL(UnloadModel)
-#undef BOA_UNARY_MODEL_CALL
+Result<v1::ModelInfo> RemoteClient::GetModel(const std::string& ref) {
+  return CallUnary(impl_->stub.get(), &v1::Boa::Stub::GetModel, Ref(ref), deadline_seconds_, address_);
+}
+Result<v1::ModelInfo> RemoteClient::DeleteModel(const std::string& ref) {
+  return CallUnary(impl_->stub.get(), &v1::Boa::Stub::DeleteModel, Ref(ref), deadline_seconds_, address_);
+}
+Result<v1::ModelInfo> RemoteClient::LoadModel(const std::string& ref) {
+  return CallUnary(impl_->stub.get(), &v1::Boa::Stub::LoadModel, Ref(ref), deadline_seconds_, address_);
+}
+Result<v1::ModelInfo> RemoteClient::UnloadModel(const std::string& ref) {
+  return CallUnary(impl_->stub.get(), &v1::Boa::Stub::UnloadModel, Ref(ref), deadline_seconds_, address_);
+}
 
 Result<v1::ModelInfo> RemoteClient::UploadModel(const std::string& path, const std::string& name, uint32_t version) {
   BOA_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> file, FileSource::Open(path));
@@ -290,11 +311,30 @@ Status RemoteClient::DownloadModel(const std::string& ref, ByteSink* out) {
 }
 
 Result<v1::ServerInfoResponse> RemoteClient::Info() {
+  return CallUnary(impl_->stub.get(), &v1::Boa::Stub::ServerInfo, v1::ServerInfoRequest(), deadline_seconds_, address_);
+}
+
+Status RemoteClient::Train(const v1::TrainRequest& request, const std::function<void(const v1::TrainEvent&)>& on_event) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline_seconds_);
-  v1::ServerInfoResponse resp;
-  BOA_RETURN_IF_ERROR(FromGrpc(impl_->stub->ServerInfo(&ctx, v1::ServerInfoRequest(), &resp), address_));
-  return resp;
+  auto reader = impl_->stub->Train(&ctx, request);
+  v1::TrainEvent e;
+  while (reader->Read(&e)) on_event(e);
+  return FromGrpc(reader->Finish(), address_);
+}
+
+Result<v1::JobInfo> RemoteClient::GetJob(const std::string& id) {
+  return CallUnary(impl_->stub.get(), &v1::Boa::Stub::GetJob, Job(id), deadline_seconds_, address_);
+}
+
+Result<v1::JobInfo> RemoteClient::CancelJob(const std::string& id) {
+  return CallUnary(impl_->stub.get(), &v1::Boa::Stub::CancelJob, Job(id), deadline_seconds_, address_);
+}
+
+Result<std::vector<v1::JobInfo>> RemoteClient::ListJobs() {
+  BOA_ASSIGN_OR_RETURN(v1::ListJobsResponse r, CallUnary(impl_->stub.get(), &v1::Boa::Stub::ListJobs,
+                                                         v1::ListJobsRequest(), deadline_seconds_, address_));
+  return std::vector<v1::JobInfo>(r.jobs().begin(), r.jobs().end());
 }
 
 Result<std::string> RemoteClient::Health() {

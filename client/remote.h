@@ -43,6 +43,11 @@ class RemoteClient {
   Result<v1::ModelInfo> LoadModel(const std::string& ref);
   Result<v1::ModelInfo> UnloadModel(const std::string& ref);
   Result<v1::ServerInfoResponse> Info();
+  // Starts a training job and calls `on_event` for each event until the job ends.
+  Status Train(const v1::TrainRequest& request, const std::function<void(const v1::TrainEvent&)>& on_event);
+  Result<v1::JobInfo> GetJob(const std::string& id);
+  Result<std::vector<v1::JobInfo>> ListJobs();
+  Result<v1::JobInfo> CancelJob(const std::string& id);
   // "SERVING" or "NOT_SERVING".
   Result<std::string> Health();
 

@@ -1,4 +1,5 @@
-// `boa-client models list|show|upload|download|rm|load|unload` and `boa-client status`.
+// `boa-client models list|show|upload|download|rm|load|unload`, `boa-client jobs
+// list|show|cancel` and `boa-client status`.
 #include "client/server_commands.h"
 
 #include <cinttypes>
@@ -31,6 +32,17 @@ void PrintModel(const v1::ModelInfo& m) {
   std::printf("loaded         %s\n", m.loaded() ? "yes" : "no");
 }
 
+void PrintJob(const v1::JobInfo& j) {
+  std::printf("job            %s\n", j.id().c_str());
+  std::printf("model name     %s\n", j.name().c_str());
+  std::printf("state          %s\n", v1::JobState_Name(j.state()).c_str());
+  std::printf("message        %s\n", j.message().c_str());
+  std::printf("progress       %" PRIu64 " steps, %" PRIu64 " bytes, %.0f s\n", j.steps(), j.bytes_seen(), j.seconds());
+  if (j.val_bpb() > 0) std::printf("validation     %.4f bits/byte\n", j.val_bpb());
+  if (j.test_bpb() > 0) std::printf("test           %.4f bits/byte\n", j.test_bpb());
+  if (j.has_model()) std::printf("model          %s:%u (id %s)\n", j.model().name().c_str(), j.model().version(), j.model().id().c_str());
+}
+
 }  // namespace
 
 void AddServerCommands(CLI::App* app, ServerCommands* c) {
@@ -55,10 +67,18 @@ void AddServerCommands(CLI::App* app, ServerCommands* c) {
   c->unload = c->models->add_subcommand("unload", "Release a resident model's memory");
   c->unload->add_option("model", c->ref, "Model reference")->required();
   c->status = app->add_subcommand("status", "Server health, version, lanes, queue and loaded models");
+  c->jobs = app->add_subcommand("jobs", "Training jobs on the server: list, show, cancel");
+  c->jobs->require_subcommand(1);
+  c->jobs->fallthrough();
+  c->jobs_list = c->jobs->add_subcommand("list", "List training jobs");
+  c->jobs_show = c->jobs->add_subcommand("show", "Show one job");
+  c->jobs_show->add_option("id", c->job, "Job id")->required();
+  c->jobs_cancel = c->jobs->add_subcommand("cancel", "Stop a job (a running one checkpoints first)");
+  c->jobs_cancel->add_option("id", c->job, "Job id")->required();
 }
 
 int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet) {
-  if (!c.models->parsed() && !c.status->parsed()) return -1;
+  if (!c.models->parsed() && !c.status->parsed() && !c.jobs->parsed()) return -1;
   Result<std::unique_ptr<RemoteClient>> connected = RemoteClient::Connect(ServerAddress(server));
   if (!connected.ok()) return Fail(connected.status());
   RemoteClient& r = **connected;
@@ -78,6 +98,22 @@ int RunServerCommand(const ServerCommands& c, const std::string& server, bool qu
     std::printf("memory         %" PRIu64 " of %" PRIu64 " bytes resident\n", i.resident_bytes(), i.memory_budget_bytes());
     std::printf("loaded models  %d\n", i.loaded_models_size());
     for (const auto& m : i.loaded_models()) std::printf("  %s:%u  %s\n", m.name().c_str(), m.version(), m.id().c_str());
+    return 0;
+  }
+  if (c.jobs_list->parsed()) {
+    Result<std::vector<v1::JobInfo>> jobs = r.ListJobs();
+    if (!jobs.ok()) return Fail(jobs.status());
+    if (jobs->empty() && !quiet) std::printf("no jobs\n");
+    for (const auto& j : *jobs) {
+      std::printf("%-20s %-16s %-14s %s\n", j.id().c_str(), j.name().c_str(), v1::JobState_Name(j.state()).c_str(),
+                  j.message().c_str());
+    }
+    return 0;
+  }
+  if (c.jobs_show->parsed() || c.jobs_cancel->parsed()) {
+    Result<v1::JobInfo> j = c.jobs_show->parsed() ? r.GetJob(c.job) : r.CancelJob(c.job);
+    if (!j.ok()) return Fail(j.status());
+    PrintJob(*j);
     return 0;
   }
   if (c.list->parsed()) {

@@ -1,4 +1,4 @@
-// boa-client commands that only exist against boad: `models ...` and `status`.
+// boa-client commands that only exist against boad: `models ...`, `jobs ...` and `status`.
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -11,7 +11,8 @@ struct ServerCommands {
   CLI::App *list = nullptr, *show = nullptr, *upload = nullptr, *download = nullptr, *rm = nullptr, *load = nullptr,
            *unload = nullptr;
   CLI::App* status = nullptr;
-  std::string ref, file, name, output;
+  CLI::App *jobs = nullptr, *jobs_list = nullptr, *jobs_show = nullptr, *jobs_cancel = nullptr;
+  std::string ref, file, name, output, job;
   uint32_t version = 0;
   bool force = false;
 };

@@ -39,12 +39,13 @@ Status ServerConfig::LoadFile(const std::string& path) {
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap()) return Status::InvalidArgument("config " + path + ": expected a mapping of keys at the top level");
   static const std::set<std::string> kKeys = {"listen", "model_dir", "threads", "lanes", "memory_budget",
-                                             "queue_limit", "log_level", "drain_seconds", "load"};
+                                             "queue_limit", "log_level", "drain_seconds", "load",
+                                             "train_data_dir", "jobs_dir"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (!kKeys.count(key)) {
       return Status::InvalidArgument("config " + path + ": unknown key '" + key +
-                                     "' (known: listen, model_dir, threads, lanes, memory_budget, queue_limit, log_level, drain_seconds, load)");
+                                     "' (known: listen, model_dir, threads, lanes, memory_budget, queue_limit, log_level, drain_seconds, load, train_data_dir, jobs_dir)");
     }
     const YAML::Node& v = kv.second;
     auto bad = [&](const char* expected) {
@@ -57,6 +58,8 @@ Status ServerConfig::LoadFile(const std::string& path) {
       if (key == "lanes") lanes = v.as<int>();
       if (key == "queue_limit") queue_limit = v.as<int>();
       if (key == "log_level") log_level = v.as<std::string>();
+      if (key == "train_data_dir") train_data_dir = v.as<std::string>();
+      if (key == "jobs_dir") jobs_dir = v.as<std::string>();
       if (key == "drain_seconds") drain_seconds = v.as<double>();
       if (key == "memory_budget") {
         Result<uint64_t> b = ParseByteSize(v.as<std::string>());
@@ -83,6 +86,7 @@ Status ServerConfig::Validate() const {
     return Status::InvalidArgument("listen: expected HOST:PORT, got '" + listen + "'");
   }
   if (model_dir.empty()) return Status::InvalidArgument("model_dir: must not be empty");
+  if (jobs_dir.empty()) return Status::InvalidArgument("jobs_dir: must not be empty");
   if (threads < 0 || threads > 256) return Status::InvalidArgument("threads: must be 0 (all cores) .. 256");
   if (lanes < 1 || lanes > 65536) return Status::InvalidArgument("lanes: must be 1 .. 65536");
   if (queue_limit < 1 || queue_limit > 100000) return Status::InvalidArgument("queue_limit: must be 1 .. 100000");

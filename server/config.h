@@ -20,6 +20,8 @@ struct ServerConfig {
   std::string log_level = "info";
   double drain_seconds = 30;   // SIGTERM: how long in-flight requests may take to finish
   std::vector<std::string> load;  // models loaded at start (health is SERVING after)
+  std::string train_data_dir;  // Train reads files only inside it; empty: Train is off
+  std::string jobs_dir = "jobs";  // training jobs' outputs and checkpoints
 
   // Fills from a YAML file; unknown keys are errors naming them.
   Status LoadFile(const std::string& path);

@@ -28,7 +28,7 @@ int main(int argc, char** argv) {
   using namespace boa;
   using namespace boa::server;
   CLI::App app{"boad: the boa compression daemon (gRPC service boa.v1.Boa)"};
-  std::string config_path, listen, model_dir, log_level;
+  std::string config_path, listen, model_dir, log_level, train_data_dir;
   int threads = -1, lanes = -1;
   bool check_config = false;
   app.add_option("--config", config_path, "boad.yaml");
@@ -37,6 +37,7 @@ int main(int argc, char** argv) {
   app.add_option("--threads", threads, "step threads per model, 0 = all cores");
   app.add_option("--lanes", lanes, "lanes per model");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
+  app.add_option("--train-data-dir", train_data_dir, "directory Train may read data from (off when unset)");
   app.add_flag("--check-config", check_config, "validate the configuration and exit");
   app.set_version_flag("--version", BOA_VERSION);
   try {
@@ -55,6 +56,7 @@ int main(int argc, char** argv) {
   if (threads >= 0) cfg.threads = threads;
   if (lanes >= 0) cfg.lanes = lanes;
   if (!log_level.empty()) cfg.log_level = log_level;
+  if (!train_data_dir.empty()) cfg.train_data_dir = train_data_dir;
   if (Status s = cfg.Validate(); !s.ok()) return Fail(2, "configuration: " + s.message());
   if (check_config) {
     std::printf("boad: configuration OK (listen %s, model_dir %s)\n", cfg.listen.c_str(), cfg.model_dir.c_str());
@@ -85,7 +87,8 @@ int main(int argc, char** argv) {
     spdlog::info("model {} loaded (id {})", (*m)->entry.Ref(), (*m)->entry.id);
   }
 
-  BoaService service(cfg, store->get());
+  JobManager jobs(store->get(), cfg.jobs_dir);
+  BoaService service(cfg, store->get(), &jobs);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -111,6 +114,7 @@ int main(int argc, char** argv) {
   health->SetServingStatus("boa.v1.Boa", false);
   const auto drain = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(cfg.drain_seconds));
   service.StartDraining(std::chrono::steady_clock::now() + drain);
+  jobs.Shutdown();  // a running training job checkpoints and stops
   // Requests still running at the drain deadline fail with UNAVAILABLE (the service checks
   // between steps); gRPC's own deadline comes a little later so those answers get out.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(drain) +

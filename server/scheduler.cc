@@ -88,7 +88,7 @@ void ChunkScheduler::Deliver(SchedulerRequest::State& s, uint64_t index, ChunkRe
 }
 
 // Waits on the request's condition in slices, polling its cancellation check.
-Status ChunkScheduler::Wait(SchedulerRequest::State& s, std::unique_lock<std::mutex>& lk) {
+void ChunkScheduler::Wait(SchedulerRequest::State& s, std::unique_lock<std::mutex>& lk) {
   s.cv.wait_for(lk, options_.poll);
   if (s.failed.ok() && s.cancelled) {
     lk.unlock();
@@ -96,7 +96,6 @@ Status ChunkScheduler::Wait(SchedulerRequest::State& s, std::unique_lock<std::mu
     lk.lock();
     if (!c.ok()) Fail(s, c);
   }
-  return s.failed;
 }
 
 bool ChunkScheduler::PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::State>* owner) {

@@ -103,7 +103,8 @@ class ChunkScheduler {
   bool PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::State>* owner);
   void Fail(SchedulerRequest::State& s, const Status& why);
   void Deliver(SchedulerRequest::State& s, uint64_t index, ChunkResult result);
-  Status Wait(SchedulerRequest::State& s, std::unique_lock<std::mutex>& lk);
+  // Waits on the request for one poll interval, then runs its cancellation check.
+  void Wait(SchedulerRequest::State& s, std::unique_lock<std::mutex>& lk);
 
   const std::shared_ptr<const engine::Engine> engine_;
   const Options options_;

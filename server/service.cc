@@ -7,6 +7,7 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
+#include <filesystem>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -42,6 +43,14 @@ v1::ModelInfo ToInfo(const ModelEntry& e) {
 }
 
 Priority ToPriority(v1::Priority p) { return p == v1::PRIORITY_ONLINE ? Priority::kOnline : Priority::kBulk; }
+
+// A unary reply: the converted value, or the error as a gRPC status.
+template <class T, class Msg, class Convert>
+grpc::Status Reply(Result<T> r, Convert convert, Msg* resp) {
+  if (!r.ok()) return ToGrpc(r.status());
+  *resp = convert(*r);
+  return grpc::Status::OK;
+}
 
 // Buffers output and sends it as messages of at most kMessageBytes.
 template <class Response, class Stream>
@@ -430,10 +439,7 @@ grpc::Status BoaService::ListModels(grpc::ServerContext*, const v1::ListModelsRe
 }
 
 grpc::Status BoaService::GetModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
-  Result<ModelEntry> e = store_->Resolve(req->model());
-  if (!e.ok()) return ToGrpc(e.status());
-  *resp = ToInfo(*e);
-  return grpc::Status::OK;
+  return Reply(store_->Resolve(req->model()), ToInfo, resp);
 }
 
 grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,
@@ -483,17 +489,11 @@ grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* r
 }
 
 grpc::Status BoaService::LoadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
-  Result<std::shared_ptr<ResidentModel>> r = store_->Acquire(req->model());
-  if (!r.ok()) return ToGrpc(r.status());
-  *resp = ToInfo((*r)->entry);
-  return grpc::Status::OK;
+  return Reply(store_->Acquire(req->model()), [](const std::shared_ptr<ResidentModel>& r) { return ToInfo(r->entry); }, resp);
 }
 
 grpc::Status BoaService::UnloadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
-  Result<ModelEntry> e = store_->Unload(req->model());
-  if (!e.ok()) return ToGrpc(e.status());
-  *resp = ToInfo(*e);
-  return grpc::Status::OK;
+  return Reply(store_->Unload(req->model()), ToInfo, resp);
 }
 
 grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRequest*, v1::ServerInfoResponse* resp) {
@@ -516,6 +516,135 @@ grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRe
   resp->set_resident_bytes(store_->resident_bytes());
   resp->set_draining(draining());
   return grpc::Status::OK;
+}
+
+namespace {
+
+v1::JobInfo ToJobInfo(const JobSnapshot& j) {
+  v1::JobInfo info;
+  info.set_id(j.id);
+  info.set_name(j.name);
+  switch (j.state) {
+    case JobState::kQueued: info.set_state(v1::JOB_QUEUED); break;
+    case JobState::kRunning: info.set_state(v1::JOB_RUNNING); break;
+    case JobState::kSucceeded: info.set_state(v1::JOB_SUCCEEDED); break;
+    case JobState::kFailed: info.set_state(v1::JOB_FAILED); break;
+    case JobState::kCancelled: info.set_state(v1::JOB_CANCELLED); break;
+  }
+  info.set_message(j.message);
+  info.set_created_unix(j.created_unix);
+  info.set_seconds(j.seconds);
+  info.set_steps(j.report.steps);
+  info.set_bytes_seen(j.report.bytes_seen);
+  info.set_val_bpb(j.report.val_bpb);
+  info.set_test_bpb(j.report.test_bpb);
+  if (j.model) *info.mutable_model() = ToInfo(*j.model);
+  return info;
+}
+
+}  // namespace
+
+Result<train::TrainOptions> BoaService::TrainOptionsFor(const v1::TrainRequest& req) const {
+#ifndef BOA_WITH_TRAIN
+  return Status::FailedPrecondition("this boad was built without LibTorch: it cannot train");
+#else
+  namespace fs = std::filesystem;
+  if (config_.train_data_dir.empty()) {
+    return Status::FailedPrecondition("training over gRPC is off on this server (set train_data_dir in boad.yaml)");
+  }
+  BOA_RETURN_IF_ERROR(ModelStore::CheckName(req.name()));
+  if (req.files().empty()) return Status::InvalidArgument("Train: no files (paths relative to the server's train_data_dir)");
+  std::error_code ec;
+  const fs::path root = fs::canonical(config_.train_data_dir, ec);
+  if (ec) return Status::FailedPrecondition("train_data_dir " + config_.train_data_dir + " does not exist");
+  train::TrainOptions o;
+  for (const std::string& f : req.files()) {
+    fs::path rel(f);
+    bool bad = f.empty() || rel.is_absolute();
+    for (const auto& part : rel) bad = bad || part == "..";
+    fs::path full = fs::canonical(root / rel, ec);
+    // canonical() resolves links: the file must still be inside the data directory.
+    if (bad || ec || std::mismatch(root.begin(), root.end(), full.begin(), full.end()).first != root.end() ||
+        !fs::is_regular_file(full)) {
+      return Status::InvalidArgument("Train: '" + f + "' is not a file inside the server's train_data_dir");
+    }
+    o.files.push_back(full.string());
+  }
+  o.model = ModelConfig::Default(req.d_model() ? req.d_model() : 64, req.n_layers() ? req.n_layers() : 2);
+  BOA_RETURN_IF_ERROR(o.model.Validate().WithContext("Train"));
+  if (req.seq_len()) o.seq_len = static_cast<int64_t>(std::min<uint64_t>(req.seq_len(), 1u << 20));
+  if (req.batch_size()) o.batch_size = static_cast<int64_t>(std::min<uint64_t>(req.batch_size(), 4096));
+  if (req.lr() != 0) o.lr = req.lr();
+  if (req.epochs()) o.epochs = static_cast<int>(std::min<uint32_t>(req.epochs(), 100000));
+  o.max_seconds = req.max_seconds();
+  o.max_bytes = req.max_bytes();
+  if (!req.splits().empty()) o.splits.assign(req.splits().begin(), req.splits().end());
+  BOA_RETURN_IF_ERROR(train::ValidateSplits(o.splits).WithContext("Train"));
+  if (req.seed()) o.seed = req.seed();
+  if (!req.precision().empty()) o.precision = req.precision();
+  if (o.precision != "fp32" && o.precision != "bf16") {
+    return Status::InvalidArgument("Train: precision '" + o.precision + "' is not supported on this server (fp32 or bf16)");
+  }
+  if (req.dtype() == "f16") {
+    o.output_type = WeightType::kF16;
+  } else if (!req.dtype().empty() && req.dtype() != "f32") {
+    return Status::InvalidArgument("Train: dtype must be f32 or f16");
+  }
+  o.patience = static_cast<int>(req.patience());
+  if (!(o.lr > 0 && o.lr < 1) || o.max_seconds < 0) return Status::InvalidArgument("Train: lr must be in (0, 1), max_seconds >= 0");
+  o.threads = config_.threads;
+  return o;
+#endif
+}
+
+grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
+                               grpc::ServerWriter<v1::TrainEvent>* writer) {
+  if (draining()) return ToGrpc(Status::Unavailable("the server is shutting down"));
+  Result<train::TrainOptions> o = TrainOptionsFor(*req);
+  if (!o.ok()) return ToGrpc(o.status());
+  Result<std::string> id = jobs_->Submit(req->name(), std::move(*o));
+  if (!id.ok()) return ToGrpc(id.status());
+  spdlog::info("[{}] Train model={} files={}", *id, req->name(), req->files_size());
+  uint64_t seen = 0;
+  bool first = true;
+  for (;;) {
+    std::vector<JobLine> lines;
+    Result<JobSnapshot> j = jobs_->Wait(*id, &seen, &lines, std::chrono::milliseconds(first ? 0 : 500));
+    if (!j.ok()) return ToGrpc(j.status());
+    if (first) {
+      v1::TrainEvent e;
+      *e.mutable_job() = ToJobInfo(*j);
+      if (!writer->Write(e)) return grpc::Status::OK;  // the job goes on without the client
+      first = false;
+    }
+    for (const JobLine& line : lines) {
+      v1::TrainEvent e;
+      e.mutable_progress()->set_line(line.text);
+      e.mutable_progress()->set_milestone(line.milestone);
+      if (!writer->Write(e)) return grpc::Status::OK;
+    }
+    if (j->finished()) {
+      v1::TrainEvent e;
+      *e.mutable_job() = ToJobInfo(*j);
+      writer->Write(e);
+      spdlog::info("[{}] Train model={} -> {} ({})", *id, req->name(), v1::JobState_Name(ToJobInfo(*j).state()), j->message);
+      return grpc::Status::OK;
+    }
+    if (ctx->IsCancelled()) return grpc::Status::OK;  // the job keeps running: GetJob/ListJobs
+  }
+}
+
+grpc::Status BoaService::GetJob(grpc::ServerContext*, const v1::JobRef* req, v1::JobInfo* resp) {
+  return Reply(jobs_->Get(req->id()), ToJobInfo, resp);
+}
+
+grpc::Status BoaService::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*, v1::ListJobsResponse* resp) {
+  for (const JobSnapshot& j : jobs_->List()) *resp->add_jobs() = ToJobInfo(j);
+  return grpc::Status::OK;
+}
+
+grpc::Status BoaService::CancelJob(grpc::ServerContext*, const v1::JobRef* req, v1::JobInfo* resp) {
+  return Reply(jobs_->Cancel(req->id()), ToJobInfo, resp);
 }
 
 }  // namespace boa::server

@@ -10,6 +10,7 @@
 
 #include "boa/v1/boa.grpc.pb.h"
 #include "server/config.h"
+#include "server/jobs.h"
 #include "server/model_store.h"
 
 namespace boa::server {
@@ -18,7 +19,8 @@ grpc::Status ToGrpc(const Status& s);
 
 class BoaService final : public boa::v1::Boa::Service {
  public:
-  BoaService(const ServerConfig& config, ModelStore* store) : config_(config), store_(store) {}
+  BoaService(const ServerConfig& config, ModelStore* store, JobManager* jobs)
+      : config_(config), store_(store), jobs_(jobs) {}
 
   // SIGTERM: new requests get UNAVAILABLE; running ones may finish until `deadline`, then
   // they fail with UNAVAILABLE as well.
@@ -41,15 +43,22 @@ class BoaService final : public boa::v1::Boa::Service {
   grpc::Status LoadModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) override;
   grpc::Status UnloadModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) override;
   grpc::Status ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest* req, v1::ServerInfoResponse* resp) override;
+  grpc::Status Train(grpc::ServerContext* ctx, const v1::TrainRequest* req, grpc::ServerWriter<v1::TrainEvent>* writer) override;
+  grpc::Status GetJob(grpc::ServerContext* ctx, const v1::JobRef* req, v1::JobInfo* resp) override;
+  grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req, v1::ListJobsResponse* resp) override;
+  grpc::Status CancelJob(grpc::ServerContext* ctx, const v1::JobRef* req, v1::JobInfo* resp) override;
 
  private:
   class Admission;
   Status CheckCancelled(grpc::ServerContext* ctx) const;
+  // The request's training options; files must lie inside train_data_dir.
+  Result<train::TrainOptions> TrainOptionsFor(const v1::TrainRequest& req) const;
   Status DecodeStream(grpc::ServerContext* ctx, const std::function<bool(v1::DecompressRequest*)>& read,
                       const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary);
 
   const ServerConfig config_;
   ModelStore* store_;
+  JobManager* jobs_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> open_codec_requests_{0};

@@ -114,7 +114,9 @@ TEST(Scheduler, CorruptChunkFailsOnlyItsRequest) {
   Status s = bad->Next(&r);
   // A damaged range code either fails to decode or decodes to other bytes (the container's
   // checksum catches those); it never disturbs the other request.
-  if (s.ok()) EXPECT_NE(r.decoded, data);
+  if (s.ok()) {
+    EXPECT_NE(r.decoded, data);
+  }
   ASSERT_TRUE(good->Next(&r).ok());
   EXPECT_EQ(r.decoded, data);
 }

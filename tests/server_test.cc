@@ -9,10 +9,13 @@
 
 #include <atomic>
 #include <chrono>
+#include <filesystem>
 #include <fstream>
 #include <thread>
 
 #include "client/remote.h"
+#include "common/format/container.h"
+#include "common/util/hash.h"
 #include "tests/test_util.h"
 
 namespace boa {
@@ -329,6 +332,146 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   EXPECT_EQ(sh(client + " models rm m:1"), 0) << text("err.txt");
   EXPECT_EQ(sh(client + " verify data.bin.boa"), 256);
   EXPECT_NE(text("err.txt").find("which this server does not have"), std::string::npos) << text("err.txt");
+}
+
+// Counts and hashes what it is given, keeping nothing.
+class HashingSink final : public ByteSink {
+ public:
+  Status Write(const uint8_t* p, size_t n) override {
+    hash.Update(p, n);
+    bytes += n;
+    return Status::Ok();
+  }
+  Xxh3Hasher hash;
+  uint64_t bytes = 0;
+};
+
+// Resident memory of a process from /proc, in bytes: "VmRSS" now, "VmHWM" the peak.
+uint64_t Rss(pid_t pid, const std::string& field) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;
+  }
+  return 0;
+}
+
+TEST_F(ServerTest, LargeStreamsPassWithBoundedServerMemory) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->LoadModel("m").ok());
+  const uint64_t idle = Rss(boad->pid(), "VmRSS");  // libraries, threads, the resident model
+  // 256 MiB through Decompress. The file is written directly as stored chunks: coding that
+  // much with a model would take minutes, and the stream path is what is tested here.
+  const uint32_t chunk = 1u << 20;
+  const int chunks = 256;
+  const std::string path = dir_.path() + "/big.boa";
+  Xxh3Hasher content;
+  {
+    auto file = AtomicOutputFile::Create(path, true);
+    ASSERT_TRUE(file.ok());
+    ContainerWriter w(file->get(), MakeHeader(model_, chunk));
+    ASSERT_TRUE(w.WriteHeader().ok());
+    for (int i = 0; i < chunks; ++i) {
+      std::vector<uint8_t> data = testing::RandomBytes(chunk, 1000 + i);
+      content.Update(data.data(), data.size());
+      ASSERT_TRUE(w.WriteChunk(ChunkMethod::kStored, chunk, data.data(), data.size()).ok());
+    }
+    ASSERT_TRUE(w.Finish(content.Digest()).ok());
+    ASSERT_TRUE((*file)->Commit("").ok());
+  }
+  auto src = FileSource::Open(path);
+  ASSERT_TRUE(src.ok());
+  HashingSink out;
+  Status s = c->Decompress("", src->get(), &out, nullptr, nullptr);
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(out.bytes, uint64_t{chunk} * chunks);
+  EXPECT_EQ(out.hash.Digest(), content.Digest());
+  // And 16 MiB through Compress with the model.
+  std::vector<uint8_t> data = testing::FloatTable(16u << 20, 9);
+  std::vector<uint8_t> packed, back;
+  ASSERT_TRUE(RemoteCompress(*c, data, &packed, 65536).ok());
+  ASSERT_TRUE(RemoteDecompress(*c, packed, &back).ok());
+  EXPECT_TRUE(back == data);
+  const uint64_t peak = Rss(boad->pid(), "VmHWM");
+  std::printf("[ memory ] boad RSS %.1f MiB idle, peak %.1f MiB after 256 MiB + 2 x 16 MiB streamed\n",
+              idle / 1048576.0, peak / 1048576.0);
+  ASSERT_GT(idle, 0u);
+  EXPECT_LT(peak - idle, 96u << 20) << "the server must not hold whole streams";
+}
+
+#ifdef BOA_HAVE_TRAIN
+TEST_F(ServerTest, TrainingJobsRegisterTheirModelAndOutliveTheirClient) {
+  const std::string data_dir = dir_.path() + "/data";
+  std::filesystem::create_directories(data_dir);
+  ASSERT_TRUE(WriteFileAtomic(data_dir + "/jets.bin", testing::FloatTable(40000, 8), true).ok());
+  auto boad = Start({"--train-data-dir", data_dir});
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  v1::TrainRequest req;
+  req.set_name("trained");
+  req.add_files("jets.bin");
+  req.set_d_model(16);
+  req.set_n_layers(1);
+  req.set_seq_len(128);
+  req.set_batch_size(4);
+  req.set_epochs(2);
+  req.set_lr(5e-3);
+  std::vector<v1::TrainEvent> events;
+  Status s = c->Train(req, [&](const v1::TrainEvent& e) { events.push_back(e); });
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_GE(events.size(), 3u);
+  EXPECT_TRUE(events.front().has_job());
+  EXPECT_TRUE(events[1].has_progress());
+  const v1::JobInfo& done = events.back().job();
+  ASSERT_EQ(done.state(), v1::JOB_SUCCEEDED) << done.message();
+  EXPECT_GT(done.val_bpb(), 0);
+  EXPECT_EQ(done.model().name(), "trained");
+  // The model is in the store and codes.
+  std::vector<uint8_t> data = testing::FloatTable(20000, 9), packed, back;
+  ASSERT_TRUE(RemoteCompress(*c, data, &packed, 4096, "trained").ok());
+  ASSERT_TRUE(RemoteDecompress(*c, packed, &back).ok());
+  EXPECT_EQ(back, data);
+
+  // Paths outside the data directory are refused.
+  std::filesystem::create_symlink("/etc/passwd", data_dir + "/escape");
+  for (const char* bad : {"../m.boam", "/etc/passwd", "escape", "missing.bin"}) {
+    v1::TrainRequest r = req;
+    r.clear_files();
+    r.add_files(bad);
+    EXPECT_EQ(c->Train(r, [](const v1::TrainEvent&) {}).code(), StatusCode::kInvalidArgument) << bad;
+  }
+
+  // A client that stops listening leaves its job running; CancelJob stops it.
+  v1::TrainRequest longer = req;
+  longer.set_epochs(1000);
+  c->set_deadline(1.0);
+  std::string id;
+  EXPECT_EQ(c->Train(longer, [&](const v1::TrainEvent& e) { if (e.has_job()) id = e.job().id(); }).code(),
+            StatusCode::kDeadlineExceeded);
+  c->set_deadline(0);
+  ASSERT_FALSE(id.empty());
+  std::this_thread::sleep_for(std::chrono::milliseconds(500));
+  EXPECT_EQ(c->GetJob(id)->state(), v1::JOB_RUNNING);
+  ASSERT_TRUE(c->CancelJob(id).ok());
+  auto t0 = Clock::now();
+  while (c->GetJob(id)->state() == v1::JOB_RUNNING && Clock::now() - t0 < std::chrono::seconds(20)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_EQ(c->GetJob(id)->state(), v1::JOB_CANCELLED);
+  EXPECT_EQ(c->ListJobs()->size(), 2u);
+}
+#endif
+
+TEST_F(ServerTest, TrainingIsOffWithoutADataDirectory) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  v1::TrainRequest req;
+  req.set_name("x");
+  req.add_files("data.bin");
+  EXPECT_EQ(c->Train(req, [](const v1::TrainEvent&) {}).code(), StatusCode::kFailedPrecondition);
 }
 
 TEST(BoadConfig, BadConfigurationExitsTwoWithTheKey) {

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <filesystem>
 
 #include "common/train/boa_net.h"
 #include "common/train/selective_scan.h"
@@ -163,6 +164,7 @@ class TrainerFiles : public ::testing::Test {
     return o;
   }
   std::vector<uint8_t> Bytes(const std::string& name) { return ReadFile(dir_ + "/" + name, 1 << 30).value(); }
+  bool Exists(const std::string& name) { return std::filesystem::exists(dir_ + "/" + name); }
   testing::TempDir tmp_{"boa_trainer_test"};
   const std::string dir_ = tmp_.path();
 };
@@ -190,6 +192,23 @@ TEST_F(TrainerFiles, SeededRunsAreReproducibleAndResumeContinuesExactly) {
   EXPECT_NE(j.find("\"test_bpb\""), std::string::npos) << j;
   EXPECT_NE(j.find("\"bytes_seen\": " + std::to_string(a.bytes_seen)), std::string::npos) << j;
   EXPECT_EQ(std::count(cs.begin(), cs.end(), '\n'), static_cast<long>(a.loss_curve.size() + 1));
+}
+
+TEST_F(TrainerFiles, AStopRequestCheckpointsInsideTheEpochAndResumeIsExact) {
+  TrainReport a, stopped, resumed;
+  ASSERT_TRUE(Train(Options("a.boam"), &a).ok());
+  TrainOptions o = Options("s.boam");
+  int polls = 0;
+  o.should_stop = [&] { return ++polls > 3; };  // three steps, then stop mid-epoch
+  Status s = Train(o, &stopped);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled) << s.message();
+  EXPECT_FALSE(Exists("s.boam")) << "no model file from a stopped run";
+  o.should_stop = nullptr;
+  o.resume = true;
+  ASSERT_TRUE(Train(o, &resumed).ok());
+  EXPECT_TRUE(resumed.resumed);
+  EXPECT_EQ(resumed.steps, a.steps);
+  EXPECT_EQ(Bytes("s.boam"), Bytes("a.boam")) << "stopped at step 3 and resumed: the uninterrupted model";
 }
 
 TEST_F(TrainerFiles, EarlyStoppingKeepsTheBestEpochAndF16Output) {

@@ -2,6 +2,7 @@
 // decay, gradient clipping, validation each epoch, test at the end, model file out.
 #include "common/train/trainer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 #include <cstdio>
@@ -93,9 +94,12 @@ std::string ReportJson(const TrainOptions& o, const TrainReport& r) {
   return buf;
 }
 
-// Training state after a completed epoch, next to the module and optimizer checkpoints.
+// Training state after a completed epoch (or a stop request inside one), next to the module
+// and optimizer checkpoints.
 struct Progress {
   int epoch = 0;  // epochs completed
+  // steps counts every step done, so a checkpoint inside an epoch resumes at step
+  // steps - epoch * steps_per_epoch of it.
   int best_epoch = 0;
   int since_best = 0;
   double best_val = 0;
@@ -225,10 +229,34 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   int recent_n = 0;
   bool stop = false;
   const int last_epoch = o.run_epochs > 0 ? std::min(o.epochs, state.epoch + o.run_epochs) : o.epochs;
+  // Writes the module, optimizer and progress; `best` too when it changed.
+  auto save_checkpoint = [&](bool best_changed) -> Status {
+    state.steps = r.steps;
+    state.bytes_seen = r.bytes_seen;
+    state.seconds = elapsed();
+    std::error_code ec;
+    std::filesystem::create_directories(ckpt, ec);
+    if (ec) return Status::IoError(ckpt + ": cannot create the checkpoint directory: " + ec.message());
+    try {
+      torch::save(net, ckpt + "/model.pt");
+      torch::save(optimizer, ckpt + "/optimizer.pt");
+    } catch (const c10::Error& e) {
+      return Status::IoError(ckpt + ": cannot write the checkpoint");
+    }
+    if (best_changed) BOA_RETURN_IF_ERROR(WriteFileAtomic(ckpt + "/best.boam", SerializeModel(best, WeightType::kF32, ""), true));
+    return SaveProgress(ckpt, state, r);
+  };
   for (int epoch = state.epoch; epoch < last_epoch && !stop; ++epoch) {
     net->train();
     bool epoch_complete = true;
-    for (int64_t s = 0; s < steps_per_epoch; ++s) {
+    // A checkpoint written inside this epoch resumes where it stopped.
+    const int64_t first_step = epoch == state.epoch ? static_cast<int64_t>(state.steps) - epoch * steps_per_epoch : 0;
+    for (int64_t s = std::clamp<int64_t>(first_step, 0, steps_per_epoch); s < steps_per_epoch; ++s) {
+      if (o.should_stop && o.should_stop()) {
+        if (!o.output.empty()) BOA_RETURN_IF_ERROR(save_checkpoint(false));
+        return Status::Cancelled("training stopped at step " + std::to_string(r.steps) +
+                                 (o.output.empty() ? "" : "; resume from the checkpoint in " + ckpt));
+      }
       const int64_t step = epoch * steps_per_epoch + s;
       double lr = o.lr;
       if (step < warmup) {
@@ -301,20 +329,7 @@ Status Train(const TrainOptions& o, TrainReport* report) {
     }
     if (epoch_complete && !o.output.empty()) {
       state.epoch = epoch + 1;
-      state.steps = r.steps;
-      state.bytes_seen = r.bytes_seen;
-      state.seconds = elapsed();
-      std::error_code ec;
-      std::filesystem::create_directories(ckpt, ec);
-      if (ec) return Status::IoError(ckpt + ": cannot create the checkpoint directory: " + ec.message());
-      try {
-        torch::save(net, ckpt + "/model.pt");
-        torch::save(optimizer, ckpt + "/optimizer.pt");
-      } catch (const c10::Error& e) {
-        return Status::IoError(ckpt + ": cannot write the checkpoint");
-      }
-      if (improved) BOA_RETURN_IF_ERROR(WriteFileAtomic(ckpt + "/best.boam", SerializeModel(best, WeightType::kF32, ""), true));
-      BOA_RETURN_IF_ERROR(SaveProgress(ckpt, state, r));
+      BOA_RETURN_IF_ERROR(save_checkpoint(improved));
     }
     r.epochs_done = epoch + 1;
     if (o.patience > 0 && state.since_best >= o.patience) {
