@@ -6,6 +6,7 @@
 #include <unistd.h>
 
 #include <CLI/CLI.hpp>
+#include <algorithm>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -39,6 +40,7 @@ constexpr const char* kSuffix = ".boa";
 struct GlobalOptions {
   bool local = false;
   std::string server;
+  double timeout = 0;
   bool quiet = false;
   bool verbose = false;
   bool progress = false;
@@ -264,6 +266,7 @@ int RunFiles(Mode mode, const GlobalOptions& g, FileOptions f) {
       return 1;
     }
     remote = std::move(*r);
+    remote->set_deadline(g.timeout);
     run = [&remote, &f](Mode mode, ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) {
       switch (mode) {
         case Mode::kCompress: return remote->Compress(f.model, o, in, out, stats, o.progress);
@@ -416,6 +419,7 @@ int RunRemoteTrain(const GlobalOptions& g, const TrainCliOptions& o) {
     Error(r.status().message());
     return 1;
   }
+  (*r)->set_deadline(g.timeout);
   v1::TrainRequest req;
   req.set_name(o.name);
   for (const std::string& f : o.train.files) req.add_files(f);
@@ -664,6 +668,44 @@ void AddFileOptions(CLI::App* cmd, FileOptions* f, bool with_output, bool with_c
   cmd->add_option("-T,--threads", f->threads, "Worker threads (default: all cores)");
 }
 
+// zstd's mode flags: `boa-client -d FILE` decompresses, `-t` verifies, `-l` lists, and a
+// command line without a subcommand compresses. Rewrites such a command line into the
+// subcommand form; leaves any other alone.
+std::vector<std::string> ModeFlagsToSubcommand(int argc, char** argv) {
+  static const std::vector<std::string> kCommands = {"compress", "decompress", "verify", "info", "eval", "model",
+                                                     "train", "bench", "new-experiment", "run", "models", "jobs",
+                                                     "status"};
+  static const std::vector<std::string> kTakesValue = {"--server", "--backend", "--timeout"};
+  std::vector<std::string> args(argv + 1, argv + argc);
+  std::string mode;
+  bool value_next = false, has_inputs = false;
+  for (size_t i = 0; i < args.size(); ++i) {
+    const std::string& a = args[i];
+    if (value_next) {
+      value_next = false;
+      continue;
+    }
+    if (a == "-h" || a == "--help" || a == "-V" || a == "--version") return args;
+    if (a.empty() || a[0] != '-' || a == "-") {
+      if (std::find(kCommands.begin(), kCommands.end(), a) != kCommands.end() && mode.empty()) return args;
+      has_inputs = true;
+      break;
+    }
+    if (std::find(kTakesValue.begin(), kTakesValue.end(), a) != kTakesValue.end()) value_next = true;
+    if (a == "-d" || a == "--decompress") mode = "decompress";
+    if (a == "-t" || a == "--test") mode = "verify";
+    if (a == "-l" || a == "--list") mode = "info";
+    if (a == "-z" || a == "--compress") mode = "compress";
+    if (!mode.empty()) {
+      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
+      args.insert(args.begin(), mode);
+      return args;
+    }
+  }
+  if (has_inputs || (!args.empty() && mode.empty() && !isatty(0))) args.insert(args.begin(), "compress");
+  return args;
+}
+
 int Main(int argc, char** argv) {
   CLI::App app{"boa: lossless compression of physics data with the BOA neural network", "boa-client"};
   app.set_version_flag("-V,--version", "boa-client 0.1.0 (.boa format 2)");
@@ -672,6 +714,7 @@ int Main(int argc, char** argv) {
   GlobalOptions g;
   app.add_flag("--local", g.local, "Run the codec in this process instead of on boad (-m is then a model file)");
   app.add_option("--server", g.server, "boad address HOST:PORT (default $BOA_SERVER, else localhost:50051)");
+  app.add_option("--timeout", g.timeout, "Give up on a server request after this many seconds (default: none)");
   app.add_flag("-q,--quiet", g.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", g.verbose, "Print more detail");
   app.add_flag("--progress", g.progress, "Show progress even when stderr is not a terminal");
@@ -764,7 +807,9 @@ int Main(int argc, char** argv) {
   AddServerCommands(&app, &server_cmds);
 
   try {
-    app.parse(argc, argv);
+    std::vector<std::string> args = ModeFlagsToSubcommand(argc, argv);
+    std::reverse(args.begin(), args.end());  // CLI11 takes them last first
+    app.parse(args);
   } catch (const CLI::Success& ex) {
     return app.exit(ex);
   } catch (const CLI::ParseError& ex) {
@@ -773,7 +818,7 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "Run 'boa-client --help' for usage.\n");
     return 1;
   }
-  if (int rc = RunServerCommand(server_cmds, g.server, g.quiet); rc >= 0) return rc;
+  if (int rc = RunServerCommand(server_cmds, g.server, g.quiet, g.timeout); rc >= 0) return rc;
   if (c->parsed()) return RunFiles(Mode::kCompress, g, comp);
   if (d->parsed()) return RunFiles(Mode::kDecompress, g, decomp);
   if (t->parsed()) return RunFiles(Mode::kVerify, g, verify);

@@ -77,11 +77,12 @@ void AddServerCommands(CLI::App* app, ServerCommands* c) {
   c->jobs_cancel->add_option("id", c->job, "Job id")->required();
 }
 
-int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet) {
+int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout) {
   if (!c.models->parsed() && !c.status->parsed() && !c.jobs->parsed()) return -1;
   Result<std::unique_ptr<RemoteClient>> connected = RemoteClient::Connect(ServerAddress(server));
   if (!connected.ok()) return Fail(connected.status());
   RemoteClient& r = **connected;
+  r.set_deadline(timeout);
   if (c.status->parsed()) {
     Result<std::string> health = r.Health();
     if (!health.ok()) return Fail(health.status());

@@ -20,6 +20,6 @@ struct ServerCommands {
 // Adds the subcommands to `app`.
 void AddServerCommands(CLI::App* app, ServerCommands* c);
 // Runs whichever was parsed; -1 if none was.
-int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet);
+int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout);
 
 }  // namespace boa::client

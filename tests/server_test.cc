@@ -304,6 +304,28 @@ TEST_F(ServerTest, SigtermDrainsRunningRequests) {
   EXPECT_EQ(packed, Local(data, 65536)) << "the request in flight finished normally";
 }
 
+TEST_F(ServerTest, RequestsStillRunningAtTheDrainDeadlineGetUnavailable) {
+  const std::string config = dir_.path() + "/boad.yaml";
+  std::ofstream(config) << "drain_seconds: 0.5\nthreads: 1\n";
+  auto boad = Start({"--config", config});
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  std::vector<uint8_t> big = testing::RandomBytes(6 << 20, 4), packed;
+  Status inflight;
+  std::thread t([&] { inflight = RemoteCompress(*c, big, &packed, 65536); });
+  auto t0 = Clock::now();
+  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  t0 = Clock::now();
+  EXPECT_EQ(boad->Terminate(), 0);
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5)) << "boad exits soon after the drain deadline";
+  t.join();
+  EXPECT_EQ(inflight.code(), StatusCode::kUnavailable) << inflight.message();
+  // And nothing is served any more.
+  EXPECT_FALSE(RemoteClient::Connect(boad->address(), 1).ok());
+}
+
 TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   auto boad = Start();
   const std::string client = std::string(BOA_CLIENT) + " --server " + boad->address();
@@ -319,6 +341,12 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   EXPECT_EQ(ReadFile(d + "/data.bin.boa", 1 << 30).value(), ReadFile(d + "/local.boa", 1 << 30).value());
   ASSERT_EQ(sh("mv data.bin orig.bin && " + client + " decompress data.bin.boa && cmp data.bin orig.bin"), 0) << text("err.txt");
   EXPECT_EQ(sh(client + " verify data.bin.boa"), 0) << text("err.txt");
+  // zstd's mode flags: -d, -t, -l, and no subcommand compresses.
+  EXPECT_EQ(sh(client + " -d data.bin.boa -o again.bin && cmp again.bin orig.bin"), 0) << text("err.txt");
+  EXPECT_EQ(sh(client + " -t data.bin.boa"), 0) << text("err.txt");
+  EXPECT_EQ(sh(client + " -l data.bin.boa"), 0) << text("err.txt");
+  EXPECT_NE(text("out.txt").find("format version"), std::string::npos);
+  EXPECT_EQ(sh(client + " orig.bin -m m -o z.boa && cmp z.boa local.boa"), 0) << text("err.txt");
   EXPECT_EQ(sh(client + " models list"), 0);
   EXPECT_NE(text("out.txt").find(model_.IdHex().substr(0, 12)), std::string::npos) << text("out.txt");
   EXPECT_EQ(sh(client + " models download m -o copy.boam && cmp copy.boam m.boam"), 0) << text("err.txt");
@@ -327,6 +355,10 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   // One clear line for each failure.
   EXPECT_EQ(sh(client + " compress orig.bin -m nosuch -f"), 256);
   EXPECT_NE(text("err.txt").find("unknown model 'nosuch'"), std::string::npos) << text("err.txt");
+  ASSERT_TRUE(WriteFileAtomic(d + "/big.bin", testing::RandomBytes(2 << 20, 5), true).ok());
+  EXPECT_EQ(sh(client + " --timeout 0.2 compress big.bin -m m"), 256);
+  EXPECT_NE(text("err.txt").find("deadline exceeded"), std::string::npos) << text("err.txt");
+  EXPECT_FALSE(std::filesystem::exists(d + "/big.bin.boa")) << "no partial output";
   EXPECT_EQ(sh(std::string(BOA_CLIENT) + " --server 127.0.0.1:1 status"), 256);
   EXPECT_NE(text("err.txt").find("cannot reach boad at 127.0.0.1:1"), std::string::npos) << text("err.txt");
   EXPECT_EQ(sh(client + " models rm m:1"), 0) << text("err.txt");
