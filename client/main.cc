@@ -124,19 +124,6 @@ Result<LoadedModel> LoadModel(const std::string& path) {
   return LoadModelFile(path);
 }
 
-// What every model-using command needs first: its codec options and the model.
-struct Setup {
-  CodecOptions codec;
-  LoadedModel model;
-};
-
-Result<Setup> LoadSetup(const GlobalOptions& g, const FileOptions& f) {
-  Setup s;
-  BOA_ASSIGN_OR_RETURN(s.codec, MakeCodecOptions(g, f));
-  BOA_ASSIGN_OR_RETURN(s.model, LoadModel(f.model));
-  return s;
-}
-
 Result<std::unique_ptr<ByteSource>> OpenInput(const std::string& input) {
   if (input == "-") return std::unique_ptr<ByteSource>(FileSource::Stdin());
   BOA_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> f, FileSource::Open(input));
@@ -332,9 +319,9 @@ int RunEval(const GlobalOptions& g, const FileOptions& f) {
     Error("eval takes one input");
     return 1;
   }
-  Result<Setup> setup = LoadSetup(g, f);
-  if (!setup.ok()) {
-    Error(setup.status().message());
+  Result<CodecOptions> codec = MakeCodecOptions(g, f);
+  if (!codec.ok()) {
+    Error(codec.status().message());
     return 1;
   }
   const std::string input = f.inputs.empty() ? "-" : f.inputs[0];
@@ -344,7 +331,23 @@ int RunEval(const GlobalOptions& g, const FileOptions& f) {
     return 1;
   }
   auto start = std::chrono::steady_clock::now();
-  Result<EvalResult> r = Evaluate(setup->model, src->get(), setup->codec);
+  Result<EvalResult> r = Status::Internal("not evaluated");
+  if (g.local) {
+    Result<LoadedModel> model = LoadModel(f.model);
+    if (!model.ok()) {
+      Error(model.status().message());
+      return 1;
+    }
+    r = Evaluate(*model, src->get(), *codec);
+  } else {
+    Result<std::unique_ptr<RemoteClient>> remote = RemoteClient::Connect(ServerAddress(g.server));
+    if (!remote.ok()) {
+      Error(remote.status().message());
+      return 1;
+    }
+    (*remote)->set_deadline(g.timeout);
+    r = (*remote)->Eval(f.model, *codec, src->get());
+  }
   if (!r.ok()) {
     Error(r.status().WithContext(input == "-" ? "<stdin>" : input).message());
     return 1;

@@ -261,6 +261,27 @@ Status RemoteClient::Verify(const std::string& model, ByteSource* in, CodecStats
   return Status::Ok();
 }
 
+Result<EvalResult> RemoteClient::Eval(const std::string& model, const CodecOptions& options, ByteSource* in) {
+  if (model.empty()) return Status::InvalidArgument("no model given (use -m NAME[:VERSION] or a model id)");
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  v1::EvalSummary summary;
+  auto stream = impl_->stub->Eval(&ctx, &summary);
+  v1::CompressRequest first;
+  first.mutable_options()->set_model(model);
+  first.mutable_options()->set_chunk_size(options.chunk_length);
+  first.mutable_options()->set_chunk_count(options.chunk_count);
+  if (in->SizeHint() >= 0) first.mutable_options()->set_size_hint(static_cast<uint64_t>(in->SizeHint()));
+  BOA_RETURN_IF_ERROR(SendAll(&ctx, stream.get(), std::move(first), in, address_));
+  EvalResult r;
+  r.bytes = summary.bytes();
+  r.chunks = summary.chunks();
+  r.predicted = summary.predicted();
+  r.cross_entropy_bits = summary.cross_entropy_bits();
+  r.ideal_code_bits = summary.ideal_code_bits();
+  return r;
+}
+
 Result<std::vector<v1::ModelInfo>> RemoteClient::ListModels() {
   BOA_ASSIGN_OR_RETURN(v1::ListModelsResponse r, CallUnary(impl_->stub.get(), &v1::Boa::Stub::ListModels,
                                                            v1::ListModelsRequest(), deadline_seconds_, address_));

@@ -34,6 +34,7 @@ class RemoteClient {
   Status Decompress(const std::string& model, ByteSource* in, ByteSink* out, CodecStats* stats,
                     const ProgressFn& progress);
   Status Verify(const std::string& model, ByteSource* in, CodecStats* stats);
+  Result<EvalResult> Eval(const std::string& model, const CodecOptions& options, ByteSource* in);
 
   Result<std::vector<v1::ModelInfo>> ListModels();
   Result<v1::ModelInfo> GetModel(const std::string& ref);

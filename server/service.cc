@@ -113,16 +113,17 @@ class SubmitCounter {
   bool complete_ = false;
 };
 
-// The client's .boa bytes as a ByteSource for the strict container reader.
+// A request stream's data messages as a ByteSource (after the first message).
+template <class Request>
 class RequestSource final : public ByteSource {
  public:
-  RequestSource(std::function<bool(v1::DecompressRequest*)> read, std::string first)
+  RequestSource(std::function<bool(Request*)> read, std::string first)
       : read_(std::move(read)), cur_(std::move(first)) {}
   Result<size_t> Read(uint8_t* buf, size_t n) override {
     size_t got = 0;
     while (got < n) {
       if (pos_ == cur_.size()) {
-        v1::DecompressRequest m;
+        Request m;
         if (!read_(&m)) break;
         if (!m.has_data()) return Status::InvalidArgument("only the first message may carry options");
         cur_ = std::move(*m.mutable_data());
@@ -138,13 +139,16 @@ class RequestSource final : public ByteSource {
     return got;
   }
   const std::string& name() const override { return name_; }
+  int64_t SizeHint() const override { return size_hint_; }
+  void set_size_hint(int64_t n) { size_hint_ = n; }
   uint64_t total() const { return total_; }
 
  private:
-  std::function<bool(v1::DecompressRequest*)> read_;
+  std::function<bool(Request*)> read_;
   std::string cur_;
   size_t pos_ = 0;
   uint64_t total_ = 0;
+  int64_t size_hint_ = -1;
   std::string name_ = "<request stream>";
 };
 
@@ -319,7 +323,7 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
   } else {
     initial = std::move(*first.mutable_data());
   }
-  RequestSource src(read, std::move(initial));
+  RequestSource<v1::DecompressRequest> src(read, std::move(initial));
   ContainerReader reader(&src);
   ContainerHeader header;
   BOA_RETURN_IF_ERROR(reader.ReadHeader(&header));
@@ -431,6 +435,38 @@ grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1:
   spdlog::info("[req {}] Verify model={} in={} out={} {:.2f}s -> {}", id, summary->model_id(), summary->input_bytes(),
                summary->output_bytes(), summary->seconds(), s.ok() ? "OK" : StatusCodeName(s.code()));
   return ToGrpc(s);
+}
+
+grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::CompressRequest>* reader,
+                              v1::EvalSummary* summary) {
+  const uint64_t id = next_request_id_++;
+  Admission admission(this);
+  if (!admission.status().ok()) return ToGrpc(admission.status());
+  v1::CompressRequest first;
+  if (!reader->Read(&first) || !first.has_options()) {
+    return ToGrpc(Status::InvalidArgument("Eval: the first message must carry the options"));
+  }
+  const v1::CompressOptions opt = first.options();
+  Result<std::shared_ptr<ResidentModel>> rm = store_->Acquire(opt.model());
+  if (!rm.ok()) return ToGrpc(rm.status());
+  CodecOptions co;
+  co.chunk_length = opt.chunk_size();
+  co.chunk_count = opt.chunk_count();
+  co.threads = config_.threads;
+  // A diagnostic: it runs the in-process evaluator, beside the scheduler's batches.
+  RequestSource<v1::CompressRequest> src([reader](v1::CompressRequest* m) { return reader->Read(m); }, "");
+  if (opt.size_hint()) src.set_size_hint(static_cast<int64_t>(opt.size_hint()));
+  Result<EvalResult> r = Evaluate((*rm)->model, &src, co);
+  Status s = r.ok() ? CheckCancelled(ctx) : r.status();
+  spdlog::info("[req {}] Eval model={} in={} -> {}", id, (*rm)->entry.Ref(), src.total(), s.ok() ? "OK" : StatusCodeName(s.code()));
+  if (!s.ok()) return ToGrpc(s);
+  summary->set_model_id((*rm)->entry.id);
+  summary->set_bytes(r->bytes);
+  summary->set_chunks(r->chunks);
+  summary->set_predicted(r->predicted);
+  summary->set_cross_entropy_bits(r->cross_entropy_bits);
+  summary->set_ideal_code_bits(r->ideal_code_bits);
+  return grpc::Status::OK;
 }
 
 grpc::Status BoaService::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*, v1::ListModelsResponse* resp) {

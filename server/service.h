@@ -33,6 +33,8 @@ class BoaService final : public boa::v1::Boa::Service {
                           grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) override;
   grpc::Status Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1::DecompressRequest>* reader,
                       v1::CodecSummary* summary) override;
+  grpc::Status Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::CompressRequest>* reader,
+                    v1::EvalSummary* summary) override;
   grpc::Status ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest* req, v1::ListModelsResponse* resp) override;
   grpc::Status GetModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) override;
   grpc::Status UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,

@@ -347,6 +347,11 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   EXPECT_EQ(sh(client + " -l data.bin.boa"), 0) << text("err.txt");
   EXPECT_NE(text("out.txt").find("format version"), std::string::npos);
   EXPECT_EQ(sh(client + " orig.bin -m m -o z.boa && cmp z.boa local.boa"), 0) << text("err.txt");
+  ASSERT_EQ(sh(client + " eval orig.bin -m m"), 0) << text("err.txt");
+  const std::string remote_eval = text("out.txt");
+  ASSERT_EQ(sh(client + " --local eval orig.bin -m m.boam"), 0) << text("err.txt");
+  EXPECT_EQ(remote_eval, text("out.txt")) << "eval on the server gives the in-process numbers";
+  EXPECT_NE(remote_eval.find("bits per byte"), std::string::npos);
   EXPECT_EQ(sh(client + " models list"), 0);
   EXPECT_NE(text("out.txt").find(model_.IdHex().substr(0, 12)), std::string::npos) << text("out.txt");
   EXPECT_EQ(sh(client + " models download m -o copy.boam && cmp copy.boam m.boam"), 0) << text("err.txt");
