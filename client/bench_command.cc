@@ -94,9 +94,9 @@ int RunBench(const BenchOptions& o) {
   }
   ::unlink(tmp.c_str());
   if (!o.model.empty()) {
-    Result<LoadedModel> m = LoadModelFile(o.model);
-    if (!m.ok()) {
-      std::fprintf(stderr, "boa-client: %s\n", m.status().message().c_str());
+    Result<std::unique_ptr<CodecBackend>> backend = OpenBackend(o.backend, o.model);
+    if (!backend.ok()) {
+      std::fprintf(stderr, "boa-client: %s\n", backend.status().message().c_str());
       return 1;
     }
     auto src = FileSource::Open(o.file);
@@ -110,16 +110,16 @@ int RunBench(const BenchOptions& o) {
     CountingSink sink;
     CodecStats stats;
     auto t0 = std::chrono::steady_clock::now();
-    Status s = Compress(*m, src->get(), &sink, co, &stats);
+    Status s = (*backend)->Compress(src->get(), &sink, co, &stats);
     if (!s.ok()) {
       std::fprintf(stderr, "boa-client: %s\n", s.WithContext(o.file).message().c_str());
       return 1;
     }
     Row r;
-    r.method = "boa (" + o.model + ")";
+    r.method = "boa (" + o.model + (o.backend.local ? "" : " on boad") + ")";
     r.bytes = sink.bytes;
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    r.extra = m->file_bytes;
+    r.extra = (*backend)->model_bytes();
     rows.push_back(r);
   }
   std::printf("%s: %" PRIu64 " bytes\n\n", o.file.c_str(), original);

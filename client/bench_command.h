@@ -4,11 +4,14 @@
 
 #include <string>
 
+#include "client/codec_backend.h"
+
 namespace boa::client {
 
 struct BenchOptions {
   std::string file;
-  std::string model;  // optional
+  std::string model;  // optional: a model file with backend.local, else a model on boad
+  BackendChoice backend;
   uint32_t chunk_length = 0;
   int threads = 0;
 };

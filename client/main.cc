@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "client/bench_command.h"
+#include "client/codec_backend.h"
 #include "client/experiment.h"
 #include "client/new_experiment.h"
 #include "client/progress.h"
@@ -99,6 +100,14 @@ Result<engine::Backend> ParseBackend(const std::string& s) {
   return Status::InvalidArgument("unknown backend '" + s + "' (expected auto, scalar or avx2)");
 }
 
+BackendChoice Choice(const GlobalOptions& g) {
+  BackendChoice c;
+  c.local = g.local;
+  c.server = g.server;
+  c.timeout = g.timeout;
+  return c;
+}
+
 bool ShowProgress(const GlobalOptions& g) {
   if (g.no_progress || g.quiet) return false;
   return g.progress || IsTerminal(2);
@@ -155,12 +164,8 @@ double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
 
-// Runs one codec operation in process or on the server; `out` is a null sink for verify.
-using CodecRunner = std::function<Status(Mode mode, ByteSource* in, ByteSink* out, const CodecOptions& options,
-                                         CodecStats* stats)>;
-
 // Compresses, decompresses or verifies one input; returns a status whose message names it.
-Status ProcessOne(Mode mode, const std::string& input, const CodecRunner& run, const CodecOptions& codec,
+Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, const CodecOptions& codec,
                   const GlobalOptions& g, const FileOptions& f) {
   const std::string label = input == "-" ? "<stdin>" : input;
   BOA_ASSIGN_OR_RETURN(std::string output, OutputPath(mode, input, f));
@@ -190,7 +195,9 @@ Status ProcessOne(Mode mode, const std::string& input, const CodecRunner& run, c
   o.progress = [&](uint64_t in, uint64_t outb) { progress.Update(in, outb); };
   CodecStats stats;
   auto start = std::chrono::steady_clock::now();
-  Status s = run(mode, src.get(), out, o, &stats);
+  Status s = mode == Mode::kCompress     ? backend.Compress(src.get(), out, o, &stats)
+             : mode == Mode::kDecompress ? backend.Decompress(src.get(), out, o, &stats)
+                                         : backend.Verify(src.get(), o, &stats);
   progress.Clear();
   if (!s.ok()) return s.WithContext(label);
   if (file) {
@@ -233,39 +240,14 @@ int RunFiles(Mode mode, const GlobalOptions& g, FileOptions f) {
     Error(codec.status().message());
     return 1;
   }
-  CodecRunner run;
-  LoadedModel model;
-  std::unique_ptr<RemoteClient> remote;
-  if (g.local) {
-    Result<LoadedModel> m = LoadModel(f.model);
-    if (!m.ok()) {
-      Error(m.status().message());
-      return 1;
-    }
-    model = std::move(*m);
-    run = [&model](Mode mode, ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) {
-      return mode == Mode::kCompress ? Compress(model, in, out, o, stats) : Decompress(model, in, out, o, stats);
-    };
-  } else {
-    Result<std::unique_ptr<RemoteClient>> r = RemoteClient::Connect(ServerAddress(g.server));
-    if (!r.ok()) {
-      Error(r.status().message());
-      return 1;
-    }
-    remote = std::move(*r);
-    remote->set_deadline(g.timeout);
-    run = [&remote, &f](Mode mode, ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) {
-      switch (mode) {
-        case Mode::kCompress: return remote->Compress(f.model, o, in, out, stats, o.progress);
-        case Mode::kDecompress: return remote->Decompress(f.model, in, out, stats, o.progress);
-        case Mode::kVerify: return remote->Verify(f.model, in, stats);
-      }
-      return Status::Internal("unknown mode");
-    };
+  Result<std::unique_ptr<CodecBackend>> backend = OpenBackend(Choice(g), f.model);
+  if (!backend.ok()) {
+    Error(backend.status().message());
+    return 1;
   }
   int rc = 0;
   for (const std::string& input : f.inputs) {
-    Status s = ProcessOne(mode, input, run, *codec, g, f);
+    Status s = ProcessOne(mode, input, **backend, *codec, g, f);
     if (!s.ok()) {
       Error(s.message());
       rc = 1;
@@ -778,7 +760,7 @@ int Main(int argc, char** argv) {
   std::string bench_chunk;
   auto* bench_cmd = app.add_subcommand("bench", "Compare boa with xz, zstd, brotli, bzip3 and bzip2 on a file");
   bench_cmd->add_option("file", bench.file, "File to compress")->required();
-  bench_cmd->add_option("-m,--model", bench.model, "Model file (omit for the baselines only)");
+  bench_cmd->add_option("-m,--model", bench.model, "Model on boad, or a model file with --local (omit for the baselines only)");
   bench_cmd->add_option("--chunk-size", bench_chunk, "Bytes per chunk for boa (default 64K)");
   bench_cmd->add_option("-T,--threads", bench.threads, "Threads for boa (default: all cores)");
   auto* new_exp = app.add_subcommand("new-experiment", "Create experiments/NAME/NAME.yaml interactively (answers may be piped)");
@@ -839,11 +821,13 @@ int Main(int argc, char** argv) {
       }
       bench.chunk_length = *n;
     }
+    bench.backend = Choice(g);
     return RunBench(bench);
   }
   if (new_exp->parsed()) return NewExperiment(std::cin, std::cout, std::cerr);
   if (run_cmd->parsed()) {
     run.quiet = g.quiet;
+    run.backend = Choice(g);
 #ifdef BOA_WITH_TRAIN
     run.progress = TrainProgress(g);
 #endif

@@ -40,11 +40,11 @@ double Since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
 }
 
-Status CodeFile(bool compress, const LoadedModel& model, const std::string& in_path, const std::string& out_path,
+Status CodeFile(bool compress, CodecBackend& backend, const std::string& in_path, const std::string& out_path,
                 const CodecOptions& o, CodecStats* stats) {
   BOA_ASSIGN_OR_RETURN(auto in, FileSource::Open(in_path));
   BOA_ASSIGN_OR_RETURN(auto out, AtomicOutputFile::Create(out_path, true));
-  Status s = compress ? Compress(model, in.get(), out.get(), o, stats) : Decompress(model, in.get(), out.get(), o, stats);
+  Status s = compress ? backend.Compress(in.get(), out.get(), o, stats) : backend.Decompress(in.get(), out.get(), o, stats);
   if (!s.ok()) return s.WithContext(in_path);
   return out->Commit(in_path);
 }
@@ -141,6 +141,20 @@ int RunExperiment(const RunOptions& o) {
     Fail(model.status().message() + (c.model_path.empty() ? " (train it first: boa-client run --config " + o.config + " --train-only)" : ""));
     return 1;
   }
+  std::unique_ptr<CodecBackend> backend;
+  if (o.backend.local) {
+    backend = LocalBackend(std::move(*model));
+  } else {
+    Result<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(ServerAddress(o.backend.server));
+    Result<std::string> ref = client.ok() ? EnsureOnServer(**client, model_path, *model, c.name)
+                                          : Result<std::string>(client.status());
+    if (!ref.ok()) {
+      Fail(ref.status().message());
+      return 1;
+    }
+    (*client)->set_deadline(o.backend.timeout);
+    backend = RemoteBackend(std::move(*client), *ref, model->file_bytes);
+  }
   timings.Add("load model", Since(t0));
 
   CodecOptions co;
@@ -150,7 +164,7 @@ int RunExperiment(const RunOptions& o) {
   CodecStats cs, ds;
   if (do_compress) {
     t0 = std::chrono::steady_clock::now();
-    Status s = CodeFile(true, *model, to_compress, packed, co, &cs);
+    Status s = CodeFile(true, *backend, to_compress, packed, co, &cs);
     if (!s.ok()) {
       Fail(s.message());
       return 1;
@@ -164,7 +178,7 @@ int RunExperiment(const RunOptions& o) {
   }
   if (do_decompress) {
     t0 = std::chrono::steady_clock::now();
-    Status s = CodeFile(false, *model, packed, unpacked, co, &ds);
+    Status s = CodeFile(false, *backend, packed, unpacked, co, &ds);
     if (!s.ok()) {
       Fail(s.message());
       return 1;

@@ -5,6 +5,7 @@
 #include <functional>
 #include <string>
 
+#include "client/codec_backend.h"
 #include "client/experiment.h"
 
 namespace boa::client {
@@ -18,6 +19,9 @@ struct RunOptions {
   std::string precision;   // overrides the config's precision
   bool quiet = false;
   int threads = 0;
+  // Compression and decompression run on boad unless backend.local (training runs here; the
+  // model is uploaded to the server's store under the experiment's name if it is not there).
+  BackendChoice backend;
   // Training progress lines (see TrainOptions::progress); empty: none.
   std::function<void(const std::string&, bool)> progress;
 };

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# The main job end to end: install, build, generate the sample jet-feature table, run the
-# `jets` experiment (train a small model for up to two minutes, compress, decompress,
-# verify, timings), and print the sizes next to xz and zstd.
+# The main job end to end: install, build, start boad on a free loopback port, generate the
+# sample jet-feature table, run the `jets` experiment (train a small model for up to two
+# minutes, register it on boad, compress and decompress through boad, verify, timings),
+# and print the sizes next to xz and zstd.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
@@ -10,8 +11,18 @@ BIN=${BUILD_DIR:-build}
 CLIENT="$BIN/client/boa-client"
 EXP=experiments/jets
 
+# The daemon, with a scratch model store; stopped (SIGTERM: it drains) when this script ends.
+STORE=$(mktemp -d /tmp/boa-demo-XXXXXX)
+"$BIN/server/boad" --listen 127.0.0.1:0 --model-dir "$STORE/models" --log-level warn > "$STORE/boad.out" &
+BOAD_PID=$!
+trap 'kill $BOAD_PID 2>/dev/null; wait $BOAD_PID 2>/dev/null; rm -rf "$STORE"' EXIT
+for _ in $(seq 100); do grep -q "port" "$STORE/boad.out" 2>/dev/null && break; sleep 0.1; done
+export BOA_SERVER="127.0.0.1:$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$STORE/boad.out")"
+echo "boad is serving on $BOA_SERVER"
+
 BIN="$PWD/$BIN" "$EXP/make_data.sh"
 "$CLIENT" run --config jets --verify --show-timings
+"$CLIENT" status
 "$CLIENT" info "$EXP/jets.boa"
 
 orig=$(stat -c %s "$EXP/jets.f32")

@@ -352,6 +352,15 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   ASSERT_EQ(sh(client + " --local eval orig.bin -m m.boam"), 0) << text("err.txt");
   EXPECT_EQ(remote_eval, text("out.txt")) << "eval on the server gives the in-process numbers";
   EXPECT_NE(remote_eval.find("bits per byte"), std::string::npos);
+  // run (a given model: uploaded to the store on first use) and bench go through boad too.
+  std::ofstream(d + "/tiny.yaml") << "name: tiny\nfile_path: orig.bin\nmodel_path: m.boam\nprogress: false\n"
+                                     "compression: {chunks_count: 3}\n";
+  ASSERT_EQ(sh(client + " run --config tiny.yaml --verify"), 0) << text("err.txt");
+  EXPECT_NE(text("out.txt").find("verify: "), std::string::npos) << text("out.txt");
+  ASSERT_EQ(sh(client + " --local compress orig.bin -m m.boam --chunks 3 -o three.boa"), 0) << text("err.txt");
+  EXPECT_EQ(ReadFile(d + "/tiny.boa", 1 << 30).value(), ReadFile(d + "/three.boa", 1 << 30).value());
+  ASSERT_EQ(sh(client + " bench orig.bin -m m"), 0) << text("err.txt");
+  EXPECT_NE(text("out.txt").find("boa (m on boad)"), std::string::npos) << text("out.txt");
   EXPECT_EQ(sh(client + " models list"), 0);
   EXPECT_NE(text("out.txt").find(model_.IdHex().substr(0, 12)), std::string::npos) << text("out.txt");
   EXPECT_EQ(sh(client + " models download m -o copy.boam && cmp copy.boam m.boam"), 0) << text("err.txt");

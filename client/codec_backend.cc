@@ -1,0 +1,88 @@
+// The two codec backends of boa-client.
+#include "client/codec_backend.h"
+
+namespace boa::client {
+
+namespace {
+
+class NullSink final : public ByteSink {
+ public:
+  Status Write(const uint8_t*, size_t) override { return Status::Ok(); }
+};
+
+class Local final : public CodecBackend {
+ public:
+  explicit Local(LoadedModel m) : model_(std::move(m)) {}
+  Status Compress(ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) override {
+    return boa::Compress(model_, in, out, o, stats);
+  }
+  Status Decompress(ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) override {
+    return boa::Decompress(model_, in, out, o, stats);
+  }
+  Status Verify(ByteSource* in, const CodecOptions& o, CodecStats* stats) override {
+    NullSink sink;
+    return boa::Decompress(model_, in, &sink, o, stats);
+  }
+  uint64_t model_bytes() const override { return model_.file_bytes; }
+
+ private:
+  LoadedModel model_;
+};
+
+class Remote final : public CodecBackend {
+ public:
+  Remote(std::unique_ptr<RemoteClient> c, std::string model, uint64_t bytes)
+      : client_(std::move(c)), model_(std::move(model)), bytes_(bytes) {}
+  Status Compress(ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) override {
+    return client_->Compress(model_, o, in, out, stats, o.progress);
+  }
+  Status Decompress(ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) override {
+    return client_->Decompress(model_, in, out, stats, o.progress);
+  }
+  Status Verify(ByteSource* in, const CodecOptions&, CodecStats* stats) override {
+    return client_->Verify(model_, in, stats);
+  }
+  uint64_t model_bytes() const override { return bytes_; }
+
+ private:
+  std::unique_ptr<RemoteClient> client_;
+  std::string model_;
+  uint64_t bytes_;
+};
+
+}  // namespace
+
+std::unique_ptr<CodecBackend> LocalBackend(LoadedModel model) { return std::make_unique<Local>(std::move(model)); }
+
+std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<RemoteClient> client, std::string model,
+                                            uint64_t model_bytes) {
+  return std::make_unique<Remote>(std::move(client), std::move(model), model_bytes);
+}
+
+Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, const std::string& model) {
+  if (choice.local) {
+    if (model.empty()) return Status::InvalidArgument("no model given (use -m MODEL)");
+    BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(model));
+    return LocalBackend(std::move(m));
+  }
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<RemoteClient> c, RemoteClient::Connect(ServerAddress(choice.server)));
+  c->set_deadline(choice.timeout);
+  uint64_t bytes = 0;
+  if (!model.empty()) {
+    BOA_ASSIGN_OR_RETURN(v1::ModelInfo info, c->GetModel(model));
+    bytes = info.file_bytes();
+  }
+  return RemoteBackend(std::move(c), model, bytes);
+}
+
+Result<std::string> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
+                                   const std::string& name) {
+  const std::string id = model.IdHex();
+  Result<v1::ModelInfo> found = client.GetModel(id);
+  if (found.ok()) return id;
+  if (found.status().code() != StatusCode::kNotFound) return found.status();
+  BOA_ASSIGN_OR_RETURN(v1::ModelInfo up, client.UploadModel(path, name, 0));
+  return up.id();
+}
+
+}  // namespace boa::client

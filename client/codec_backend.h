@@ -1,0 +1,46 @@
+// Where boa-client's codec work runs: in this process with a model file (--local), or on
+// boad with a model from its store. Both write the same .boa bytes (the determinism
+// contract), so every command can take either.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "client/remote.h"
+#include "common/codec/codec.h"
+#include "common/model/model.h"
+#include "common/util/io.h"
+#include "common/util/status.h"
+
+namespace boa::client {
+
+class CodecBackend {
+ public:
+  virtual ~CodecBackend() = default;
+  virtual Status Compress(ByteSource* in, ByteSink* out, const CodecOptions& options, CodecStats* stats) = 0;
+  virtual Status Decompress(ByteSource* in, ByteSink* out, const CodecOptions& options, CodecStats* stats) = 0;
+  virtual Status Verify(ByteSource* in, const CodecOptions& options, CodecStats* stats) = 0;
+  // Size of the model file, for ratios that count the model.
+  virtual uint64_t model_bytes() const = 0;
+};
+
+std::unique_ptr<CodecBackend> LocalBackend(LoadedModel model);
+// `model`: a reference in the server's store (may be empty for decompress/verify).
+std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<RemoteClient> client, std::string model,
+                                            uint64_t model_bytes = 0);
+
+struct BackendChoice {
+  bool local = false;      // --local
+  std::string server;      // --server (empty: $BOA_SERVER or localhost:50051)
+  double timeout = 0;      // --timeout, server requests only
+};
+// --local: `model` is a model file (required); else a reference in the server's store
+// (empty allowed: decompress and verify take the stream's model).
+Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, const std::string& model);
+
+// Makes a local model file available on the server: finds it by id, or uploads it as
+// `name` (next version). Returns its reference (the id).
+Result<std::string> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
+                                   const std::string& name);
+
+}  // namespace boa::client
