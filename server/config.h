@@ -14,7 +14,7 @@ struct ServerConfig {
   std::string listen = "127.0.0.1:50051";
   std::string model_dir = "models";
   int threads = 0;             // step threads per model; 0 = all cores
-  int lanes = 256;             // lanes per model (split over its threads)
+  int lanes = 256;             // lanes on the device, shared by all resident models
   uint64_t memory_budget = 4ull << 30;  // resident models
   int queue_limit = 64;        // codec requests open at once; more get RESOURCE_EXHAUSTED
   std::string log_level = "info";

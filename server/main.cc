@@ -77,6 +77,7 @@ int main(int argc, char** argv) {
   const int step_threads = cfg.threads > 0 ? cfg.threads : DefaultThreadCount();
   so.scheduler.threads = step_threads;
   so.scheduler.lanes_per_thread = std::max(1, cfg.lanes / step_threads);
+  so.scheduler.device_lanes = std::make_shared<LaneBudget>(static_cast<uint32_t>(cfg.lanes));
   std::vector<std::string> warnings;
   Result<std::unique_ptr<ModelStore>> store = ModelStore::Open(so, &warnings);
   if (!store.ok()) return Fail(2, store.status().message());
@@ -103,8 +104,8 @@ int main(int argc, char** argv) {
   // The port actually bound (":0" picks a free one): tests and scripts read this line.
   std::printf("boad listening on %s port %d\n", cfg.listen.c_str(), port);
   std::fflush(stdout);
-  spdlog::info("boad {} serving on {} (port {}), models in {}, {} step threads x {} lanes per model", BOA_VERSION,
-               cfg.listen, port, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread);
+  spdlog::info("boad {} serving on {} (port {}), models in {}, {} step threads x {} lanes per model, {} lanes on the device", BOA_VERSION,
+               cfg.listen, port, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread, cfg.lanes);
 
   std::thread waiter([&] { server->Wait(); });
   int sig = 0;

@@ -28,12 +28,64 @@ struct SchedulerRequest::State {
 struct ChunkScheduler::Lane {
   std::shared_ptr<SchedulerRequest::State> owner;
   ChunkJob job;
-  size_t pos = 0;
+  size_t pos = 0;     // next byte to code
+  size_t fed = 0;     // encoding: bytes fed to the model so far (runs ahead of pos)
+  bool coding = false;   // encoding: rows of it are with the coder thread
+  bool dropped = false;  // its request failed: no more input, freed once not coding
   std::vector<uint8_t> payload;  // encode: first byte + range code
   std::vector<uint8_t> out;      // decode: the chunk's bytes
   std::unique_ptr<RangeEncoder> encoder;
   std::unique_ptr<RangeDecoder> decoder;
 };
+
+namespace {
+
+// Runs one task at a time on its own thread: a step thread hands it the range coding of its
+// encoding lanes and goes on with the next model step.
+class CoderThread {
+ public:
+  CoderThread() : thread_([this] { Run(); }) {}
+  ~CoderThread() {
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    cv_.notify_all();
+    thread_.join();
+  }
+  void Submit(std::function<void()> task) {
+    std::lock_guard<std::mutex> lk(mu_);
+    task_ = std::move(task);
+    busy_ = true;
+    cv_.notify_all();
+  }
+  void Wait() {
+    std::unique_lock<std::mutex> lk(mu_);
+    cv_.wait(lk, [&] { return !busy_; });
+  }
+
+ private:
+  void Run() {
+    std::unique_lock<std::mutex> lk(mu_);
+    for (;;) {
+      cv_.wait(lk, [&] { return busy_ || stop_; });
+      if (!busy_) return;
+      std::function<void()> task = std::move(task_);
+      lk.unlock();
+      task();
+      lk.lock();
+      busy_ = false;
+      cv_.notify_all();
+    }
+  }
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::function<void()> task_;
+  bool busy_ = false, stop_ = false;
+  std::thread thread_;
+};
+
+}  // namespace
 
 ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options)
     : engine_(std::move(engine)), options_(options) {
@@ -130,11 +182,20 @@ void ChunkScheduler::StepThread(int index) {
   std::vector<Lane> lanes(L);
   std::vector<int> free_lanes, active;
   for (int i = L - 1; i >= 0; --i) free_lanes.push_back(i);
-  std::vector<uint32_t> cum(static_cast<size_t>(rows_per_step) * 257);
+  // Two frequency buffers: the coder thread reads the last step's while the model writes the
+  // next one's.
+  std::vector<uint32_t> cum[2] = {std::vector<uint32_t>(static_cast<size_t>(rows_per_step) * 257),
+                                  std::vector<uint32_t>(static_cast<size_t>(rows_per_step) * 257)};
+  int buf = 0;
+  CoderThread coder;
+  struct Coding {
+    int lane;
+    size_t row, count;
+  };
+  std::vector<Coding> coding;  // the task with the coder thread
   std::vector<engine::LaneInput> inputs;
   struct Finished {
-    std::shared_ptr<SchedulerRequest::State> owner;
-    uint64_t index;
+    int lane;
     ChunkResult result;
     Status status;
   };
@@ -142,33 +203,39 @@ void ChunkScheduler::StepThread(int index) {
 
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    // Deliver what the last step finished, free lanes of failed requests, admit new chunks.
+    // Deliver what finished, free lanes of failed requests (once the coder is done with
+    // them), admit new chunks.
     for (Finished& f : finished) {
+      Lane& ln = lanes[f.lane];
       if (f.status.ok()) {
-        Deliver(*f.owner, f.index, std::move(f.result));
+        Deliver(*ln.owner, ln.job.index, std::move(f.result));
       } else {
-        Fail(*f.owner, f.status);
+        Fail(*ln.owner, f.status);
       }
+      ln.dropped = true;
     }
     finished.clear();
     size_t keep = 0;
     for (int lane : active) {
       Lane& ln = lanes[lane];
-      if (ln.owner->failed.ok()) {
+      if (!ln.owner->failed.ok()) ln.dropped = true;
+      if (!ln.dropped || ln.coding) {
         active[keep++] = lane;
         continue;
       }
       --ln.owner->lanes;
       --lanes_in_use_;
+      if (options_.device_lanes) options_.device_lanes->Give();
       ln = Lane();
       free_lanes.push_back(lane);
     }
     active.resize(keep);
+    bool device_full = false;
     // Admit up to this thread's share of the work, so one thread does not take every chunk
     // while the others idle.
     const uint64_t n_threads = threads_.size() ? threads_.size() : 1;
     const uint64_t share = std::max<uint64_t>(1, (lanes_in_use_ + queued_chunks_ + n_threads - 1) / n_threads);
-    while (!free_lanes.empty() && active.size() < share) {
+    while (!stop_ && !free_lanes.empty() && active.size() < share) {
       ChunkJob job;
       std::shared_ptr<SchedulerRequest::State> owner;
       if (!PickJob(&job, &owner)) break;
@@ -182,12 +249,23 @@ void ChunkScheduler::StepThread(int index) {
         Deliver(*owner, job.index, std::move(r));
         continue;
       }
+      if (options_.device_lanes && !options_.device_lanes->TryTake()) {
+        // Every lane of the device is busy (other models): the chunk goes back to the front.
+        owner->queued.push_front(std::move(job));
+        ++queued_chunks_;
+        if (!owner->in_ready) {
+          owner->in_ready = true;
+          ready_[owner->priority == Priority::kOnline ? 1 : 0].push_front(owner);
+        }
+        device_full = true;
+        break;
+      }
       int lane = free_lanes.back();
       free_lanes.pop_back();
       Lane& ln = lanes[lane];
       ln.owner = owner;
       ln.job = std::move(job);
-      ln.pos = 1;
+      ln.pos = ln.fed = 1;
       if (ln.job.decode) {
         ln.out.resize(ln.job.record.original_length);
         ln.out[0] = ln.job.record.payload[0];
@@ -201,9 +279,14 @@ void ChunkScheduler::StepThread(int index) {
       ++lanes_in_use_;
       owner->peak_lanes = std::max(owner->peak_lanes, ++owner->lanes);
     }
-    if (stop_) break;
+    if (stop_) break;  // the coder thread finishes its task before `lanes` goes away
     if (active.empty()) {
-      work_cv_.wait(lk);
+      // Lanes freed by another model's scheduler do not wake this one: look again soon.
+      if (device_full) {
+        work_cv_.wait_for(lk, std::chrono::milliseconds(5));
+      } else {
+        work_cv_.wait(lk);
+      }
       continue;
     }
     ++steps_;
@@ -211,73 +294,87 @@ void ChunkScheduler::StepThread(int index) {
 
     // A decoding lane needs each byte before its next step; an encoding lane knows all its
     // bytes and may feed several per step (chunk mode: the same frequencies, fewer calls).
-    size_t decoding = 0;
-    for (int lane : active) decoding += lanes[lane].job.decode;
-    const size_t encoding = active.size() - decoding;
+    size_t decoding = 0, encoding = 0;
+    for (int lane : active) {
+      const Lane& ln = lanes[lane];
+      if (ln.dropped) continue;
+      decoding += ln.job.decode;
+      encoding += !ln.job.decode && ln.fed < ln.job.bytes.size();
+    }
     const size_t per_encode =
         encoding ? std::max<size_t>(1, (static_cast<size_t>(rows_per_step) - decoding) / encoding) : 1;
     inputs.clear();
     for (int lane : active) {
       Lane& ln = lanes[lane];
+      if (ln.dropped) continue;
       if (ln.job.decode) {
         inputs.push_back(engine::LaneInput{lane, &ln.out[ln.pos - 1], 1});
-      } else {
-        size_t n = std::min(per_encode, ln.job.bytes.size() - ln.pos);
-        inputs.push_back(engine::LaneInput{lane, &ln.job.bytes[ln.pos - 1], static_cast<int>(n)});
+      } else if (ln.fed < ln.job.bytes.size()) {
+        size_t n = std::min(per_encode, ln.job.bytes.size() - ln.fed);
+        inputs.push_back(engine::LaneInput{lane, &ln.job.bytes[ln.fed - 1], static_cast<int>(n)});
+        ln.fed += n;
       }
     }
-    session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
-    size_t keep_active = 0, row = 0;
-    for (size_t r = 0; r < active.size(); ++r) {
-      const int lane = active[r];
-      Lane& ln = lanes[lane];
-      bool done = false;
-      Finished f;
-      if (ln.job.decode) {
-        const uint32_t* c = &cum[row++ * 257];
-        int sym = ln.decoder->Decode(c);
-        if (sym < 0) {
-          f.status = Status::DataLoss("corrupt .boa: chunk " + std::to_string(ln.job.index) + ": coded data is inconsistent");
-          done = true;
-        } else {
-          ln.out[ln.pos++] = static_cast<uint8_t>(sym);
-          if (ln.pos == ln.out.size()) {
-            f.result.decoded = std::move(ln.out);
-            done = true;
-          }
-        }
-      } else {
-        for (int k = 0; k < inputs[r].count; ++k) {
-          const uint32_t* c = &cum[row++ * 257];
-          uint8_t b = ln.job.bytes[ln.pos++];
-          ln.encoder->Encode(c[b], c[b + 1] - c[b]);
-        }
-        if (ln.pos == ln.job.bytes.size()) {
-          ln.encoder->Finish();
-          f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
-          done = true;
-        }
-      }
-      if (!done) {
-        active[keep_active++] = lane;
+    const uint32_t* c = cum[buf].data();
+    if (!inputs.empty()) session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum[buf].data());
+    // Decoding lanes now; encoding rows go to the coder thread after its last task.
+    std::vector<Coding> next;
+    size_t row = 0;
+    for (const engine::LaneInput& in : inputs) {
+      Lane& ln = lanes[in.lane];
+      if (!ln.job.decode) {
+        next.push_back(Coding{in.lane, row, static_cast<size_t>(in.count)});
+        row += static_cast<size_t>(in.count);
         continue;
       }
-      f.owner = ln.owner;
-      f.index = ln.job.index;
-      finished.push_back(std::move(f));
-      lk.lock();  // lane bookkeeping is shared with stats()
-      --ln.owner->lanes;
-      --lanes_in_use_;
-      lk.unlock();
-      ln = Lane();
-      free_lanes.push_back(lane);
+      int sym = ln.decoder->Decode(&c[row++ * 257]);
+      if (sym < 0) {
+        finished.push_back(Finished{in.lane, {}, Status::DataLoss("corrupt .boa: chunk " + std::to_string(ln.job.index) +
+                                                                  ": coded data is inconsistent")});
+        ln.dropped = true;
+        continue;
+      }
+      ln.out[ln.pos++] = static_cast<uint8_t>(sym);
+      if (ln.pos == ln.out.size()) {
+        Finished f{in.lane, {}, Status::Ok()};
+        f.result.decoded = std::move(ln.out);
+        finished.push_back(std::move(f));
+        ln.dropped = true;
+      }
     }
-    active.resize(keep_active);
+    coder.Wait();
+    for (const Coding& w : coding) {
+      Lane& ln = lanes[w.lane];
+      ln.coding = false;
+      if (ln.pos == ln.job.bytes.size() && !ln.dropped) {
+        Finished f{w.lane, {}, Status::Ok()};
+        f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
+        finished.push_back(std::move(f));
+        ln.dropped = true;
+      }
+    }
+    coding = std::move(next);
+    if (!coding.empty()) {
+      for (const Coding& w : coding) lanes[w.lane].coding = true;
+      coder.Submit([&lanes, work = coding, c] {
+        for (const Coding& w : work) {
+          Lane& ln = lanes[w.lane];
+          for (size_t k = 0; k < w.count; ++k) {
+            const uint32_t* t = &c[(w.row + k) * 257];
+            uint8_t b = ln.job.bytes[ln.pos++];
+            ln.encoder->Encode(t[b], t[b + 1] - t[b]);
+          }
+          if (ln.pos == ln.job.bytes.size()) ln.encoder->Finish();
+        }
+      });
+      buf ^= 1;
+    }
     lk.lock();
   }
   for (int lane : active) {
     --lanes[lane].owner->lanes;
     --lanes_in_use_;
+    if (options_.device_lanes) options_.device_lanes->Give();
   }
 }
 

@@ -7,6 +7,7 @@
 // shares the batch.
 #pragma once
 
+#include <atomic>
 #include <chrono>
 #include <condition_variable>
 #include <cstdint>
@@ -33,6 +34,25 @@ struct ChunkResult {
 };
 
 class ChunkScheduler;
+
+// The lanes of one device, shared by every resident model's scheduler: a chunk holds one
+// while it runs, so the device never runs more than its lane count at once.
+class LaneBudget {
+ public:
+  explicit LaneBudget(uint32_t lanes) : free_(lanes) {}
+  bool TryTake() {
+    uint32_t f = free_.load();
+    while (f > 0) {
+      if (free_.compare_exchange_weak(f, f - 1)) return true;
+    }
+    return false;
+  }
+  void Give() { ++free_; }
+  uint32_t free() const { return free_.load(); }
+
+ private:
+  std::atomic<uint32_t> free_;
+};
 
 // A chunk to code: bytes to encode, or a record to decode.
 struct ChunkJob {
@@ -73,9 +93,10 @@ class ChunkScheduler {
     int threads = 1;              // step threads, each with its own lanes
     int lanes_per_thread = 64;
     size_t window_bytes = 8u << 20;  // per request: chunk bytes queued, running or unread
-    // Called between waits of a request's Submit/Next; true cancels it (client gone,
-    // deadline passed). Polled every `poll` at most.
+    // A request's cancellation check is polled at this interval while it waits.
     std::chrono::milliseconds poll{20};
+    // Shared with the other models on the device (may be null: no device-wide limit).
+    std::shared_ptr<LaneBudget> device_lanes;
   };
   struct Stats {
     uint32_t lanes = 0;          // total lanes (threads x lanes_per_thread)

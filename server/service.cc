@@ -414,9 +414,10 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
         return stream->Write(r);
       },
       &summary);
-  spdlog::info("[req {}] Decompress model={} in={} out={} {:.2f}s peak_lanes={} -> {}", id, summary.model_id(),
-               summary.input_bytes(), summary.output_bytes(), summary.seconds(), summary.peak_lanes(),
-               s.ok() ? "OK" : StatusCodeName(s.code()));
+  spdlog::info("[req {}] Decompress model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id,
+               summary.model_id(), summary.input_bytes(), summary.output_bytes(),
+               summary.input_bytes() ? double(summary.output_bytes()) / summary.input_bytes() : 0.0, summary.seconds(),
+               summary.peak_lanes(), s.ok() ? "OK" : StatusCodeName(s.code()));
   if (!s.ok()) return ToGrpc(s);
   v1::DecompressResponse end;
   *end.mutable_summary() = summary;

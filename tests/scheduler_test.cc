@@ -177,6 +177,37 @@ TEST(Scheduler, CancelFreesLanesAtOnce) {
   EXPECT_EQ(req->Next(&r).code(), StatusCode::kCancelled);
 }
 
+TEST(Scheduler, ModelsShareTheDeviceLanes) {
+  LoadedModel a = testing::MakeModel(16, 1, 3), b = testing::MakeModel(16, 1, 4);
+  ChunkScheduler::Options o = SmallOptions(1, 4);
+  o.device_lanes = std::make_shared<LaneBudget>(3);
+  ChunkScheduler sa(MakeEngine(a), o), sb(MakeEngine(b), o);
+  auto ra = sa.Open(Priority::kBulk, nullptr);
+  auto rb = sb.Open(Priority::kBulk, nullptr);
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(ra->SubmitEncode(testing::RandomBytes(30000, i)).ok());
+    ASSERT_TRUE(rb->SubmitEncode(testing::RandomBytes(30000, 10 + i)).ok());
+  }
+  std::atomic<bool> done{false};
+  uint32_t most = 0;
+  std::thread watch([&] {
+    while (!done) {
+      most = std::max(most, sa.stats().lanes_in_use + sb.stats().lanes_in_use);
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  ChunkResult r;
+  for (int i = 0; i < 4; ++i) {
+    ASSERT_TRUE(ra->Next(&r).ok());
+    ASSERT_TRUE(rb->Next(&r).ok());
+  }
+  done = true;
+  watch.join();
+  EXPECT_LE(most, 3u) << "never more chunks running than the device has lanes";
+  EXPECT_GE(most, 2u);
+  EXPECT_EQ(o.device_lanes->free(), 3u) << "every lane given back";
+}
+
 TEST(Scheduler, CancellationCheckIsPolled) {
   LoadedModel m = testing::MakeModel(64, 2, 3);
   ChunkScheduler sched(MakeEngine(m), SmallOptions(1, 2));
