@@ -1,12 +1,14 @@
 // A real boad on a free loopback port, driven through the client library and boa-client:
-// round trips equal the in-process codec byte for byte, concurrency never changes a
+// health and reflection are served, round trips equal the in-process codec byte for byte, concurrency never changes a
 // request's output, each status code is provoked on purpose, cancelled and dead clients free
 // their lanes, and SIGTERM drains running requests.
+#include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <filesystem>
@@ -16,6 +18,8 @@
 #include "client/remote.h"
 #include "common/format/container.h"
 #include "common/util/hash.h"
+#include "grpc/health/v1/health.grpc.pb.h"
+#include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/test_util.h"
 
 namespace boa {
@@ -146,6 +150,34 @@ TEST_F(ServerTest, RoundTripsEqualTheInProcessCodec) {
   std::vector<uint8_t> data = testing::FloatTable(50000, 1), back;
   ASSERT_TRUE(RemoteDecompress(*c, Local(data, 10000), &back).ok());
   EXPECT_EQ(back, data);
+}
+
+TEST_F(ServerTest, ServesHealthAndReflection) {
+  auto boad = Start();
+  auto channel = grpc::CreateChannel(boad->address(), grpc::InsecureChannelCredentials());
+  grpc::health::v1::HealthCheckRequest hreq;
+  grpc::health::v1::HealthCheckResponse hresp;
+  for (const char* service : {"", "boa.v1.Boa"}) {
+    grpc::ClientContext ctx;
+    hreq.set_service(service);
+    ASSERT_TRUE(grpc::health::v1::Health::NewStub(channel)->Check(&ctx, hreq, &hresp).ok());
+    EXPECT_EQ(hresp.status(), grpc::health::v1::HealthCheckResponse::SERVING) << service;
+  }
+  grpc::ClientContext ctx;
+  auto stream = grpc::reflection::v1alpha::ServerReflection::NewStub(channel)->ServerReflectionInfo(&ctx);
+  grpc::reflection::v1alpha::ServerReflectionRequest req;
+  req.set_list_services("*");
+  ASSERT_TRUE(stream->Write(req));
+  stream->WritesDone();
+  grpc::reflection::v1alpha::ServerReflectionResponse resp;
+  ASSERT_TRUE(stream->Read(&resp));
+  std::vector<std::string> names;
+  for (const auto& svc : resp.list_services_response().service()) names.push_back(svc.name());
+  EXPECT_NE(std::find(names.begin(), names.end(), "boa.v1.Boa"), names.end());
+  EXPECT_NE(std::find(names.begin(), names.end(), "grpc.health.v1.Health"), names.end());
+  while (stream->Read(&resp)) {
+  }
+  EXPECT_TRUE(stream->Finish().ok());
 }
 
 TEST_F(ServerTest, OutputDoesNotDependOnConcurrentRequests) {
