@@ -29,15 +29,6 @@ bool HaveTool(const std::string& tool) {
   return std::system(("command -v " + tool + " >/dev/null 2>&1").c_str()) == 0;
 }
 
-class CountingSink final : public ByteSink {
- public:
-  Status Write(const uint8_t*, size_t n) override {
-    bytes += n;
-    return Status::Ok();
-  }
-  uint64_t bytes = 0;
-};
-
 struct Row {
   std::string method;
   uint64_t bytes = 0;

@@ -5,11 +5,6 @@ namespace boa::client {
 
 namespace {
 
-class NullSink final : public ByteSink {
- public:
-  Status Write(const uint8_t*, size_t) override { return Status::Ok(); }
-};
-
 class Local final : public CodecBackend {
  public:
   explicit Local(LoadedModel m) : model_(std::move(m)) {}
@@ -20,7 +15,7 @@ class Local final : public CodecBackend {
     return boa::Decompress(model_, in, out, o, stats);
   }
   Status Verify(ByteSource* in, const CodecOptions& o, CodecStats* stats) override {
-    NullSink sink;
+    CountingSink sink;
     return boa::Decompress(model_, in, &sink, o, stats);
   }
   uint64_t model_bytes() const override { return model_.file_bytes; }

@@ -155,11 +155,6 @@ Result<std::string> OutputPath(Mode mode, const std::string& input, const FileOp
   return input.substr(0, input.size() - suffix.size());
 }
 
-class NullSink final : public ByteSink {
- public:
-  Status Write(const uint8_t*, size_t) override { return Status::Ok(); }
-};
-
 double Seconds(std::chrono::steady_clock::time_point since) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - since).count();
 }
@@ -180,7 +175,7 @@ Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, co
   std::unique_ptr<AtomicOutputFile> file;
   std::unique_ptr<ByteSink> sink;
   if (mode == Mode::kVerify) {
-    sink = std::make_unique<NullSink>();
+    sink = std::make_unique<CountingSink>();
   } else if (to_stdout) {
     sink = std::make_unique<FdSink>(1, "<stdout>");
   } else {

@@ -50,19 +50,22 @@ void FillStats(const v1::CodecSummary& s, CodecStats* stats) {
   stats->threads = 0;
 }
 
-// Sends `in` as data messages after `first` on a separate thread; WritesDone at the end.
+// Sends `in` as data messages after `first` on a separate thread; WritesDone at the end. If
+// reading the input fails the call is cancelled at once, so the server stops waiting for
+// more and the caller's reads end.
 template <class Request, class Stream>
 class Sender {
  public:
-  Sender(Stream* stream, ByteSource* in, Request first) {
-    thread_ = std::thread([this, stream, in, first = std::move(first)] {
+  Sender(grpc::ClientContext* ctx, Stream* stream, ByteSource* in, Request first) {
+    thread_ = std::thread([this, ctx, stream, in, first = std::move(first)] {
       if (!stream->Write(first)) return;
       std::vector<uint8_t> buf(kMessageBytes);
       for (;;) {
         Result<size_t> n = in->Read(buf.data(), buf.size());
         if (!n.ok()) {
           status_ = n.status();
-          return;  // the caller cancels the call
+          ctx->TryCancel();
+          return;
         }
         if (*n == 0) break;
         sent_ += *n;
@@ -166,7 +169,7 @@ namespace {
 template <class Request, class Response, class Stream>
 Status RunCodecStream(grpc::ClientContext* ctx, Stream* stream, Request first, ByteSource* in, ByteSink* out,
                       const RemoteClient::ProgressFn& progress, v1::CodecSummary* summary, const std::string& address) {
-  Sender<Request, Stream> sender(stream, in, std::move(first));
+  Sender<Request, Stream> sender(ctx, stream, in, std::move(first));
   Response resp;
   uint64_t received = 0;
   Status sink_status;
@@ -208,6 +211,7 @@ Status RemoteClient::Compress(const std::string& model, const CodecOptions& opti
   o->set_chunk_size(options.chunk_length);
   o->set_chunk_count(options.chunk_count);
   if (in->SizeHint() >= 0) o->set_size_hint(static_cast<uint64_t>(in->SizeHint()));
+  o->set_priority(online_ ? v1::PRIORITY_ONLINE : v1::PRIORITY_BULK);
   v1::CodecSummary summary;
   BOA_RETURN_IF_ERROR((RunCodecStream<v1::CompressRequest, v1::CompressResponse>(
       &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));
@@ -222,6 +226,7 @@ Status RemoteClient::Decompress(const std::string& model, ByteSource* in, ByteSi
   auto stream = impl_->stub->Decompress(&ctx);
   v1::DecompressRequest first;
   first.mutable_options()->set_model(model);
+  first.mutable_options()->set_priority(online_ ? v1::PRIORITY_ONLINE : v1::PRIORITY_BULK);
   v1::CodecSummary summary;
   BOA_RETURN_IF_ERROR((RunCodecStream<v1::DecompressRequest, v1::DecompressResponse>(
       &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));
@@ -236,7 +241,7 @@ template <class Request, class Stream>
 Status SendAll(grpc::ClientContext* ctx, Stream* stream, Request first, ByteSource* in, const std::string& address) {
   Status read;
   {
-    Sender<Request, Stream> sender(stream, in, std::move(first));
+    Sender<Request, Stream> sender(ctx, stream, in, std::move(first));
     read = sender.Join();
   }
   if (!read.ok()) {

@@ -27,6 +27,8 @@ class RemoteClient {
 
   // `deadline_seconds` <= 0: no deadline.
   void set_deadline(double seconds) { deadline_seconds_ = seconds; }
+  // Codec requests as online data taking (scheduled before bulk work) or bulk (default).
+  void set_online_priority(bool online) { online_ = online; }
 
   Status Compress(const std::string& model, const CodecOptions& options, ByteSource* in, ByteSink* out,
                   CodecStats* stats, const ProgressFn& progress);
@@ -60,6 +62,7 @@ class RemoteClient {
   std::string address_;
   std::unique_ptr<Impl> impl_;
   double deadline_seconds_ = 0;
+  bool online_ = false;
 };
 
 }  // namespace boa::client

@@ -294,15 +294,23 @@ void ChunkScheduler::StepThread(int index) {
 
     // A decoding lane needs each byte before its next step; an encoding lane knows all its
     // bytes and may feed several per step (chunk mode: the same frequencies, fewer calls).
+    // The step's rows are shared between requests, not lanes — a request with one chunk
+    // moves as fast as one with a hundred — and an online request weighs 4 bulk ones.
     size_t decoding = 0, encoding = 0;
+    std::map<const SchedulerRequest::State*, size_t> encode_lanes;
     for (int lane : active) {
       const Lane& ln = lanes[lane];
       if (ln.dropped) continue;
       decoding += ln.job.decode;
-      encoding += !ln.job.decode && ln.fed < ln.job.bytes.size();
+      if (!ln.job.decode && ln.fed < ln.job.bytes.size()) {
+        ++encoding;
+        ++encode_lanes[ln.owner.get()];
+      }
     }
-    const size_t per_encode =
-        encoding ? std::max<size_t>(1, (static_cast<size_t>(rows_per_step) - decoding) / encoding) : 1;
+    auto weight = [](const SchedulerRequest::State* s) { return s->priority == Priority::kOnline ? 4.0 : 1.0; };
+    double total_weight = 0;
+    for (const auto& [owner, n] : encode_lanes) total_weight += weight(owner);
+    size_t rows_left = static_cast<size_t>(rows_per_step) - decoding, encode_left = encoding;
     inputs.clear();
     for (int lane : active) {
       Lane& ln = lanes[lane];
@@ -310,7 +318,14 @@ void ChunkScheduler::StepThread(int index) {
       if (ln.job.decode) {
         inputs.push_back(engine::LaneInput{lane, &ln.out[ln.pos - 1], 1});
       } else if (ln.fed < ln.job.bytes.size()) {
-        size_t n = std::min(per_encode, ln.job.bytes.size() - ln.fed);
+        const auto* owner = ln.owner.get();
+        size_t share = static_cast<size_t>((rows_per_step - decoding) * weight(owner) / total_weight /
+                                           static_cast<double>(encode_lanes[owner]));
+        // At least one row, and one left for each lane after this one.
+        size_t n = std::clamp<size_t>(share, 1, rows_left - (encode_left - 1));
+        n = std::min(n, ln.job.bytes.size() - ln.fed);
+        rows_left -= n;
+        --encode_left;
         inputs.push_back(engine::LaneInput{lane, &ln.job.bytes[ln.fed - 1], static_cast<int>(n)});
         ln.fed += n;
       }

@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <thread>
@@ -20,6 +21,7 @@
 #include "common/util/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "tests/boad_process.h"
 #include "tests/test_util.h"
 
 namespace boa {
@@ -27,60 +29,18 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using client::RemoteClient;
+using testing::Boad;
 
-// boad as a child process; the port comes from its first line of output.
-class Boad {
- public:
-  Boad(const std::string& model_dir, const std::vector<std::string>& extra = {}) {
-    int fds[2];
-    if (pipe(fds) != 0) std::abort();
-    pid_ = fork();
-    if (pid_ == 0) {
-      dup2(fds[1], 1);
-      close(fds[0]);
-      std::vector<std::string> args = {BOAD, "--listen", "127.0.0.1:0", "--model-dir", model_dir, "--log-level", "warn"};
-      args.insert(args.end(), extra.begin(), extra.end());
-      std::vector<char*> argv;
-      for (auto& a : args) argv.push_back(a.data());
-      argv.push_back(nullptr);
-      execv(BOAD, argv.data());
-      _exit(127);
-    }
-    close(fds[1]);
-    std::string line;
-    char c;
-    while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
-    close(fds[0]);
-    size_t p = line.rfind("port ");
-    if (p != std::string::npos) address_ = "127.0.0.1:" + line.substr(p + 5);
+// Waits until no request is open and no lane is in use (ServerInfo), up to 10 s.
+bool WaitIdle(RemoteClient& c) {
+  auto t0 = Clock::now();
+  while (Clock::now() - t0 < std::chrono::seconds(10)) {
+    Result<v1::ServerInfoResponse> info = c.Info();
+    if (info.ok() && info->open_requests() == 0 && info->lanes_in_use() == 0) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
-  ~Boad() {
-    if (pid_ > 0 && !exited_) {
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
-  }
-  const std::string& address() const { return address_; }
-  pid_t pid() const { return pid_; }
-  // Sends SIGTERM and returns the exit status.
-  int Terminate() {
-    kill(pid_, SIGTERM);
-    int status = 0;
-    waitpid(pid_, &status, 0);
-    exited_ = true;
-    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
-  }
-  std::unique_ptr<RemoteClient> Connect() {
-    auto c = RemoteClient::Connect(address_, 10);
-    EXPECT_TRUE(c.ok()) << c.status().message();
-    return c.ok() ? std::move(c).value() : nullptr;
-  }
-
- private:
-  pid_t pid_ = -1;
-  bool exited_ = false;
-  std::string address_;
-};
+  return false;
+}
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -92,7 +52,7 @@ class ServerTest : public ::testing::Test {
   }
   // Starts boad and registers the model as "m".
   std::unique_ptr<Boad> Start(const std::vector<std::string>& extra = {}) {
-    auto b = std::make_unique<Boad>(dir_.path() + "/store", extra);
+    auto b = std::make_unique<Boad>(BOAD, dir_.path() + "/store", extra);
     EXPECT_FALSE(b->address().empty()) << "boad did not start";
     auto c = b->Connect();
     if (c) {
@@ -134,7 +94,7 @@ class ServerTest : public ::testing::Test {
 TEST_F(ServerTest, RoundTripsEqualTheInProcessCodec) {
   auto boad = Start();
   auto c = boad->Connect();
-  ASSERT_TRUE(c);
+  ASSERT_TRUE(c) << "boad at " << boad->address() << " cannot be reached";
   EXPECT_EQ(*c->Health(), "SERVING");
   for (size_t n : {0, 1, 4095, 4096, 4097, 30000}) {
     std::vector<uint8_t> data = n > 100 ? testing::SampleFromModel(model_, n, n) : testing::RandomBytes(n, n);
@@ -183,7 +143,7 @@ TEST_F(ServerTest, ServesHealthAndReflection) {
 TEST_F(ServerTest, OutputDoesNotDependOnConcurrentRequests) {
   auto boad = Start();
   auto c = boad->Connect();
-  ASSERT_TRUE(c);
+  ASSERT_TRUE(c) << "boad at " << boad->address() << " cannot be reached";
   const std::vector<uint8_t> target = testing::FloatTable(40000, 7);
   std::vector<uint8_t> alone;
   ASSERT_TRUE(RemoteCompress(*c, target, &alone).ok());
@@ -238,7 +198,7 @@ TEST_F(ServerTest, SixteenClientsAtOnce) {
 TEST_F(ServerTest, EachStatusCodeOnPurpose) {
   auto boad = Start();
   auto c = boad->Connect();
-  ASSERT_TRUE(c);
+  ASSERT_TRUE(c) << "boad at " << boad->address() << " cannot be reached";
   std::vector<uint8_t> data = testing::FloatTable(20000, 3), packed, out;
   EXPECT_EQ(RemoteCompress(*c, data, &out, 4096, "nosuchmodel").code(), StatusCode::kNotFound);
   EXPECT_EQ(RemoteCompress(*c, data, &out, 1u << 25).code(), StatusCode::kInvalidArgument);
@@ -267,12 +227,38 @@ TEST_F(ServerTest, EachStatusCodeOnPurpose) {
   std::vector<uint8_t> big = testing::RandomBytes(3 << 20, 1);
   EXPECT_EQ(RemoteCompress(*c, big, &out, 65536).code(), StatusCode::kDeadlineExceeded);
   c->set_deadline(0);
-  // ... which freed its lanes.
-  auto t0 = Clock::now();
-  while (c->Info()->lanes_in_use() > 0 && Clock::now() - t0 < std::chrono::seconds(5)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  EXPECT_TRUE(WaitIdle(*c)) << "... which freed its lanes";
+}
+
+// Gives `good` bytes, then fails like a disk error.
+class FailingSource final : public ByteSource {
+ public:
+  explicit FailingSource(size_t good) : good_(good) {}
+  Result<size_t> Read(uint8_t* buf, size_t n) override {
+    if (given_ >= good_) return Status::IoError("input.bin: read failed (simulated)");
+    size_t k = std::min(n, good_ - given_);
+    std::memset(buf, 7, k);
+    given_ += k;
+    return k;
   }
-  EXPECT_EQ(c->Info()->lanes_in_use(), 0u);
+  const std::string& name() const override { return name_; }
+
+ private:
+  size_t good_, given_ = 0;
+  std::string name_ = "input.bin";
+};
+
+TEST_F(ServerTest, AnInputThatFailsMidStreamEndsTheCall) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  FailingSource src(3 << 20);
+  MemorySink sink;
+  auto t0 = Clock::now();
+  Status s = c->Compress("m", CodecOptions(), &src, &sink, nullptr, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kIoError) << s.message();
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(30)) << "no hang waiting for the rest";
+  EXPECT_TRUE(WaitIdle(*c)) << "the call's lanes are freed";
 }
 
 TEST_F(ServerTest, QueueLimitAnswersResourceExhausted) {
@@ -307,11 +293,8 @@ TEST_F(ServerTest, KeepsServingAfterAClientDiesMidStream) {
                     " & pid=$!; sleep 1; kill -9 $pid; wait $pid 2>/dev/null; true";
   ASSERT_EQ(std::system(cmd.c_str()), 0);
   auto c = boad->Connect();
-  auto t0 = Clock::now();
-  while (c->Info()->lanes_in_use() > 0 && Clock::now() - t0 < std::chrono::seconds(5)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  EXPECT_EQ(c->Info()->lanes_in_use(), 0u) << "the dead client's lanes are free";
+  ASSERT_TRUE(c);
+  EXPECT_TRUE(WaitIdle(*c)) << "the dead client's lanes are free";
   std::vector<uint8_t> data = testing::FloatTable(10000, 4), packed, back;
   ASSERT_TRUE(RemoteCompress(*c, data, &packed).ok());
   ASSERT_TRUE(RemoteDecompress(*c, packed, &back).ok());
@@ -321,7 +304,7 @@ TEST_F(ServerTest, KeepsServingAfterAClientDiesMidStream) {
 TEST_F(ServerTest, SigtermDrainsRunningRequests) {
   auto boad = Start();
   auto c = boad->Connect();
-  ASSERT_TRUE(c);
+  ASSERT_TRUE(c) << "boad at " << boad->address() << " cannot be reached";
   std::vector<uint8_t> data = testing::FloatTable(400000, 5);
   Status inflight;
   std::vector<uint8_t> packed;
@@ -437,7 +420,7 @@ uint64_t Rss(pid_t pid, const std::string& field) {
 TEST_F(ServerTest, LargeStreamsPassWithBoundedServerMemory) {
   auto boad = Start();
   auto c = boad->Connect();
-  ASSERT_TRUE(c);
+  ASSERT_TRUE(c) << "boad at " << boad->address() << " cannot be reached";
   ASSERT_TRUE(c->LoadModel("m").ok());
   const uint64_t idle = Rss(boad->pid(), "VmRSS");  // libraries, threads, the resident model
   // 256 MiB through Decompress. The file is written directly as stored chunks: coding that
@@ -545,7 +528,7 @@ TEST_F(ServerTest, TrainingJobsRegisterTheirModelAndOutliveTheirClient) {
 TEST_F(ServerTest, TrainingIsOffWithoutADataDirectory) {
   auto boad = Start();
   auto c = boad->Connect();
-  ASSERT_TRUE(c);
+  ASSERT_TRUE(c) << "boad at " << boad->address() << " cannot be reached";
   v1::TrainRequest req;
   req.set_name("x");
   req.add_files("data.bin");

@@ -50,6 +50,16 @@ class MemorySource final : public ByteSource {
   std::string name_;
 };
 
+// Discards what it is given and counts it (verify, benchmarks).
+class CountingSink final : public ByteSink {
+ public:
+  Status Write(const uint8_t*, size_t n) override {
+    bytes += n;
+    return Status::Ok();
+  }
+  uint64_t bytes = 0;
+};
+
 class MemorySink final : public ByteSink {
  public:
   Status Write(const uint8_t* buf, size_t n) override {

@@ -1,0 +1,163 @@
+// boad-bench: the daemon's batching efficiency and latency under load. Starts a boad on a
+// free loopback port with a scratch model store and prints two tables (docs/server.md):
+//  - aggregate MB/s of 32 concurrent 256 KiB compress requests against one 8 MiB request;
+//  - p50/p99 latency of a 64 KiB compress request on an idle server and while a 100 MiB
+//    bulk request runs, with the small requests at bulk and at online priority.
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "client/remote.h"
+#include "tests/boad_process.h"
+#include "tests/test_util.h"
+
+namespace boa::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+
+// `total` bytes cycling through `pattern`, ending early with CANCELLED once *stop is set.
+class RepeatingSource final : public ByteSource {
+ public:
+  RepeatingSource(const std::vector<uint8_t>& pattern, uint64_t total, const std::atomic<bool>* stop)
+      : pattern_(pattern), total_(total), stop_(stop) {}
+  Result<size_t> Read(uint8_t* buf, size_t n) override {
+    if (stop_ && *stop_) return Status::Cancelled("benchmark done with the bulk request");
+    size_t got = 0;
+    while (got < n && pos_ < total_) {
+      size_t off = pos_ % pattern_.size();
+      size_t take = std::min<uint64_t>({n - got, pattern_.size() - off, total_ - pos_});
+      std::memcpy(buf + got, pattern_.data() + off, take);
+      got += take;
+      pos_ += take;
+    }
+    return got;
+  }
+  int64_t SizeHint() const override { return static_cast<int64_t>(total_); }
+  const std::string& name() const override { return name_; }
+
+ private:
+  const std::vector<uint8_t>& pattern_;
+  uint64_t total_, pos_ = 0;
+  const std::atomic<bool>* stop_;
+  std::string name_ = "<generated>";
+};
+
+Status CompressBytes(client::RemoteClient& c, const std::vector<uint8_t>& data, size_t n) {
+  RepeatingSource src(data, n, nullptr);
+  CountingSink sink;
+  return c.Compress("bench", CodecOptions(), &src, &sink, nullptr, nullptr);
+}
+
+struct Percentiles {
+  double p50 = 0, p99 = 0;
+};
+
+Percentiles Latencies(client::RemoteClient& c, const std::vector<uint8_t>& data, int samples) {
+  std::vector<double> t;
+  for (int i = 0; i < samples; ++i) {
+    auto t0 = Clock::now();
+    Status s = CompressBytes(c, data, 64 << 10);
+    if (!s.ok()) std::fprintf(stderr, "boad-bench: %s\n", s.message().c_str());
+    t.push_back(Since(t0));
+  }
+  std::sort(t.begin(), t.end());
+  Percentiles p;
+  p.p50 = t[t.size() / 2];
+  p.p99 = t[std::min(t.size() - 1, static_cast<size_t>(0.99 * t.size()))];
+  return p;
+}
+
+int Main(int argc, char** argv) {
+  std::string boad_path = BOAD;
+  uint32_t d_model = 64, layers = 2;
+  int samples = 15;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    if (a == "--quick") {
+      d_model = 16;
+      layers = 1;
+      samples = 5;
+    } else if (a == "--boad" && i + 1 < argc) {
+      boad_path = argv[++i];
+    } else {
+      std::fprintf(stderr, "usage: boad-bench [--quick] [--boad PATH]\n");
+      return 2;
+    }
+  }
+  testing::TempDir dir("boad_bench");
+  testing::Boad boad(boad_path, dir.path() + "/models");
+  auto c = boad.Connect();
+  if (!c) {
+    std::fprintf(stderr, "boad-bench: cannot start or reach %s\n", boad_path.c_str());
+    return 1;
+  }
+  const std::string model_path = dir.path() + "/bench.boam";
+  ModelWeights w = InitRandomModel(ModelConfig::Default(d_model, layers), 1);
+  if (!WriteFileAtomic(model_path, SerializeModel(w, WeightType::kF32, "bench"), true).ok() ||
+      !c->UploadModel(model_path, "bench", 0).ok() || !c->LoadModel("bench").ok()) {
+    std::fprintf(stderr, "boad-bench: cannot register the model\n");
+    return 1;
+  }
+  const std::vector<uint8_t> data = testing::FloatTable(8 << 20, 1);
+  std::printf("# boad-bench: d_model %u x %u, boad with its defaults (all cores, 256 lanes)\n\n", d_model, layers);
+
+  // Batching efficiency.
+  auto t0 = Clock::now();
+  Status s = CompressBytes(*c, data, 8 << 20);
+  const double one = (8 << 20) / Since(t0) / 1e6;
+  if (!s.ok()) std::fprintf(stderr, "boad-bench: %s\n", s.message().c_str());
+  t0 = Clock::now();
+  std::vector<std::thread> clients;
+  std::atomic<int> failed{0};
+  for (int k = 0; k < 32; ++k) {
+    clients.emplace_back([&, k] {
+      auto ck = boad.Connect();
+      std::vector<uint8_t> part(data.begin() + k * (256 << 10), data.begin() + (k + 1) * (256 << 10));
+      if (!ck || !CompressBytes(*ck, part, part.size()).ok()) ++failed;
+    });
+  }
+  for (auto& t : clients) t.join();
+  const double many = (8 << 20) / Since(t0) / 1e6;
+  std::printf("| workload | MB/s |\n|---|---:|\n");
+  std::printf("| one 8 MiB compress request | %.3f |\n", one);
+  std::printf("| 32 concurrent 256 KiB compress requests (aggregate) | %.3f |\n", many);
+  std::printf("| ratio (target >= 0.9) | %.2f |\n\n", many / one);
+  if (failed) std::printf("(%d of the 32 requests failed)\n\n", failed.load());
+
+  // Latency of a small request under a bulk load.
+  std::vector<uint8_t> small(data.begin(), data.begin() + (64 << 10));
+  Percentiles idle = Latencies(*c, small, samples);
+  std::atomic<bool> stop{false};
+  std::thread bulk([&] {
+    auto cb = boad.Connect();
+    RepeatingSource src(data, 100ull << 20, &stop);
+    CountingSink sink;
+    Status b = cb->Compress("bench", CodecOptions(), &src, &sink, nullptr, nullptr);
+    if (!b.ok() && b.code() != StatusCode::kCancelled) std::fprintf(stderr, "boad-bench: bulk: %s\n", b.message().c_str());
+  });
+  auto t1 = Clock::now();
+  while (c->Info()->lanes_in_use() < 8 && Since(t1) < 30) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  Percentiles as_bulk = Latencies(*c, small, samples);
+  c->set_online_priority(true);
+  Percentiles as_online = Latencies(*c, small, samples);
+  stop = true;
+  bulk.join();
+  std::printf("| 64 KiB compress request (%d samples) | p50 s | p99 s |\n|---|---:|---:|\n", samples);
+  std::printf("| idle server | %.3f | %.3f |\n", idle.p50, idle.p99);
+  std::printf("| during a 100 MiB bulk request, bulk priority | %.3f | %.3f |\n", as_bulk.p50, as_bulk.p99);
+  std::printf("| during a 100 MiB bulk request, online priority | %.3f | %.3f |\n", as_online.p50, as_online.p99);
+  return 0;
+}
+
+}  // namespace
+}  // namespace boa::bench
+
+int main(int argc, char** argv) { return boa::bench::Main(argc, argv); }

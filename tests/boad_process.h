@@ -1,0 +1,70 @@
+// boad as a child process for the tests and the server benchmark: started on a free loopback
+// port (read from its first line of output), killed when the object goes away.
+#pragma once
+
+#include <signal.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "client/remote.h"
+
+namespace boa::testing {
+
+class Boad {
+ public:
+  Boad(const std::string& boad_path, const std::string& model_dir, const std::vector<std::string>& extra = {}) {
+    int fds[2];
+    if (pipe(fds) != 0) std::abort();
+    pid_ = fork();
+    if (pid_ == 0) {
+      dup2(fds[1], 1);
+      close(fds[0]);
+      std::vector<std::string> args = {boad_path, "--listen", "127.0.0.1:0", "--model-dir", model_dir, "--log-level", "warn"};
+      args.insert(args.end(), extra.begin(), extra.end());
+      std::vector<char*> argv;
+      for (auto& a : args) argv.push_back(a.data());
+      argv.push_back(nullptr);
+      execv(boad_path.c_str(), argv.data());
+      _exit(127);
+    }
+    close(fds[1]);
+    std::string line;
+    char c;
+    while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
+    close(fds[0]);
+    size_t p = line.rfind("port ");
+    if (p != std::string::npos) address_ = "127.0.0.1:" + line.substr(p + 5);
+  }
+  ~Boad() {
+    if (pid_ > 0 && !exited_) {
+      kill(pid_, SIGKILL);
+      waitpid(pid_, nullptr, 0);
+    }
+  }
+  const std::string& address() const { return address_; }
+  pid_t pid() const { return pid_; }
+  // Sends SIGTERM and returns the exit status.
+  int Terminate() {
+    kill(pid_, SIGTERM);
+    int status = 0;
+    waitpid(pid_, &status, 0);
+    exited_ = true;
+    return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  }
+  // nullptr if boad cannot be reached.
+  std::unique_ptr<client::RemoteClient> Connect() {
+    auto c = client::RemoteClient::Connect(address_, 10);
+    return c.ok() ? std::move(c).value() : nullptr;
+  }
+
+ private:
+  pid_t pid_ = -1;
+  bool exited_ = false;
+  std::string address_;
+};
+
+}  // namespace boa::testing
