@@ -94,7 +94,7 @@ int RunServerCommand(const ServerCommands& c, const std::string& server, bool qu
     std::printf("devices        ");
     for (int k = 0; k < i.devices_size(); ++k) std::printf("%s%s", k ? ", " : "", i.devices(k).c_str());
     std::printf("\nthreads        %u per model\n", i.threads());
-    std::printf("lanes          %u in use (max %u per model)\n", i.lanes_in_use(), i.max_lanes());
+    std::printf("lanes          %u in use of %u on the device\n", i.lanes_in_use(), i.max_lanes());
     std::printf("queue          %" PRIu64 " chunks waiting, %u requests open\n", i.queue_depth(), i.open_requests());
     std::printf("memory         %" PRIu64 " of %" PRIu64 " bytes resident\n", i.resident_bytes(), i.memory_budget_bytes());
     std::printf("loaded models  %d\n", i.loaded_models_size());

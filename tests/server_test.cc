@@ -523,6 +523,32 @@ TEST_F(ServerTest, TrainingJobsRegisterTheirModelAndOutliveTheirClient) {
   EXPECT_EQ(c->GetJob(id)->state(), v1::JOB_CANCELLED);
   EXPECT_EQ(c->ListJobs()->size(), 2u);
 }
+
+TEST_F(ServerTest, SigtermCheckpointsARunningTrainingJob) {
+  const std::string data_dir = dir_.path() + "/data", jobs_dir = dir_.path() + "/jobs";
+  std::filesystem::create_directories(data_dir);
+  ASSERT_TRUE(WriteFileAtomic(data_dir + "/jets.bin", testing::FloatTable(40000, 8), true).ok());
+  const std::string config = dir_.path() + "/boad.yaml";
+  std::ofstream(config) << "train_data_dir: " << data_dir << "\njobs_dir: " << jobs_dir << "\n";
+  auto boad = Start({"--config", config});
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  v1::TrainRequest req;
+  req.set_name("long");
+  req.add_files("jets.bin");
+  req.set_d_model(16);
+  req.set_n_layers(1);
+  req.set_seq_len(128);
+  req.set_epochs(1000);
+  std::string id;
+  c->set_deadline(1.5);  // listen for a moment, then let the job run on its own
+  EXPECT_EQ(c->Train(req, [&](const v1::TrainEvent& e) { if (e.has_job()) id = e.job().id(); }).code(),
+            StatusCode::kDeadlineExceeded);
+  ASSERT_FALSE(id.empty());
+  EXPECT_EQ(boad->Terminate(), 0);
+  EXPECT_TRUE(std::filesystem::exists(jobs_dir + "/" + id + "/ckpt/state.txt")) << "the job checkpointed";
+  EXPECT_TRUE(std::filesystem::exists(jobs_dir + "/" + id + "/ckpt/model.pt"));
+}
 #endif
 
 TEST_F(ServerTest, TrainingIsOffWithoutADataDirectory) {
