@@ -197,6 +197,19 @@ Status RunCodecStream(grpc::ClientContext* ctx, Stream* stream, Request first, B
   return FromGrpc(st, address);
 }
 
+// The first message of Compress and Eval: the model, the chunking and the priority.
+v1::CompressRequest CompressOptionsMessage(const std::string& model, const CodecOptions& options, ByteSource* in,
+                                           bool online) {
+  v1::CompressRequest first;
+  v1::CompressOptions* o = first.mutable_options();
+  o->set_model(model);
+  o->set_chunk_size(options.chunk_length);
+  o->set_chunk_count(options.chunk_count);
+  if (in->SizeHint() >= 0) o->set_size_hint(static_cast<uint64_t>(in->SizeHint()));
+  o->set_priority(online ? v1::PRIORITY_ONLINE : v1::PRIORITY_BULK);
+  return first;
+}
+
 }  // namespace
 
 Status RemoteClient::Compress(const std::string& model, const CodecOptions& options, ByteSource* in, ByteSink* out,
@@ -205,13 +218,7 @@ Status RemoteClient::Compress(const std::string& model, const CodecOptions& opti
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline_seconds_);
   auto stream = impl_->stub->Compress(&ctx);
-  v1::CompressRequest first;
-  v1::CompressOptions* o = first.mutable_options();
-  o->set_model(model);
-  o->set_chunk_size(options.chunk_length);
-  o->set_chunk_count(options.chunk_count);
-  if (in->SizeHint() >= 0) o->set_size_hint(static_cast<uint64_t>(in->SizeHint()));
-  o->set_priority(online_ ? v1::PRIORITY_ONLINE : v1::PRIORITY_BULK);
+  v1::CompressRequest first = CompressOptionsMessage(model, options, in, online_);
   v1::CodecSummary summary;
   BOA_RETURN_IF_ERROR((RunCodecStream<v1::CompressRequest, v1::CompressResponse>(
       &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));
@@ -272,11 +279,7 @@ Result<EvalResult> RemoteClient::Eval(const std::string& model, const CodecOptio
   SetDeadline(&ctx, deadline_seconds_);
   v1::EvalSummary summary;
   auto stream = impl_->stub->Eval(&ctx, &summary);
-  v1::CompressRequest first;
-  first.mutable_options()->set_model(model);
-  first.mutable_options()->set_chunk_size(options.chunk_length);
-  first.mutable_options()->set_chunk_count(options.chunk_count);
-  if (in->SizeHint() >= 0) first.mutable_options()->set_size_hint(static_cast<uint64_t>(in->SizeHint()));
+  v1::CompressRequest first = CompressOptionsMessage(model, options, in, online_);
   BOA_RETURN_IF_ERROR(SendAll(&ctx, stream.get(), std::move(first), in, address_));
   EvalResult r;
   r.bytes = summary.bytes();

@@ -19,7 +19,6 @@ struct SchedulerRequest::State {
   uint32_t lanes = 0;
   uint32_t peak_lanes = 0;
   bool in_ready = false;
-  bool closed = false;
   Status failed;
   std::condition_variable cv;
 };
@@ -120,7 +119,6 @@ ChunkScheduler::Stats ChunkScheduler::stats() const {
   st.lanes_in_use = lanes_in_use_;
   st.queued_chunks = queued_chunks_;
   st.open_requests = open_requests_;
-  st.steps = steps_;
   return st;
 }
 
@@ -289,7 +287,6 @@ void ChunkScheduler::StepThread(int index) {
       }
       continue;
     }
-    ++steps_;
     lk.unlock();
 
     // A decoding lane needs each byte before its next step; an encoding lane knows all its
@@ -396,7 +393,6 @@ void ChunkScheduler::StepThread(int index) {
 SchedulerRequest::~SchedulerRequest() {
   std::lock_guard<std::mutex> lk(owner_->mu_);
   owner_->Fail(*state_, Status::Cancelled("request closed"));
-  state_->closed = true;
   --owner_->open_requests_;
 }
 

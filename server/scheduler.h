@@ -103,7 +103,6 @@ class ChunkScheduler {
     uint32_t lanes_in_use = 0;
     uint64_t queued_chunks = 0;  // waiting for a lane
     uint32_t open_requests = 0;
-    uint64_t steps = 0;
   };
 
   ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options);
@@ -138,7 +137,6 @@ class ChunkScheduler {
   uint32_t open_requests_ = 0;
   uint32_t lanes_in_use_ = 0;
   uint64_t queued_chunks_ = 0;
-  uint64_t steps_ = 0;
   std::vector<std::thread> threads_;
 };
 

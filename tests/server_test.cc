@@ -267,11 +267,9 @@ TEST_F(ServerTest, QueueLimitAnswersResourceExhausted) {
   auto boad = Start({"--config", config});
   auto c = boad->Connect();
   ASSERT_TRUE(c);
-  std::atomic<bool> started{false};
   std::thread busy([&] {
     auto bc = boad->Connect();
     std::vector<uint8_t> big = testing::RandomBytes(2 << 20, 2), out;
-    started = true;
     EXPECT_TRUE(RemoteCompress(*bc, big, &out, 65536).ok());
   });
   auto t0 = Clock::now();
