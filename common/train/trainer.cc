@@ -10,9 +10,10 @@
 #include <random>
 #include <thread>
 
-#include <ATen/autocast_mode.h>
+#include <malloc.h>
 
 #include "common/train/boa_net.h"
+#include "common/train/replicated_net.h"
 #include "common/util/io.h"
 
 namespace boa::train {
@@ -148,6 +149,29 @@ std::string FormatDuration(double s) {
 
 }  // namespace
 
+namespace {
+
+// LibTorch allocates and frees tens of megabytes of activations every step. With glibc's
+// default thresholds that memory goes back to the kernel and is faulted in again page by page
+// (~15 % of a step on small models); keep it in the heap while training, trim once after.
+class TrainingHeap {
+ public:
+  TrainingHeap() {
+    mallopt(M_MMAP_THRESHOLD, 32 << 20);
+    mallopt(M_TRIM_THRESHOLD, 1 << 30);
+  }
+  ~TrainingHeap() {
+    mallopt(M_TRIM_THRESHOLD, 64 << 20);
+    malloc_trim(0);
+  }
+};
+
+int CoresToUse(int threads) {
+  return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
 Status Train(const TrainOptions& o, TrainReport* report) {
   BOA_RETURN_IF_ERROR(ValidateOptions(o));
   // One file is memory-mapped; several are concatenated in memory.
@@ -177,10 +201,10 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   std::vector<uint8_t> val(bytes + train_end, bytes + val_end);
   std::vector<uint8_t> test(bytes + val_end, bytes + n);
 
-  if (o.threads > 0) torch::set_num_threads(o.threads);
-  else torch::set_num_threads(static_cast<int>(std::max(1u, std::thread::hardware_concurrency())));
+  TrainingHeap heap;
   torch::manual_seed(o.seed);
-  BoaNet net(o.model);
+  ReplicatedNet replicas(o.model, CoresToUse(o.threads), o.batch_size);
+  BoaNet& net = replicas.primary();
   BOA_RETURN_IF_ERROR(LoadWeights(net, InitRandomModel(o.model, o.seed)));
   torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
 
@@ -216,10 +240,7 @@ Status Train(const TrainOptions& o, TrainReport* report) {
       torch::from_blob(const_cast<uint8_t*>(bytes), {static_cast<int64_t>(train_end)}, torch::kUInt8);
   // bf16: LibTorch's CPU autocast runs the matrix products in bfloat16; evaluation is fp32.
   const bool bf16 = o.precision == "bf16";
-  struct AutocastOff {
-    ~AutocastOff() { at::autocast::set_cpu_enabled(false); }
-  } autocast_off;
-  if (bf16) at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+  replicas.Sync();
 
   const auto start = std::chrono::steady_clock::now();
   auto elapsed = [&] {
@@ -271,17 +292,11 @@ Status Train(const TrainOptions& o, TrainReport* report) {
       std::vector<torch::Tensor> rows;
       for (int64_t b = 0; b < o.batch_size; ++b) rows.push_back(train_bytes.narrow(0, offset(rng), o.seq_len + 1));
       torch::Tensor batch = torch::stack(rows).to(torch::kInt64);
-      at::autocast::set_cpu_enabled(bf16);
-      torch::Tensor logits = net->forward(batch.narrow(1, 0, o.seq_len));
-      torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, 256}).to(torch::kFloat32),
-                                                                batch.narrow(1, 1, o.seq_len).reshape({-1}));
-      at::autocast::set_cpu_enabled(false);
-      at::autocast::clear_cache();  // the cached bf16 weights are stale after this step
-      optimizer.zero_grad();
-      loss.backward();
+      const double loss = replicas.ForwardBackward(batch, bf16);
       torch::nn::utils::clip_grad_norm_(net->parameters(), o.grad_clip);
       optimizer.step();
-      const double bpb = loss.item<double>() / std::log(2.0);
+      replicas.Sync();
+      const double bpb = loss / std::log(2.0);
       if (!std::isfinite(bpb)) return Status::Internal("training diverged (loss is not finite); lower the learning rate");
       r.loss_curve.emplace_back(step + 1, bpb);
       r.steps = step + 1;
@@ -309,7 +324,8 @@ Status Train(const TrainOptions& o, TrainReport* report) {
       }
     }
     net->eval();
-    const double val_bpb = val.empty() ? 0 : CrossEntropyBitsPerByte(net, val, o.eval_chunk);
+    const double val_bpb =
+        val.empty() ? 0 : replicas.WithAllThreads([&] { return CrossEntropyBitsPerByte(net, val, o.eval_chunk); });
     r.val_bpb = val_bpb;
     // Without validation data the latest weights count as the best.
     const bool improved = state.best_epoch == 0 || val.empty() || val_bpb < state.best_val;
@@ -345,7 +361,7 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   net->eval();
   r.best_epoch = state.best_epoch;
   if (!val.empty()) r.val_bpb = state.best_val;
-  if (!test.empty()) r.test_bpb = CrossEntropyBitsPerByte(net, test, o.eval_chunk);
+  if (!test.empty()) r.test_bpb = replicas.WithAllThreads([&] { return CrossEntropyBitsPerByte(net, test, o.eval_chunk); });
   r.seconds = elapsed();
   std::string meta = "created_by=boa-client train\nseed=" + std::to_string(o.seed) +
                      "\nsteps=" + std::to_string(r.steps) + "\nbytes_seen=" + std::to_string(r.bytes_seen) +
@@ -362,22 +378,21 @@ Status Train(const TrainOptions& o, TrainReport* report) {
 Result<double> MeasureTrainingBytesPerSecond(const ModelConfig& config, int64_t seq_len, int64_t batch_size,
                                              int steps, int threads) {
   BOA_RETURN_IF_ERROR(config.Validate());
-  if (threads > 0) torch::set_num_threads(threads);
+  TrainingHeap heap;
   torch::manual_seed(1);
-  BoaNet net(config);
+  ReplicatedNet replicas(config, CoresToUse(threads), batch_size);
+  BoaNet& net = replicas.primary();
   BOA_RETURN_IF_ERROR(LoadWeights(net, InitRandomModel(config, 1)));
+  replicas.Sync();
   torch::optim::AdamW optimizer(net->parameters(), torch::optim::AdamWOptions(1e-4));
   torch::Tensor batch = torch::randint(0, 256, {batch_size, seq_len + 1}, torch::kInt64);
   std::chrono::steady_clock::time_point start;
   for (int i = 0; i <= steps; ++i) {
     if (i == 1) start = std::chrono::steady_clock::now();
-    torch::Tensor logits = net->forward(batch.narrow(1, 0, seq_len));
-    torch::Tensor loss =
-        torch::nn::functional::cross_entropy(logits.reshape({-1, 256}), batch.narrow(1, 1, seq_len).reshape({-1}));
-    optimizer.zero_grad();
-    loss.backward();
+    replicas.ForwardBackward(batch, false);
     torch::nn::utils::clip_grad_norm_(net->parameters(), 1.0);
     optimizer.step();
+    replicas.Sync();
   }
   double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   return static_cast<double>(steps) * batch_size * seq_len / seconds;
