@@ -3,7 +3,10 @@
 
 #include <cmath>
 
-#include "common/train/selective_scan.h"
+#include <ATen/autocast_mode.h>
+
+#include "common/train/gelu.h"
+#include "common/train/mamba_inner.h"
 
 namespace boa::train {
 
@@ -21,17 +24,14 @@ MambaImpl::MambaImpl(const ModelConfig& c) : config(c) {
 }
 
 torch::Tensor MambaImpl::forward(const torch::Tensor& x) {
-  const int64_t L = x.size(1), E = config.d_inner(), R = config.dt_rank, S = config.d_state;
-  auto xz = in_proj(x).split(E, -1);
-  torch::Tensor xs = xz[0], z = xz[1];
-  // Causal depthwise convolution: pad both sides, keep the first L outputs.
-  torch::Tensor c = conv1d(xs.transpose(1, 2)).narrow(2, 0, L).transpose(1, 2);
-  c = torch::silu(c);
-  auto dbc = x_proj(c).split_with_sizes({R, S, S}, -1);
-  torch::Tensor delta = torch::softplus(dt_proj(dbc[0]));
-  torch::Tensor A = -torch::exp(A_log);
-  torch::Tensor y = SelectiveScan(c, delta, A, dbc[1], dbc[2]) + c * D;
-  return out_proj(y * torch::silu(z));
+  const MambaInnerWeights w{conv1d->weight, conv1d->bias, x_proj->weight, dt_proj->weight,
+                            dt_proj->bias,  A_log,        D};
+  torch::Tensor xz = in_proj(x);
+  // Under bf16 autocast the products run in bfloat16 operation by operation; the fused
+  // function computes in the input's precision.
+  torch::Tensor y = at::autocast::is_cpu_enabled() ? MambaInnerReference(xz, w, config.dt_rank)
+                                                   : MambaInner(xz, w, config.dt_rank);
+  return out_proj(y);
 }
 
 BlockImpl::BlockImpl(const ModelConfig& c) {
@@ -39,7 +39,9 @@ BlockImpl::BlockImpl(const ModelConfig& c) {
   ln1 = register_module("ln1", nn::LayerNorm(nn::LayerNormOptions({D}).eps(1e-5)));
   mamba = register_module("mamba", Mamba(c));
   ln2 = register_module("ln2", nn::LayerNorm(nn::LayerNormOptions({D}).eps(1e-5)));
-  ff = register_module("ff", nn::Sequential(nn::Linear(D, 4 * D), nn::GELU(), nn::Linear(4 * D, D)));
+  // ff.1 is the exact GELU of nn::GELU() on the fused kernels (gelu.h).
+  ff = register_module("ff", nn::Sequential(nn::Linear(D, 4 * D), nn::Functional([](torch::Tensor x) { return Gelu(x); }),
+                                            nn::Linear(4 * D, D)));
 }
 
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {

@@ -169,13 +169,8 @@ class SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFunc
     A = A.contiguous();
     Bm = Bm.contiguous();
     Cm = Cm.contiguous();
-    const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
-    const int64_t nseg = (L + segment - 1) / segment;
-    Tensor y = torch::empty_like(u);
-    Tensor checkpoints = torch::empty({B, E, std::max<int64_t>(nseg, 1), S}, u.options());
-    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward", [&] {
-      ForwardKernel<scalar_t>(u, delta, A, Bm, Cm, segment, y, checkpoints);
-    });
+    Tensor checkpoints;
+    Tensor y = ScanForward(u, delta, A, Bm, Cm, segment, &checkpoints);
     ctx->save_for_backward({u, delta, A, Bm, Cm, checkpoints});
     ctx->saved_data["segment"] = segment;
     return y;
@@ -184,25 +179,42 @@ class SelectiveScanFunction : public torch::autograd::Function<SelectiveScanFunc
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     auto saved = ctx->get_saved_variables();
-    const Tensor &u = saved[0], &delta = saved[1], &A = saved[2], &Bm = saved[3], &Cm = saved[4],
-                 &checkpoints = saved[5];
-    const int64_t segment = ctx->saved_data["segment"].toInt();
-    Tensor dy = grads[0].contiguous();
-    const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
-    const int64_t threads = at::get_num_threads();
-    Tensor du = torch::empty_like(u), ddelta = torch::empty_like(delta);
-    Tensor dA_parts = torch::zeros({B, E, S}, u.options());
-    Tensor dB_parts = torch::zeros({threads, B, L, S}, u.options());
-    Tensor dC_parts = torch::zeros({threads, B, L, S}, u.options());
-    AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {
-      BackwardKernel<scalar_t>(u, delta, A, Bm, Cm, checkpoints, segment, dy, du, ddelta, dA_parts,
-                               dB_parts, dC_parts);
-    });
-    return {du, ddelta, dA_parts.sum(0), dB_parts.sum(0), dC_parts.sum(0), Tensor()};
+    std::vector<Tensor> g = ScanBackward(saved[0], saved[1], saved[2], saved[3], saved[4], saved[5],
+                                         ctx->saved_data["segment"].toInt(), grads[0].contiguous());
+    return {g[0], g[1], g[2], g[3], g[4], Tensor()};
   }
 };
 
 }  // namespace
+
+Tensor ScanForward(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm, const Tensor& Cm,
+                   int64_t segment, Tensor* checkpoints) {
+  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
+  const int64_t nseg = (L + segment - 1) / segment;
+  Tensor y = torch::empty_like(u);
+  *checkpoints = torch::empty({B, E, std::max<int64_t>(nseg, 1), S}, u.options());
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_forward", [&] {
+    ForwardKernel<scalar_t>(u, delta, A, Bm, Cm, segment, y, *checkpoints);
+  });
+  return y;
+}
+
+std::vector<Tensor> ScanBackward(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
+                                 const Tensor& Cm, const Tensor& checkpoints, int64_t segment, const Tensor& dy) {
+  const int64_t B = u.size(0), L = u.size(1), E = u.size(2), S = A.size(1);
+  const int64_t threads = at::get_num_threads();
+  Tensor du = torch::empty_like(u), ddelta = torch::empty_like(delta);
+  Tensor dA_parts = torch::zeros({B, E, S}, u.options());
+  Tensor dB_parts = torch::zeros({threads, B, L, S}, u.options());
+  Tensor dC_parts = torch::zeros({threads, B, L, S}, u.options());
+  AT_DISPATCH_FLOATING_TYPES(u.scalar_type(), "selective_scan_backward", [&] {
+    BackwardKernel<scalar_t>(u, delta, A, Bm, Cm, checkpoints, segment, dy, du, ddelta, dA_parts, dB_parts,
+                             dC_parts);
+  });
+  // One thread's partials need no sum.
+  return {du, ddelta, dA_parts.sum(0), threads == 1 ? dB_parts[0] : dB_parts.sum(0),
+          threads == 1 ? dC_parts[0] : dC_parts.sum(0)};
+}
 
 Tensor SelectiveScan(const Tensor& u, const Tensor& delta, const Tensor& A, const Tensor& Bm,
                      const Tensor& Cm, int64_t segment) {
