@@ -8,13 +8,10 @@
 #include <algorithm>
 #include <cmath>
 
+#include "tests/train_test_util.h"
+
 namespace boa::train {
 namespace {
-
-double MaxRelErr(const torch::Tensor& a, const torch::Tensor& b) {
-  double scale = std::max(1e-12, b.abs().max().item<double>());
-  return (a - b).abs().max().item<double>() / scale;
-}
 
 struct Case {
   int64_t B, L, E, S, R, K;

@@ -11,14 +11,10 @@
 #include "common/train/selective_scan.h"
 #include "common/train/trainer.h"
 #include "tests/test_util.h"
+#include "tests/train_test_util.h"
 
 namespace boa::train {
 namespace {
-
-double MaxRelErr(const torch::Tensor& a, const torch::Tensor& b) {
-  double scale = std::max(1e-12, b.abs().max().item<double>());
-  return (a - b).abs().max().item<double>() / scale;
-}
 
 TEST(SelectiveScan, GradientsMatchNaiveAutogradInDouble) {
   torch::manual_seed(3);

@@ -6,6 +6,7 @@
 #include <ATen/autocast_mode.h>
 
 #include "common/train/gelu.h"
+#include "common/train/linear.h"
 #include "common/train/mamba_inner.h"
 
 namespace boa::train {
@@ -26,12 +27,12 @@ MambaImpl::MambaImpl(const ModelConfig& c) : config(c) {
 torch::Tensor MambaImpl::forward(const torch::Tensor& x) {
   const MambaInnerWeights w{conv1d->weight, conv1d->bias, x_proj->weight, dt_proj->weight,
                             dt_proj->bias,  A_log,        D};
-  torch::Tensor xz = in_proj(x);
+  torch::Tensor xz = Linear(x, in_proj->weight, torch::Tensor());
   // Under bf16 autocast the products run in bfloat16 operation by operation; the fused
   // function computes in the input's precision.
   torch::Tensor y = at::autocast::is_cpu_enabled() ? MambaInnerReference(xz, w, config.dt_rank)
                                                    : MambaInner(xz, w, config.dt_rank);
-  return out_proj(y);
+  return Linear(y, out_proj->weight, torch::Tensor());
 }
 
 BlockImpl::BlockImpl(const ModelConfig& c) {
@@ -47,7 +48,10 @@ BlockImpl::BlockImpl(const ModelConfig& c) {
 torch::Tensor BlockImpl::forward(const torch::Tensor& x) {
   // LayerNorm in float: under bf16 autocast the Mamba output arrives in bfloat16, which
   // LibTorch 1.13's CPU layer norm cannot mix with float weights (a no-op in fp32).
-  return x + ff->forward(ln2(mamba(ln1(x)).to(torch::kFloat32)));
+  const auto* f0 = ff[0]->as<nn::Linear>();
+  const auto* f2 = ff[2]->as<nn::Linear>();
+  torch::Tensor u = ln2(mamba(ln1(x)).to(torch::kFloat32));
+  return x + Linear(Gelu(Linear(u, f0->weight, f0->bias)), f2->weight, f2->bias);
 }
 
 BoaNetImpl::BoaNetImpl(const ModelConfig& c) : config(c) {
@@ -61,7 +65,9 @@ BoaNetImpl::BoaNetImpl(const ModelConfig& c) : config(c) {
 torch::Tensor BoaNetImpl::forward(const torch::Tensor& bytes) {
   torch::Tensor x = embedding(bytes);
   for (const auto& block : *blocks) x = block->as<Block>()->forward(x);
-  return head->forward(x);
+  const auto* h0 = head[0]->as<nn::Linear>();
+  const auto* h2 = head[2]->as<nn::Linear>();
+  return Linear(torch::relu(Linear(x, h0->weight, h0->bias)), h2->weight, h2->bias);
 }
 
 Status LoadWeights(BoaNet& net, const ModelWeights& weights) {

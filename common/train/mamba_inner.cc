@@ -6,6 +6,7 @@
 #include <type_traits>
 
 #include "common/train/block_kernels.h"
+#include "common/train/linear.h"
 #include "common/train/scan_kernels.h"
 #include "common/train/selective_scan.h"
 
@@ -103,8 +104,8 @@ class MambaInnerFunction : public torch::autograd::Function<MambaInnerFunction> 
     AT_DISPATCH_FLOATING_TYPES(xz.scalar_type(), "mamba_inner_forward", [&] {
       using T = scalar_t;
       ConvForward<T>(xz, w_tap, conv_b.contiguous(), pre, c);
-      dbc = torch::mm(c.view({rows, E}), x_proj_w.t());                          // [rows, R + 2S]
-      dt_raw = torch::addmm(dt_proj_b, dbc.narrow(1, 0, R), dt_proj_w.t());       // [rows, E]
+      dbc = ProductTransposed(c.view({rows, E}), x_proj_w, Tensor());            // [rows, R + 2S]
+      dt_raw = ProductTransposed(dbc.narrow(1, 0, R), dt_proj_w, dt_proj_b);      // [rows, E]
       ForRows(rows, [&](int64_t r0, int64_t n) {
         const T* raw = dt_raw.data_ptr<T>() + r0 * E;
         T* dl = delta.data_ptr<T>() + r0 * E;
@@ -173,12 +174,14 @@ class MambaInnerFunction : public torch::autograd::Function<MambaInnerFunction> 
       });
     });
     const Tensor ddt2 = ddt_raw.view({rows, E});
-    Tensor d_dbc = torch::cat({torch::mm(ddt2, dt_proj_w), g[3].view({rows, -1}), g[4].view({rows, -1})}, 1);
+    Tensor d_dbc = torch::cat(
+        {ProductTransposed(ddt2, dt_proj_w.t().contiguous(), Tensor()), g[3].view({rows, -1}), g[4].view({rows, -1})}, 1);
     Tensor d_dt_proj_w = torch::mm(ddt2.t(), dbc.narrow(1, 0, R));
     Tensor d_dt_proj_b = ddt2.sum(0);
     const Tensor c2 = c.view({rows, E});
     Tensor d_x_proj_w = torch::mm(d_dbc.t(), c2);
-    dc.view({rows, E}).addmm_(d_dbc, x_proj_w);
+    Tensor dc2 = dc.view({rows, E});
+    AddProductTransposed(d_dbc, x_proj_w.t().contiguous(), dc2);
     Tensor d_A_log = g[2] * A;  // A = -exp(A_log)
     AT_DISPATCH_FLOATING_TYPES(xz.scalar_type(), "mamba_inner_conv_backward", [&] {
       using T = scalar_t;
