@@ -5,8 +5,6 @@
 
 #include <gtest/gtest.h>
 
-#include <algorithm>
-
 #include "tests/train_test_util.h"
 
 namespace boa::train {

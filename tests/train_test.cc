@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <filesystem>
 
@@ -188,6 +189,20 @@ TEST_F(TrainerFiles, SeededRunsAreReproducibleAndResumeContinuesExactly) {
   EXPECT_NE(j.find("\"test_bpb\""), std::string::npos) << j;
   EXPECT_NE(j.find("\"bytes_seen\": " + std::to_string(a.bytes_seen)), std::string::npos) << j;
   EXPECT_EQ(std::count(cs.begin(), cs.end(), '\n'), static_cast<long>(a.loss_curve.size() + 1));
+}
+
+TEST_F(TrainerFiles, ReportedSecondsAreWallTimeAcrossEpochCheckpoints) {
+  // Every epoch writes a checkpoint; the clock (report, rate, --max-seconds) must not count
+  // the time before a checkpoint twice.
+  TrainOptions o = Options("t.boam");
+  o.epochs = 4;
+  TrainReport r;
+  auto t0 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Train(o, &r).ok());
+  const double wall = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  EXPECT_EQ(r.epochs_done, 4);
+  EXPECT_LE(r.seconds, wall);
+  EXPECT_GT(r.seconds, 0.5 * wall);
 }
 
 TEST_F(TrainerFiles, AStopRequestCheckpointsInsideTheEpochAndResumeIsExact) {

@@ -243,8 +243,11 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   replicas.Sync();
 
   const auto start = std::chrono::steady_clock::now();
+  // Seconds of earlier runs (resume) plus this run's; state.seconds is rewritten at every
+  // checkpoint, so it must not be the base.
+  const double earlier_seconds = state.seconds;
   auto elapsed = [&] {
-    return state.seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    return earlier_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
   double recent = 0;
   int recent_n = 0;
