@@ -201,6 +201,7 @@ void TrainingTable(const Settings& s, double peakN) {
     int64_t seq, batch;
     int steps;
   };
+  train::TuneHeapForTraining();  // as boa-client does when it trains
   for (Cfg c : {Cfg{64, 2, 1024, 8, 8}, Cfg{256, 1, 1024, 4, 4}}) {
     ModelConfig mc = ModelConfig::Default(c.d, c.layers);
     std::vector<double> rates;

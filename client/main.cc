@@ -507,6 +507,7 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     return 1;
   }
   o.train.progress = TrainProgress(g);
+  train::TuneHeapForTraining();
   train::TrainReport r;
   Status s = train::Train(o.train, &r);
   if (!s.ok()) {

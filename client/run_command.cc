@@ -114,6 +114,7 @@ int RunExperiment(const RunOptions& o) {
     t.patience = c.patience;
     if (c.progress) t.progress = o.progress;
     t0 = std::chrono::steady_clock::now();
+    train::TuneHeapForTraining();
     train::TrainReport r;
     Status s = train::Train(t, &r);
     if (!s.ok()) {

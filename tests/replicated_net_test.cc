@@ -74,6 +74,14 @@ TEST(ReplicatedNet, SyncCopiesThePrimaryToEveryReplica) {
   EXPECT_NEAR(nets.ForwardBackward(twice, false), single.ForwardBackward(row, false), 1e-6);
 }
 
+TEST(ReplicatedNet, AFailingReplicaThrowsOnTheCallingThreadAndTheNextStepWorks) {
+  ModelConfig c = ModelConfig::Default(32, 1);
+  ReplicatedNet nets(c, 2, 4);
+  // Float windows: the embedding refuses them in every replica thread.
+  EXPECT_THROW(nets.ForwardBackward(torch::zeros({4, 9}), false), c10::Error);
+  EXPECT_TRUE(std::isfinite(nets.ForwardBackward(Windows(4, 8), false)));
+}
+
 TEST(ReplicatedNet, Bf16StepsRun) {
   torch::Tensor w = Windows(2, 32);
   StepResult r = Step(2, w, true);

@@ -10,7 +10,7 @@
 namespace boa::train {
 
 ReplicatedNet::ReplicatedNet(const ModelConfig& config, int threads, int64_t batch_size)
-    : threads_(std::max(1, threads)) {
+    : threads_(std::max(1, threads)), threads_before_(torch::get_num_threads()) {
   const int n = static_cast<int>(std::clamp<int64_t>(batch_size, 1, threads_));
   for (int r = 0; r < n; ++r) {
     nets_.emplace_back(config);
@@ -20,7 +20,7 @@ ReplicatedNet::ReplicatedNet(const ModelConfig& config, int threads, int64_t bat
   SetStepThreads();
 }
 
-ReplicatedNet::~ReplicatedNet() { torch::set_num_threads(threads_); }
+ReplicatedNet::~ReplicatedNet() { torch::set_num_threads(threads_before_); }
 
 void ReplicatedNet::SetStepThreads() { torch::set_num_threads(replicas() > 1 ? 1 : threads_); }
 
@@ -37,7 +37,8 @@ double ReplicatedNet::ForwardBackward(const torch::Tensor& windows, bool bf16) {
   std::vector<std::exception_ptr> errors(n);
   auto run = [&](int r) {
     try {
-      if (n > 1) torch::set_num_threads(1);  // this thread's OpenMP setting
+      // This thread's OpenMP setting, which OpenBLAS reads: one thread per replica.
+      if (n > 1) torch::set_num_threads(1);
       for (torch::Tensor& p : params_[r]) {
         if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
       }
@@ -57,13 +58,24 @@ double ReplicatedNet::ForwardBackward(const torch::Tensor& windows, bool bf16) {
       losses[r] = loss.item<double>();
     } catch (...) {
       at::autocast::set_cpu_enabled(false);
+      at::autocast::clear_cache();
       errors[r] = std::current_exception();
     }
   };
   std::vector<std::thread> pool;
-  for (int r = 1; r < n; ++r) pool.emplace_back(run, r);
-  run(0);
-  for (std::thread& t : pool) t.join();
+  {
+    // Joins the replicas already started if starting another one throws.
+    struct JoinAll {
+      std::vector<std::thread>& threads;
+      ~JoinAll() {
+        for (std::thread& t : threads) {
+          if (t.joinable()) t.join();
+        }
+      }
+    } join_all{pool};
+    for (int r = 1; r < n; ++r) pool.emplace_back(run, r);
+    run(0);
+  }
   for (const std::exception_ptr& e : errors) {
     if (e) std::rethrow_exception(e);
   }

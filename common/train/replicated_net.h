@@ -50,6 +50,7 @@ class ReplicatedNet {
  private:
   void SetStepThreads();
   int threads_;
+  int threads_before_;  // LibTorch's intra-op threads when constructed, restored after
   std::vector<BoaNet> nets_;
   std::vector<std::vector<torch::Tensor>> params_;
 };

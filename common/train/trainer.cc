@@ -151,26 +151,16 @@ std::string FormatDuration(double s) {
 
 namespace {
 
-// LibTorch allocates and frees tens of megabytes of activations every step. With glibc's
-// default thresholds that memory goes back to the kernel and is faulted in again page by page
-// (~15 % of a step on small models); keep it in the heap while training, trim once after.
-class TrainingHeap {
- public:
-  TrainingHeap() {
-    mallopt(M_MMAP_THRESHOLD, 32 << 20);
-    mallopt(M_TRIM_THRESHOLD, 1 << 30);
-  }
-  ~TrainingHeap() {
-    mallopt(M_TRIM_THRESHOLD, 64 << 20);
-    malloc_trim(0);
-  }
-};
-
 int CoresToUse(int threads) {
   return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
 
 }  // namespace
+
+void TuneHeapForTraining() {
+  mallopt(M_MMAP_THRESHOLD, 32 << 20);
+  mallopt(M_TRIM_THRESHOLD, 1 << 30);
+}
 
 Status Train(const TrainOptions& o, TrainReport* report) {
   BOA_RETURN_IF_ERROR(ValidateOptions(o));
@@ -201,7 +191,6 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   std::vector<uint8_t> val(bytes + train_end, bytes + val_end);
   std::vector<uint8_t> test(bytes + val_end, bytes + n);
 
-  TrainingHeap heap;
   torch::manual_seed(o.seed);
   ReplicatedNet replicas(o.model, CoresToUse(o.threads), o.batch_size);
   BoaNet& net = replicas.primary();
@@ -295,7 +284,12 @@ Status Train(const TrainOptions& o, TrainReport* report) {
       std::vector<torch::Tensor> rows;
       for (int64_t b = 0; b < o.batch_size; ++b) rows.push_back(train_bytes.narrow(0, offset(rng), o.seq_len + 1));
       torch::Tensor batch = torch::stack(rows).to(torch::kInt64);
-      const double loss = replicas.ForwardBackward(batch, bf16);
+      double loss = 0;
+      try {
+        loss = replicas.ForwardBackward(batch, bf16);
+      } catch (const std::exception& e) {
+        return Status::Internal(std::string("training step failed: ") + e.what());
+      }
       torch::nn::utils::clip_grad_norm_(net->parameters(), o.grad_clip);
       optimizer.step();
       replicas.Sync();
@@ -381,7 +375,6 @@ Status Train(const TrainOptions& o, TrainReport* report) {
 Result<double> MeasureTrainingBytesPerSecond(const ModelConfig& config, int64_t seq_len, int64_t batch_size,
                                              int steps, int threads) {
   BOA_RETURN_IF_ERROR(config.Validate());
-  TrainingHeap heap;
   torch::manual_seed(1);
   ReplicatedNet replicas(config, CoresToUse(threads), batch_size);
   BoaNet& net = replicas.primary();
