@@ -82,6 +82,21 @@ TEST(ReplicatedNet, AFailingReplicaThrowsOnTheCallingThreadAndTheNextStepWorks) 
   EXPECT_TRUE(std::isfinite(nets.ForwardBackward(Windows(4, 8), false)));
 }
 
+TEST(ReplicatedNet, EvaluationSharesChunksAndMatchesOneNetwork) {
+  ModelConfig c = ModelConfig::Default(32, 1);
+  ReplicatedNet nets(c, 2, 4), single(c, 1, 1);
+  ASSERT_TRUE(LoadWeights(nets.primary(), InitRandomModel(c, 13)).ok());
+  ASSERT_TRUE(LoadWeights(single.primary(), InitRandomModel(c, 13)).ok());
+  nets.Sync();
+  // Five chunks and a one-byte tail (nothing to predict in it).
+  std::vector<uint8_t> data(5 * 300 + 1);
+  for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 7 + (i >> 5));
+  const double one = CrossEntropyBitsPerByte(single.primary(), data, 300);
+  EXPECT_NEAR(nets.CrossEntropyBitsPerByte(data, 300), one, 1e-6 * one);
+  EXPECT_NEAR(single.CrossEntropyBitsPerByte(data, 300), one, 1e-12 * one);
+  EXPECT_EQ(nets.CrossEntropyBitsPerByte({}, 300), 0.0);
+}
+
 TEST(ReplicatedNet, Bf16StepsRun) {
   torch::Tensor w = Windows(2, 32);
   StepResult r = Step(2, w, true);

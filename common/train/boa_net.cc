@@ -101,20 +101,24 @@ ModelWeights ExportWeights(BoaNet& net) {
   return w;
 }
 
-double CrossEntropyBitsPerByte(BoaNet& net, const std::vector<uint8_t>& data, int64_t chunk_length) {
+double ChunkCrossEntropyNats(BoaNet& net, const uint8_t* bytes, int64_t len) {
+  if (len < 2) return 0;
   torch::NoGradGuard no_grad;
+  torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(bytes), {1, len}, torch::kUInt8).to(torch::kInt64);
+  torch::Tensor logits = net->forward(x.narrow(1, 0, len - 1)).to(torch::kFloat64);
+  torch::Tensor target = x.narrow(1, 1, len - 1).reshape({-1});
+  return torch::nn::functional::cross_entropy(logits.reshape({-1, 256}), target,
+                                              torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
+      .item<double>();
+}
+
+double CrossEntropyBitsPerByte(BoaNet& net, const std::vector<uint8_t>& data, int64_t chunk_length) {
   double nats = 0;
   int64_t predicted = 0;
   for (size_t start = 0; start < data.size(); start += chunk_length) {
     int64_t len = std::min<int64_t>(chunk_length, static_cast<int64_t>(data.size() - start));
     if (len < 2) continue;
-    torch::Tensor x = torch::from_blob(const_cast<uint8_t*>(data.data() + start), {1, len}, torch::kUInt8)
-                          .to(torch::kInt64);
-    torch::Tensor logits = net->forward(x.narrow(1, 0, len - 1)).to(torch::kFloat64);
-    torch::Tensor target = x.narrow(1, 1, len - 1).reshape({-1});
-    nats += torch::nn::functional::cross_entropy(logits.reshape({-1, 256}), target,
-                                                 torch::nn::functional::CrossEntropyFuncOptions().reduction(torch::kSum))
-                .item<double>();
+    nats += ChunkCrossEntropyNats(net, data.data() + start, len);
     predicted += len - 1;
   }
   return predicted ? nats / predicted / std::log(2.0) : 0;

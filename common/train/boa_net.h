@@ -49,5 +49,7 @@ ModelWeights ExportWeights(BoaNet& net);
 // Mean cross-entropy in bits per predicted byte of `data` cut into chunks of `chunk_length`
 // (each chunk from a zero state, its first byte not predicted), as the engine codes it.
 double CrossEntropyBitsPerByte(BoaNet& net, const std::vector<uint8_t>& data, int64_t chunk_length);
+// Cross-entropy in nats summed over the len - 1 bytes of one chunk that are predicted.
+double ChunkCrossEntropyNats(BoaNet& net, const uint8_t* bytes, int64_t len);
 
 }  // namespace boa::train

@@ -4,6 +4,7 @@
 #include <ATen/autocast_mode.h>
 
 #include <algorithm>
+#include <cmath>
 #include <exception>
 #include <thread>
 
@@ -30,32 +31,14 @@ void ReplicatedNet::Sync() {
     for (size_t i = 0; i < params_[0].size(); ++i) params_[r][i].copy_(params_[0][i]);
 }
 
-double ReplicatedNet::ForwardBackward(const torch::Tensor& windows, bool bf16) {
+void ReplicatedNet::OnReplicas(const std::function<void(int)>& fn) {
   const int n = replicas();
-  const int64_t rows = windows.size(0), len = windows.size(1) - 1;
-  std::vector<double> losses(n, 0);
   std::vector<std::exception_ptr> errors(n);
   auto run = [&](int r) {
     try {
       // This thread's OpenMP setting, which OpenBLAS reads: one thread per replica.
       if (n > 1) torch::set_num_threads(1);
-      for (torch::Tensor& p : params_[r]) {
-        if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
-      }
-      const int64_t b0 = rows * r / n, b1 = rows * (r + 1) / n;
-      if (b1 == b0) return;
-      torch::Tensor x = windows.narrow(0, b0, b1 - b0);
-      at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
-      at::autocast::set_cpu_enabled(bf16);
-      torch::Tensor logits = nets_[r]->forward(x.narrow(1, 0, len));
-      torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, 256}).to(torch::kFloat32),
-                                                                x.narrow(1, 1, len).reshape({-1}));
-      at::autocast::set_cpu_enabled(false);
-      at::autocast::clear_cache();  // cached bf16 weights are stale after this step
-      // Each replica's share of the batch mean.
-      loss = loss * (static_cast<double>(b1 - b0) / static_cast<double>(rows));
-      loss.backward();
-      losses[r] = loss.item<double>();
+      fn(r);
     } catch (...) {
       at::autocast::set_cpu_enabled(false);
       at::autocast::clear_cache();
@@ -79,6 +62,31 @@ double ReplicatedNet::ForwardBackward(const torch::Tensor& windows, bool bf16) {
   for (const std::exception_ptr& e : errors) {
     if (e) std::rethrow_exception(e);
   }
+}
+
+double ReplicatedNet::ForwardBackward(const torch::Tensor& windows, bool bf16) {
+  const int n = replicas();
+  const int64_t rows = windows.size(0), len = windows.size(1) - 1;
+  std::vector<double> losses(n, 0);
+  OnReplicas([&](int r) {
+    for (torch::Tensor& p : params_[r]) {
+      if (p.grad().defined()) p.mutable_grad() = torch::Tensor();
+    }
+    const int64_t b0 = rows * r / n, b1 = rows * (r + 1) / n;
+    if (b1 == b0) return;
+    torch::Tensor x = windows.narrow(0, b0, b1 - b0);
+    at::autocast::set_autocast_cpu_dtype(at::kBFloat16);
+    at::autocast::set_cpu_enabled(bf16);
+    torch::Tensor logits = nets_[r]->forward(x.narrow(1, 0, len));
+    torch::Tensor loss = torch::nn::functional::cross_entropy(logits.reshape({-1, 256}).to(torch::kFloat32),
+                                                              x.narrow(1, 1, len).reshape({-1}));
+    at::autocast::set_cpu_enabled(false);
+    at::autocast::clear_cache();  // cached bf16 weights are stale after this step
+    // Each replica's share of the batch mean.
+    loss = loss * (static_cast<double>(b1 - b0) / static_cast<double>(rows));
+    loss.backward();
+    losses[r] = loss.item<double>();
+  });
   torch::NoGradGuard no_grad;
   for (int r = 1; r < n; ++r) {
     for (size_t i = 0; i < params_[0].size(); ++i) {
@@ -92,6 +100,31 @@ double ReplicatedNet::ForwardBackward(const torch::Tensor& windows, bool bf16) {
   double loss = 0;
   for (double l : losses) loss += l;
   return loss;
+}
+
+double ReplicatedNet::CrossEntropyBitsPerByte(const std::vector<uint8_t>& data, int64_t chunk_length) {
+  if (replicas() == 1) {
+    torch::set_num_threads(threads_);
+    double bpb = train::CrossEntropyBitsPerByte(nets_[0], data, chunk_length);
+    SetStepThreads();
+    return bpb;
+  }
+  const int64_t chunks = (static_cast<int64_t>(data.size()) + chunk_length - 1) / chunk_length;
+  std::vector<double> nats(chunks, 0);
+  OnReplicas([&](int r) {
+    for (int64_t i = r; i < chunks; i += replicas()) {
+      const int64_t start = i * chunk_length;
+      const int64_t len = std::min<int64_t>(chunk_length, static_cast<int64_t>(data.size()) - start);
+      nats[i] = ChunkCrossEntropyNats(nets_[r], data.data() + start, len);
+    }
+  });
+  double total = 0;
+  int64_t predicted = 0;
+  for (int64_t i = 0; i < chunks; ++i) {
+    total += nats[i];
+    predicted += std::max<int64_t>(0, std::min<int64_t>(chunk_length, static_cast<int64_t>(data.size()) - i * chunk_length) - 1);
+  }
+  return predicted ? total / predicted / std::log(2.0) : 0;
 }
 
 }  // namespace boa::train

@@ -7,6 +7,8 @@
 
 #include <torch/torch.h>
 
+#include <cstdint>
+#include <functional>
 #include <vector>
 
 #include "common/train/boa_net.h"
@@ -32,22 +34,18 @@ class ReplicatedNet {
   // pass under LibTorch's CPU autocast.
   double ForwardBackward(const torch::Tensor& windows, bool bf16);
 
+  // CrossEntropyBitsPerByte (boa_net.h) with the chunks shared out over the replicas, each on
+  // its own thread; the chunks' sums are added in chunk order. Replicas must be in sync.
+  double CrossEntropyBitsPerByte(const std::vector<uint8_t>& data, int64_t chunk_length);
+
   // Copies primary()'s parameters to the other replicas: after each optimizer step and after
   // loading weights into primary().
   void Sync();
 
-  // Runs `fn` with LibTorch's intra-op threads set to all cores (evaluation between steps).
-  template <typename Fn>
-  auto WithAllThreads(Fn fn) {
-    struct Restore {
-      ReplicatedNet* self;
-      ~Restore() { self->SetStepThreads(); }
-    } restore{this};
-    torch::set_num_threads(threads_);
-    return fn();
-  }
-
  private:
+  // Runs fn(r) for every replica r, replica 0 on the calling thread, the others on threads of
+  // their own with single-threaded LibTorch operations; rethrows the first failure.
+  void OnReplicas(const std::function<void(int)>& fn);
   void SetStepThreads();
   int threads_;
   int threads_before_;  // LibTorch's intra-op threads when constructed, restored after

@@ -231,6 +231,15 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   const bool bf16 = o.precision == "bf16";
   replicas.Sync();
 
+  // Validation and test bits per byte, the chunks shared out over the replicas.
+  auto evaluate = [&](const std::vector<uint8_t>& data, double* bpb) -> Status {
+    try {
+      *bpb = replicas.CrossEntropyBitsPerByte(data, o.eval_chunk);
+      return Status::Ok();
+    } catch (const std::exception& e) {
+      return Status::Internal(std::string("evaluation failed: ") + e.what());
+    }
+  };
   const auto start = std::chrono::steady_clock::now();
   // Seconds of earlier runs (resume) plus this run's; state.seconds is rewritten at every
   // checkpoint, so it must not be the base.
@@ -321,8 +330,8 @@ Status Train(const TrainOptions& o, TrainReport* report) {
       }
     }
     net->eval();
-    const double val_bpb =
-        val.empty() ? 0 : replicas.WithAllThreads([&] { return CrossEntropyBitsPerByte(net, val, o.eval_chunk); });
+    double val_bpb = 0;
+    if (!val.empty()) BOA_RETURN_IF_ERROR(evaluate(val, &val_bpb));
     r.val_bpb = val_bpb;
     // Without validation data the latest weights count as the best.
     const bool improved = state.best_epoch == 0 || val.empty() || val_bpb < state.best_val;
@@ -358,7 +367,8 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   net->eval();
   r.best_epoch = state.best_epoch;
   if (!val.empty()) r.val_bpb = state.best_val;
-  if (!test.empty()) r.test_bpb = replicas.WithAllThreads([&] { return CrossEntropyBitsPerByte(net, test, o.eval_chunk); });
+  replicas.Sync();
+  if (!test.empty()) BOA_RETURN_IF_ERROR(evaluate(test, &r.test_bpb));
   r.seconds = elapsed();
   std::string meta = "created_by=boa-client train\nseed=" + std::to_string(o.seed) +
                      "\nsteps=" + std::to_string(r.steps) + "\nbytes_seen=" + std::to_string(r.bytes_seen) +
