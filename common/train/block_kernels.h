@@ -104,17 +104,17 @@ void GateBackward(const T* xz, const T* c, const T* D, const T* yp, const T* dou
   }
 }
 
-// GELU (exact form, x * Phi(x)) and its gradient: g *= Phi(x) + x * phi(x).
+// GELU (exact form, x * Phi(x)) and its gradient: dx = g * (Phi(x) + x * phi(x)).
 template <typename T>
 void GeluForward(const T* x, T* y, int64_t n) {
   for (int64_t i = 0; i < n; ++i) y[i] = x[i] * T(0.5) * std::erfc(-x[i] * T(M_SQRT1_2));
 }
 template <typename T>
-void GeluBackward(const T* x, T* g, int64_t n) {
+void GeluBackward(const T* x, const T* g, T* dx, int64_t n) {
   const T inv_sqrt_2pi = T(0.5) * T(M_2_SQRTPI) * T(M_SQRT1_2);
   for (int64_t i = 0; i < n; ++i) {
     const T phi = std::exp(-x[i] * x[i] / 2) * inv_sqrt_2pi;
-    g[i] *= T(0.5) * std::erfc(-x[i] * T(M_SQRT1_2)) + x[i] * phi;
+    dx[i] = g[i] * (T(0.5) * std::erfc(-x[i] * T(M_SQRT1_2)) + x[i] * phi);
   }
 }
 
@@ -129,6 +129,6 @@ void GateForwardAvx2(const float* xz, const float* c, const float* D, int64_t ro
 void GateBackwardAvx2(const float* xz, const float* c, const float* D, const float* yp, const float* dout,
                       int64_t rows, int64_t E, float* dxz, float* dyp, float* dc, float* dD);
 void GeluForwardAvx2(const float* x, float* y, int64_t n);
-void GeluBackwardAvx2(const float* x, float* g, int64_t n);
+void GeluBackwardAvx2(const float* x, const float* g, float* dx, int64_t n);
 
 }  // namespace boa::train::kernels

@@ -112,7 +112,7 @@ void GeluForwardAvx2(const float* x, float* y, int64_t n) {
 
 // The engine's GELU pieces (detmath.h): a = |x|/sqrt 2, e = e^(-a^2), the normal tail
 // h = Phi(-|x|) = e H(t); phi(x) = e / sqrt(2 pi).
-void GeluBackwardAvx2(const float* x, float* g, int64_t n) {
+void GeluBackwardAvx2(const float* x, const float* g, float* dx, int64_t n) {
   const __m256 inv_sqrt_2pi = Set(0.3989422804014327f);
   for (int64_t i = 0; i < n; i += 8) {
     const __m256 v = _mm256_loadu_ps(x + i);
@@ -124,7 +124,7 @@ void GeluBackwardAvx2(const float* x, float* g, int64_t n) {
     __m256 h = _mm256_and_ps(_mm256_mul_ps(e, q), _mm256_cmp_ps(a, Set(4.0f), _CMP_LT_OQ));
     const __m256 Phi = _mm256_blendv_ps(h, _mm256_sub_ps(Set(1.0f), h), _mm256_cmp_ps(v, _mm256_setzero_ps(), _CMP_GE_OQ));
     const __m256 d = _mm256_fmadd_ps(v, _mm256_mul_ps(e, inv_sqrt_2pi), Phi);
-    _mm256_storeu_ps(g + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), d));
+    _mm256_storeu_ps(dx + i, _mm256_mul_ps(_mm256_loadu_ps(g + i), d));
   }
 }
 

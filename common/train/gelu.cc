@@ -27,12 +27,12 @@ void Forward(const T* x, T* y, int64_t n) {
   k::GeluForward<T>(x + n8, y + n8, n - n8);
 }
 template <typename T>
-void Backward(const T* x, T* g, int64_t n) {
+void Backward(const T* x, const T* g, T* dx, int64_t n) {
   int64_t n8 = 0;
   if constexpr (std::is_same_v<T, float>) {
-    if (k::Avx2Available()) k::GeluBackwardAvx2(x, g, n8 = n / 8 * 8);
+    if (k::Avx2Available()) k::GeluBackwardAvx2(x, g, dx, n8 = n / 8 * 8);
   }
-  k::GeluBackward<T>(x + n8, g + n8, n - n8);
+  k::GeluBackward<T>(x + n8, g + n8, dx + n8, n - n8);
 }
 
 class GeluFunction : public torch::autograd::Function<GeluFunction> {
@@ -52,13 +52,15 @@ class GeluFunction : public torch::autograd::Function<GeluFunction> {
   static torch::autograd::variable_list backward(torch::autograd::AutogradContext* ctx,
                                                  torch::autograd::variable_list grads) {
     const Tensor x = ctx->get_saved_variables()[0];
-    Tensor g = grads[0].contiguous().clone();
+    const Tensor g = grads[0].contiguous();
+    Tensor dx = torch::empty_like(x);
     AT_DISPATCH_FLOATING_TYPES(x.scalar_type(), "gelu_backward", [&] {
       const scalar_t* px = x.data_ptr<scalar_t>();
-      scalar_t* pg = g.data_ptr<scalar_t>();
-      at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) { Backward(px + b, pg + b, e - b); });
+      const scalar_t* pg = g.data_ptr<scalar_t>();
+      scalar_t* pd = dx.data_ptr<scalar_t>();
+      at::parallel_for(0, x.numel(), kGrain, [&](int64_t b, int64_t e) { Backward(px + b, pg + b, pd + b, e - b); });
     });
-    return {g};
+    return {dx};
   }
 };
 

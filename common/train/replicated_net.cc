@@ -103,26 +103,20 @@ double ReplicatedNet::ForwardBackward(const torch::Tensor& windows, bool bf16) {
 }
 
 double ReplicatedNet::CrossEntropyBitsPerByte(const std::vector<uint8_t>& data, int64_t chunk_length) {
-  if (replicas() == 1) {
-    torch::set_num_threads(threads_);
-    double bpb = train::CrossEntropyBitsPerByte(nets_[0], data, chunk_length);
-    SetStepThreads();
-    return bpb;
-  }
-  const int64_t chunks = (static_cast<int64_t>(data.size()) + chunk_length - 1) / chunk_length;
-  std::vector<double> nats(chunks, 0);
+  // One replica runs on the calling thread with LibTorch's intra-op threads (SetStepThreads).
+  std::vector<int64_t> starts;
+  for (size_t s = 0; s < data.size(); s += chunk_length) starts.push_back(static_cast<int64_t>(s));
+  auto length = [&](size_t i) { return std::min<int64_t>(chunk_length, static_cast<int64_t>(data.size()) - starts[i]); };
+  std::vector<double> nats(starts.size(), 0);
   OnReplicas([&](int r) {
-    for (int64_t i = r; i < chunks; i += replicas()) {
-      const int64_t start = i * chunk_length;
-      const int64_t len = std::min<int64_t>(chunk_length, static_cast<int64_t>(data.size()) - start);
-      nats[i] = ChunkCrossEntropyNats(nets_[r], data.data() + start, len);
-    }
+    for (size_t i = r; i < starts.size(); i += replicas())
+      nats[i] = ChunkCrossEntropyNats(nets_[r], data.data() + starts[i], length(i));
   });
   double total = 0;
   int64_t predicted = 0;
-  for (int64_t i = 0; i < chunks; ++i) {
+  for (size_t i = 0; i < starts.size(); ++i) {
     total += nats[i];
-    predicted += std::max<int64_t>(0, std::min<int64_t>(chunk_length, static_cast<int64_t>(data.size()) - i * chunk_length) - 1);
+    predicted += std::max<int64_t>(0, length(i) - 1);
   }
   return predicted ? total / predicted / std::log(2.0) : 0;
 }
