@@ -102,10 +102,10 @@ Session::Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows)
 
 void Session::ResetLane(int lane) {
   const ModelConfig& c = engine_->config_;
-  std::fill_n(conv_state_.begin() + static_cast<size_t>(lane) * c.n_layers * conv_stride_,
-              c.n_layers * conv_stride_, 0.0f);
-  std::fill_n(ssm_state_.begin() + static_cast<size_t>(lane) * c.n_layers * ssm_stride_,
-              c.n_layers * ssm_stride_, 0.0f);
+  for (uint32_t l = 0; l < c.n_layers; ++l) {
+    std::fill_n(conv_state_.begin() + StateSlot(lane, l) * conv_stride_, conv_stride_, 0.0f);
+    std::fill_n(ssm_state_.begin() + StateSlot(lane, l) * ssm_stride_, ssm_stride_, 0.0f);
+  }
 }
 
 void Session::Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out) {
@@ -132,7 +132,7 @@ void Session::Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out) 
     // Convolution over time: sequential within a lane, lanes independent.
     size_t r = 0;
     for (int i = 0; i < n_inputs; ++i) {
-      float* window = &conv_state_[(static_cast<size_t>(inputs[i].lane) * c.n_layers + l) * conv_stride_];
+      float* window = &conv_state_[StateSlot(inputs[i].lane, l) * conv_stride_];
       for (int t = 0; t < inputs[i].count; ++t, ++r)
         k.conv_silu(&xz_[r * 2 * E], window, L.conv_w.data(), L.conv_b.data(), E, dc, &c_[r * E]);
     }
@@ -140,7 +140,7 @@ void Session::Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out) 
     k.linear(L.dt_proj, dbc_.data(), ldbc, rows, delta_.data(), E, Epilogue::kSoftplus);
     r = 0;
     for (int i = 0; i < n_inputs; ++i) {
-      float* h = &ssm_state_[(static_cast<size_t>(inputs[i].lane) * c.n_layers + l) * ssm_stride_];
+      float* h = &ssm_state_[StateSlot(inputs[i].lane, l) * ssm_stride_];
       for (int t = 0; t < inputs[i].count; ++t, ++r) {
         const float* bc = &dbc_[r * ldbc + R];
         k.scan(&delta_[r * E], &c_[r * E], &xz_[r * 2 * E + E], bc, bc + S, L.A.data(),

@@ -66,9 +66,14 @@ class Session {
   std::shared_ptr<const Engine> engine_;
   int lanes_;
   int max_rows_;
-  // Recurrent state per lane and layer.
-  FloatBuffer conv_state_;  // [lanes][layers][d_conv-1][E]
-  FloatBuffer ssm_state_;   // [lanes][layers][StateSize(E, S)]
+  // Recurrent state per lane and layer, layer-major: one layer's states of lanes 0, 1, 2, ...
+  // are one sequential stream, which the hardware prefetcher follows when many lanes step
+  // together and their states do not fit in L2.
+  size_t StateSlot(int lane, uint32_t layer) const {
+    return static_cast<size_t>(layer) * static_cast<size_t>(lanes_) + static_cast<size_t>(lane);
+  }
+  FloatBuffer conv_state_;  // [layers][lanes][d_conv-1][E]
+  FloatBuffer ssm_state_;   // [layers][lanes][StateSize(E, S)]
   // Activations [max_rows][...].
   FloatBuffer x_, u_, xz_, c_, dbc_, delta_, y_, m_, f_, logits_;
   size_t conv_stride_, ssm_stride_;

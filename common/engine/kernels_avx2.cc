@@ -33,57 +33,64 @@ inline __m256i TailMask(int valid) {  // lanes [0, valid) set
   return _mm256_cmpgt_epi32(_mm256_set1_epi32(valid), idx);
 }
 
-// MR rows x 16 columns: acc[r][v] += W[k][v*8 .. v*8+7] * X[r][k], k ascending.
-template <Epilogue E>
-__attribute__((always_inline)) inline void StoreRow(float* y, __m256 a0, __m256 a1, int valid_cols) {
-  if (valid_cols == kPanel) {
-    __m256 o0 = E == Epilogue::kAdd ? _mm256_loadu_ps(y) : a0;
-    __m256 o1 = E == Epilogue::kAdd ? _mm256_loadu_ps(y + 8) : a1;
-    _mm256_storeu_ps(y, ApplyEpilogue<E>(a0, o0));
-    _mm256_storeu_ps(y + 8, ApplyEpilogue<E>(a1, o1));
-  } else {
-    __m256i m0 = TailMask(valid_cols), m1 = TailMask(valid_cols - 8);
-    __m256 o0 = E == Epilogue::kAdd ? _mm256_maskload_ps(y, m0) : a0;
-    __m256 o1 = E == Epilogue::kAdd ? _mm256_maskload_ps(y + 8, m1) : a1;
-    _mm256_maskstore_ps(y, m0, ApplyEpilogue<E>(a0, o0));
-    _mm256_maskstore_ps(y + 8, m1, ApplyEpilogue<E>(a1, o1));
+// Stores one row's NV vectors of outputs, the first `valid_cols` of them.
+template <int NV, Epilogue E>
+__attribute__((always_inline)) inline void StoreRow(float* y, const __m256* acc, int valid_cols) {
+#pragma GCC unroll 2
+  for (int v = 0; v < NV; ++v) {
+    if (valid_cols >= 8 * (v + 1)) {
+      __m256 old = E == Epilogue::kAdd ? _mm256_loadu_ps(y + 8 * v) : acc[v];
+      _mm256_storeu_ps(y + 8 * v, ApplyEpilogue<E>(acc[v], old));
+    } else {
+      __m256i m = TailMask(valid_cols - 8 * v);
+      __m256 old = E == Epilogue::kAdd ? _mm256_maskload_ps(y + 8 * v, m) : acc[v];
+      _mm256_maskstore_ps(y + 8 * v, m, ApplyEpilogue<E>(acc[v], old));
+    }
   }
 }
 
-// MR rows x 16 columns: acc[r][v] += W[k][v*8 .. v*8+7] * X[r][k], k ascending. Every loop
-// over r is unrolled so the 2*MR accumulators live in registers; the epilogue is a template
-// argument so nothing is called per vector.
-template <int MR, Epilogue E>
+// MR rows x 8*NV columns of a panel: acc[r][v] += W[k][v*8 .. v*8+7] * X[r][k], k ascending.
+// NV = 1 serves a last panel with at most 8 valid columns (x_proj's 36 outputs), so no
+// multiply-adds are spent on padding. Every loop over r is unrolled so the accumulators live
+// in registers; the epilogue is a template argument so nothing is called per vector.
+template <int MR, int NV, Epilogue E>
 void Tile(const float* wp, int K, const float* X, size_t ldx, const float* bias, float* Y,
           size_t ldy, int valid_cols) {
-  __m256 acc0[MR], acc1[MR];
-  const __m256 b0 = _mm256_load_ps(bias), b1 = _mm256_load_ps(bias + 8);
+  __m256 acc[MR][NV];
 #pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) {
-    acc0[r] = b0;
-    acc1[r] = b1;
-  }
+  for (int r = 0; r < MR; ++r)
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_load_ps(bias + 8 * v);
   for (int k = 0; k < K; ++k) {
-    const __m256 w0 = _mm256_load_ps(wp + static_cast<size_t>(k) * kPanel);
-    const __m256 w1 = _mm256_load_ps(wp + static_cast<size_t>(k) * kPanel + 8);
+    __m256 w[NV];
+#pragma GCC unroll 2
+    for (int v = 0; v < NV; ++v) w[v] = _mm256_load_ps(wp + static_cast<size_t>(k) * kPanel + 8 * v);
 #pragma GCC unroll 6
     for (int r = 0; r < MR; ++r) {
       const __m256 xb = _mm256_broadcast_ss(X + r * ldx + k);
-      acc0[r] = _mm256_fmadd_ps(w0, xb, acc0[r]);
-      acc1[r] = _mm256_fmadd_ps(w1, xb, acc1[r]);
+#pragma GCC unroll 2
+      for (int v = 0; v < NV; ++v) acc[r][v] = _mm256_fmadd_ps(w[v], xb, acc[r][v]);
     }
   }
 #pragma GCC unroll 6
-  for (int r = 0; r < MR; ++r) StoreRow<E>(Y + r * ldy, acc0[r], acc1[r], valid_cols);
+  for (int r = 0; r < MR; ++r) StoreRow<NV, E>(Y + r * ldy, acc[r], valid_cols);
 }
 
 constexpr int kMaxRows = 6;
 
+template <int NV, Epilogue E>
+void PanelRows(const float* wp, int K, const float* X, size_t ldx, size_t r0, size_t r1,
+               const float* bias, float* Y, size_t ldy, int valid) {
+  using TileFn = void (*)(const float*, int, const float*, size_t, const float*, float*, size_t, int);
+  static constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, Tile<1, NV, E>, Tile<2, NV, E>, Tile<3, NV, E>,
+                                                  Tile<4, NV, E>, Tile<5, NV, E>, Tile<6, NV, E>};
+  size_t r = r0;
+  for (; r + kMaxRows <= r1; r += kMaxRows) Tile<kMaxRows, NV, E>(wp, K, X + r * ldx, ldx, bias, Y + r * ldy, ldy, valid);
+  if (r < r1) kTiles[r1 - r](wp, K, X + r * ldx, ldx, bias, Y + r * ldy, ldy, valid);
+}
+
 template <Epilogue E>
 void LinearWith(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y, size_t ldy) {
-  using TileFn = void (*)(const float*, int, const float*, size_t, const float*, float*, size_t, int);
-  static constexpr TileFn kTiles[kMaxRows + 1] = {nullptr, Tile<1, E>, Tile<2, E>, Tile<3, E>,
-                                                  Tile<4, E>, Tile<5, E>, Tile<6, E>};
   // Rows in blocks that stay in L2 while every weight panel streams past them once.
   size_t row_block = (96 * 1024 / 4) / static_cast<size_t>(W.in > 0 ? W.in : 1) / kMaxRows * kMaxRows;
   if (row_block < kMaxRows) row_block = kMaxRows;
@@ -93,10 +100,10 @@ void LinearWith(const PackedLinear& W, const float* X, size_t ldx, size_t rows, 
       const float* wp = W.w.data() + static_cast<size_t>(p) * W.in * kPanel;
       const float* bias = W.bias.data() + static_cast<size_t>(p) * kPanel;
       int valid = W.out - p * kPanel < kPanel ? W.out - p * kPanel : kPanel;
-      size_t r = r0;
-      for (; r + kMaxRows <= r1; r += kMaxRows)
-        Tile<kMaxRows, E>(wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid);
-      if (r < r1) kTiles[r1 - r](wp, W.in, X + r * ldx, ldx, bias, Y + r * ldy + p * kPanel, ldy, valid);
+      if (valid <= 8)
+        PanelRows<1, E>(wp, W.in, X, ldx, r0, r1, bias, Y + p * kPanel, ldy, valid);
+      else
+        PanelRows<2, E>(wp, W.in, X, ldx, r0, r1, bias, Y + p * kPanel, ldy, valid);
     }
   }
 }
