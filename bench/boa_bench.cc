@@ -31,35 +31,43 @@ double Median(std::vector<double> v) {
   return v[v.size() / 2];
 }
 
-// Runs `work` (returns bytes processed) on `threads` threads at once, `reps` times for
-// about `seconds` each; returns the median aggregate bytes per second.
+// Runs the per-thread work functions (each returns bytes processed) at once for about
+// `seconds`; returns the aggregate bytes per second.
+double TimeOnce(const std::vector<std::function<uint64_t()>>& works, double seconds) {
+  const size_t threads = works.size();
+  std::vector<uint64_t> bytes(threads, 0);
+  auto t0 = Clock::now();
+  auto deadline = t0 + std::chrono::duration<double>(seconds);
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < threads; ++t) {
+    pool.emplace_back([&, t] {
+      while (Clock::now() < deadline) bytes[t] += works[t]();
+    });
+  }
+  for (auto& th : pool) th.join();
+  double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+  uint64_t total = 0;
+  for (uint64_t b : bytes) total += b;
+  return total / dt;
+}
+
+// Runs `work` on `threads` threads at once, `reps` times for about `seconds` each; returns
+// the median aggregate bytes per second.
 double MeasureRate(int threads, int reps, double seconds, const std::function<std::function<uint64_t()>()>& make_work) {
-  std::vector<double> rates;
   std::vector<std::function<uint64_t()>> works;
   for (int t = 0; t < threads; ++t) works.push_back(make_work());
   for (auto& w : works) w();  // warm up
-  for (int r = 0; r < reps; ++r) {
-    std::vector<uint64_t> bytes(threads, 0);
-    auto t0 = Clock::now();
-    auto deadline = t0 + std::chrono::duration<double>(seconds);
-    std::vector<std::thread> pool;
-    for (int t = 0; t < threads; ++t) {
-      pool.emplace_back([&, t] {
-        while (Clock::now() < deadline) bytes[t] += works[t]();
-      });
-    }
-    for (auto& th : pool) th.join();
-    double dt = std::chrono::duration<double>(Clock::now() - t0).count();
-    uint64_t total = 0;
-    for (uint64_t b : bytes) total += b;
-    rates.push_back(total / dt);
-  }
+  std::vector<double> rates;
+  for (int r = 0; r < reps; ++r) rates.push_back(TimeOnce(works, seconds));
   return Median(rates);
 }
 
 struct Settings {
   double seconds = 0.4;
   int reps = 3;
+  // The engine table: rounds over all cells, each timing every cell for about this long.
+  int engine_rounds = 5;
+  double engine_seconds = 0.25;
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string backend = "auto";
   bool chunk_study = false;
@@ -77,37 +85,58 @@ void EngineTable(const Settings& s, double peak1, double peakN) {
   struct Cfg {
     uint32_t d, layers;
   };
+  // One table row. The cells are timed in rounds, each round visiting every cell once, so a
+  // slow spell of this shared machine lands on one sample of many cells rather than on every
+  // sample of one cell; each cell reports the median of its rounds.
+  struct Cell {
+    Cfg cfg;
+    const char* mode;
+    int lanes, threads;
+    double flops_per_byte;
+    std::vector<std::function<uint64_t()>> works;
+    std::vector<double> rates;
+  };
+  std::vector<Cell> cells;
   for (Cfg cfg : {Cfg{256, 1}, Cfg{64, 2}}) {
     ModelConfig c = ModelConfig::Default(cfg.d, cfg.layers);
-    auto e = engine::Engine::Create(InitRandomModel(c, 1), backend).value();
-    const double flops_per_byte = 2.0 * c.MacsPerByte();
+    std::shared_ptr<const engine::Engine> e = engine::Engine::Create(InitRandomModel(c, 1), backend).value();
     for (const char* mode : {"step", "chunk"}) {
       for (int lanes : {1, 16, 64, 256}) {
         for (int threads : {1, s.threads}) {
-          bool step = std::strcmp(mode, "step") == 0;
+          const bool step = std::strcmp(mode, "step") == 0;
           const int per_lane = step ? 1 : std::max(1, 512 / lanes);
-          auto make = [&]() -> std::function<uint64_t()> {
+          Cell cell{cfg, mode, lanes, threads, 2.0 * c.MacsPerByte(), {}, {}};
+          for (int t = 0; t < threads; ++t) {
             auto session = std::make_shared<engine::Session>(e, lanes, lanes * per_lane);
             auto data = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(lanes) * per_lane);
             for (size_t i = 0; i < data->size(); ++i) (*data)[i] = static_cast<uint8_t>(i * 131 + 7);
             auto cum = std::make_shared<std::vector<uint32_t>>(static_cast<size_t>(lanes) * per_lane * 257);
             auto inputs = std::make_shared<std::vector<engine::LaneInput>>();
             for (int l = 0; l < lanes; ++l) inputs->push_back({l, data->data() + static_cast<size_t>(l) * per_lane, per_lane});
-            return [=]() -> uint64_t {
+            cell.works.push_back([=]() -> uint64_t {
               session->Forward(inputs->data(), lanes, cum->data());
               return static_cast<uint64_t>(lanes) * per_lane;
-            };
-          };
-          double rate = MeasureRate(threads, s.reps, s.seconds, make);
-          double gflops = rate * flops_per_byte / 1e9;
-          double peak = threads == 1 ? peak1 : peakN;
-          std::printf("| d%u x %u | %s | %d | %d | %.1f | %.1f | %.0f %% |\n", cfg.d, cfg.layers, mode, lanes,
-                      threads, rate / 1e3, gflops, 100 * gflops / peak);
-          std::fflush(stdout);
+            });
+          }
+          cells.push_back(std::move(cell));
           if (s.threads == 1) break;
         }
       }
     }
+  }
+  for (int r = 0; r < s.engine_rounds; ++r) {
+    for (Cell& cell : cells) {
+      if (r == 0)
+        for (auto& w : cell.works) w();  // warm up
+      cell.rates.push_back(TimeOnce(cell.works, s.engine_seconds));
+    }
+  }
+  for (const Cell& cell : cells) {
+    double rate = Median(cell.rates);
+    double gflops = rate * cell.flops_per_byte / 1e9;
+    double peak = cell.threads == 1 ? peak1 : peakN;
+    std::printf("| d%u x %u | %s | %d | %d | %.1f | %.1f | %.0f %% |\n", cell.cfg.d, cell.cfg.layers, cell.mode,
+                cell.lanes, cell.threads, rate / 1e3, gflops, 100 * gflops / peak);
   }
 }
 
@@ -281,6 +310,8 @@ int Main(int argc, char** argv) {
     if (a == "--quick") {
       s.seconds = 0.15;
       s.reps = 1;
+      s.engine_rounds = 1;
+      s.engine_seconds = 0.15;
     } else if (a == "--threads" && i + 1 < argc) {
       s.threads = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--chunk-study") {
