@@ -3,6 +3,7 @@
 #include "common/engine/engine.h"
 
 #include <gtest/gtest.h>
+#include <xmmintrin.h>
 
 #include <algorithm>
 #include <cmath>
@@ -122,6 +123,38 @@ TEST(Engine, ResetLaneStartsAFreshSequence) {
   s.ResetLane(0);
   s.Forward(&in, 1, c2.data());
   EXPECT_EQ(0, std::memcmp(c1.data(), c2.data(), c1.size() * 4));
+}
+
+TEST(Engine, FlushToZeroSetElsewhereChangesNoBits) {
+  // A library in the same process may turn on flush-to-zero / denormals-are-zero. Here every
+  // block's first LayerNorm outputs subnormals, which in_proj scales back to ~1e-3, so the
+  // coded bits depend on that mode in layer 0 (a table made at load time) and in layer 1
+  // (computed per byte): this fails unless both pin IEEE behaviour.
+  LoadedModel m = MakeModel(16, 2, 5);
+  for (Tensor& t : m.weights.tensors) {
+    const bool ln1 = t.name.find(".ln1.") != std::string::npos;
+    for (float& v : t.data) {
+      if (ln1) v = t.name.find("weight") != std::string::npos ? 0x1p-130f : 0.0f;
+      if (t.name.find("in_proj.weight") != std::string::npos) v *= 0x1p120f;
+    }
+  }
+  std::vector<uint8_t> bytes = RandomBytes(64, 2);
+  auto run = [&](Backend backend) {
+    auto e = Engine::Create(m.weights, backend).value();
+    Session s(e, 1, 64);
+    std::vector<uint32_t> cum(64 * 257);
+    LaneInput in{0, bytes.data(), 64};
+    s.Forward(&in, 1, cum.data());
+    return cum;
+  };
+  for (Backend backend : {Backend::kScalar, Backend::kAuto}) {
+    std::vector<uint32_t> ieee = run(backend);
+    const unsigned saved = _mm_getcsr();
+    _mm_setcsr(saved | 0x8040);  // FTZ | DAZ
+    std::vector<uint32_t> ftz = run(backend);
+    _mm_setcsr(saved);
+    EXPECT_EQ(ieee, ftz) << BackendName(backend);
+  }
 }
 
 TEST(Engine, PredictionsFollowTheReferenceNetwork) {

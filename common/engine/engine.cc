@@ -74,6 +74,14 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
     L.D_skip = Copy(get(p + "mamba.D"));
     e->layers_.push_back(std::move(L));
   }
+  {
+    IeeeFloatScope ieee;
+    const Layer& L0 = e->layers_[0];
+    FloatBuffer normed(static_cast<size_t>(256) * D);
+    e->first_xz_.assign(static_cast<size_t>(256) * 2 * E, 0.0f);
+    k->layer_norm(e->embedding_.data(), D, 256, D, L0.ln1_w.data(), L0.ln1_b.data(), normed.data(), D);
+    k->linear(L0.in_proj, normed.data(), D, 256, e->first_xz_.data(), 2 * E, Epilogue::kStore);
+  }
   e->head0_.Pack(get("head.0.weight").data.data(), get("head.0.bias").data.data(), D, D);
   e->head2_.Pack(get("head.2.weight").data.data(), get("head.2.bias").data.data(), 256, D);
   return std::shared_ptr<const Engine>(std::move(e));
@@ -120,15 +128,20 @@ void Session::Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out) 
 
   size_t rows = 0;
   for (int i = 0; i < n_inputs; ++i) {
-    for (int t = 0; t < inputs[i].count; ++t, ++rows)
-      std::memcpy(&x_[rows * D], &e.embedding_[static_cast<size_t>(inputs[i].bytes[t]) * D], D * sizeof(float));
+    for (int t = 0; t < inputs[i].count; ++t, ++rows) {
+      const size_t b = inputs[i].bytes[t];
+      std::memcpy(&x_[rows * D], &e.embedding_[b * D], D * sizeof(float));
+      std::memcpy(&xz_[rows * 2 * E], &e.first_xz_[b * 2 * E], 2 * E * sizeof(float));
+    }
   }
   if (rows == 0) return;
 
   for (uint32_t l = 0; l < c.n_layers; ++l) {
     const Engine::Layer& L = e.layers_[l];
-    k.layer_norm(x_.data(), D, rows, D, L.ln1_w.data(), L.ln1_b.data(), u_.data(), D);
-    k.linear(L.in_proj, u_.data(), D, rows, xz_.data(), 2 * E, Epilogue::kStore);
+    if (l > 0) {  // layer 0: looked up above
+      k.layer_norm(x_.data(), D, rows, D, L.ln1_w.data(), L.ln1_b.data(), u_.data(), D);
+      k.linear(L.in_proj, u_.data(), D, rows, xz_.data(), 2 * E, Epilogue::kStore);
+    }
     // Convolution over time: sequential within a lane, lanes independent.
     size_t r = 0;
     for (int i = 0; i < n_inputs; ++i) {

@@ -23,6 +23,11 @@ class Engine {
   static Result<std::shared_ptr<const Engine>> Create(const ModelWeights& weights, Backend backend);
   const ModelConfig& config() const { return config_; }
   const KernelSet& kernels() const { return *kernels_; }
+  // Multiply-adds performed per byte: the model's (ModelConfig::MacsPerByte) less layer 0's
+  // in_proj, which is a table lookup.
+  uint64_t ExecutedMacsPerByte() const {
+    return config_.MacsPerByte() - 2ull * config_.d_inner() * config_.d_model;
+  }
 
  private:
   friend class Session;
@@ -37,6 +42,10 @@ class Engine {
   ModelConfig config_;
   const KernelSet* kernels_ = nullptr;
   FloatBuffer embedding_;  // [256][D]
+  // Layer 0's input is one of 256 embedding rows, so its LayerNorm and in_proj are a table
+  // made at load time by the same kernels (the same bits as computing them per byte):
+  // [256][2E], row b = in_proj(LN1(embedding[b])).
+  FloatBuffer first_xz_;
   std::vector<Layer> layers_;
   PackedLinear head0_, head2_;
 };
