@@ -8,6 +8,7 @@
 #include <cstdio>
 #include <cstring>
 #include <functional>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -86,15 +87,34 @@ void EngineTable(const Settings& s, double peak1, double peakN) {
   struct Cfg {
     uint32_t d, layers;
   };
+  // One thread's share of a cell: its own session and the bytes it feeds every call.
+  struct LaneBatch {
+    LaneBatch(std::shared_ptr<const engine::Engine> e, int lanes, int per_lane)
+        : session(std::move(e), lanes, lanes * per_lane),
+          data(static_cast<size_t>(lanes) * per_lane),
+          cum(data.size() * 257) {
+      for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 131 + 7);
+      for (int l = 0; l < lanes; ++l) inputs.push_back({l, data.data() + static_cast<size_t>(l) * per_lane, per_lane});
+    }
+    uint64_t Run() {
+      session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
+      return data.size();
+    }
+    engine::Session session;
+    std::vector<uint8_t> data;
+    std::vector<uint32_t> cum;
+    std::vector<engine::LaneInput> inputs;
+  };
   // One table row. The cells are timed in rounds, each round visiting every cell once, so a
   // slow spell of this shared machine lands on one sample of many cells rather than on every
-  // sample of one cell; each cell reports the median of its rounds.
+  // sample of one cell; each cell reports the median of its rounds. Sessions live for one
+  // timing only, so memory stays that of one cell whatever the thread count.
   struct Cell {
     Cfg cfg;
     const char* mode;
-    int lanes, threads;
+    int lanes, threads, per_lane;
+    std::shared_ptr<const engine::Engine> engine;
     double flops_per_byte, executed_flops_per_byte;
-    std::vector<std::function<uint64_t()>> works;
     std::vector<double> rates;
   };
   std::vector<Cell> cells;
@@ -104,22 +124,9 @@ void EngineTable(const Settings& s, double peak1, double peakN) {
     for (const char* mode : {"step", "chunk"}) {
       for (int lanes : {1, 16, 64, 256}) {
         for (int threads : {1, s.threads}) {
-          const bool step = std::strcmp(mode, "step") == 0;
-          const int per_lane = step ? 1 : std::max(1, 512 / lanes);
-          Cell cell{cfg, mode, lanes, threads, 2.0 * c.MacsPerByte(), 2.0 * e->ExecutedMacsPerByte(), {}, {}};
-          for (int t = 0; t < threads; ++t) {
-            auto session = std::make_shared<engine::Session>(e, lanes, lanes * per_lane);
-            auto data = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(lanes) * per_lane);
-            for (size_t i = 0; i < data->size(); ++i) (*data)[i] = static_cast<uint8_t>(i * 131 + 7);
-            auto cum = std::make_shared<std::vector<uint32_t>>(static_cast<size_t>(lanes) * per_lane * 257);
-            auto inputs = std::make_shared<std::vector<engine::LaneInput>>();
-            for (int l = 0; l < lanes; ++l) inputs->push_back({l, data->data() + static_cast<size_t>(l) * per_lane, per_lane});
-            cell.works.push_back([=]() -> uint64_t {
-              session->Forward(inputs->data(), lanes, cum->data());
-              return static_cast<uint64_t>(lanes) * per_lane;
-            });
-          }
-          cells.push_back(std::move(cell));
+          const int per_lane = std::strcmp(mode, "step") == 0 ? 1 : std::max(1, 512 / lanes);
+          cells.push_back({cfg, mode, lanes, threads, per_lane, e, 2.0 * c.MacsPerByte(),
+                           2.0 * e->ExecutedMacsPerByte(), {}});
           if (s.threads == 1) break;
         }
       }
@@ -127,9 +134,15 @@ void EngineTable(const Settings& s, double peak1, double peakN) {
   }
   for (int r = 0; r < s.engine_rounds; ++r) {
     for (Cell& cell : cells) {
-      if (r == 0)
-        for (auto& w : cell.works) w();  // warm up
-      cell.rates.push_back(TimeOnce(cell.works, s.engine_seconds));
+      std::vector<std::unique_ptr<LaneBatch>> batches;
+      std::vector<std::function<uint64_t()>> works;
+      for (int t = 0; t < cell.threads; ++t) {
+        batches.push_back(std::make_unique<LaneBatch>(cell.engine, cell.lanes, cell.per_lane));
+        LaneBatch* b = batches.back().get();
+        b->Run();  // warm up
+        works.push_back([b] { return b->Run(); });
+      }
+      cell.rates.push_back(TimeOnce(works, s.engine_seconds));
     }
   }
   for (const Cell& cell : cells) {

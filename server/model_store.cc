@@ -214,7 +214,7 @@ Result<std::shared_ptr<ResidentModel>> ModelStore::Acquire(const std::string& re
   if (m.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
   BOA_ASSIGN_OR_RETURN(auto engine, engine::Engine::Create(m.weights, options_.backend));
   auto r = std::make_shared<ResidentModel>();
-  r->bytes = 2 * 4 * m.weights.config.ParameterCount();
+  r->bytes = 4 * m.weights.config.ParameterCount() + engine->MemoryBytes();
   EvictLocked(r->bytes);
   r->scheduler = std::make_unique<ChunkScheduler>(engine, options_.scheduler);
   e.loaded = true;

@@ -38,7 +38,7 @@ struct ResidentModel {
   ModelEntry entry;
   LoadedModel model;
   std::unique_ptr<ChunkScheduler> scheduler;
-  uint64_t bytes = 0;  // weights as loaded plus the engine's packed copy
+  uint64_t bytes = 0;  // weights as loaded plus the engine's packed copy and tables
 };
 
 class ModelStore {

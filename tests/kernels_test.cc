@@ -39,7 +39,8 @@ class KernelsTest : public ::testing::Test {
 
 TEST_F(KernelsTest, LinearAllShapesAndEpilogues) {
   const int shapes[][3] = {{1, 1, 1}, {3, 7, 5}, {7, 16, 33}, {13, 48, 64}, {6, 17, 24}, {64, 1024, 256}, {100, 256, 31}, {5, 3, 300},
-                           {9, 8, 12}, {13, 40, 20}, {7, 36, 128}};  // last panels of <= 8 columns
+                           {9, 8, 12}, {13, 40, 20}, {7, 36, 128},  // last panels of <= 8 columns,
+                           {8, 8, 12}, {10, 20, 20}};                  // in every row-block size
   for (auto [rows, out, in] : shapes) {
     for (Epilogue e : {Epilogue::kStore, Epilogue::kAdd, Epilogue::kRelu, Epilogue::kGelu, Epilogue::kSoftplus}) {
       auto w = Random(static_cast<size_t>(out) * in, 1.0f / std::sqrt(float(in)));

@@ -77,9 +77,15 @@ TEST(ModelStore, RefusesBadNamesAndBadFilesBeforeWriting) {
 
 TEST(ModelStore, EvictsLeastRecentlyUsedIdleModelsAboveTheBudget) {
   testing::TempDir dir("store");
-  // Each d_model 32 model counts 2 x 4 bytes per parameter, ~290 KB: the budget fits two.
-  auto store = OpenStore(dir.path(), 600000);
-  for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(store->Add(name, 0, ModelFile(32, name[0])).ok());
+  uint64_t one_model = 0;  // what one resident d_model 32 model counts
+  {
+    auto probe = OpenStore(dir.path());
+    for (const char* name : {"a", "b", "c"}) ASSERT_TRUE(probe->Add(name, 0, ModelFile(32, name[0])).ok());
+    ASSERT_TRUE(probe->Acquire("a").ok());
+    one_model = probe->resident_bytes();
+    ASSERT_GT(one_model, 4u * ModelConfig::Default(32, 1).ParameterCount()) << "weights and engine";
+  }
+  auto store = OpenStore(dir.path(), one_model * 5 / 2);  // fits two
   auto a = store->Acquire("a");
   ASSERT_TRUE(a.ok()) << a.status().message();
   ASSERT_TRUE(store->Acquire("b").ok());

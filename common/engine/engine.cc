@@ -35,6 +35,7 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
     return Status::InvalidArgument(std::string("kernel backend '") + BackendName(backend) +
                                    "' is not available on this machine");
   }
+  IeeeFloatScope ieee;  // A's exponentials and the layer-0 table are coded-path values too
   auto e = std::shared_ptr<Engine>(new Engine());
   e->config_ = w.config;
   e->kernels_ = k;
@@ -75,7 +76,6 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
     e->layers_.push_back(std::move(L));
   }
   {
-    IeeeFloatScope ieee;
     const Layer& L0 = e->layers_[0];
     FloatBuffer normed(static_cast<size_t>(256) * D);
     e->first_xz_.assign(static_cast<size_t>(256) * 2 * E, 0.0f);
@@ -85,6 +85,19 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
   e->head0_.Pack(get("head.0.weight").data.data(), get("head.0.bias").data.data(), D, D);
   e->head2_.Pack(get("head.2.weight").data.data(), get("head.2.bias").data.data(), 256, D);
   return std::shared_ptr<const Engine>(std::move(e));
+}
+
+uint64_t Engine::MemoryBytes() const {
+  auto bytes = [](const FloatBuffer& b) { return static_cast<uint64_t>(b.size()) * sizeof(float); };
+  auto linear = [&](const PackedLinear& l) { return bytes(l.w) + bytes(l.bias); };
+  uint64_t total = bytes(embedding_) + bytes(first_xz_) + linear(head0_) + linear(head2_);
+  for (const Layer& L : layers_) {
+    total += bytes(L.ln1_w) + bytes(L.ln1_b) + bytes(L.ln2_w) + bytes(L.ln2_b) + bytes(L.conv_w) +
+             bytes(L.conv_b) + bytes(L.A) + bytes(L.D_skip);
+    total += linear(L.in_proj) + linear(L.x_proj) + linear(L.dt_proj) + linear(L.out_proj) +
+             linear(L.ff0) + linear(L.ff2);
+  }
+  return total;
 }
 
 Session::Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows)

@@ -28,6 +28,8 @@ class Engine {
   uint64_t ExecutedMacsPerByte() const {
     return config_.MacsPerByte() - 2ull * config_.d_inner() * config_.d_model;
   }
+  // Bytes of the packed weights and tables this engine holds.
+  uint64_t MemoryBytes() const;
 
  private:
   friend class Session;
