@@ -5,6 +5,8 @@
 #include <immintrin.h>
 
 #include <chrono>
+#include <thread>
+#include <vector>
 
 #include "common/engine/kernels.h"
 
@@ -57,6 +59,17 @@ double MeasureFmaPeakOneThread(double seconds) {
   }
   (void)sink_out;
   return best;
+}
+
+double MeasureFmaPeak(int threads, double seconds) {
+  if (threads <= 1) return MeasureFmaPeakOneThread(seconds);
+  std::vector<double> per(threads, 0);
+  std::vector<std::thread> pool;
+  for (int t = 0; t < threads; ++t) pool.emplace_back([&per, t, seconds] { per[t] = MeasureFmaPeakOneThread(seconds); });
+  for (auto& th : pool) th.join();
+  double total = 0;
+  for (double p : per) total += p;
+  return total;
 }
 
 }  // namespace boa::bench

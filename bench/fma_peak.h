@@ -8,4 +8,7 @@ namespace boa::bench {
 // (2 flops per lane per fma). Uses AVX2 when the CPU has it, else scalar fma.
 double MeasureFmaPeakOneThread(double seconds);
 
+// The same on `threads` threads at once; returns their summed GFLOP/s.
+double MeasureFmaPeak(int threads, double seconds);
+
 }  // namespace boa::bench
