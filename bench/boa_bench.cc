@@ -1,8 +1,8 @@
 // boa-bench: prints this machine's FMA peak, the engine's throughput in step mode
 // (decompression) and chunk mode (compression) at several lane counts, each kernel's share of
 // a forward pass, and the cost of the quantizer and range coder. Tables go to
-// docs/performance.md. Timings on shared machines are noisy: each cell is the median of
-// several timed runs.
+// docs/performance.md. Timings on shared machines are noisy: engine cells are timed in
+// interleaved rounds (median and best), other cells are the median of several runs.
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -31,7 +31,8 @@ using Clock = std::chrono::steady_clock;
 
 double Median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
-  return v[v.size() / 2];
+  const size_t n = v.size();
+  return n % 2 ? v[n / 2] : (v[n / 2 - 1] + v[n / 2]) / 2;
 }
 
 // Runs the per-thread work functions (each returns bytes processed) at once for about
@@ -133,7 +134,7 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
   }
   for (int r = 0; r < s.engine_rounds; ++r) {
     peak1 = std::max(peak1, MeasureFmaPeak(1, s.engine_seconds));
-    peakN = std::max(peakN, MeasureFmaPeak(s.threads, s.engine_seconds));
+    peakN = s.threads == 1 ? peak1 : std::max(peakN, MeasureFmaPeak(s.threads, s.engine_seconds));
     for (Cell& cell : cells) {
       std::vector<std::unique_ptr<LaneBatch>> batches;
       std::vector<std::function<uint64_t()>> works;
@@ -150,9 +151,9 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
   std::printf("GFLOP/s counts 2 x the model's multiply-adds per byte (its non-embedding parameters); %% is of\n"
               "the FMA peak for the same number of cores, its best sample at the start and in every round\n"
               "(1 thread: %.1f, %d threads: %.1f GFLOP/s). Each cell is timed in %d rounds; KB/s, GFLOP/s\n"
-              "and the first %% are the median round, 'best round' is the like-for-like %% (the peak is a\n"
-              "best sample too). 'executed' counts only the multiply-adds the engine performs (median):\n"
-              "layer 0's in_proj is a lookup.\n\n",
+              "and the first %% are the median round, 'best round' its fastest (the peak is a best sample\n"
+              "too). 'executed' counts only the multiply-adds the engine performs (median): layer 0's\n"
+              "in_proj is a lookup.\n\n",
               peak1, s.threads, peakN, s.engine_rounds);
   std::printf("| model | mode | lanes | threads | KB/s | GFLOP/s | %% of peak | %% of peak, best round | %% of peak, executed |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
@@ -168,14 +169,7 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
 }
 
 void KernelBudget(const Settings& s, double peak1) {
-  engine::Backend backend = s.backend == "scalar" ? engine::Backend::kScalar : engine::Backend::kAuto;
-  std::printf("\n## Kernel budget (%s kernels, one thread)\n\n", engine::SelectKernels(backend)->name);
-  std::printf("Each kernel of a forward pass timed alone on the model's shapes (512 rows, 64 lanes of 8\n"
-              "bytes, as a chunk-mode call), next to the whole pass timed the same way: the best of %d\n"
-              "samples of ~2 ms, every item sampled in turn. An epilogue's row is the product with it\n"
-              "minus the product without it.\n", s.budget_rounds);
-  PrintKernelBudget(256, 1, backend, s.budget_rounds, peak1);
-  PrintKernelBudget(64, 2, backend, s.budget_rounds, peak1);
+  PrintKernelBudget(s.backend == "scalar" ? engine::Backend::kScalar : engine::Backend::kAuto, s.budget_rounds, peak1);
 }
 
 void CoderTable(const Settings& s) {
@@ -369,9 +363,16 @@ int Main(int argc, char** argv) {
     }
   }
   std::printf("# boa-bench\n\n");
-  double peak1 = MeasureFmaPeak(1, 0.5), peakN = MeasureFmaPeak(s.threads, 0.5);
-  std::printf("FMA peak (float32, %s): %.1f GFLOP/s on 1 thread, %.1f GFLOP/s on %d threads\n",
-              engine::CpuHasAvx2Fma() ? "AVX2+FMA" : "scalar", peak1, peakN, s.threads);
+  if (s.budget_only && s.chunk_study) {
+    std::fprintf(stderr, "boa-bench: --budget and --chunk-study are separate runs\n");
+    return 1;
+  }
+  const bool one_thread_only = s.threads == 1 || s.budget_only;
+  double peak1 = MeasureFmaPeak(1, 0.5), peakN = one_thread_only ? peak1 : MeasureFmaPeak(s.threads, 0.5);
+  std::printf("FMA peak, first measurement (float32, %s): %.1f GFLOP/s on 1 thread", engine::CpuHasAvx2Fma() ? "AVX2+FMA" : "scalar",
+              peak1);
+  if (!one_thread_only) std::printf(", %.1f GFLOP/s on %d threads", peakN, s.threads);
+  std::printf("\n");
   if (s.model_path.empty() != s.data_path.empty()) {
     std::fprintf(stderr, "boa-bench: --model and --data go together\n");
     return 1;

@@ -79,7 +79,7 @@ struct Stage {
   double seconds;  // per byte
 };
 
-void PrintStage(const Stage& s, double total_seconds) {
+void PrintStage(const Stage& s, double total_seconds) {  // GFLOP/s of the executed multiply-adds
   std::string macs = "-", gflops = "-";
   if (s.macs > 0) {
     char buf[32];
@@ -91,9 +91,7 @@ void PrintStage(const Stage& s, double total_seconds) {
               gflops.c_str(), 100 * s.seconds / total_seconds);
 }
 
-}  // namespace
-
-void PrintKernelBudget(uint32_t d_model, uint32_t layers, engine::Backend backend, int rounds, double peak1) {
+void PrintModelBudget(uint32_t d_model, uint32_t layers, engine::Backend backend, int rounds, double peak1) {
   const engine::KernelSet& k = *engine::SelectKernels(backend);
   const ModelConfig c = ModelConfig::Default(d_model, layers);
   const int D = static_cast<int>(c.d_model), E = static_cast<int>(c.d_inner());
@@ -103,21 +101,23 @@ void PrintKernelBudget(uint32_t d_model, uint32_t layers, engine::Backend backen
   auto values = [&seed](size_t n, float lo, float hi) { return Values(n, lo, hi, seed); };
   TimedCalls timed;
 
-  // One Linear layer over kRows rows.
-  auto linear = [&](int in, int out, Epilogue epilogue) {
+  // One Linear layer over kRows rows whose inputs are `ldx` floats apart, as in the engine.
+  auto linear = [&](int in, int out, Epilogue epilogue, int ldx) {
     auto w = std::make_shared<engine::PackedLinear>();
     w->Pack(values(static_cast<size_t>(in) * out, -0.1f, 0.1f)->data(), values(out, -0.1f, 0.1f)->data(), out, in);
-    auto x = values(static_cast<size_t>(kRows) * in, -1.0f, 1.0f);
+    auto x = values(static_cast<size_t>(kRows) * ldx, -1.0f, 1.0f);
     auto y = values(static_cast<size_t>(kRows) * out, 0.0f, 0.0f);
-    return timed.Add([&k, w, x, y, in, out, epilogue] { k.linear(*w, x->data(), in, kRows, y->data(), out, epilogue); });
+    return timed.Add([&k, w, x, y, ldx, out, epilogue] { k.linear(*w, x->data(), ldx, kRows, y->data(), out, epilogue); });
   };
-  const int in_proj = linear(D, 2 * E, Epilogue::kStore);
-  const int x_proj = linear(E, R + 2 * S, Epilogue::kStore);
-  const int dt_proj = linear(R, E, Epilogue::kStore), dt_softplus = linear(R, E, Epilogue::kSoftplus);
-  const int out_proj = linear(E, D, Epilogue::kStore);
-  const int ff0 = linear(D, 4 * D, Epilogue::kStore), ff0_gelu = linear(D, 4 * D, Epilogue::kGelu);
-  const int ff2 = linear(4 * D, D, Epilogue::kAdd);
-  const int head0 = linear(D, D, Epilogue::kRelu), head2 = linear(D, 256, Epilogue::kStore);
+  const int in_proj = L > 1 ? linear(D, 2 * E, Epilogue::kStore, D) : -1;
+  const int x_proj = linear(E, R + 2 * S, Epilogue::kStore, E);
+  // dt_proj reads the first R of each row's R + 2S x_proj outputs.
+  const int dt_proj = linear(R, E, Epilogue::kStore, R + 2 * S);
+  const int dt_softplus = linear(R, E, Epilogue::kSoftplus, R + 2 * S);
+  const int out_proj = linear(E, D, Epilogue::kStore, E);
+  const int ff0 = linear(D, 4 * D, Epilogue::kStore, D), ff0_gelu = linear(D, 4 * D, Epilogue::kGelu, D);
+  const int ff2 = linear(4 * D, D, Epilogue::kAdd, 4 * D);
+  const int head0 = linear(D, D, Epilogue::kRelu, D), head2 = linear(D, 256, Epilogue::kStore, D);
   const int norm = [&] {
     auto x = values(static_cast<size_t>(kRows) * D, -1.0f, 1.0f), y = values(x->size(), 0.0f, 0.0f);
     auto w = values(D, 0.5f, 1.5f), b = values(D, -0.1f, 0.1f);
@@ -194,7 +194,7 @@ void PrintKernelBudget(uint32_t d_model, uint32_t layers, engine::Backend backen
   }
 
   std::printf("\n### d_model %u x %u layer%s\n\n", d_model, layers, layers == 1 ? "" : "s");
-  std::printf("| stage | multiply-adds per byte | ns per byte | GFLOP/s | share of the sum |\n");
+  std::printf("| stage | multiply-adds per byte | ns per byte | GFLOP/s | %% of the sum |\n");
   std::printf("|---|---:|---:|---:|---:|\n");
   for (const Stage& s : stages) PrintStage(s, sum);
   PrintStage({"**sum of the kernels alone**", macs, sum}, sum);
@@ -202,9 +202,23 @@ void PrintKernelBudget(uint32_t d_model, uint32_t layers, engine::Backend backen
   PrintStage({"**whole forward pass, chunk mode (64 lanes x 8 bytes)**", macs, chunk}, sum);
   PrintStage({"**whole forward pass, step mode (64 lanes x 1 byte)**", macs, step}, sum);
   const double model_flops = 2.0 * c.MacsPerByte() / 1e9 / peak1;
-  std::printf("\nCounting the model's multiply-adds per byte as the engine table does: the kernels alone\n"
-              "reach %.0f %% of the one-thread peak, the whole pass %.0f %% in chunk mode and %.0f %% in step mode.\n",
-              100 * model_flops / sum, 100 * model_flops / chunk, 100 * model_flops / step);
+  std::printf("\nCounting the model's multiply-adds per byte as the engine table does, of the one-thread\n"
+              "peak (%.1f GFLOP/s): the kernels alone %.0f %%, the whole pass %.0f %% in chunk mode and\n"
+              "%.0f %% in step mode.\n",
+              peak1, 100 * model_flops / sum, 100 * model_flops / chunk, 100 * model_flops / step);
+}
+
+}  // namespace
+
+void PrintKernelBudget(engine::Backend backend, int rounds, double peak1) {
+  std::printf("\n## Kernel budget (%s kernels, one thread)\n\n", engine::SelectKernels(backend)->name);
+  std::printf("Each kernel of a forward pass timed alone on the model's shapes (%d rows, %d lanes of %d\n"
+              "bytes, as a chunk-mode call), next to the whole pass timed the same way: the best of %d\n"
+              "samples of ~2 ms, every item sampled in turn. An epilogue's row is the product with it\n"
+              "minus the product without it. GFLOP/s counts the multiply-adds each row executes.\n",
+              kRows, kLanes, kPerLane, rounds);
+  PrintModelBudget(256, 1, backend, rounds, peak1);
+  PrintModelBudget(64, 2, backend, rounds, peak1);
 }
 
 }  // namespace boa::bench

@@ -9,9 +9,10 @@
 
 namespace boa::bench {
 
-// Prints one markdown table for a d_model x layers model (random weights, one thread,
-// 512 rows per call as in chunk mode). Each time is the best of `rounds` samples, the
-// samples of all kernels interleaved. `peak1` is the one-thread FMA peak in GFLOP/s.
-void PrintKernelBudget(uint32_t d_model, uint32_t layers, engine::Backend backend, int rounds, double peak1);
+// Prints the "Kernel budget" section for the benchmark models (d_model 256 x 1 layer and
+// 64 x 2 layers; random weights, one thread, 512 rows per call as in chunk mode). Each time
+// is the best of `rounds` samples, the samples of all items interleaved. `peak1` is the
+// one-thread FMA peak in GFLOP/s.
+void PrintKernelBudget(engine::Backend backend, int rounds, double peak1);
 
 }  // namespace boa::bench
