@@ -16,6 +16,7 @@
 
 #include "bench/fma_peak.h"
 #include "bench/kernel_budget.h"
+#include "bench/lane_batch.h"
 #include "common/codec/codec.h"
 #include "common/coder/range_coder.h"
 #include "common/engine/engine.h"
@@ -86,24 +87,6 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
   engine::Backend backend = s.backend == "scalar" ? engine::Backend::kScalar : engine::Backend::kAuto;
   struct Cfg {
     uint32_t d, layers;
-  };
-  // One thread's share of a cell: its own session and the bytes it feeds every call.
-  struct LaneBatch {
-    LaneBatch(std::shared_ptr<const engine::Engine> e, int lanes, int per_lane)
-        : session(std::move(e), lanes, lanes * per_lane),
-          data(static_cast<size_t>(lanes) * per_lane),
-          cum(data.size() * 257) {
-      for (size_t i = 0; i < data.size(); ++i) data[i] = static_cast<uint8_t>(i * 131 + 7);
-      for (int l = 0; l < lanes; ++l) inputs.push_back({l, data.data() + static_cast<size_t>(l) * per_lane, per_lane});
-    }
-    uint64_t Run() {
-      session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
-      return data.size();
-    }
-    engine::Session session;
-    std::vector<uint8_t> data;
-    std::vector<uint32_t> cum;
-    std::vector<engine::LaneInput> inputs;
   };
   // One table row. The cells are timed in rounds, each round visiting every cell once, so a
   // slow spell of this shared machine lands on one sample of many cells rather than on every

@@ -10,6 +10,7 @@
 #include <string>
 #include <vector>
 
+#include "bench/lane_batch.h"
 #include "common/engine/engine.h"
 #include "common/model/model.h"
 
@@ -158,14 +159,8 @@ void PrintModelBudget(uint32_t d_model, uint32_t layers, engine::Backend backend
   }();
   // The whole pass: chunk mode feeds each lane kPerLane bytes per call, step mode one.
   auto whole_pass = [&](int per_lane) {
-    auto e = engine::Engine::Create(InitRandomModel(c, 1), backend).value();
-    auto session = std::make_shared<engine::Session>(e, kLanes, kLanes * per_lane);
-    auto bytes = std::make_shared<std::vector<uint8_t>>(static_cast<size_t>(kLanes) * per_lane);
-    for (size_t i = 0; i < bytes->size(); ++i) (*bytes)[i] = static_cast<uint8_t>(i * 131 + 7);
-    auto inputs = std::make_shared<std::vector<engine::LaneInput>>();
-    for (int l = 0; l < kLanes; ++l) inputs->push_back({l, bytes->data() + static_cast<size_t>(l) * per_lane, per_lane});
-    auto cum = std::make_shared<std::vector<uint32_t>>(bytes->size() * 257);
-    return timed.Add([session, bytes, inputs, cum] { session->Forward(inputs->data(), kLanes, cum->data()); });
+    auto batch = std::make_shared<LaneBatch>(engine::Engine::Create(InitRandomModel(c, 1), backend).value(), kLanes, per_lane);
+    return timed.Add([batch] { batch->Run(); });
   };
   const int whole_chunk = whole_pass(kPerLane), whole_step = whole_pass(1);
   timed.Measure(rounds);

@@ -44,10 +44,6 @@ class LinearFunction : public torch::autograd::Function<LinearFunction> {
   }
 };
 
-}  // namespace
-
-namespace {
-
 // y = x w^T + bias (kStore) or y += x w^T (kAdd), y contiguous [M, N].
 void RunMicroKernel(const Tensor& x, const Tensor& w, const Tensor& bias, Tensor& y, engine::Epilogue epilogue) {
   const int64_t K = w.size(1), N = w.size(0);
