@@ -1,8 +1,9 @@
 // boa-bench: prints this machine's FMA peak, the engine's throughput in step mode
 // (decompression) and chunk mode (compression) at several lane counts, each kernel's share of
 // a forward pass, and the cost of the quantizer and range coder. Tables go to
-// docs/performance.md. Timings on shared machines are noisy: engine cells are timed in
-// interleaved rounds (median and best), other cells are the median of several runs.
+// docs/performance.md. Timings on shared machines are noisy: engine cells are sampled in
+// interleaved rounds (the median of all samples, and of those taken on a quiet core: see
+// contention_probe.h), other cells are the median of several runs.
 #include <algorithm>
 #include <chrono>
 #include <cinttypes>
@@ -14,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "bench/contention_probe.h"
 #include "bench/fma_peak.h"
 #include "bench/kernel_budget.h"
 #include "bench/lane_batch.h"
@@ -70,9 +72,9 @@ double MeasureRate(int threads, int reps, double seconds, const std::function<st
 struct Settings {
   double seconds = 0.4;
   int reps = 3;
-  // The engine table: rounds over all cells, each timing every cell for about this long.
-  int engine_rounds = 10;
-  double engine_seconds = 0.125;
+  // The engine table: rounds over all cells, each sampling every cell for about this long.
+  int engine_rounds = 150;
+  double engine_seconds = 0.002;
   int budget_rounds = 40;  // the kernel budget: best of this many samples per kernel
   int threads = static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
   std::string backend = "auto";
@@ -81,6 +83,47 @@ struct Settings {
   std::string model_path, data_path;  // chunk study on a real model and file
 };
 
+// One engine sample: every thread makes one untimed call (so its caches are warm on the core
+// it runs on), then calls its work until about `seconds` of calls have run (at least one),
+// timing the contention probe before, after, and between calls every kProbeEvery. Per
+// thread: bytes per second of call time and the slowest probe.
+struct ThreadSample {
+  double rate, probe;
+};
+constexpr double kProbeEvery = 0.0005;
+std::vector<ThreadSample> TimeSample(const std::vector<std::function<uint64_t()>>& works, double seconds,
+                                     engine::Backend backend) {
+  std::vector<ThreadSample> out(works.size());
+  std::vector<std::thread> pool;
+  for (size_t t = 0; t < works.size(); ++t) {
+    pool.emplace_back([&, t] {
+      works[t]();
+      ContentionProbe probe(backend);
+      double slowest = probe.Seconds(), busy = 0, since_probe = 0;
+      uint64_t bytes = 0;
+      while (busy < seconds) {
+        const auto t0 = Clock::now();
+        bytes += works[t]();
+        const double dt = std::chrono::duration<double>(Clock::now() - t0).count();
+        busy += dt;
+        since_probe += dt;
+        if (since_probe >= kProbeEvery) {
+          slowest = std::max(slowest, probe.Seconds());
+          since_probe = 0;
+        }
+      }
+      if (since_probe > 0) slowest = std::max(slowest, probe.Seconds());
+      out[t] = {bytes / busy, slowest};
+    });
+  }
+  for (auto& th : pool) th.join();
+  return out;
+}
+
+// A sample counts as taken on a quiet core when its probes ran within this factor of the
+// probe's best time in the whole table.
+constexpr double kQuietProbe = 1.05;
+
 // Every round also samples the FMA peak, which keeps its best sample: the peak and the
 // engine are measured over the same spells of this shared machine. Updates the peaks.
 void EngineTable(const Settings& s, double& peak1, double& peakN) {
@@ -88,17 +131,17 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
   struct Cfg {
     uint32_t d, layers;
   };
-  // One table row. The cells are timed in rounds, each round visiting every cell once, so a
+  // One table row. The cells are sampled in rounds, each round visiting every cell once, so a
   // slow spell of this shared machine lands on one sample of many cells rather than on every
-  // sample of one cell; each cell reports the median of its rounds. Sessions live for one
-  // timing only, so memory stays that of one cell whatever the thread count.
+  // sample of one cell. Sessions live for one sample only, so memory stays that of one cell
+  // whatever the thread count.
   struct Cell {
     Cfg cfg;
     const char* mode;
     int lanes, threads, per_lane;
     std::shared_ptr<const engine::Engine> engine;
     double flops_per_byte, executed_flops_per_byte;
-    std::vector<double> rates;
+    std::vector<std::vector<ThreadSample>> samples;
   };
   std::vector<Cell> cells;
   for (Cfg cfg : {Cfg{256, 1}, Cfg{64, 2}}) {
@@ -115,8 +158,11 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
       }
     }
   }
+  double probe_best = 1e30;
+  std::vector<double> peak_samples;  // one-thread FMA peak, one per round
   for (int r = 0; r < s.engine_rounds; ++r) {
-    peak1 = std::max(peak1, MeasureFmaPeak(1, s.engine_seconds));
+    peak_samples.push_back(MeasureFmaPeak(1, s.engine_seconds));
+    peak1 = std::max(peak1, peak_samples.back());
     peakN = s.threads == 1 ? peak1 : std::max(peakN, MeasureFmaPeak(s.threads, s.engine_seconds));
     for (Cell& cell : cells) {
       std::vector<std::unique_ptr<LaneBatch>> batches;
@@ -124,30 +170,57 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
       for (int t = 0; t < cell.threads; ++t) {
         batches.push_back(std::make_unique<LaneBatch>(cell.engine, cell.lanes, cell.per_lane));
         LaneBatch* b = batches.back().get();
-        b->Run();  // warm up
         works.push_back([b] { return b->Run(); });
       }
-      cell.rates.push_back(TimeOnce(works, s.engine_seconds));
+      cell.samples.push_back(TimeSample(works, s.engine_seconds, backend));
+      for (const ThreadSample& x : cell.samples.back()) probe_best = std::min(probe_best, x.probe);
     }
   }
+  std::vector<double> probes;
+  for (const Cell& cell : cells)
+    for (const auto& sample : cell.samples)
+      for (const ThreadSample& x : sample) probes.push_back(x.probe / probe_best);
   std::printf("\n## Engine throughput (%s kernels)\n\n", engine::SelectKernels(backend)->name);
   std::printf("GFLOP/s counts 2 x the model's multiply-adds per byte (its non-embedding parameters); %% is of\n"
               "the FMA peak for the same number of cores, its best sample at the start and in every round\n"
-              "(1 thread: %.1f, %d threads: %.1f GFLOP/s). Each cell is timed in %d rounds; KB/s, GFLOP/s\n"
-              "and the first %% are the median round, 'best round' its fastest (the peak is a best sample\n"
-              "too). 'executed' counts only the multiply-adds the engine performs (median): layer 0's\n"
-              "in_proj is a lookup.\n\n",
-              peak1, s.threads, peakN, s.engine_rounds);
-  std::printf("| model | mode | lanes | threads | KB/s | GFLOP/s | %% of peak | %% of peak, best round | %% of peak, executed |\n");
-  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|\n");
+              "(1 thread: %.1f, %d threads: %.1f GFLOP/s). Each cell is sampled %d times for %.0f ms of\n"
+              "calls, in rounds over all cells; KB/s, GFLOP/s and the first %% are the median sample.\n"
+              "Before, after and every 0.5 ms within a sample, between calls, each thread times a\n"
+              "contention probe (fixed scan steps on L1-resident data: the engine's own element-wise\n"
+              "mix). 'quiet core' uses only the thread samples whose probes all ran within %.0f %% of the\n"
+              "probe's best time (%.0f us), i.e. no co-tenant was slowing that core: the condition the\n"
+              "FMA peak (a best sample) is measured in. It is threads x their median rate; 'quiet\n"
+              "samples' counts them. In this run a thread sample's slowest probe was at median %.2fx\n"
+              "the best and %.0f %% of thread samples were quiet, while the FMA peak loop's median\n"
+              "sample ran at %.0f %% of its best. 'executed' counts only the multiply-adds the engine\n"
+              "performs (median sample): layer 0's in_proj is a lookup.\n\n",
+              peak1, s.threads, peakN, s.engine_rounds, 1e3 * s.engine_seconds, 100 * (kQuietProbe - 1),
+              1e6 * probe_best, Median(probes),
+              100.0 * std::count_if(probes.begin(), probes.end(), [](double p) { return p <= kQuietProbe; }) / probes.size(),
+              100 * Median(peak_samples) / peak1);
+  std::printf("| model | mode | lanes | threads | KB/s | GFLOP/s | %% of peak | %% of peak, quiet core | quiet samples | %% of peak, executed |\n");
+  std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Cell& cell : cells) {
-    double rate = Median(cell.rates);
-    double best = *std::max_element(cell.rates.begin(), cell.rates.end());
-    double gflops = rate * cell.flops_per_byte / 1e9;
-    double peak = cell.threads == 1 ? peak1 : peakN;
-    std::printf("| d%u x %u | %s | %d | %d | %.1f | %.1f | %.0f %% | %.0f %% | %.0f %% |\n", cell.cfg.d,
-                cell.cfg.layers, cell.mode, cell.lanes, cell.threads, rate / 1e3, gflops, 100 * gflops / peak,
-                100 * best * cell.flops_per_byte / 1e9 / peak, 100 * rate * cell.executed_flops_per_byte / 1e9 / peak);
+    // all: each sample's rate summed over its threads; quiet: single threads' rates, those
+    // whose probes found the core quiet.
+    std::vector<double> all, quiet;
+    for (const auto& sample : cell.samples) {
+      double sum = 0;
+      for (const ThreadSample& x : sample) {
+        sum += x.rate;
+        if (x.probe <= kQuietProbe * probe_best) quiet.push_back(x.rate);
+      }
+      all.push_back(sum);
+    }
+    const double rate = Median(all);
+    const double peak = cell.threads == 1 ? peak1 : peakN;
+    const double gflops = rate * cell.flops_per_byte / 1e9;
+    char quiet_pct[32] = "-";
+    if (!quiet.empty())
+      std::snprintf(quiet_pct, sizeof quiet_pct, "%.0f %%", 100 * cell.threads * Median(quiet) * cell.flops_per_byte / 1e9 / peak);
+    std::printf("| d%u x %u | %s | %d | %d | %.1f | %.1f | %.0f %% | %s | %zu | %.0f %% |\n", cell.cfg.d, cell.cfg.layers,
+                cell.mode, cell.lanes, cell.threads, rate / 1e3, gflops, 100 * gflops / peak, quiet_pct, quiet.size(),
+                100 * rate * cell.executed_flops_per_byte / 1e9 / peak);
   }
 }
 
@@ -325,8 +398,8 @@ int Main(int argc, char** argv) {
     if (a == "--quick") {
       s.seconds = 0.15;
       s.reps = 1;
-      s.engine_rounds = 1;
-      s.engine_seconds = 0.15;
+      s.engine_rounds = 2;
+      s.engine_seconds = 0.01;
       s.budget_rounds = 5;
     } else if (a == "--threads" && i + 1 < argc) {
       s.threads = std::max(1, std::atoi(argv[++i]));
