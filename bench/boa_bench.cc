@@ -5,6 +5,7 @@
 // interleaved rounds (the median of all samples, and of those taken on a quiet core: see
 // contention_probe.h), other cells are the median of several runs.
 #include <algorithm>
+#include <atomic>
 #include <chrono>
 #include <cinttypes>
 #include <cstdio>
@@ -83,23 +84,32 @@ struct Settings {
   std::string model_path, data_path;  // chunk study on a real model and file
 };
 
-// One engine sample: every thread makes one untimed call (so its caches are warm on the core
-// it runs on), then calls its work until about `seconds` of calls have run (at least one),
-// timing the contention probe before, after, and between calls every kProbeEvery. Per
-// thread: bytes per second of call time and the slowest probe.
+// One thread's share of an engine sample: bytes per second of call time, and the slowest of
+// the contention probes timed around and between its calls.
 struct ThreadSample {
-  double rate, probe;
+  double rate, slowest_probe;
 };
+
+// Probes between calls at least this often: a co-tenant's burst rarely fits between two
+// probes, and a probe (~0.1 ms) still costs no more than a fifth of the sample's wall time.
 constexpr double kProbeEvery = 0.0005;
+
+// One engine sample: every thread makes one untimed call (so its caches are warm on the core
+// it runs on) and times the probe; once all threads are ready they call their work together
+// until about `seconds` of calls have run (at least one), probing every kProbeEvery between
+// calls and once more at the end. A call longer than kProbeEvery is probed only around it.
 std::vector<ThreadSample> TimeSample(const std::vector<std::function<uint64_t()>>& works, double seconds,
                                      engine::Backend backend) {
   std::vector<ThreadSample> out(works.size());
+  std::atomic<size_t> ready{0};
   std::vector<std::thread> pool;
   for (size_t t = 0; t < works.size(); ++t) {
     pool.emplace_back([&, t] {
       works[t]();
       ContentionProbe probe(backend);
       double slowest = probe.Seconds(), busy = 0, since_probe = 0;
+      ready.fetch_add(1);
+      while (ready.load() < works.size()) std::this_thread::yield();
       uint64_t bytes = 0;
       while (busy < seconds) {
         const auto t0 = Clock::now();
@@ -120,9 +130,10 @@ std::vector<ThreadSample> TimeSample(const std::vector<std::function<uint64_t()>
   return out;
 }
 
-// A sample counts as taken on a quiet core when its probes ran within this factor of the
+// A thread sample counts as taken on a quiet core when all its probes ran within 5 % of the
 // probe's best time in the whole table.
 constexpr double kQuietProbe = 1.05;
+bool IsQuiet(double slowest_probe, double probe_best) { return slowest_probe <= kQuietProbe * probe_best; }
 
 // Every round also samples the FMA peak, which keeps its best sample: the peak and the
 // engine are measured over the same spells of this shared machine. Updates the peaks.
@@ -173,32 +184,35 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
         works.push_back([b] { return b->Run(); });
       }
       cell.samples.push_back(TimeSample(works, s.engine_seconds, backend));
-      for (const ThreadSample& x : cell.samples.back()) probe_best = std::min(probe_best, x.probe);
+      for (const ThreadSample& x : cell.samples.back()) probe_best = std::min(probe_best, x.slowest_probe);
     }
   }
-  std::vector<double> probes;
+  std::vector<double> probes;  // every thread sample's slowest probe
   for (const Cell& cell : cells)
     for (const auto& sample : cell.samples)
-      for (const ThreadSample& x : sample) probes.push_back(x.probe / probe_best);
+      for (const ThreadSample& x : sample) probes.push_back(x.slowest_probe);
   std::printf("\n## Engine throughput (%s kernels)\n\n", engine::SelectKernels(backend)->name);
   std::printf("GFLOP/s counts 2 x the model's multiply-adds per byte (its non-embedding parameters); %% is of\n"
               "the FMA peak for the same number of cores, its best sample at the start and in every round\n"
               "(1 thread: %.1f, %d threads: %.1f GFLOP/s). Each cell is sampled %d times for %.0f ms of\n"
-              "calls, in rounds over all cells; KB/s, GFLOP/s and the first %% are the median sample.\n"
-              "Before, after and every 0.5 ms within a sample, between calls, each thread times a\n"
-              "contention probe (fixed scan steps on L1-resident data: the engine's own element-wise\n"
-              "mix). 'quiet core' uses only the thread samples whose probes all ran within %.0f %% of the\n"
-              "probe's best time (%.0f us), i.e. no co-tenant was slowing that core: the condition the\n"
-              "FMA peak (a best sample) is measured in. It is threads x their median rate; 'quiet\n"
-              "samples' counts them. In this run a thread sample's slowest probe was at median %.2fx\n"
-              "the best and %.0f %% of thread samples were quiet, while the FMA peak loop's median\n"
+              "calls, in rounds over all cells; KB/s, GFLOP/s and the first %% are the median sample\n"
+              "(threads start together; each counts bytes per second of its own call time). Before, after\n"
+              "and every 0.5 ms within a sample, between calls (a longer call only around it), each\n"
+              "thread times a contention probe: fixed scan steps on L1-resident data, the engine's own\n"
+              "element-wise mix. 'quiet core' uses only the thread samples whose probes all ran within\n"
+              "%.0f %% of the probe's best time (%.0f us), i.e. no co-tenant was slowing that core: the\n"
+              "condition the FMA peak (a best sample) is measured in. It is threads x their median rate;\n"
+              "'quiet samples' counts them. In this run a thread sample's slowest probe was at median\n"
+              "%.2fx the best and %.0f %% of thread samples were quiet, while the FMA peak loop's median\n"
               "sample ran at %.0f %% of its best. 'executed' counts only the multiply-adds the engine\n"
               "performs (median sample): layer 0's in_proj is a lookup.\n\n",
               peak1, s.threads, peakN, s.engine_rounds, 1e3 * s.engine_seconds, 100 * (kQuietProbe - 1),
-              1e6 * probe_best, Median(probes),
-              100.0 * std::count_if(probes.begin(), probes.end(), [](double p) { return p <= kQuietProbe; }) / probes.size(),
+              1e6 * probe_best, Median(probes) / probe_best,
+              100.0 * std::count_if(probes.begin(), probes.end(), [&](double p) { return IsQuiet(p, probe_best); }) /
+                  probes.size(),
               100 * Median(peak_samples) / peak1);
-  std::printf("| model | mode | lanes | threads | KB/s | GFLOP/s | %% of peak | %% of peak, quiet core | quiet samples | %% of peak, executed |\n");
+  std::printf("| model | mode | lanes | threads | KB/s | GFLOP/s | %% of peak | %% of peak, quiet core | quiet samples |"
+              " %% of peak, executed |\n");
   std::printf("|---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
   for (const Cell& cell : cells) {
     // all: each sample's rate summed over its threads; quiet: single threads' rates, those
@@ -208,7 +222,7 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
       double sum = 0;
       for (const ThreadSample& x : sample) {
         sum += x.rate;
-        if (x.probe <= kQuietProbe * probe_best) quiet.push_back(x.rate);
+        if (IsQuiet(x.slowest_probe, probe_best)) quiet.push_back(x.rate);
       }
       all.push_back(sum);
     }
@@ -216,11 +230,13 @@ void EngineTable(const Settings& s, double& peak1, double& peakN) {
     const double peak = cell.threads == 1 ? peak1 : peakN;
     const double gflops = rate * cell.flops_per_byte / 1e9;
     char quiet_pct[32] = "-";
-    if (!quiet.empty())
-      std::snprintf(quiet_pct, sizeof quiet_pct, "%.0f %%", 100 * cell.threads * Median(quiet) * cell.flops_per_byte / 1e9 / peak);
-    std::printf("| d%u x %u | %s | %d | %d | %.1f | %.1f | %.0f %% | %s | %zu | %.0f %% |\n", cell.cfg.d, cell.cfg.layers,
-                cell.mode, cell.lanes, cell.threads, rate / 1e3, gflops, 100 * gflops / peak, quiet_pct, quiet.size(),
-                100 * rate * cell.executed_flops_per_byte / 1e9 / peak);
+    if (!quiet.empty()) {
+      const double quiet_gflops = cell.threads * Median(quiet) * cell.flops_per_byte / 1e9;
+      std::snprintf(quiet_pct, sizeof quiet_pct, "%.0f %%", 100 * quiet_gflops / peak);
+    }
+    std::printf("| d%u x %u | %s | %d | %d | %.1f | %.1f | %.0f %% | %s | %zu | %.0f %% |\n", cell.cfg.d,
+                cell.cfg.layers, cell.mode, cell.lanes, cell.threads, rate / 1e3, gflops, 100 * gflops / peak,
+                quiet_pct, quiet.size(), 100 * rate * cell.executed_flops_per_byte / 1e9 / peak);
   }
 }
 

@@ -21,7 +21,6 @@ ContentionProbe::ContentionProbe(engine::Backend backend)
       h_(a_.size(), 0.0f),
       y_(kChannels) {
   for (size_t i = 0; i < a_.size(); ++i) a_[i] = -1.4427f * static_cast<float>(1 + i % kStates);
-  if (!kernels_) kernels_ = &engine::ScalarKernels();
 }
 
 void ContentionProbe::Run(int steps) {

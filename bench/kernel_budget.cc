@@ -39,7 +39,9 @@ std::shared_ptr<FloatBuffer> Values(size_t n, float lo, float hi, uint32_t& seed
 // Calls timed together. After 20 ms of warm-up calls each (this machine reaches its full
 // clock only under sustained load), every round takes one sample of about 2 ms of calls from
 // each item in turn, so a slow spell of this shared machine costs one sample of many items
-// rather than every sample of one. Each item keeps its best sample, in seconds per call.
+// rather than every sample of one. A sample starts with one untimed call, which brings back
+// into cache what the other items evicted, as a steady run of the same call would find it.
+// Each item keeps its best sample, in seconds per call.
 class TimedCalls {
  public:
   int Add(std::function<void()> call) {
@@ -54,6 +56,7 @@ class TimedCalls {
     }
     for (int r = 0; r < rounds; ++r) {
       for (Item& item : items_) {
+        item.call();
         auto t0 = Clock::now();
         for (int i = 0; i < item.per_sample; ++i) item.call();
         item.best = std::min(item.best, Elapsed(t0) / item.per_sample);
