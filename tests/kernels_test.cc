@@ -5,6 +5,7 @@
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <cstdint>
 #include <cstring>
 #include <random>
 
@@ -167,6 +168,23 @@ TEST_F(KernelsTest, QuantizeFollowsProbabilities) {
   double p = double(cum[66] - cum[65]) / kProbTotal;
   EXPECT_NEAR(p, 1000.0 / 1255.0, 1e-5);
   EXPECT_NEAR(double(cum[1] - cum[0]) / kProbTotal, 1.0 / 1255.0, 1e-5);
+}
+
+// Buffers of 2 MiB or more are 2 MiB-aligned (for transparent huge pages), smaller ones
+// cache-line aligned; both are freed with the alignment they were allocated with.
+TEST(FloatBufferTest, AlignmentFollowsSize) {
+  const size_t huge_floats = kHugePageBytes / sizeof(float);
+  for (size_t n : {size_t{1}, size_t{1000}, huge_floats - 1, huge_floats, 3 * huge_floats / 2}) {
+    FloatBuffer b(n, 1.0f);
+    const auto address = reinterpret_cast<uintptr_t>(b.data());
+    EXPECT_EQ(address % 64, 0u) << n;
+    if (n >= huge_floats) {
+      EXPECT_EQ(address % kHugePageBytes, 0u) << n;
+    }
+    b.resize(n + huge_floats);  // reallocates across the threshold: old and new freed correctly
+    EXPECT_EQ(reinterpret_cast<uintptr_t>(b.data()) % kHugePageBytes, 0u) << n;
+    EXPECT_EQ(b[n - 1], 1.0f);
+  }
 }
 
 }  // namespace

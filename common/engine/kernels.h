@@ -3,8 +3,11 @@
 // is specified in docs/determinism.md; all implementations must agree bit for bit.
 #pragma once
 
+#include <sys/mman.h>
+
 #include <cstddef>
 #include <cstdint>
+#include <new>
 #include <vector>
 
 namespace boa::engine {
@@ -15,16 +18,33 @@ constexpr int kPanel = 16;
 constexpr uint32_t kProbBits = 24;
 constexpr uint32_t kProbTotal = 1u << kProbBits;
 
+// Cache-line aligned; a buffer of 2 MiB or more (a many-lane session's recurrent state,
+// large activations) is aligned to 2 MiB and advised for transparent huge pages: a 256-lane
+// step streams ~5 MiB of lane state per thread, and does so 3-8 % faster on 2 MiB pages
+// (docs/performance.md). The advice changes where bytes live, never their values.
+constexpr size_t kHugePageBytes = size_t{2} << 20;
 template <typename T>
 struct AlignedAllocator {
   using value_type = T;
   AlignedAllocator() = default;
   template <typename U>
   AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT
-  T* allocate(size_t n) { return static_cast<T*>(::operator new(n * sizeof(T), std::align_val_t(64))); }
-  void deallocate(T* p, size_t) { ::operator delete(p, std::align_val_t(64)); }
+  T* allocate(size_t n) {
+    const size_t bytes = n * sizeof(T);
+    void* p = ::operator new(bytes, Alignment(bytes));
+#ifdef MADV_HUGEPAGE
+    if (bytes >= kHugePageBytes) madvise(p, bytes, MADV_HUGEPAGE);  // advice only: failure is harmless
+#endif
+    return static_cast<T*>(p);
+  }
+  void deallocate(T* p, size_t n) { ::operator delete(p, Alignment(n * sizeof(T))); }
   bool operator==(const AlignedAllocator&) const { return true; }
   bool operator!=(const AlignedAllocator&) const { return false; }
+
+ private:
+  static std::align_val_t Alignment(size_t bytes) {
+    return std::align_val_t(bytes >= kHugePageBytes ? kHugePageBytes : 64);
+  }
 };
 using FloatBuffer = std::vector<float, AlignedAllocator<float>>;
 
