@@ -26,7 +26,7 @@ ContentionProbe::ContentionProbe(engine::Backend backend)
 void ContentionProbe::Run(int steps) {
   for (int i = 0; i < steps; ++i)
     kernels_->scan(delta_.data(), u_.data(), z_.data(), bc_.data(), bc_.data() + kStates, a_.data(),
-                   d_skip_.data(), kChannels, kStates, h_.data(), y_.data());
+                   -1.4427f * kStates, d_skip_.data(), kChannels, kStates, h_.data(), y_.data());
 }
 
 double ContentionProbe::Seconds() {

@@ -147,10 +147,11 @@ void PrintModelBudget(uint32_t d_model, uint32_t layers, engine::Backend backend
     auto y = values(delta->size(), 0.0f, 0.0f), bc = values(static_cast<size_t>(kRows) * 2 * S, -1.0f, 1.0f);
     auto a = values(state, -23.0f, -1.4f);  // A * log2(e) of A in [-16, -1]
     auto d_skip = values(E, 0.5f, 1.5f), h = values(static_cast<size_t>(kLanes) * state, 0.0f, 0.0f);
-    return timed.Add([&k, delta, u, z, y, bc, a, d_skip, h, state, E, S] {
+    const float a_min = *std::min_element(a->begin(), a->end());
+    return timed.Add([&k, delta, u, z, y, bc, a, a_min, d_skip, h, state, E, S] {
       for (size_t r = 0; r < kRows; ++r)
         k.scan(&(*delta)[r * E], &(*u)[r * E], &(*z)[r * E], &(*bc)[r * 2 * S], &(*bc)[r * 2 * S + S], a->data(),
-               d_skip->data(), E, S, &(*h)[r / kPerLane * state], &(*y)[r * E]);
+               a_min, d_skip->data(), E, S, &(*h)[r / kPerLane * state], &(*y)[r * E]);
     });
   }();
   const int quantize = [&] {

@@ -15,9 +15,11 @@ static inline __m256 Set(float v) { return _mm256_set1_ps(v); }
 static inline __m256 NegAbs(__m256 x) { return _mm256_or_ps(x, Set(-0.0f)); }
 
 // For t <= 0 (the contract): rounding t to the nearest integer (ties to even) gives the
-// k of (t + magic) - magic with one dependent step less.
+// k of (t + magic) - magic with one dependent step less. kClamp = false leaves out the clamp
+// to kPow2Min, for a caller that knows t >= kPow2Min (the clamp would change nothing).
+template <bool kClamp = true>
 static inline __m256 Pow2NonPos(__m256 t) {
-  t = _mm256_max_ps(t, Set(kPow2Min));
+  if constexpr (kClamp) t = _mm256_max_ps(t, Set(kPow2Min));
   __m256 j = _mm256_add_ps(t, Set(kRoundMagic));
   __m256 r = _mm256_sub_ps(t, _mm256_round_ps(t, _MM_FROUND_TO_NEAREST_INT | _MM_FROUND_NO_EXC));
   __m256 q = Set(kPow2Poly[0]);

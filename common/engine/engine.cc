@@ -72,6 +72,7 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
     for (int ch = 0; ch < E; ++ch)
       for (int n = 0; n < S; ++n)
         L.A[StateIndex(n, ch, S)] = -detmath::Exp(alog.data[ch * S + n]) * detmath::kLog2e;
+    L.A_min = *std::min_element(L.A.begin(), L.A.end());
     L.D_skip = Copy(get(p + "mamba.D"));
     e->layers_.push_back(std::move(L));
   }
@@ -169,7 +170,7 @@ void Session::Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out) 
       float* h = &ssm_state_[StateSlot(inputs[i].lane, l) * ssm_stride_];
       for (int t = 0; t < inputs[i].count; ++t, ++r) {
         const float* bc = &dbc_[r * ldbc + R];
-        k.scan(&delta_[r * E], &c_[r * E], &xz_[r * 2 * E + E], bc, bc + S, L.A.data(),
+        k.scan(&delta_[r * E], &c_[r * E], &xz_[r * 2 * E + E], bc, bc + S, L.A.data(), L.A_min,
                L.D_skip.data(), E, S, h, &y_[r * E]);
       }
     }

@@ -39,6 +39,7 @@ class Engine {
     FloatBuffer conv_w;  // [d_conv][E]
     FloatBuffer conv_b;
     FloatBuffer A;       // -exp(A_log) * log2(e): the decay is a power of 2; StateIndex layout
+    float A_min = 0;     // the smallest value in A
     FloatBuffer D_skip;
   };
   ModelConfig config_;

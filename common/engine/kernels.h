@@ -83,9 +83,11 @@ struct KernelSet {
   void (*conv_silu)(const float* x_t, float* window, const float* conv_w /*[d_conv][E]*/,
                     const float* conv_b, int E, int d_conv, float* c_out);
   // One time step of the selective scan: h is updated; y [E] = (Σ h C + D u) ⊙ SiLU(z).
-  // A holds A * log2(e) (the decay is 2^(delta * A)); h and A are in the StateIndex layout.
+  // A holds A * log2(e) (the decay is 2^(delta * A)), no value below a_min; h and A are in
+  // the StateIndex layout. a_min lets a kernel skip the decay's clamp for channels whose
+  // delta * a_min cannot reach it, which changes no result.
   void (*scan)(const float* delta, const float* u, const float* z, const float* B,
-               const float* C, const float* A, const float* D_skip, int E, int S,
+               const float* C, const float* A, float a_min, const float* D_skip, int E, int S,
                float* h, float* y);
   // Logits[256] → cumulative frequency table cum[257] (cum[0] = 0, cum[256] = 2^24).
   void (*quantize)(const float* logits, uint32_t* cum);

@@ -183,23 +183,37 @@ void ConvSiluAvx2(const float* x_t, float* window, const float* conv_w, const fl
   }
 }
 
+// The states of eight channels: h updated, returns acc + Σ_n h[n] C[n] (n ascending).
+template <bool kClamp>
+__attribute__((always_inline)) inline __m256 ScanStates(__m256 dt, __m256 du, __m256 acc, const float* B,
+                                                        const float* C, const float* A, int S, float* h) {
+  for (int n = 0; n < S; ++n) {
+    const size_t i = static_cast<size_t>(n) * 8;
+    __m256 dA = va::Pow2NonPos<kClamp>(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
+    __m256 hn = _mm256_fmadd_ps(dA, _mm256_loadu_ps(h + i), _mm256_mul_ps(du, _mm256_set1_ps(B[n])));
+    _mm256_storeu_ps(h + i, hn);
+    acc = _mm256_fmadd_ps(hn, _mm256_set1_ps(C[n]), acc);
+  }
+  return acc;
+}
+
 void ScanAvx2(const float* delta, const float* u, const float* z, const float* B,
-              const float* C, const float* A, const float* D_skip, int E, int S, float* h,
-              float* y) {
+              const float* C, const float* A, float a_min, const float* D_skip, int E, int S,
+              float* h, float* y) {
   const int E8 = E / 8 * 8;
+  const __m256 vmin = _mm256_set1_ps(a_min), floor = _mm256_set1_ps(detmath::kPow2Min);
   for (int ch = 0; ch < E8; ch += 8) {
     __m256 dt = _mm256_loadu_ps(delta + ch);
     __m256 uu = _mm256_loadu_ps(u + ch);
     __m256 du = _mm256_mul_ps(dt, uu);
     __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(D_skip + ch), uu);
     const size_t base = StateIndex(0, ch, S);
-    for (int n = 0; n < S; ++n) {
-      size_t i = base + static_cast<size_t>(n) * 8;
-      __m256 dA = va::Pow2NonPos(_mm256_mul_ps(dt, _mm256_loadu_ps(A + i)));
-      __m256 hn = _mm256_fmadd_ps(dA, _mm256_loadu_ps(h + i), _mm256_mul_ps(du, _mm256_set1_ps(B[n])));
-      _mm256_storeu_ps(h + i, hn);
-      acc = _mm256_fmadd_ps(hn, _mm256_set1_ps(C[n]), acc);
-    }
+    // For dt >= 0, dt * A >= dt * a_min (rounding is monotonic), so when dt * a_min >= the
+    // clamp's floor in every lane no clamp can act; for dt < 0 the products are positive and
+    // the clamp is idle too. NaN or infinite dt fails the test and takes the clamped loop.
+    const bool clamp_idle = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(dt, vmin), floor, _CMP_GE_OQ)) == 0xFF;
+    acc = clamp_idle ? ScanStates<false>(dt, du, acc, B, C, A + base, S, h + base)
+                     : ScanStates<true>(dt, du, acc, B, C, A + base, S, h + base);
     _mm256_storeu_ps(y + ch, _mm256_mul_ps(acc, va::Silu(_mm256_loadu_ps(z + ch))));
   }
   for (int ch = E8; ch < E; ++ch) y[ch] = reference::ScanChannel(delta, u, z, B, C, A, D_skip, S, h, ch);

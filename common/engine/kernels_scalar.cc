@@ -88,8 +88,8 @@ void ConvSiluScalar(const float* x_t, float* window, const float* conv_w, const 
 }
 
 void ScanScalar(const float* delta, const float* u, const float* z, const float* B,
-                const float* C, const float* A, const float* D_skip, int E, int S, float* h,
-                float* y) {
+                const float* C, const float* A, float /*a_min: the reference always clamps*/,
+                const float* D_skip, int E, int S, float* h, float* y) {
   for (int ch = 0; ch < E; ++ch) y[ch] = reference::ScanChannel(delta, u, z, B, C, A, D_skip, S, h, ch);
 }
 
