@@ -10,6 +10,8 @@
 #include <cstring>
 #include <random>
 
+#include "common/engine/detmath.h"
+
 namespace boa::engine {
 namespace {
 
@@ -106,32 +108,48 @@ TEST_F(KernelsTest, ConvSiluOverTime) {
   }
 }
 
-// Steps 0-4 keep every decay above the clamp; from step 5 one channel in three has a delta
-// that drives some decays below it, one in seven a NaN or infinite delta, so the AVX2
-// kernel's clamped and clamp-free groups both run, and must agree with the reference.
+// Steps 0-4 keep every decay above the clamp. From step 5 the groups of eight channels (the
+// AVX2 kernel's unit) differ: all deltas small (the clamp-free loop); a third of them large
+// enough to push decays below the clamp; one lane just past its channel's bound
+// delta * min A = kPow2Min; one NaN, one infinite, two negative lanes (one infinite, against
+// A values of -0). The AVX2 kernel must match the reference bit for bit given min(A), and
+// given NaN for it (always clamping).
 TEST_F(KernelsTest, ScanOverTime) {
   for (int E : {2, 12, 64, 512}) {
     for (int S : {1, 16}) {
       auto A = Random(StateSize(E, S), 1.0f);
       for (auto& a : A) a = -std::fabs(a) * 8;
+      for (size_t i = 0; i < A.size(); i += 5) A[i] = -0.0f;  // Exp(A_log) underflowed: -inf * A is NaN
       const float a_min = *std::min_element(A.begin(), A.end());
       auto Dk = Random(E, 1.0f);
-      std::vector<float> h0(StateSize(E, S), 0.0f), h1 = h0;
+      std::vector<float> h0(StateSize(E, S), 0.0f), h1 = h0, h2 = h0;
       for (int t = 0; t < 10; ++t) {
         auto delta = Random(E, 1.0f);
         for (auto& d : delta) d = std::fabs(d) * 0.2f;
-        if (t >= 5) {
-          for (int ch = 0; ch < E; ch += 3) delta[ch] *= 1000.0f;
-          for (int ch = 1; ch < E; ch += 7) delta[ch] = ch % 2 ? NAN : INFINITY;
+        for (int ch = 0; t >= 5 && ch < E; ++ch) {
+          const int lane = ch % 8;
+          float channel_min = 0;
+          for (int n = 0; n < S; ++n) channel_min = std::min(channel_min, A[StateIndex(n, ch, S)]);
+          switch (ch / 8 % 6) {
+            case 1: if (lane % 3 == 0) delta[ch] *= 1000.0f; break;
+            case 2: if (lane == 5) delta[ch] = std::nextafter(detmath::kPow2Min / channel_min, INFINITY); break;
+            case 3: if (lane == 2) delta[ch] = NAN; break;
+            case 4: if (lane == 6) delta[ch] = INFINITY; break;
+            case 5: if (lane == 1) delta[ch] = -delta[ch]; if (lane == 4) delta[ch] = -INFINITY; break;
+          }
         }
         auto u = Random(E, 2.0f), z = Random(E, 3.0f), B = Random(S, 1.0f), C = Random(S, 1.0f);
-        std::vector<float> y0(E), y1(E);
+        std::vector<float> y0(E), y1(E), y2(E);
         scalar_.scan(delta.data(), u.data(), z.data(), B.data(), C.data(), A.data(), a_min, Dk.data(), E, S,
                      h0.data(), y0.data());
         avx2_->scan(delta.data(), u.data(), z.data(), B.data(), C.data(), A.data(), a_min, Dk.data(), E, S,
                     h1.data(), y1.data());
+        avx2_->scan(delta.data(), u.data(), z.data(), B.data(), C.data(), A.data(), NAN, Dk.data(), E, S,
+                    h2.data(), y2.data());
         ExpectSameBits(y0, y1, "scan y");
         ExpectSameBits(h0, h1, "scan h");
+        ExpectSameBits(y0, y2, "scan y, a_min NaN");
+        ExpectSameBits(h0, h2, "scan h, a_min NaN");
       }
     }
   }
@@ -182,7 +200,8 @@ TEST_F(KernelsTest, QuantizeFollowsProbabilities) {
 }
 
 // Buffers of 2 MiB or more are 2 MiB-aligned (for transparent huge pages), smaller ones
-// cache-line aligned; both are freed with the alignment they were allocated with.
+// cache-line aligned, also across a reallocation over the threshold (whether each is freed
+// with its own alignment only an AddressSanitizer build checks).
 TEST(FloatBufferTest, AlignmentFollowsSize) {
   const size_t huge_floats = kHugePageBytes / sizeof(float);
   for (size_t n : {size_t{1}, size_t{1000}, huge_floats - 1, huge_floats, 3 * huge_floats / 2}) {

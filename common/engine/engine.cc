@@ -4,6 +4,7 @@
 #include <xmmintrin.h>
 
 #include <algorithm>
+#include <cmath>
 #include <cstring>
 
 #include "common/engine/detmath.h"
@@ -13,6 +14,16 @@ namespace boa::engine {
 namespace {
 
 FloatBuffer Copy(const Tensor& t) { return FloatBuffer(t.data.begin(), t.data.end()); }
+
+// The smallest value, or NaN if any is NaN (the scan kernel then never skips its clamp).
+float MinOrNaN(const FloatBuffer& v) {
+  float m = INFINITY;
+  for (float x : v) {
+    if (std::isnan(x)) return x;
+    m = std::min(m, x);
+  }
+  return m;
+}
 
 // Pins the SSE control register to IEEE defaults (round to nearest, no flush-to-zero, no
 // denormals-are-zero) for the duration of a forward pass: a library elsewhere in the process
@@ -72,7 +83,7 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
     for (int ch = 0; ch < E; ++ch)
       for (int n = 0; n < S; ++n)
         L.A[StateIndex(n, ch, S)] = -detmath::Exp(alog.data[ch * S + n]) * detmath::kLog2e;
-    L.A_min = *std::min_element(L.A.begin(), L.A.end());
+    L.A_min = MinOrNaN(L.A);
     L.D_skip = Copy(get(p + "mamba.D"));
     e->layers_.push_back(std::move(L));
   }

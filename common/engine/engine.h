@@ -8,6 +8,7 @@
 // other lanes, their order, the batch size or the kernel backend (docs/determinism.md).
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -39,7 +40,7 @@ class Engine {
     FloatBuffer conv_w;  // [d_conv][E]
     FloatBuffer conv_b;
     FloatBuffer A;       // -exp(A_log) * log2(e): the decay is a power of 2; StateIndex layout
-    float A_min = 0;     // the smallest value in A
+    float A_min = NAN;   // the smallest value in A, NaN if A holds a NaN (the scan then always clamps)
     FloatBuffer D_skip;
   };
   ModelConfig config_;

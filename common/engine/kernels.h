@@ -3,7 +3,9 @@
 // is specified in docs/determinism.md; all implementations must agree bit for bit.
 #pragma once
 
+#if __has_include(<sys/mman.h>)
 #include <sys/mman.h>
+#endif
 
 #include <cstddef>
 #include <cstdint>
@@ -30,6 +32,7 @@ struct AlignedAllocator {
   template <typename U>
   AlignedAllocator(const AlignedAllocator<U>&) {}  // NOLINT
   T* allocate(size_t n) {
+    if (n > SIZE_MAX / sizeof(T)) throw std::bad_array_new_length();
     const size_t bytes = n * sizeof(T);
     void* p = ::operator new(bytes, Alignment(bytes));
 #ifdef MADV_HUGEPAGE
@@ -83,9 +86,9 @@ struct KernelSet {
   void (*conv_silu)(const float* x_t, float* window, const float* conv_w /*[d_conv][E]*/,
                     const float* conv_b, int E, int d_conv, float* c_out);
   // One time step of the selective scan: h is updated; y [E] = (Σ h C + D u) ⊙ SiLU(z).
-  // A holds A * log2(e) (the decay is 2^(delta * A)), no value below a_min; h and A are in
-  // the StateIndex layout. a_min lets a kernel skip the decay's clamp for channels whose
-  // delta * a_min cannot reach it, which changes no result.
+  // A holds A * log2(e) (the decay is 2^(delta * A)), no value below a_min (NaN if A holds a
+  // NaN); h and A are in the StateIndex layout. a_min lets a kernel skip the decay's clamp for
+  // channels whose delta * a_min cannot reach it, which changes no result.
   void (*scan)(const float* delta, const float* u, const float* z, const float* B,
                const float* C, const float* A, float a_min, const float* D_skip, int E, int S,
                float* h, float* y);

@@ -201,17 +201,20 @@ void ScanAvx2(const float* delta, const float* u, const float* z, const float* B
               const float* C, const float* A, float a_min, const float* D_skip, int E, int S,
               float* h, float* y) {
   const int E8 = E / 8 * 8;
-  const __m256 vmin = _mm256_set1_ps(a_min), floor = _mm256_set1_ps(detmath::kPow2Min);
+  const __m256 vmin = _mm256_set1_ps(a_min), floor = _mm256_set1_ps(detmath::kPow2Min), zero = _mm256_setzero_ps();
   for (int ch = 0; ch < E8; ch += 8) {
     __m256 dt = _mm256_loadu_ps(delta + ch);
     __m256 uu = _mm256_loadu_ps(u + ch);
     __m256 du = _mm256_mul_ps(dt, uu);
     __m256 acc = _mm256_mul_ps(_mm256_loadu_ps(D_skip + ch), uu);
     const size_t base = StateIndex(0, ch, S);
-    // For dt >= 0, dt * A >= dt * a_min (rounding is monotonic), so when dt * a_min >= the
-    // clamp's floor in every lane no clamp can act; for dt < 0 the products are positive and
-    // the clamp is idle too. NaN or infinite dt fails the test and takes the clamped loop.
-    const bool clamp_idle = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_mul_ps(dt, vmin), floor, _CMP_GE_OQ)) == 0xFF;
+    // For 0 <= dt < inf and A >= a_min, fl(dt * A) >= fl(dt * a_min) (rounding is monotonic),
+    // so when dt * a_min >= the clamp's floor in every lane no clamp can act. Any other lane
+    // (dt negative or NaN, dt * a_min below the floor or NaN, a NaN a_min) takes the clamped
+    // loop.
+    const __m256 ok = _mm256_and_ps(_mm256_cmp_ps(dt, zero, _CMP_GE_OQ),
+                                    _mm256_cmp_ps(_mm256_mul_ps(dt, vmin), floor, _CMP_GE_OQ));
+    const bool clamp_idle = _mm256_movemask_ps(ok) == 0xFF;
     acc = clamp_idle ? ScanStates<false>(dt, du, acc, B, C, A + base, S, h + base)
                      : ScanStates<true>(dt, du, acc, B, C, A + base, S, h + base);
     _mm256_storeu_ps(y + ch, _mm256_mul_ps(acc, va::Silu(_mm256_loadu_ps(z + ch))));
