@@ -133,10 +133,14 @@ Result<LoadedModel> LoadModel(const std::string& path) {
   return LoadModelFile(path);
 }
 
-Result<std::unique_ptr<ByteSource>> OpenInput(const std::string& input) {
-  if (input == "-") return std::unique_ptr<ByteSource>(FileSource::Stdin());
-  BOA_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> f, FileSource::Open(input));
-  return std::unique_ptr<ByteSource>(std::move(f));
+// A file, or standard input for "-" (refused on a terminal: nobody types binary data, and
+// waiting for it looks like a hang).
+Result<std::unique_ptr<FileSource>> OpenInput(const std::string& input) {
+  if (input != "-") return FileSource::Open(input);
+  if (IsTerminal(0)) {
+    return Status::InvalidArgument("standard input is a terminal: give a file name, or pipe the data in");
+  }
+  return FileSource::Stdin();
 }
 
 enum class Mode { kCompress, kDecompress, kVerify };
@@ -164,10 +168,7 @@ Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, co
                   const GlobalOptions& g, const FileOptions& f) {
   const std::string label = input == "-" ? "<stdin>" : input;
   BOA_ASSIGN_OR_RETURN(std::string output, OutputPath(mode, input, f));
-  if (!output.empty() && output == input) {
-    return Status::InvalidArgument(input + ": input and output are the same file");
-  }
-  BOA_ASSIGN_OR_RETURN(std::unique_ptr<ByteSource> src, OpenInput(input));
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<FileSource> src, OpenInput(input));
   const bool to_stdout = mode != Mode::kVerify && output.empty();
   if (to_stdout && mode == Mode::kCompress && IsTerminal(1) && !f.force) {
     return Status::InvalidArgument(label + ": refusing to write compressed data to a terminal (redirect it, or use -o)");
@@ -179,7 +180,8 @@ Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, co
   } else if (to_stdout) {
     sink = std::make_unique<FdSink>(1, "<stdout>");
   } else {
-    Result<std::unique_ptr<AtomicOutputFile>> created = AtomicOutputFile::Create(output, f.force);
+    // The output must not be the input, under any name (checked before anything is written).
+    Result<std::unique_ptr<AtomicOutputFile>> created = AtomicOutputFile::Create(output, f.force, {src->identity()});
     if (!created.ok()) return created.status();
     file = std::move(created.value());
   }
@@ -199,9 +201,7 @@ Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, co
     BOA_RETURN_IF_ERROR(file->Commit(input == "-" ? "" : input));
   }
   double secs = Seconds(start);
-  if (f.remove_source && file && input != "-") {
-    if (::unlink(input.c_str()) != 0) return Status::IoError(input + ": cannot remove: " + ErrnoMessage(errno));
-  }
+  if (f.remove_source && file && input != "-") BOA_RETURN_IF_ERROR(RemoveSource(input, src->identity(), file->identity()));
   if (!g.quiet) {
     uint64_t original = mode == Mode::kCompress ? stats.input_bytes : stats.output_bytes;
     uint64_t packed = mode == Mode::kCompress ? stats.output_bytes : stats.input_bytes;
@@ -302,7 +302,7 @@ int RunEval(const GlobalOptions& g, const FileOptions& f) {
     return 1;
   }
   const std::string input = f.inputs.empty() ? "-" : f.inputs[0];
-  Result<std::unique_ptr<ByteSource>> src = OpenInput(input);
+  Result<std::unique_ptr<FileSource>> src = OpenInput(input);
   if (!src.ok()) {
     Error(src.status().message());
     return 1;
@@ -587,7 +587,8 @@ int RunModelImport(const GlobalOptions& g, const ImportOptions& o) {
   }
   std::vector<uint8_t> bytes = SerializeModel(*w, o.dtype == "f16" ? WeightType::kF16 : WeightType::kF32,
                                               "created_by=boa-client model import\nsource=" + o.input + "\n");
-  Status s = WriteFileAtomic(o.output, bytes, o.force);
+  Result<FileIdentity> input = IdentifyPath(o.input);
+  Status s = input.ok() ? WriteFileAtomic(o.output, bytes, o.force, {*input}) : input.status();
   if (!s.ok()) {
     Error(s.message());
     return 1;

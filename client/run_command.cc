@@ -43,7 +43,7 @@ double Since(std::chrono::steady_clock::time_point t0) {
 Status CodeFile(bool compress, CodecBackend& backend, const std::string& in_path, const std::string& out_path,
                 const CodecOptions& o, CodecStats* stats) {
   BOA_ASSIGN_OR_RETURN(auto in, FileSource::Open(in_path));
-  BOA_ASSIGN_OR_RETURN(auto out, AtomicOutputFile::Create(out_path, true));
+  BOA_ASSIGN_OR_RETURN(auto out, AtomicOutputFile::Create(out_path, true, {in->identity()}));
   Status s = compress ? backend.Compress(in.get(), out.get(), o, stats) : backend.Decompress(in.get(), out.get(), o, stats);
   if (!s.ok()) return s.WithContext(in_path);
   return out->Commit(in_path);
@@ -83,6 +83,13 @@ int RunExperiment(const RunOptions& o) {
 
   if (!PathExists(data)) {
     Fail(data + ": training data not found (file_path in " + c.path + ")");
+    return 1;
+  }
+  // Every file the run writes is checked against the data before any stage starts.
+  std::vector<std::string> outputs = {packed, unpacked};
+  if (do_train) outputs.push_back(model_path);
+  if (Status s = RefuseOverwritingInputs(outputs, {data, to_compress}); !s.ok()) {
+    Fail(s.message() + " (file names in " + c.path + ")");
     return 1;
   }
   auto t0 = std::chrono::steady_clock::now();

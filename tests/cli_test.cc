@@ -175,6 +175,58 @@ TEST_F(CliTest, RemoveSourceAfterSuccess) {
   EXPECT_TRUE(Exists("data.bin"));
 }
 
+// The output is compared with the input as files (device and inode), not as names: under
+// another spelling, a link or standard input, writing it would destroy the input, and --rm
+// would then delete what was left.
+TEST_F(CliTest, AnOutputThatIsTheInputIsRefusedBeforeAnythingIsWritten) {
+  const std::vector<uint8_t> original = Read("data.bin");
+  ASSERT_EQ(symlink("data.bin", (dir_ + "/link.bin").c_str()), 0);
+  ASSERT_EQ(link((dir_ + "/data.bin").c_str(), (dir_ + "/hard.bin").c_str()), 0);
+  for (const std::string& out : {std::string("./data.bin"), dir_ + "/data.bin", dir_ + "/../" + dir_.substr(5) + "/data.bin",
+                                 std::string("link.bin"), std::string("hard.bin")}) {
+    Outcome o = Run("compress data.bin -m m.boam -o " + out + " -f --rm");
+    EXPECT_EQ(o.code, 1) << out;
+    EXPECT_EQ(Lines(o.err), 1) << o.err;
+    EXPECT_NE(o.err.find("is the input file"), std::string::npos) << o.err;
+    ASSERT_EQ(Read("data.bin"), original) << out;
+  }
+  Outcome piped = Run("compress -m m.boam -o data.bin -f", "data.bin");
+  EXPECT_EQ(piped.code, 1);
+  EXPECT_NE(piped.err.find("is the input file"), std::string::npos) << piped.err;
+  EXPECT_EQ(Read("data.bin"), original);
+  // Decompression the same way round.
+  ASSERT_EQ(Run("compress data.bin -m m.boam -q").code, 0);
+  const std::vector<uint8_t> packed = Read("data.bin.boa");
+  Outcome d = Run("decompress data.bin.boa -m m.boam -o ./data.bin.boa -f --rm");
+  EXPECT_EQ(d.code, 1);
+  EXPECT_EQ(Read("data.bin.boa"), packed);
+  EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "data.bin.boa", "link.bin", "hard.bin"}).empty());
+}
+
+TEST_F(CliTest, TrainingAndExperimentsNeverWriteOverTheirData) {
+#ifndef BOA_HAVE_TRAIN
+  GTEST_SKIP() << "built without training";
+#endif
+  const std::vector<uint8_t> original = Read("data.bin");
+  Outcome t = Run("train data.bin -o ./data.bin -f --d-model 16 --seq-len 64");
+  EXPECT_EQ(t.code, 1);
+  EXPECT_NE(t.err.find("is the input file"), std::string::npos) << t.err;
+  EXPECT_EQ(Read("data.bin"), original);
+  // An experiment named so that its compressed output would be its own data file.
+  Write("exp.boa", original);
+  std::ofstream(dir_ + "/exp.yaml") << "name: exp\nfile_path: exp.boa\nmodel_path: m.boam\nprogress: false\n";
+  Outcome r = Run("run --config exp.yaml");
+  EXPECT_EQ(r.code, 1);
+  EXPECT_NE(r.err.find("is the input file"), std::string::npos) << r.err;
+  EXPECT_EQ(Read("exp.boa"), original);
+  ASSERT_EQ(Shell("cp '" + std::string(BOA_TEST_DATA) + "/tiny_ordereddict.pt' ck.pt").code, 0);
+  const std::vector<uint8_t> checkpoint = Read("ck.pt");
+  Outcome i = Run("model import ck.pt -o ck.pt -f");
+  EXPECT_EQ(i.code, 1);
+  EXPECT_NE(i.err.find("is the input file"), std::string::npos) << i.err;
+  EXPECT_EQ(Read("ck.pt"), checkpoint);
+}
+
 TEST_F(CliTest, VerifyInfoAndEval) {
   ASSERT_EQ(Run("compress data.bin -m m.boam --chunk-size 8K").code, 0);
   Outcome v = Run("verify data.bin.boa -m m.boam");

@@ -164,6 +164,9 @@ void TuneHeapForTraining() {
 
 Status Train(const TrainOptions& o, TrainReport* report) {
   BOA_RETURN_IF_ERROR(ValidateOptions(o));
+  // The model and its report must never replace a training file.
+  const std::vector<std::string> outputs = {o.output, o.output + ".report.json", o.output + ".loss.csv"};
+  if (!o.output.empty()) BOA_RETURN_IF_ERROR(RefuseOverwritingInputs(outputs, o.files));
   // One file is memory-mapped; several are concatenated in memory.
   std::unique_ptr<MappedFile> mapped;
   std::vector<uint8_t> joined;

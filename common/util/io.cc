@@ -31,6 +31,60 @@ Result<size_t> MemorySource::Read(uint8_t* buf, size_t n) {
   return take;
 }
 
+namespace {
+
+FileIdentity IdentityOf(const struct stat& st, const std::string& path) {
+  return FileIdentity{static_cast<uint64_t>(st.st_dev), static_cast<uint64_t>(st.st_ino), path};
+}
+
+}  // namespace
+
+Result<FileIdentity> IdentifyPath(const std::string& path) {
+  struct stat st;
+  if (::stat(path.c_str(), &st) != 0) {
+    int err = errno;
+    return Status(err == ENOENT ? StatusCode::kNotFound : StatusCode::kIoError, path + ": " + ErrnoMessage(err));
+  }
+  return IdentityOf(st, path);
+}
+
+Status RefuseOverwritingInput(const std::string& output, const FileIdentity& input) {
+  Result<FileIdentity> out = IdentifyPath(output);
+  if (!out.ok()) return out.status().code() == StatusCode::kNotFound ? Status::Ok() : out.status();
+  if (!out->SameFile(input)) return Status::Ok();
+  const std::string same = output == input.path ? "" : " (the same file as " + input.path + ")";
+  return Status::InvalidArgument(output + ": is the input file" + same + "; refusing to overwrite it");
+}
+
+Result<std::vector<FileIdentity>> IdentifyInputs(const std::vector<std::string>& inputs) {
+  std::vector<FileIdentity> ids;
+  for (const std::string& in : inputs) {
+    Result<FileIdentity> id = IdentifyPath(in);
+    if (id.ok()) {
+      ids.push_back(*id);
+    } else if (id.status().code() != StatusCode::kNotFound) {
+      return id.status();
+    }
+  }
+  return ids;
+}
+
+Status RefuseOverwritingInputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs) {
+  BOA_ASSIGN_OR_RETURN(std::vector<FileIdentity> ids, IdentifyInputs(inputs));
+  for (const std::string& out : outputs) {
+    for (const FileIdentity& id : ids) BOA_RETURN_IF_ERROR(RefuseOverwritingInput(out, id));
+  }
+  return Status::Ok();
+}
+
+Status RemoveSource(const std::string& path, const FileIdentity& read, const FileIdentity& written) {
+  BOA_ASSIGN_OR_RETURN(FileIdentity now, IdentifyPath(path));
+  if (now.SameFile(written)) return Status::InvalidArgument(path + ": is the output just written; not removing it");
+  if (!now.SameFile(read)) return Status::FailedPrecondition(path + ": was replaced while it was read; not removing it");
+  if (::unlink(path.c_str()) != 0) return Status::IoError(path + ": cannot remove: " + ErrnoMessage(errno));
+  return Status::Ok();
+}
+
 Result<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
@@ -49,17 +103,21 @@ Result<std::unique_ptr<FileSource>> FileSource::Open(const std::string& path) {
     return Status::InvalidArgument(path + ": is a directory");
   }
   int64_t size = S_ISREG(st.st_mode) ? static_cast<int64_t>(st.st_size) : -1;
-  return std::unique_ptr<FileSource>(new FileSource(fd, size, path));
+  return std::unique_ptr<FileSource>(new FileSource(fd, size, path, IdentityOf(st, path)));
 }
 
 std::unique_ptr<FileSource> FileSource::Stdin() {
   struct stat st;
   int64_t size = -1;
-  if (::fstat(0, &st) == 0 && S_ISREG(st.st_mode)) {
-    off_t pos = ::lseek(0, 0, SEEK_CUR);
-    if (pos >= 0) size = static_cast<int64_t>(st.st_size - pos);
+  FileIdentity identity;
+  if (::fstat(0, &st) == 0) {
+    identity = IdentityOf(st, "<stdin>");
+    if (S_ISREG(st.st_mode)) {
+      off_t pos = ::lseek(0, 0, SEEK_CUR);
+      if (pos >= 0) size = static_cast<int64_t>(st.st_size - pos);
+    }
   }
-  return std::unique_ptr<FileSource>(new FileSource(0, size, "<stdin>"));
+  return std::unique_ptr<FileSource>(new FileSource(0, size, "<stdin>", identity));
 }
 
 FileSource::~FileSource() {
@@ -152,8 +210,9 @@ void RemoveTemporariesOnSignal() {
   for (int sig : {SIGINT, SIGTERM, SIGHUP}) ::sigaction(sig, &sa, nullptr);
 }
 
-Result<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::Create(const std::string& path,
-                                                                   bool overwrite) {
+Result<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::Create(const std::string& path, bool overwrite,
+                                                                   std::vector<FileIdentity> inputs) {
+  for (const FileIdentity& input : inputs) BOA_RETURN_IF_ERROR(RefuseOverwritingInput(path, input));
   if (!overwrite && PathExists(path)) {
     return Status::AlreadyExists(path + ": already exists (use -f to overwrite)");
   }
@@ -164,7 +223,8 @@ Result<std::unique_ptr<AtomicOutputFile>> AtomicOutputFile::Create(const std::st
   if (fd < 0) {
     return Status::IoError(path + ": cannot create temporary file: " + ErrnoMessage(errno));
   }
-  auto file = std::unique_ptr<AtomicOutputFile>(new AtomicOutputFile(fd, path, std::string(buf.data()), overwrite));
+  auto file = std::unique_ptr<AtomicOutputFile>(
+      new AtomicOutputFile(fd, path, std::string(buf.data()), overwrite, std::move(inputs)));
   RegisterTemporary(file->tmp_.c_str());
   return file;
 }
@@ -207,6 +267,11 @@ Status AtomicOutputFile::Commit(const std::string& like_path) {
     (void)::fchmod(fd_, 0666 & ~mask);
   }
   if (::fsync(fd_) != 0) return Status::IoError(path_ + ": fsync failed: " + ErrnoMessage(errno));
+  struct stat st;
+  if (::fstat(fd_, &st) != 0) return Status::IoError(path_ + ": " + ErrnoMessage(errno));
+  identity_ = IdentityOf(st, path_);
+  // The destination may have been replaced by a link to an input since Create.
+  for (const FileIdentity& input : inputs_) BOA_RETURN_IF_ERROR(RefuseOverwritingInput(path_, input));
   if (::close(fd_) != 0) {
     fd_ = -1;
     return Status::IoError(path_ + ": close failed: " + ErrnoMessage(errno));
@@ -274,8 +339,9 @@ Result<std::vector<uint8_t>> ReadFile(const std::string& path, uint64_t max_byte
   return data;
 }
 
-Status WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& data, bool overwrite) {
-  BOA_ASSIGN_OR_RETURN(auto out, AtomicOutputFile::Create(path, overwrite));
+Status WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& data, bool overwrite,
+                       std::vector<FileIdentity> inputs) {
+  BOA_ASSIGN_OR_RETURN(auto out, AtomicOutputFile::Create(path, overwrite, std::move(inputs)));
   BOA_RETURN_IF_ERROR(out->Write(data.data(), data.size()));
   return out->Commit();
 }

@@ -26,6 +26,33 @@ class ByteSource {
   Status ReadExact(uint8_t* buf, size_t n, const char* what);
 };
 
+// A file's identity: its device and inode (what two paths share when they name one file,
+// through symbolic or hard links). `path` is kept for messages.
+struct FileIdentity {
+  uint64_t device = 0;
+  uint64_t inode = 0;
+  std::string path;
+  bool SameFile(const FileIdentity& o) const { return device == o.device && inode == o.inode; }
+};
+
+// The identity of the file `path` names (links followed); NOT_FOUND when there is none.
+Result<FileIdentity> IdentifyPath(const std::string& path);
+
+// Refuses (INVALID_ARGUMENT, naming both) when `output` names the file `input` is: writing
+// it would destroy the input. An output that does not exist yet is never an input.
+Status RefuseOverwritingInput(const std::string& output, const FileIdentity& input);
+
+// The identities of the input files that exist (a missing one fails later, when it is read),
+// and the same check for every output against every input: for commands that read and
+// write several files (training, experiments).
+Result<std::vector<FileIdentity>> IdentifyInputs(const std::vector<std::string>& inputs);
+Status RefuseOverwritingInputs(const std::vector<std::string>& outputs, const std::vector<std::string>& inputs);
+
+// Removes a source file after its output was committed (`--rm`): only if `path` still names
+// the file that was read (`read`) and not the one written (`written`), so a path replaced
+// meanwhile, or an output that is the input, is never deleted.
+Status RemoveSource(const std::string& path, const FileIdentity& read, const FileIdentity& written);
+
 class ByteSink {
  public:
   virtual ~ByteSink() = default;
@@ -79,12 +106,16 @@ class FileSource final : public ByteSource {
   int64_t SizeHint() const override { return size_; }
   const std::string& name() const override { return name_; }
   int fd() const { return fd_; }
+  // The file read (standard input: whatever it is redirected from).
+  const FileIdentity& identity() const { return identity_; }
 
  private:
-  FileSource(int fd, int64_t size, std::string name) : fd_(fd), size_(size), name_(std::move(name)) {}
+  FileSource(int fd, int64_t size, std::string name, FileIdentity identity)
+      : fd_(fd), size_(size), name_(std::move(name)), identity_(std::move(identity)) {}
   int fd_;
   int64_t size_;
   std::string name_;
+  FileIdentity identity_;
 };
 
 // Writes to a file descriptor (standard output).
@@ -103,22 +134,29 @@ class FdSink final : public ByteSink {
 // temporary, so a failure never leaves a partial output.
 class AtomicOutputFile final : public ByteSink {
  public:
-  // Fails with ALREADY_EXISTS if `path` exists and !overwrite.
-  static Result<std::unique_ptr<AtomicOutputFile>> Create(const std::string& path, bool overwrite);
+  // Fails with ALREADY_EXISTS if `path` exists and !overwrite, and with INVALID_ARGUMENT if
+  // `path` is one of `inputs` (checked here, before anything is written, and again just
+  // before the rename).
+  static Result<std::unique_ptr<AtomicOutputFile>> Create(const std::string& path, bool overwrite,
+                                                          std::vector<FileIdentity> inputs = {});
   ~AtomicOutputFile() override;
   Status Write(const uint8_t* buf, size_t n) override;
   // Optionally copies permission bits and modification time from `like_path` first.
   Status Commit(const std::string& like_path = "");
   const std::string& path() const { return path_; }
+  // The file written, once committed.
+  const FileIdentity& identity() const { return identity_; }
 
  private:
-  AtomicOutputFile(int fd, std::string path, std::string tmp, bool overwrite)
-      : fd_(fd), path_(std::move(path)), tmp_(std::move(tmp)), overwrite_(overwrite) {}
+  AtomicOutputFile(int fd, std::string path, std::string tmp, bool overwrite, std::vector<FileIdentity> inputs)
+      : fd_(fd), path_(std::move(path)), tmp_(std::move(tmp)), overwrite_(overwrite), inputs_(std::move(inputs)) {}
   Status Flush();
   int fd_;
   std::string path_;
   std::string tmp_;
   bool overwrite_;
+  std::vector<FileIdentity> inputs_;
+  FileIdentity identity_;
   bool committed_ = false;
   std::vector<uint8_t> buffer_;
 };
@@ -149,7 +187,8 @@ void RemoveTemporariesOnSignal();
 Result<std::vector<uint8_t>> ReadFile(const std::string& path, uint64_t max_bytes);
 
 // Writes bytes atomically (AtomicOutputFile) — for small files such as models.
-Status WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& data, bool overwrite);
+Status WriteFileAtomic(const std::string& path, const std::vector<uint8_t>& data, bool overwrite,
+                       std::vector<FileIdentity> inputs = {});
 
 bool PathExists(const std::string& path);
 
