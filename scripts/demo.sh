@@ -16,8 +16,8 @@ STORE=$(mktemp -d /tmp/boa-demo-XXXXXX)
 "$BIN/server/boad" --listen 127.0.0.1:0 --model-dir "$STORE/models" --log-level warn > "$STORE/boad.out" &
 BOAD_PID=$!
 trap 'kill $BOAD_PID 2>/dev/null; wait $BOAD_PID 2>/dev/null; rm -rf "$STORE"' EXIT
-for _ in $(seq 100); do grep -q "port" "$STORE/boad.out" 2>/dev/null && break; sleep 0.1; done
-export BOA_SERVER="127.0.0.1:$(sed -n 's/.* port \([0-9]*\).*/\1/p' "$STORE/boad.out")"
+for _ in $(seq 100); do grep -q "listening" "$STORE/boad.out" 2>/dev/null && break; sleep 0.1; done
+export BOA_SERVER="$(sed -n 's/^boad listening on //p' "$STORE/boad.out")"
 echo "boad is serving on $BOA_SERVER"
 
 BIN="$PWD/$BIN" "$EXP/make_data.sh"

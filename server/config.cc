@@ -3,6 +3,7 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <cctype>
 #include <set>
 #include <thread>
@@ -25,6 +26,35 @@ Result<uint64_t> ParseByteSize(const std::string& text) {
   else if (!unit.empty()) return Status::InvalidArgument("size '" + text + "': unknown unit '" + unit + "' (K, M or G)");
   if (shift && v > (UINT64_MAX >> shift)) return Status::InvalidArgument("size '" + text + "' is too large");
   return v << shift;
+}
+
+Result<ListenAddress> ParseListenAddress(const std::string& text) {
+  auto bad = [&](const std::string& why) {
+    return Status::InvalidArgument("listen: '" + text + "' " + why + " (expected HOST:PORT, e.g. 127.0.0.1:50051, [::1]:50051)");
+  };
+  const size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return bad("has no port");
+  ListenAddress a;
+  a.host = text.substr(0, colon);
+  const std::string port = text.substr(colon + 1);
+  if (a.host.empty()) return bad("has no host (0.0.0.0 or [::] listens on every interface)");
+  if (a.host.front() == '[') {
+    if (a.host.size() < 3 || a.host.back() != ']') return bad("has an unclosed '['");
+    for (char c : a.host.substr(1, a.host.size() - 2)) {
+      if (!std::isxdigit(static_cast<unsigned char>(c)) && c != ':' && c != '.') return bad("is not an IPv6 address");
+    }
+  } else {
+    for (char c : a.host) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '.' && c != '-') {
+        return bad(a.host.find(':') != std::string::npos ? "needs brackets around an IPv6 address" : "has an invalid host");
+      }
+    }
+  }
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) > 65535) {
+    return bad("has a port outside 0..65535");
+  }
+  a.port = std::stoi(port);
+  return a;
 }
 
 Status ServerConfig::LoadFile(const std::string& path) {
@@ -82,9 +112,7 @@ Status ServerConfig::LoadFile(const std::string& path) {
 }
 
 Status ServerConfig::Validate() const {
-  if (listen.empty() || listen.find(':') == std::string::npos) {
-    return Status::InvalidArgument("listen: expected HOST:PORT, got '" + listen + "'");
-  }
+  BOA_RETURN_IF_ERROR(ParseListenAddress(listen).status());
   if (model_dir.empty()) return Status::InvalidArgument("model_dir: must not be empty");
   if (jobs_dir.empty()) return Status::InvalidArgument("jobs_dir: must not be empty");
   if (threads < 0 || threads > 256) return Status::InvalidArgument("threads: must be 0 (all cores) .. 256");

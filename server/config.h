@@ -28,6 +28,15 @@ struct ServerConfig {
   Status Validate() const;
 };
 
+// `listen`: HOST:PORT, where HOST is a name, an IPv4 address or a bracketed IPv6 address
+// ([::1]) and PORT is 0..65535 (0: a free one).
+struct ListenAddress {
+  std::string host;  // as written, brackets included
+  int port = 0;
+  std::string WithPort(int p) const { return host + ":" + std::to_string(p); }
+};
+Result<ListenAddress> ParseListenAddress(const std::string& text);
+
 // "4G", "512M", "64K" or a plain number of bytes.
 Result<uint64_t> ParseByteSize(const std::string& text);
 

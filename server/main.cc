@@ -4,10 +4,16 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <netdb.h>
+#include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <sys/socket.h>
+#include <unistd.h>
 
+#include <cerrno>
 #include <csignal>
 #include <cstdio>
+#include <cstring>
 #include <thread>
 
 #include "common/codec/codec.h"
@@ -17,16 +23,65 @@
 
 namespace {
 
+using Clock = std::chrono::steady_clock;
+
 int Fail(int code, const std::string& msg) {
   std::fprintf(stderr, "boad: %s\n", msg.c_str());
   return code;
 }
+
+// Why gRPC could not listen on `a`: it reports only that it failed, so the bind is tried
+// again here, as gRPC does it (SO_REUSEADDR, no SO_REUSEPORT), to name the error.
+std::string BindError(const boa::server::ListenAddress& a) {
+  std::string host = a.host;
+  if (host.size() > 2 && host.front() == '[') host = host.substr(1, host.size() - 2);
+  addrinfo hints{};
+  hints.ai_family = AF_UNSPEC;
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_PASSIVE;
+  addrinfo* list = nullptr;
+  if (int rc = getaddrinfo(host.c_str(), std::to_string(a.port).c_str(), &hints, &list); rc != 0) {
+    return std::string("cannot resolve host: ") + gai_strerror(rc);
+  }
+  std::string error = "gRPC refused the address";
+  for (addrinfo* ai = list; ai; ai = ai->ai_next) {
+    int fd = socket(ai->ai_family, ai->ai_socktype, ai->ai_protocol);
+    if (fd < 0) continue;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    if (bind(fd, ai->ai_addr, ai->ai_addrlen) != 0) {
+      error = std::strerror(errno);
+      close(fd);
+      break;
+    }
+    close(fd);
+  }
+  freeaddrinfo(list);
+  return error;
+}
+
+// Waits up to `timeout` for SIGINT or SIGTERM (blocked in every thread); the signal or 0.
+int WaitForSignal(const sigset_t& sigs, std::chrono::milliseconds timeout) {
+  timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>(timeout.count() % 1000) * 1000000};
+  int sig = sigtimedwait(&sigs, nullptr, &ts);
+  return sig > 0 ? sig : 0;
+}
+
+const char* SignalName(int sig) { return sig == SIGTERM ? "SIGTERM" : "SIGINT"; }
 
 }  // namespace
 
 int main(int argc, char** argv) {
   using namespace boa;
   using namespace boa::server;
+  // Signals are taken by this thread with sigwait, so shutdown runs as ordinary code. They
+  // are blocked before any thread exists (threads inherit the mask): none may die of one.
+  sigset_t sigs;
+  sigemptyset(&sigs);
+  sigaddset(&sigs, SIGINT);
+  sigaddset(&sigs, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+
   CLI::App app{"boad: the boa compression daemon (gRPC service boa.v1.Boa)"};
   std::string config_path, listen, model_dir, log_level, train_data_dir;
   int threads = -1, lanes = -1;
@@ -62,14 +117,9 @@ int main(int argc, char** argv) {
     std::printf("boad: configuration OK (listen %s, model_dir %s)\n", cfg.listen.c_str(), cfg.model_dir.c_str());
     return 0;
   }
+  // Logs go to stderr; stdout carries only the "listening on" line that scripts read.
+  spdlog::set_default_logger(spdlog::stderr_color_mt("boad"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
-
-  // Signals are taken by one thread with sigwait, so shutdown runs as ordinary code.
-  sigset_t sigs;
-  sigemptyset(&sigs);
-  sigaddset(&sigs, SIGINT);
-  sigaddset(&sigs, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   ModelStore::Options so;
   so.dir = cfg.model_dir;
@@ -93,34 +143,48 @@ int main(int argc, char** argv) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  // gRPC sets SO_REUSEPORT by default: a second boad on the same port would start and take
+  // half of the connections to another model store. One port, one boad.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   int port = 0;
   builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  if (!server || port == 0) return Fail(1, "cannot listen on " + cfg.listen + " (address in use or not valid?)");
+  const ListenAddress address = ParseListenAddress(cfg.listen).value();  // validated above
+  if (!server || port == 0) return Fail(1, "cannot listen on " + cfg.listen + ": " + BindError(address));
+  const std::string bound = address.WithPort(port);
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus("boa.v1.Boa", true);
-  // The port actually bound (":0" picks a free one): tests and scripts read this line.
-  std::printf("boad listening on %s port %d\n", cfg.listen.c_str(), port);
+  // The address actually bound (":0" picks a free port): tests and scripts read this line.
+  std::printf("boad listening on %s\n", bound.c_str());
   std::fflush(stdout);
-  spdlog::info("boad {} serving on {} (port {}), models in {}, {} step threads x {} lanes per model, {} lanes on the device", BOA_VERSION,
-               cfg.listen, port, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread, cfg.lanes);
+  spdlog::info("boad {} serving on {}, models in {}, {} step threads x {} lanes per model, {} lanes on the device", BOA_VERSION,
+               bound, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread, cfg.lanes);
 
-  std::thread waiter([&] { server->Wait(); });
+  // Shutdown (docs/server.md): the listener stays open while running requests finish, so
+  // clients see health NOT_SERVING and new requests UNAVAILABLE rather than a closed port.
+  // A second signal ends the drain at once: what still runs fails with UNAVAILABLE.
   int sig = 0;
-  sigwait(&sigs, &sig);
-  spdlog::info("{}: draining (up to {:.0f} s for running requests)", sig == SIGTERM ? "SIGTERM" : "SIGINT", cfg.drain_seconds);
+  while (sig == 0) sig = WaitForSignal(sigs, std::chrono::milliseconds(1000));
+  spdlog::info("{}: draining (up to {:.0f} s for running requests; a second signal stops at once)", SignalName(sig),
+               cfg.drain_seconds);
   health->SetServingStatus(false);
   health->SetServingStatus("boa.v1.Boa", false);
-  const auto drain = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(cfg.drain_seconds));
-  service.StartDraining(std::chrono::steady_clock::now() + drain);
+  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.drain_seconds));
+  service.StartDraining(deadline);
   jobs.Shutdown();  // a running training job checkpoints and stops
-  // Requests still running at the drain deadline fail with UNAVAILABLE (the service checks
-  // between steps); gRPC's own deadline comes a little later so those answers get out.
-  server->Shutdown(std::chrono::system_clock::now() + std::chrono::duration_cast<std::chrono::system_clock::duration>(drain) +
-                   std::chrono::seconds(2));
-  waiter.join();
+  while (service.open_requests() > 0 && Clock::now() < deadline) {
+    if (int again = WaitForSignal(sigs, std::chrono::milliseconds(20)); again != 0) {
+      spdlog::warn("{} during the drain: stopping now, {} running requests fail", SignalName(again), service.open_requests());
+      service.StartDraining(Clock::now());
+      break;
+    }
+  }
+  // Requests past the drain deadline fail with UNAVAILABLE at their next check (every 20 ms);
+  // gRPC's own deadline comes a little later so those answers get out.
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  server->Wait();
   spdlog::info("boad stopped");
   return 0;
 }

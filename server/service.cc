@@ -154,6 +154,8 @@ class RequestSource final : public ByteSource {
 
 double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
+Status ShuttingDown() { return Status::Unavailable("the server is shutting down"); }
+
 }  // namespace
 
 grpc::Status ToGrpc(const Status& s) {
@@ -181,20 +183,26 @@ grpc::Status ToGrpc(const Status& s) {
 class BoaService::Admission {
  public:
   explicit Admission(BoaService* s) : s_(s) {
-    int n = ++s_->open_codec_requests_;
+    // A request refused while draining is not counted: the drain waits only for real work.
     if (s_->draining()) {
-      status_ = Status::Unavailable("the server is shutting down");
-    } else if (n > s_->config_.queue_limit) {
+      status_ = ShuttingDown();
+      return;
+    }
+    counted_ = true;
+    if (++s_->open_codec_requests_ > s_->config_.queue_limit) {
       status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(s_->config_.queue_limit) +
                                           " requests are open (queue_limit); retry later");
     }
   }
-  ~Admission() { --s_->open_codec_requests_; }
+  ~Admission() {
+    if (counted_) --s_->open_codec_requests_;
+  }
   const Status& status() const { return status_; }
 
  private:
   BoaService* s_;
   Status status_;
+  bool counted_ = false;
 };
 
 void BoaService::StartDraining(Clock::time_point deadline) {
@@ -481,6 +489,7 @@ grpc::Status BoaService::GetModel(grpc::ServerContext*, const v1::ModelRef* req,
 
 grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,
                                      v1::ModelInfo* resp) {
+  if (draining()) return ToGrpc(ShuttingDown());
   v1::UploadModelRequest msg;
   if (!reader->Read(&msg) || !msg.has_options()) {
     return ToGrpc(Status::InvalidArgument("UploadModel: the first message must carry the options (name)"));
@@ -518,6 +527,7 @@ grpc::Status BoaService::DownloadModel(grpc::ServerContext*, const v1::ModelRef*
 }
 
 grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  if (draining()) return ToGrpc(ShuttingDown());
   Result<ModelEntry> e = store_->Remove(req->model());
   if (!e.ok()) return ToGrpc(e.status());
   spdlog::info("model {} deleted", e->Ref());
@@ -526,6 +536,7 @@ grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* r
 }
 
 grpc::Status BoaService::LoadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  if (draining()) return ToGrpc(ShuttingDown());
   return Reply(store_->Acquire(req->model()), [](const std::shared_ptr<ResidentModel>& r) { return ToInfo(r->entry); }, resp);
 }
 
@@ -636,7 +647,7 @@ Result<train::TrainOptions> BoaService::TrainOptionsFor(const v1::TrainRequest& 
 
 grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
                                grpc::ServerWriter<v1::TrainEvent>* writer) {
-  if (draining()) return ToGrpc(Status::Unavailable("the server is shutting down"));
+  if (draining()) return ToGrpc(ShuttingDown());
   Result<train::TrainOptions> o = TrainOptionsFor(*req);
   if (!o.ok()) return ToGrpc(o.status());
   Result<std::string> id = jobs_->Submit(req->name(), std::move(*o));

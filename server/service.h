@@ -26,6 +26,8 @@ class BoaService final : public boa::v1::Boa::Service {
   // they fail with UNAVAILABLE as well.
   void StartDraining(std::chrono::steady_clock::time_point deadline);
   bool draining() const { return draining_.load(); }
+  // Codec requests being served (the drain waits for them).
+  int open_requests() const { return open_codec_requests_.load(); }
 
   grpc::Status Compress(grpc::ServerContext* ctx,
                         grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) override;

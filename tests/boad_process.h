@@ -36,8 +36,8 @@ class Boad {
     char c;
     while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
     close(fds[0]);
-    size_t p = line.rfind("port ");
-    if (p != std::string::npos) address_ = "127.0.0.1:" + line.substr(p + 5);
+    const std::string prefix = "boad listening on ";
+    if (line.rfind(prefix, 0) == 0) address_ = line.substr(prefix.size());
   }
   ~Boad() {
     if (pid_ > 0 && !exited_) {
@@ -49,7 +49,12 @@ class Boad {
   pid_t pid() const { return pid_; }
   // Sends SIGTERM and returns the exit status.
   int Terminate() {
-    kill(pid_, SIGTERM);
+    Signal(SIGTERM);
+    return Wait();
+  }
+  void Signal(int sig) { kill(pid_, sig); }
+  // Waits for boad to exit; its exit status (128 + N when killed by signal N).
+  int Wait() {
     int status = 0;
     waitpid(pid_, &status, 0);
     exited_ = true;

@@ -339,6 +339,101 @@ TEST_F(ServerTest, RequestsStillRunningAtTheDrainDeadlineGetUnavailable) {
   EXPECT_FALSE(RemoteClient::Connect(boad->address(), 1).ok());
 }
 
+// docs/server.md, "Shutdown": during the drain the port stays open; health says NOT_SERVING,
+// new requests get UNAVAILABLE, running ones finish.
+TEST_F(ServerTest, DuringTheDrainClientsSeeNotServingAndUnavailable) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  std::vector<uint8_t> data = testing::FloatTable(600000, 5), packed;
+  Status inflight;
+  std::thread t([&] { inflight = RemoteCompress(*c, data, &packed, 65536); });
+  auto t0 = Clock::now();
+  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  boad->Signal(SIGTERM);
+  t0 = Clock::now();
+  while (!c->Info()->draining() && Clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  auto fresh = boad->Connect();
+  ASSERT_TRUE(fresh) << "the port must stay open during the drain";
+  for (RemoteClient* client : {c.get(), fresh.get()}) {  // this connection, and a new one
+    EXPECT_EQ(*client->Health(), "NOT_SERVING");
+    std::vector<uint8_t> out;
+    Status s = RemoteCompress(*client, testing::RandomBytes(100, 1), &out);
+    EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.message();
+    EXPECT_NE(s.message().find("shutting down"), std::string::npos) << s.message();
+    EXPECT_EQ(client->UploadModel(model_path_, "late", 0).status().code(), StatusCode::kUnavailable);
+  }
+  EXPECT_EQ(boad->Wait(), 0);
+  t.join();
+  EXPECT_TRUE(inflight.ok()) << inflight.message();
+  EXPECT_EQ(packed, Local(data, 65536));
+}
+
+TEST_F(ServerTest, ASecondSignalEndsTheDrainAtOnce) {
+  const std::string config = dir_.path() + "/boad.yaml";
+  std::ofstream(config) << "drain_seconds: 60\nthreads: 1\n";
+  auto boad = Start({"--config", config});
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  std::vector<uint8_t> big = testing::RandomBytes(8 << 20, 4), packed;
+  Status inflight;
+  std::thread t([&] { inflight = RemoteCompress(*c, big, &packed, 65536); });
+  auto t0 = Clock::now();
+  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  boad->Signal(SIGTERM);
+  while (!c->Info()->draining() && Clock::now() - t0 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  t0 = Clock::now();
+  boad->Signal(SIGTERM);
+  EXPECT_EQ(boad->Wait(), 0) << "an orderly exit, not death by the signal";
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
+  t.join();
+  EXPECT_EQ(inflight.code(), StatusCode::kUnavailable) << inflight.message();
+}
+
+TEST_F(ServerTest, ASecondBoadCannotShareTheFirstOnesPort) {
+  auto first = Start();
+  const std::string err = dir_.path() + "/err.txt";
+  const std::string cmd = std::string(BOAD) + " --listen " + first->address() + " --model-dir " + dir_.path() +
+                          "/other 2>" + err + " >/dev/null";
+  int rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 1);
+  std::ifstream f(err);
+  const std::string text((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(text.find("cannot listen on " + first->address() + ": Address already in use"), std::string::npos) << text;
+  auto c = first->Connect();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->ListModels()->size(), 1u) << "every connection reaches the first boad's store";
+}
+
+// stdout carries one line, the address actually bound; logs go to stderr.
+TEST(BoadProcess, LogsGoToStderrAndTheBoundPortIsReported) {
+  testing::TempDir dir("boad_logs");
+  const std::string d = dir.path();
+  const std::string cmd = "cd " + d + " && { " + BOAD + " --listen 127.0.0.1:0 --model-dir store >out.txt 2>err.txt & pid=$!; " +
+                          "for i in $(seq 100); do grep -q listening out.txt && break; sleep 0.1; done; kill -TERM $pid; wait $pid; }";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  auto text = [&](const std::string& name) {
+    std::ifstream f(d + "/" + name);
+    return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  };
+  const std::string out = text("out.txt"), err = text("err.txt");
+  ASSERT_EQ(std::count(out.begin(), out.end(), '\n'), 1) << out;
+  ASSERT_EQ(out.rfind("boad listening on 127.0.0.1:", 0), 0u) << out;
+  const std::string address = out.substr(18, out.size() - 19);
+  EXPECT_NE(address, "127.0.0.1:0");
+  EXPECT_NE(err.find("serving on " + address), std::string::npos) << err;
+  EXPECT_NE(err.find("draining"), std::string::npos) << err;
+  EXPECT_NE(err.find("boad stopped"), std::string::npos) << err;
+}
+
 TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   auto boad = Start();
   const std::string client = std::string(BOA_CLIENT) + " --server " + boad->address();
@@ -580,6 +675,13 @@ TEST(BoadConfig, BadConfigurationExitsTwoWithTheKey) {
   EXPECT_NE(err.find("memory_budget"), std::string::npos) << err;
   EXPECT_EQ(run("queue_limit: 0\n", &err), 2);
   EXPECT_NE(err.find("queue_limit"), std::string::npos) << err;
+  for (const char* bad : {"127.0.0.1:99999", "127.0.0.1:", ":50051", "::1:50051", "[::1:50051", "host name:1", "127.0.0.1:-1"}) {
+    EXPECT_EQ(run(std::string("listen: '") + bad + "'\n", &err), 2) << bad;
+    EXPECT_NE(err.find("listen"), std::string::npos) << err;
+  }
+  for (const char* good : {"[::1]:0", "localhost:50051", "0.0.0.0:65535"}) {
+    EXPECT_EQ(run(std::string("listen: '") + good + "'\n", &err), 0) << good << ": " << err;
+  }
 }
 
 }  // namespace
