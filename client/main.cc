@@ -841,5 +841,10 @@ int Main(int argc, char** argv) {
 
 int main(int argc, char** argv) {
   boa::RemoveTemporariesOnSignal();
-  return boa::client::Main(argc, argv);
+  try {
+    return boa::client::Main(argc, argv);
+  } catch (const std::bad_alloc&) {  // unwinding has removed every temporary output
+    std::fprintf(stderr, "boa-client: out of memory\n");
+    return 1;
+  }
 }

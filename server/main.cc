@@ -133,9 +133,9 @@ int main(int argc, char** argv) {
   if (!store.ok()) return Fail(2, store.status().message());
   for (const auto& w : warnings) spdlog::warn("{}", w);
   for (const std::string& ref : cfg.load) {
-    Result<std::shared_ptr<ResidentModel>> m = (*store)->Acquire(ref);
+    Result<ModelLease> m = (*store)->Acquire(ref);
     if (!m.ok()) return Fail(2, "load: model '" + ref + "': " + m.status().message());
-    spdlog::info("model {} loaded (id {})", (*m)->entry.Ref(), (*m)->entry.id);
+    spdlog::info("model {} loaded (id {})", m->entry.Ref(), m->entry.id);
   }
 
   JobManager jobs(store->get(), cfg.jobs_dir);

@@ -202,26 +202,51 @@ void ModelStore::EvictLocked(uint64_t incoming) {
   }
 }
 
-Result<std::shared_ptr<ResidentModel>> ModelStore::Acquire(const std::string& ref) {
+uint64_t ModelStore::ResidentBytes(const ModelConfig& config) const {
+  return engine::Engine::MemoryBytesFor(config) + ChunkScheduler::MemoryBytes(config, options_.scheduler);
+}
+
+namespace {
+
+std::string MiB(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) >> 20) + " MiB"; }
+
+}  // namespace
+
+Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
   std::lock_guard<std::mutex> lk(mu_);
   BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
+  e.loaded = true;
   auto it = resident_.find(e.id);
   if (it != resident_.end()) {
     it->second.last_used = std::chrono::steady_clock::now();
-    return it->second.model;
+    return ModelLease{e, it->second.model};
   }
-  BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(e.dir + "/" + kModelFileName));
-  if (m.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
-  BOA_ASSIGN_OR_RETURN(auto engine, engine::Engine::Create(m.weights, options_.backend));
+  // Refused before anything is allocated when the model cannot fit at all.
+  const uint64_t need = ResidentBytes(e.config);
+  if (need > options_.memory_budget) {
+    const ChunkScheduler::Options& so = options_.scheduler;
+    const uint64_t lanes = static_cast<uint64_t>(std::max(1, so.threads)) * std::max(1, so.lanes_per_thread);
+    return Status::ResourceExhausted(
+        "model " + e.Ref() + " needs " + MiB(need) + " resident (engine " + MiB(engine::Engine::MemoryBytesFor(e.config)) +
+        ", " + std::to_string(lanes) + " lanes of " + MiB(engine::Session::MemoryBytes(e.config, 1, 0)) +
+        " state each, and activations), more than memory_budget (" + MiB(options_.memory_budget) +
+        "): raise memory_budget or lower lanes in boad.yaml");
+  }
+  EvictLocked(need);
   auto r = std::make_shared<ResidentModel>();
-  r->bytes = 4 * m.weights.config.ParameterCount() + engine->MemoryBytes();
-  EvictLocked(r->bytes);
-  r->scheduler = std::make_unique<ChunkScheduler>(engine, options_.scheduler);
-  e.loaded = true;
-  r->entry = e;
-  r->model = std::move(m);
+  r->id = e.id;
+  r->bytes = need;
+  try {
+    BOA_ASSIGN_OR_RETURN(r->model, LoadModelFile(e.dir + "/" + kModelFileName));
+    if (r->model.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
+    BOA_ASSIGN_OR_RETURN(r->engine, engine::Engine::Create(r->model.weights, options_.backend));
+    r->model.weights.tensors = {};  // the engine has its own copy
+    BOA_ASSIGN_OR_RETURN(r->scheduler, ChunkScheduler::Create(r->engine, options_.scheduler));
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory loading model " + e.Ref());
+  }
   resident_[e.id] = Slot{r, std::chrono::steady_clock::now()};
-  return r;
+  return ModelLease{e, r};
 }
 
 Result<ModelEntry> ModelStore::Unload(const std::string& ref) {

@@ -33,12 +33,23 @@ struct ModelEntry {
   std::string Ref() const { return name + ":" + std::to_string(version); }
 };
 
-// A model in memory with the scheduler that batches its chunks.
+// A model in memory with the scheduler that batches its chunks. One per model id: names
+// that share an id share it.
 struct ResidentModel {
-  ModelEntry entry;
+  std::string id;
+  // The model's id, architecture and stored type; its tensors are released once the engine
+  // holds the weights.
   LoadedModel model;
+  std::shared_ptr<const engine::Engine> engine;
   std::unique_ptr<ChunkScheduler> scheduler;
-  uint64_t bytes = 0;  // weights as loaded plus the engine's packed copy and tables
+  uint64_t bytes = 0;  // ModelStore::ResidentBytes: everything it and its lanes can hold
+};
+
+// A resident model with the store entry the caller's reference resolved to (its name is the
+// one the caller used, when several names share the model).
+struct ModelLease {
+  ModelEntry entry;
+  std::shared_ptr<ResidentModel> model;
 };
 
 class ModelStore {
@@ -59,8 +70,13 @@ class ModelStore {
   // Validates the file completely before anything is written; version 0 = next free.
   Result<ModelEntry> Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file);
   Result<ModelEntry> Remove(const std::string& ref);
-  // Loads (or finds resident) and marks as recently used.
-  Result<std::shared_ptr<ResidentModel>> Acquire(const std::string& ref);
+  // Loads (or finds resident) and marks as recently used. RESOURCE_EXHAUSTED when the model
+  // cannot fit the memory budget with its lanes (the message says what it needs), or when
+  // memory runs out while loading it.
+  Result<ModelLease> Acquire(const std::string& ref);
+  // Bytes a model of `config` holds while resident: its engine (packed weights and tables)
+  // and every step thread's lanes and activations (ChunkScheduler::MemoryBytes).
+  uint64_t ResidentBytes(const ModelConfig& config) const;
   Result<ModelEntry> Unload(const std::string& ref);
   Result<std::vector<uint8_t>> ReadFile(const std::string& ref) const;
 

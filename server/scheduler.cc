@@ -30,6 +30,7 @@ struct ChunkScheduler::Lane {
   size_t pos = 0;     // next byte to code
   size_t fed = 0;     // encoding: bytes fed to the model so far (runs ahead of pos)
   bool coding = false;   // encoding: rows of it are with the coder thread
+  Status coder_status;   // encoding: set by the coder thread if the code could not grow
   bool dropped = false;  // its request failed: no more input, freed once not coding
   std::vector<uint8_t> payload;  // encode: first byte + range code
   std::vector<uint8_t> out;      // decode: the chunk's bytes
@@ -38,6 +39,11 @@ struct ChunkScheduler::Lane {
 };
 
 namespace {
+
+Status OutOfMemoryForChunk(const ChunkJob& job) {
+  const size_t bytes = job.decode ? job.record.original_length : job.bytes.size();
+  return Status::ResourceExhausted("out of memory for a chunk of " + std::to_string(bytes) + " bytes");
+}
 
 // Runs one task at a time on its own thread: a step thread hands it the range coding of its
 // encoding lanes and goes on with the next model step.
@@ -88,7 +94,31 @@ class CoderThread {
 
 ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options)
     : engine_(std::move(engine)), options_(options) {
-  for (int i = 0; i < std::max(1, options_.threads); ++i) threads_.emplace_back([this, i] { StepThread(i); });
+  const int threads = std::max(1, options_.threads);
+  const size_t rows = static_cast<size_t>(RowsPerStep(options_));
+  std::vector<ThreadMemory> memory(threads);
+  for (ThreadMemory& m : memory) {
+    m.session = std::make_unique<engine::Session>(engine_, LanesPerThread(options_), static_cast<int>(rows));
+    for (auto& c : m.cum) c.resize(rows * 257);
+  }
+  for (ThreadMemory& m : memory) threads_.emplace_back([this, m = std::move(m)]() mutable { StepThread(std::move(m)); });
+}
+
+Result<std::unique_ptr<ChunkScheduler>> ChunkScheduler::Create(std::shared_ptr<const engine::Engine> engine,
+                                                                Options options) {
+  const uint64_t bytes = MemoryBytes(engine->config(), options);
+  try {
+    return std::make_unique<ChunkScheduler>(std::move(engine), std::move(options));
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory for the model's lanes (" + std::to_string(bytes >> 20) + " MiB)");
+  }
+}
+
+uint64_t ChunkScheduler::MemoryBytes(const ModelConfig& config, const Options& o) {
+  const int rows = RowsPerStep(o);
+  const uint64_t per_thread = engine::Session::MemoryBytes(config, LanesPerThread(o), rows) +
+                              2ull * static_cast<uint64_t>(rows) * 257 * sizeof(uint32_t);
+  return static_cast<uint64_t>(std::max(1, o.threads)) * per_thread;
 }
 
 ChunkScheduler::~ChunkScheduler() {
@@ -173,17 +203,14 @@ bool ChunkScheduler::PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::St
   return false;
 }
 
-void ChunkScheduler::StepThread(int index) {
-  const int L = std::max(1, options_.lanes_per_thread);
-  const int rows_per_step = std::max(L, kRowsPerStep);
-  engine::Session session(engine_, L, rows_per_step);
+void ChunkScheduler::StepThread(ThreadMemory memory) {
+  const int L = LanesPerThread(options_);
+  const int rows_per_step = RowsPerStep(options_);
+  engine::Session& session = *memory.session;
+  std::vector<uint32_t>* cum = memory.cum;
   std::vector<Lane> lanes(L);
   std::vector<int> free_lanes, active;
   for (int i = L - 1; i >= 0; --i) free_lanes.push_back(i);
-  // Two frequency buffers: the coder thread reads the last step's while the model writes the
-  // next one's.
-  std::vector<uint32_t> cum[2] = {std::vector<uint32_t>(static_cast<size_t>(rows_per_step) * 257),
-                                  std::vector<uint32_t>(static_cast<size_t>(rows_per_step) * 257)};
   int buf = 0;
   CoderThread coder;
   struct Coding {
@@ -259,19 +286,27 @@ void ChunkScheduler::StepThread(int index) {
         break;
       }
       int lane = free_lanes.back();
-      free_lanes.pop_back();
       Lane& ln = lanes[lane];
-      ln.owner = owner;
       ln.job = std::move(job);
       ln.pos = ln.fed = 1;
-      if (ln.job.decode) {
-        ln.out.resize(ln.job.record.original_length);
-        ln.out[0] = ln.job.record.payload[0];
-        ln.decoder = std::make_unique<RangeDecoder>(ln.job.record.payload.data() + 1, ln.job.record.payload.size() - 1);
-      } else {
-        ln.payload.assign(1, ln.job.bytes[0]);
-        ln.encoder = std::make_unique<RangeEncoder>(&ln.payload);
+      // The chunk's own buffers; if they cannot be had, its request fails, not the server.
+      try {
+        if (ln.job.decode) {
+          ln.out.resize(ln.job.record.original_length);
+          ln.out[0] = ln.job.record.payload[0];
+          ln.decoder = std::make_unique<RangeDecoder>(ln.job.record.payload.data() + 1, ln.job.record.payload.size() - 1);
+        } else {
+          ln.payload.assign(1, ln.job.bytes[0]);
+          ln.encoder = std::make_unique<RangeEncoder>(&ln.payload);
+        }
+      } catch (const std::bad_alloc&) {
+        Fail(*owner, OutOfMemoryForChunk(ln.job));
+        ln = Lane();
+        if (options_.device_lanes) options_.device_lanes->Give();
+        continue;
       }
+      free_lanes.pop_back();
+      ln.owner = owner;
       session.ResetLane(lane);
       active.push_back(lane);
       ++lanes_in_use_;
@@ -358,9 +393,17 @@ void ChunkScheduler::StepThread(int index) {
     for (const Coding& w : coding) {
       Lane& ln = lanes[w.lane];
       ln.coding = false;
-      if (ln.pos == ln.job.bytes.size() && !ln.dropped) {
+      if (ln.dropped) continue;
+      if (!ln.coder_status.ok()) {
+        finished.push_back(Finished{w.lane, {}, ln.coder_status});
+        ln.dropped = true;
+      } else if (ln.pos == ln.job.bytes.size()) {
         Finished f{w.lane, {}, Status::Ok()};
-        f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
+        try {
+          f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
+        } catch (const std::bad_alloc&) {
+          f.status = OutOfMemoryForChunk(ln.job);
+        }
         finished.push_back(std::move(f));
         ln.dropped = true;
       }
@@ -371,12 +414,16 @@ void ChunkScheduler::StepThread(int index) {
       coder.Submit([&lanes, work = coding, c] {
         for (const Coding& w : work) {
           Lane& ln = lanes[w.lane];
-          for (size_t k = 0; k < w.count; ++k) {
-            const uint32_t* t = &c[(w.row + k) * 257];
-            uint8_t b = ln.job.bytes[ln.pos++];
-            ln.encoder->Encode(t[b], t[b + 1] - t[b]);
+          try {  // the range code grows its lane's payload
+            for (size_t k = 0; k < w.count; ++k) {
+              const uint32_t* t = &c[(w.row + k) * 257];
+              uint8_t b = ln.job.bytes[ln.pos++];
+              ln.encoder->Encode(t[b], t[b + 1] - t[b]);
+            }
+            if (ln.pos == ln.job.bytes.size()) ln.encoder->Finish();
+          } catch (const std::bad_alloc&) {
+            ln.coder_status = OutOfMemoryForChunk(ln.job);
           }
-          if (ln.pos == ln.job.bytes.size()) ln.encoder->Finish();
         }
       });
       buf ^= 1;

@@ -7,6 +7,7 @@
 // shares the batch.
 #pragma once
 
+#include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <condition_variable>
@@ -105,7 +106,14 @@ class ChunkScheduler {
     uint32_t open_requests = 0;
   };
 
+  // Allocates every step thread's session and frequency buffers here, on the calling thread
+  // (std::bad_alloc if they do not fit), then starts the threads.
   ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options);
+  // The same, with an allocation failure reported as RESOURCE_EXHAUSTED.
+  static Result<std::unique_ptr<ChunkScheduler>> Create(std::shared_ptr<const engine::Engine> engine, Options options);
+  // What the constructor allocates for a model of `config`: each thread's session
+  // (Session::MemoryBytes of its lanes and rows) and its two frequency buffers.
+  static uint64_t MemoryBytes(const ModelConfig& config, const Options& options);
   // Stops the step threads; requests still open fail with UNAVAILABLE.
   ~ChunkScheduler();
   ChunkScheduler(const ChunkScheduler&) = delete;
@@ -119,7 +127,16 @@ class ChunkScheduler {
   friend class SchedulerRequest;
   struct Lane;
   static constexpr int kRowsPerStep = 512;  // engine rows per step (encoding lanes share them)
-  void StepThread(int index);
+  static int LanesPerThread(const Options& o) { return std::max(1, o.lanes_per_thread); }
+  static int RowsPerStep(const Options& o) { return std::max(LanesPerThread(o), kRowsPerStep); }
+  // A step thread's memory, made before it starts. Owned by that thread once it runs.
+  struct ThreadMemory {
+    std::unique_ptr<engine::Session> session;
+    // Two frequency buffers: the coder thread reads the last step's while the model writes
+    // the next one's.
+    std::vector<uint32_t> cum[2];
+  };
+  void StepThread(ThreadMemory memory);
   bool PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::State>* owner);
   void Fail(SchedulerRequest::State& s, const Status& why);
   void Deliver(SchedulerRequest::State& s, uint64_t index, ChunkResult result);

@@ -125,7 +125,10 @@ class RequestSource final : public ByteSource {
       if (pos_ == cur_.size()) {
         Request m;
         if (!read_(&m)) break;
-        if (!m.has_data()) return Status::InvalidArgument("only the first message may carry options");
+        if (!m.has_data()) {
+          return Status::InvalidArgument(m.has_options() ? "only the first message may carry options"
+                                                         : "a message after the first carries no data");
+        }
         cur_ = std::move(*m.mutable_data());
         pos_ = 0;
         continue;
@@ -155,6 +158,17 @@ class RequestSource final : public ByteSource {
 double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
 
 Status ShuttingDown() { return Status::Unavailable("the server is shutting down"); }
+
+// Runs `body`, turning an allocation failure into RESOURCE_EXHAUSTED: one request runs out
+// of memory, not the server.
+template <class F>
+Status GuardMemory(F&& body) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("the server ran out of memory for this request");
+  }
+}
 
 }  // namespace
 
@@ -224,96 +238,93 @@ Status BoaService::CheckCancelled(grpc::ServerContext* ctx) const {
 grpc::Status BoaService::Compress(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) {
   const uint64_t id = next_request_id_++;
-  const auto t0 = Clock::now();
   Admission admission(this);
   if (!admission.status().ok()) return ToGrpc(admission.status());
   v1::CompressRequest msg;
   if (!stream->Read(&msg) || !msg.has_options()) {
     return ToGrpc(Status::InvalidArgument("Compress: the first message must carry the options"));
   }
-  const v1::CompressOptions opt = msg.options();
-  Result<std::shared_ptr<ResidentModel>> acquired = store_->Acquire(opt.model());
-  if (!acquired.ok()) return ToGrpc(acquired.status());
-  std::shared_ptr<ResidentModel> rm = *acquired;
+  return ToGrpc(GuardMemory([&] { return CompressStream(ctx, stream, id, msg.options()); }));
+}
+
+Status BoaService::CompressStream(grpc::ServerContext* ctx,
+                                  grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream,
+                                  uint64_t id, const v1::CompressOptions& opt) {
+  const auto t0 = Clock::now();
+  BOA_ASSIGN_OR_RETURN(ModelLease lease, store_->Acquire(opt.model()));
+  const ModelEntry& entry = lease.entry;
+  std::shared_ptr<ResidentModel> rm = lease.model;
   CodecOptions co;
   co.chunk_length = opt.chunk_size();
   co.chunk_count = opt.chunk_count();
-  Result<uint32_t> chunk_length = ChooseChunkLength(co, opt.size_hint() ? static_cast<int64_t>(opt.size_hint()) : -1);
-  if (!chunk_length.ok()) return ToGrpc(chunk_length.status());
+  BOA_ASSIGN_OR_RETURN(const uint32_t chunk_length,
+                       ChooseChunkLength(co, opt.size_hint() ? static_cast<int64_t>(opt.size_hint()) : -1));
   std::unique_ptr<SchedulerRequest> req =
       rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
 
   SubmitCounter counter;
   Xxh3Hasher content;
-  uint64_t in_bytes = 0, chunks = 0, stored = 0;
+  uint64_t chunks = 0, stored = 0;
   StreamSink<v1::CompressResponse, std::remove_pointer_t<decltype(stream)>> sink(stream);
+  RequestSource<v1::CompressRequest> src([stream](v1::CompressRequest* m) { return stream->Read(m); }, "");
+  // From here to the join nothing may throw: both sides turn running out of memory into a
+  // status, so the writer thread is always joined.
   Status write_status;
   std::thread writer([&] {
-    ContainerWriter w(&sink, MakeHeader(rm->model, *chunk_length));
-    Status s = w.WriteHeader();
-    for (uint64_t next = 0; s.ok() && counter.WaitFor(next); ++next) {
-      ChunkResult r;
-      s = req->Next(&r);
-      if (s.ok()) s = w.WriteChunk(r.encoded.method, r.encoded.original_length, r.encoded.payload.data(), r.encoded.payload.size());
+    Status s = GuardMemory([&] {
+      ContainerWriter w(&sink, MakeHeader(rm->model, chunk_length));
+      Status s = w.WriteHeader();
+      for (uint64_t next = 0; s.ok() && counter.WaitFor(next); ++next) {
+        ChunkResult r;
+        s = req->Next(&r);
+        if (s.ok()) s = w.WriteChunk(r.encoded.method, r.encoded.original_length, r.encoded.payload.data(), r.encoded.payload.size());
+        if (s.ok()) s = sink.Flush();
+        ++chunks;
+        stored += r.encoded.method == ChunkMethod::kStored;
+      }
+      if (s.ok() && counter.complete()) s = w.Finish(content.Digest());
       if (s.ok()) s = sink.Flush();
-      ++chunks;
-      stored += r.encoded.method == ChunkMethod::kStored;
-    }
-    if (s.ok() && counter.complete()) s = w.Finish(content.Digest());
-    if (s.ok()) s = sink.Flush();
+      return s;
+    });
     if (!s.ok()) req->Cancel(s);
     write_status = s;
   });
-  // Reads input and cuts it into chunks.
-  Status read_status;
-  std::vector<uint8_t> chunk;
-  chunk.reserve(*chunk_length);
-  auto submit = [&]() -> Status {
-    content.Update(chunk.data(), chunk.size());
-    BOA_RETURN_IF_ERROR(req->SubmitEncode(std::move(chunk)));
-    counter.Add();
-    chunk = std::vector<uint8_t>();
-    chunk.reserve(*chunk_length);
-    return Status::Ok();
-  };
-  while (read_status.ok() && stream->Read(&msg)) {
-    if (!msg.has_data() && msg.has_options()) {
-      read_status = Status::InvalidArgument("Compress: only the first message may carry options");
-      break;
+  // Reads the input and cuts it into chunks.
+  Status read_status = GuardMemory([&]() -> Status {
+    for (;;) {
+      std::vector<uint8_t> chunk(chunk_length);
+      BOA_ASSIGN_OR_RETURN(size_t got, src.Read(chunk.data(), chunk.size()));
+      if (got < chunk.size()) BOA_RETURN_IF_ERROR(CheckCancelled(ctx));  // the end, or a client that gave up
+      if (got == 0) return Status::Ok();
+      chunk.resize(got);
+      content.Update(chunk.data(), got);
+      BOA_RETURN_IF_ERROR(req->SubmitEncode(std::move(chunk)));
+      counter.Add();
+      if (got < chunk_length) return Status::Ok();
     }
-    const std::string& d = msg.data();
-    in_bytes += d.size();
-    size_t pos = 0;
-    while (read_status.ok() && pos < d.size()) {
-      size_t take = std::min<size_t>(d.size() - pos, *chunk_length - chunk.size());
-      chunk.insert(chunk.end(), d.begin() + static_cast<std::ptrdiff_t>(pos), d.begin() + static_cast<std::ptrdiff_t>(pos + take));
-      pos += take;
-      if (chunk.size() == *chunk_length) read_status = submit();
-    }
-  }
-  if (read_status.ok()) read_status = CheckCancelled(ctx);
-  if (read_status.ok() && !chunk.empty()) read_status = submit();
+  });
   if (!read_status.ok()) req->Cancel(read_status);
   counter.Close(read_status.ok());
   writer.join();
+  const uint64_t in_bytes = src.total();
   Status status = read_status.ok() ? write_status : read_status;
   v1::CodecSummary summary;
-  summary.set_model_id(rm->entry.id);
+  summary.set_model_id(entry.id);
   summary.set_input_bytes(in_bytes);
   summary.set_output_bytes(sink.sent());
   summary.set_chunks(chunks);
   summary.set_stored_chunks(stored);
-  summary.set_chunk_size(*chunk_length);
+  summary.set_chunk_size(chunk_length);
   summary.set_seconds(Seconds(t0));
   summary.set_peak_lanes(req->peak_lanes());
   spdlog::info("[req {}] Compress model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id,
-               rm->entry.Ref(), in_bytes, sink.sent(), sink.sent() ? double(in_bytes) / sink.sent() : 0.0,
+               entry.Ref(), in_bytes, sink.sent(), sink.sent() ? double(in_bytes) / sink.sent() : 0.0,
                summary.seconds(), summary.peak_lanes(), status.ok() ? "OK" : StatusCodeName(status.code()));
-  if (!status.ok()) return ToGrpc(status);
+  BOA_RETURN_IF_ERROR(status);
   v1::CompressResponse end;
   *end.mutable_summary() = summary;
   stream->Write(end);
-  return grpc::Status::OK;
+  return Status::Ok();
 }
 
 // Shared by Decompress and Verify: reads the .boa stream, decodes its chunks through the
@@ -348,44 +359,45 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
                                         asked.Ref() + " (" + asked.id + ")");
     }
   }
-  BOA_ASSIGN_OR_RETURN(std::shared_ptr<ResidentModel> rm, store_->Acquire(stream_id));
+  BOA_ASSIGN_OR_RETURN(ModelLease lease, store_->Acquire(opt.model().empty() ? stream_id : opt.model()));
+  std::shared_ptr<ResidentModel> rm = lease.model;
   std::unique_ptr<SchedulerRequest> req =
       rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
   SubmitCounter counter;
   Xxh3Hasher content;
   uint64_t out_bytes = 0, chunks = 0;
+  // From here to the join nothing may throw (see CompressStream).
   Status write_status;
   std::thread writer([&] {
-    Status s;
-    for (uint64_t next = 0; s.ok() && counter.WaitFor(next); ++next) {
-      ChunkResult r;
-      s = req->Next(&r);
-      if (!s.ok()) break;
-      content.Update(r.decoded.data(), r.decoded.size());
-      out_bytes += r.decoded.size();
-      ++chunks;
-      for (size_t pos = 0; s.ok() && pos < r.decoded.size(); pos += kMessageBytes) {
-        if (!write(r.decoded.data() + pos, std::min(kMessageBytes, r.decoded.size() - pos))) {
-          s = Status::Cancelled("the client went away");
+    Status s = GuardMemory([&] {
+      Status s;
+      for (uint64_t next = 0; s.ok() && counter.WaitFor(next); ++next) {
+        ChunkResult r;
+        s = req->Next(&r);
+        if (!s.ok()) break;
+        content.Update(r.decoded.data(), r.decoded.size());
+        out_bytes += r.decoded.size();
+        ++chunks;
+        for (size_t pos = 0; s.ok() && pos < r.decoded.size(); pos += kMessageBytes) {
+          if (!write(r.decoded.data() + pos, std::min(kMessageBytes, r.decoded.size() - pos))) {
+            s = Status::Cancelled("the client went away");
+          }
         }
       }
-    }
+      return s;
+    });
     if (!s.ok()) req->Cancel(s);
     write_status = s;
   });
-  Status read_status;
-  for (;;) {
-    ChunkRecord rec;
-    Result<bool> more = reader.Next(&rec);
-    if (!more.ok()) {
-      read_status = more.status();
-      break;
+  Status read_status = GuardMemory([&]() -> Status {
+    for (;;) {
+      ChunkRecord rec;
+      BOA_ASSIGN_OR_RETURN(bool more, reader.Next(&rec));
+      if (!more) return Status::Ok();
+      BOA_RETURN_IF_ERROR(req->SubmitDecode(std::move(rec)));
+      counter.Add();
     }
-    if (!*more) break;
-    read_status = req->SubmitDecode(std::move(rec));
-    if (!read_status.ok()) break;
-    counter.Add();
-  }
+  });
   if (!read_status.ok()) {
     Status c = CheckCancelled(ctx);  // a truncated stream from a client that gave up
     if (!c.ok()) read_status = c;
@@ -414,14 +426,16 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
   Admission admission(this);
   if (!admission.status().ok()) return ToGrpc(admission.status());
   v1::CodecSummary summary;
-  Status s = DecodeStream(
-      ctx, [stream](v1::DecompressRequest* m) { return stream->Read(m); },
-      [stream](const uint8_t* p, size_t n) {
-        v1::DecompressResponse r;
-        r.set_data(p, n);
-        return stream->Write(r);
-      },
-      &summary);
+  Status s = GuardMemory([&] {
+    return DecodeStream(
+        ctx, [stream](v1::DecompressRequest* m) { return stream->Read(m); },
+        [stream](const uint8_t* p, size_t n) {
+          v1::DecompressResponse r;
+          r.set_data(p, n);
+          return stream->Write(r);
+        },
+        &summary);
+  });
   spdlog::info("[req {}] Decompress model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id,
                summary.model_id(), summary.input_bytes(), summary.output_bytes(),
                summary.input_bytes() ? double(summary.output_bytes()) / summary.input_bytes() : 0.0, summary.seconds(),
@@ -438,9 +452,11 @@ grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1:
   const uint64_t id = next_request_id_++;
   Admission admission(this);
   if (!admission.status().ok()) return ToGrpc(admission.status());
-  Status s = DecodeStream(
-      ctx, [reader](v1::DecompressRequest* m) { return reader->Read(m); },
-      [](const uint8_t*, size_t) { return true; }, summary);
+  Status s = GuardMemory([&] {
+    return DecodeStream(
+        ctx, [reader](v1::DecompressRequest* m) { return reader->Read(m); }, [](const uint8_t*, size_t) { return true; },
+        summary);
+  });
   spdlog::info("[req {}] Verify model={} in={} out={} {:.2f}s -> {}", id, summary->model_id(), summary->input_bytes(),
                summary->output_bytes(), summary->seconds(), s.ok() ? "OK" : StatusCodeName(s.code()));
   return ToGrpc(s);
@@ -456,8 +472,8 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
     return ToGrpc(Status::InvalidArgument("Eval: the first message must carry the options"));
   }
   const v1::CompressOptions opt = first.options();
-  Result<std::shared_ptr<ResidentModel>> rm = store_->Acquire(opt.model());
-  if (!rm.ok()) return ToGrpc(rm.status());
+  Result<ModelLease> lease = store_->Acquire(opt.model());
+  if (!lease.ok()) return ToGrpc(lease.status());
   CodecOptions co;
   co.chunk_length = opt.chunk_size();
   co.chunk_count = opt.chunk_count();
@@ -465,11 +481,16 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   // A diagnostic: it runs the in-process evaluator, beside the scheduler's batches.
   RequestSource<v1::CompressRequest> src([reader](v1::CompressRequest* m) { return reader->Read(m); }, "");
   if (opt.size_hint()) src.set_size_hint(static_cast<int64_t>(opt.size_hint()));
-  Result<EvalResult> r = Evaluate((*rm)->model, &src, co);
+  Result<EvalResult> r = Status::Internal("not evaluated");
+  Status guarded = GuardMemory([&] {
+    r = Evaluate(lease->model->engine, &src, co);
+    return Status::Ok();
+  });
+  if (!guarded.ok()) r = guarded;
   Status s = r.ok() ? CheckCancelled(ctx) : r.status();
-  spdlog::info("[req {}] Eval model={} in={} -> {}", id, (*rm)->entry.Ref(), src.total(), s.ok() ? "OK" : StatusCodeName(s.code()));
+  spdlog::info("[req {}] Eval model={} in={} -> {}", id, lease->entry.Ref(), src.total(), s.ok() ? "OK" : StatusCodeName(s.code()));
   if (!s.ok()) return ToGrpc(s);
-  summary->set_model_id((*rm)->entry.id);
+  summary->set_model_id(lease->entry.id);
   summary->set_bytes(r->bytes);
   summary->set_chunks(r->chunks);
   summary->set_predicted(r->predicted);
@@ -537,7 +558,7 @@ grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* r
 
 grpc::Status BoaService::LoadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
   if (draining()) return ToGrpc(ShuttingDown());
-  return Reply(store_->Acquire(req->model()), [](const std::shared_ptr<ResidentModel>& r) { return ToInfo(r->entry); }, resp);
+  return Reply(store_->Acquire(req->model()), [](const ModelLease& l) { return ToInfo(l.entry); }, resp);
 }
 
 grpc::Status BoaService::UnloadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
@@ -553,7 +574,10 @@ grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRe
     ChunkScheduler::Stats st = rm->scheduler->stats();
     in_use += st.lanes_in_use;
     queued += st.queued_chunks;
-    *resp->add_loaded_models() = ToInfo(rm->entry);
+  }
+  // Every name of a resident model (names that share an id share it).
+  for (const ModelEntry& e : store_->List()) {
+    if (e.loaded) *resp->add_loaded_models() = ToInfo(e);
   }
   resp->set_threads(static_cast<uint32_t>(config_.threads > 0 ? config_.threads : DefaultThreadCount()));
   resp->set_max_lanes(static_cast<uint32_t>(config_.lanes));

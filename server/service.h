@@ -55,6 +55,10 @@ class BoaService final : public boa::v1::Boa::Service {
  private:
   class Admission;
   Status CheckCancelled(grpc::ServerContext* ctx) const;
+  // Compress after its options message: the container streams back as chunks finish.
+  Status CompressStream(grpc::ServerContext* ctx,
+                        grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream, uint64_t id,
+                        const v1::CompressOptions& options);
   // The request's training options; files must lie inside train_data_dir.
   Result<train::TrainOptions> TrainOptionsFor(const v1::TrainRequest& req) const;
   Status DecodeStream(grpc::ServerContext* ctx, const std::function<bool(v1::DecompressRequest*)>& read,

@@ -3,6 +3,7 @@
 #pragma once
 
 #include <signal.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -16,11 +17,17 @@ namespace boa::testing {
 
 class Boad {
  public:
-  Boad(const std::string& boad_path, const std::string& model_dir, const std::vector<std::string>& extra = {}) {
+  // `address_space`: if not 0, boad runs under this RLIMIT_AS (`ulimit -v`), in bytes.
+  Boad(const std::string& boad_path, const std::string& model_dir, const std::vector<std::string>& extra = {},
+       uint64_t address_space = 0) {
     int fds[2];
     if (pipe(fds) != 0) std::abort();
     pid_ = fork();
     if (pid_ == 0) {
+      if (address_space) {
+        rlimit limit{address_space, address_space};
+        setrlimit(RLIMIT_AS, &limit);
+      }
       dup2(fds[1], 1);
       close(fds[0]);
       std::vector<std::string> args = {boad_path, "--listen", "127.0.0.1:0", "--model-dir", model_dir, "--log-level", "warn"};

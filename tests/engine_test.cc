@@ -3,6 +3,8 @@
 #include "common/engine/engine.h"
 
 #include <gtest/gtest.h>
+
+#include <tuple>
 #include <xmmintrin.h>
 
 #include <algorithm>
@@ -235,6 +237,23 @@ TEST(Engine, PredictionsFollowTheReferenceNetwork) {
       double acc = T("head.2.bias")[n];
       for (int k = 0; k < D; ++k) acc += T("head.2.weight")[n * D + k] * hh[k];
       EXPECT_NEAR(got[t * 256 + n], acc, 1e-4 * std::max(1.0, std::fabs(acc))) << "t " << t << " logit " << n;
+    }
+  }
+}
+
+// boad budgets a model's memory from these figures before it allocates anything, so they
+// must be exactly what the engine and a session then hold.
+TEST(Engine, MemoryIsKnownBeforeItIsAllocated) {
+  for (auto [d, layers, state, expand] : {std::tuple{16, 1, 16, 2}, {24, 3, 5, 3}, {64, 2, 16, 2}, {40, 2, 33, 1}}) {
+    ModelConfig c = ModelConfig::Default(d, layers);
+    c.d_state = state;
+    c.expand = expand;
+    auto e = Engine::Create(InitRandomModel(c, 3), Backend::kAuto).value();
+    EXPECT_EQ(Engine::MemoryBytesFor(c), e->MemoryBytes()) << d << "x" << layers;
+    for (auto [lanes, rows] : {std::pair{1, 1}, {7, 512}, {64, 64}}) {
+      auto s = Session::Create(e, lanes, rows);
+      ASSERT_TRUE(s.ok());
+      EXPECT_EQ(Session::MemoryBytes(c, lanes, rows), (*s)->AllocatedBytes()) << d << "x" << layers << " " << lanes;
     }
   }
 }

@@ -104,5 +104,57 @@ TEST(ModelStore, EvictsLeastRecentlyUsedIdleModelsAboveTheBudget) {
   EXPECT_FALSE(store->Resolve("a")->loaded);
 }
 
+// A small file whose lanes are huge: every lane holds d_model x expand x d_state floats of
+// scan state per layer (here 8 MiB per lane, 2 GiB for 256 lanes).
+std::vector<uint8_t> WideStateModelFile() {
+  ModelConfig c = ModelConfig::Default(16, 64);
+  c.d_state = 256;
+  c.expand = 8;
+  return SerializeModel(InitRandomModel(c, 1), WeightType::kF16, "test");
+}
+
+TEST(ModelStore, CountsEveryByteOfAResidentModelAndRefusesWhatCannotFit) {
+  testing::TempDir dir("store");
+  ModelStore::Options o;
+  o.dir = dir.path();
+  o.memory_budget = 256ull << 20;
+  o.scheduler.threads = 2;
+  o.scheduler.lanes_per_thread = 128;
+  auto store = ModelStore::Open(o, nullptr).value();
+  ASSERT_TRUE(store->Add("small", 0, ModelFile(16, 1)).ok());
+  auto wide = store->Add("wide", 0, WideStateModelFile());
+  ASSERT_TRUE(wide.ok()) << wide.status().message();
+  const uint64_t need = store->ResidentBytes(wide->config);
+  EXPECT_GT(need, 2ull << 30) << "256 lanes x 8 MiB of state";
+  auto refused = store->Acquire("wide");
+  ASSERT_EQ(refused.status().code(), StatusCode::kResourceExhausted);
+  EXPECT_NE(refused.status().message().find("memory_budget"), std::string::npos) << refused.status().message();
+  EXPECT_NE(refused.status().message().find("wide:1"), std::string::npos) << refused.status().message();
+  EXPECT_EQ(store->resident_bytes(), 0u) << "nothing was loaded";
+  // What is counted is what the model holds: engine and lanes, not only its weights.
+  auto small = store->Acquire("small");
+  ASSERT_TRUE(small.ok());
+  const ModelConfig& sc = small->entry.config;
+  EXPECT_EQ(store->resident_bytes(), engine::Engine::MemoryBytesFor(sc) + ChunkScheduler::MemoryBytes(sc, o.scheduler));
+  EXPECT_EQ(store->resident_bytes(), small->model->engine->MemoryBytes() + 2 * (engine::Session::MemoryBytes(sc, 128, 512) +
+                                                                                  2ull * 512 * 257 * 4));
+}
+
+// Two names for one file are one resident model, and each caller sees the name it used.
+TEST(ModelStore, NamesThatShareAModelEachResolveToThemselves) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store->Add("a", 0, ModelFile(8, 1)).ok());
+  ASSERT_TRUE(store->Add("b", 0, ModelFile(8, 1)).ok());
+  auto a = store->Acquire("a");
+  auto b = store->Acquire("b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->model, b->model);
+  EXPECT_EQ(a->entry.Ref(), "a:1");
+  EXPECT_EQ(b->entry.Ref(), "b:1");
+  EXPECT_TRUE(store->Resolve("a")->loaded);
+  EXPECT_TRUE(store->Resolve("b")->loaded);
+}
+
 }  // namespace
 }  // namespace boa::server

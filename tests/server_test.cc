@@ -434,6 +434,42 @@ TEST(BoadProcess, LogsGoToStderrAndTheBoundPortIsReported) {
   EXPECT_NE(err.find("boad stopped"), std::string::npos) << err;
 }
 
+// A well-formed model whose lanes need more memory than there is: the request that loads it
+// fails with RESOURCE_EXHAUSTED, boad goes on serving the others.
+TEST_F(ServerTest, AModelThatDoesNotFitFailsItsRequestNotTheServer) {
+  ModelConfig wide = ModelConfig::Default(16, 64);  // 8 MiB of scan state per lane
+  wide.d_state = 256;
+  wide.expand = 8;
+  const std::string wide_path = dir_.path() + "/wide.boam";
+  ASSERT_TRUE(WriteFileAtomic(wide_path, SerializeModel(InitRandomModel(wide, 1), WeightType::kF16, "test"), true).ok());
+  const std::string config = dir_.path() + "/boad.yaml";
+  for (const char* setup : {"budget", "ulimit"}) {
+    SCOPED_TRACE(setup);
+    // The budget refuses it before anything is allocated; under a small address space with a
+    // large budget, the allocation itself fails.
+    const bool budget = std::string(setup) == "budget";
+    std::ofstream(config) << (budget ? "memory_budget: 256M\n" : "memory_budget: 64G\n");
+    Boad boad(BOAD, dir_.path() + "/store-" + setup, {"--config", config}, budget ? 0 : 3000ull << 20);
+    auto c = boad.Connect();
+    ASSERT_TRUE(c) << "boad did not start";
+    ASSERT_TRUE(c->UploadModel(model_path_, "m", 0).ok());
+    ASSERT_TRUE(c->UploadModel(wide_path, "wide", 0).ok());
+    std::vector<uint8_t> out;
+    Status s = RemoteCompress(*c, testing::RandomBytes(200, 1), &out, 4096, "wide");
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+    EXPECT_NE(s.message().find(budget ? "memory_budget" : "out of memory"), std::string::npos) << s.message();
+    EXPECT_EQ(c->LoadModel("wide").status().code(), StatusCode::kResourceExhausted);
+    std::vector<uint8_t> data = testing::FloatTable(20000, 2), back;
+    ASSERT_TRUE(RemoteCompress(*c, data, &out).ok()) << "boad still serves";
+    ASSERT_TRUE(RemoteDecompress(*c, out, &back).ok());
+    EXPECT_EQ(back, data);
+    Result<v1::ServerInfoResponse> info = c->Info();
+    ASSERT_TRUE(info.ok());
+    EXPECT_LE(info->resident_bytes(), info->memory_budget_bytes());
+    EXPECT_EQ(boad.Terminate(), 0);
+  }
+}
+
 TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   auto boad = Start();
   const std::string client = std::string(BOA_CLIENT) + " --server " + boad->address();

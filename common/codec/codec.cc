@@ -52,6 +52,18 @@ class OrderedPool {
     closed_ = true;
     cv_.notify_all();
   }
+  // A worker that cannot go on: aborts, and Wait's caller gets `why` from failure().
+  void Fail(Status why) {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (failure_.ok()) failure_ = std::move(why);
+    aborted_ = true;
+    closed_ = true;
+    cv_.notify_all();
+  }
+  Status failure() {
+    std::lock_guard<std::mutex> lock(mu_);
+    return failure_.ok() ? Status::Internal("the coding pipeline stopped") : failure_;
+  }
   bool Aborted() {
     std::lock_guard<std::mutex> lock(mu_);
     return aborted_;
@@ -101,7 +113,20 @@ class OrderedPool {
   uint64_t pushed_ = 0;
   bool closed_ = false;
   bool aborted_ = false;
+  Status failure_;
 };
+
+Status OutOfMemory() { return Status::ResourceExhausted("out of memory while coding"); }
+
+// Runs a worker's loop; running out of memory fails the pool instead of the process.
+template <class Pool, class F>
+void GuardWorker(Pool& pool, F&& body) {
+  try {
+    body();
+  } catch (const std::bad_alloc&) {
+    pool.Fail(OutOfMemory());
+  }
+}
 
 // Joins worker threads on every exit path.
 class WorkerThreads {
@@ -154,6 +179,18 @@ void RunChunkGroup(Session& session, const std::vector<const std::vector<uint8_t
   }
 }
 
+// One session per worker, made on the calling thread so that running out of memory is a
+// status, not an exception on a worker.
+Result<std::vector<std::unique_ptr<Session>>> MakeSessions(const std::shared_ptr<const Engine>& engine, int threads,
+                                                            int lanes, int rows) {
+  std::vector<std::unique_ptr<Session>> sessions;
+  for (int i = 0; i < threads; ++i) {
+    BOA_ASSIGN_OR_RETURN(std::unique_ptr<Session> s, Session::Create(engine, lanes, rows));
+    sessions.push_back(std::move(s));
+  }
+  return sessions;
+}
+
 // Reads the input in chunks (hashing them into `content` if given) and hands groups of them
 // to `process` on worker threads; `consume` sees each chunk's result in input order on the
 // calling thread.
@@ -164,42 +201,52 @@ Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource*
   const int batch = std::clamp(kChunkModeRows / static_cast<int>(chunk_length), 1, 64);
   const size_t max_in_flight = std::max<size_t>(
       2 * threads, std::min<size_t>(threads * batch * 4, kInFlightBudget / chunk_length));
+  BOA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Session>> sessions, MakeSessions(engine, threads, batch, kChunkModeRows));
   OrderedPool<std::vector<uint8_t>, Out> pool(threads, max_in_flight);
   WorkerThreads workers;
   workers.Start(threads, [&](int w) {
-    Session session(engine, batch, kChunkModeRows);
-    std::vector<uint32_t> cum(static_cast<size_t>(kChunkModeRows) * 257);
-    std::vector<std::pair<uint64_t, std::vector<uint8_t>>> jobs;
-    for (;;) {
-      jobs.clear();
-      if (!pool.Take(w, batch, true, &jobs)) return;
-      std::vector<const std::vector<uint8_t>*> chunks;
-      for (auto& j : jobs) chunks.push_back(&j.second);
-      std::vector<Out> outs(jobs.size());
-      process(session, chunks, cum, outs);
-      for (size_t i = 0; i < jobs.size(); ++i) pool.Publish(jobs[i].first, std::move(outs[i]));
-    }
+    GuardWorker(pool, [&] {
+      Session& session = *sessions[w];
+      std::vector<uint32_t> cum(static_cast<size_t>(kChunkModeRows) * 257);
+      std::vector<std::pair<uint64_t, std::vector<uint8_t>>> jobs;
+      for (;;) {
+        jobs.clear();
+        if (!pool.Take(w, batch, true, &jobs)) return;
+        std::vector<const std::vector<uint8_t>*> chunks;
+        for (auto& j : jobs) chunks.push_back(&j.second);
+        std::vector<Out> outs(jobs.size());
+        process(session, chunks, cum, outs);
+        for (size_t i = 0; i < jobs.size(); ++i) pool.Publish(jobs[i].first, std::move(outs[i]));
+      }
+    });
   });
   uint64_t next_out = 0;
   bool eof = false;
   Status status;
-  while (status.ok()) {
-    while (!eof && pool.CanPush()) {
-      std::vector<uint8_t> chunk(chunk_length);
-      Result<size_t> got = in->Read(chunk.data(), chunk.size());
-      if (!got.ok()) {
-        status = got.status();
+  try {  // the pool must be aborted, not left waiting, whatever happens here
+    while (status.ok()) {
+      while (!eof && pool.CanPush()) {
+        std::vector<uint8_t> chunk(chunk_length);
+        Result<size_t> got = in->Read(chunk.data(), chunk.size());
+        if (!got.ok()) {
+          status = got.status();
+          break;
+        }
+        chunk.resize(*got);
+        if (*got < chunk_length) eof = true;
+        if (content) content->Update(chunk.data(), chunk.size());
+        if (!chunk.empty()) pool.Push(std::move(chunk));
+      }
+      if (!status.ok() || (eof && next_out == pool.pushed())) break;
+      Out out;
+      if (!pool.Wait(next_out++, &out)) {
+        status = pool.failure();
         break;
       }
-      chunk.resize(*got);
-      if (*got < chunk_length) eof = true;
-      if (content) content->Update(chunk.data(), chunk.size());
-      if (!chunk.empty()) pool.Push(std::move(chunk));
+      status = consume(out);
     }
-    if (!status.ok() || (eof && next_out == pool.pushed())) break;
-    Out out;
-    if (!pool.Wait(next_out++, &out)) break;
-    status = consume(out);
+  } catch (const std::bad_alloc&) {
+    status = OutOfMemory();
   }
   if (!status.ok()) {
     pool.Abort();
@@ -355,8 +402,8 @@ struct DecodedChunk {
 
 // Decodes the chunks dealt to one worker, up to `lanes` at a time in step mode: every step
 // advances every active lane by one byte; a chunk takes a lane as soon as one is free.
-void DecodeWorker(int w, const std::shared_ptr<const Engine>& engine, int lanes,
-                  OrderedPool<ChunkRecord, DecodedChunk>& pool) {
+void DecodeWorker(int w, Session& session, OrderedPool<ChunkRecord, DecodedChunk>& pool) {
+  const int lanes = session.lanes();
   struct Lane {
     uint64_t index = 0;
     ChunkRecord record;
@@ -364,7 +411,6 @@ void DecodeWorker(int w, const std::shared_ptr<const Engine>& engine, int lanes,
     std::unique_ptr<RangeDecoder> decoder;
     size_t pos = 0;
   };
-  Session session(engine, lanes, lanes);
   std::vector<Lane> state(lanes);
   std::vector<int> free_lanes;
   for (int i = lanes - 1; i >= 0; --i) free_lanes.push_back(i);
@@ -453,38 +499,46 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
   CodecStats st;
   st.chunk_length = header.chunk_length;
   st.threads = threads;
+  BOA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Session>> sessions, MakeSessions(engine, threads, lanes, lanes));
   OrderedPool<ChunkRecord, DecodedChunk> pool(threads, max_in_flight);
   Status status;
   {
     WorkerThreads workers;
-    workers.Start(threads, [&](int w) { DecodeWorker(w, engine, lanes, pool); });
+    workers.Start(threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], pool); }); });
     Xxh3Hasher content;
     uint64_t next_out = 0;
     bool end = false;
-    while (status.ok()) {
-      while (!end && pool.CanPush()) {
-        ChunkRecord rec;
-        Result<bool> more = reader.Next(&rec);
-        if (!more.ok()) {
-          status = more.status();
+    try {  // the pool must be aborted, not left waiting, whatever happens here
+      while (status.ok()) {
+        while (!end && pool.CanPush()) {
+          ChunkRecord rec;
+          Result<bool> more = reader.Next(&rec);
+          if (!more.ok()) {
+            status = more.status();
+            break;
+          }
+          if (!*more) {
+            end = true;
+            break;
+          }
+          pool.Push(std::move(rec));
+        }
+        if (!status.ok() || (end && next_out == pool.pushed())) break;
+        DecodedChunk d;
+        if (!pool.Wait(next_out++, &d)) {
+          status = pool.failure();
           break;
         }
-        if (!*more) {
-          end = true;
-          break;
-        }
-        pool.Push(std::move(rec));
+        status = d.status;
+        if (!status.ok()) break;
+        content.Update(d.data.data(), d.data.size());
+        status = out->Write(d.data.data(), d.data.size());
+        st.output_bytes += d.data.size();
+        st.chunks++;
+        if (o.progress) o.progress(reader.bytes_read(), st.output_bytes);
       }
-      if (!status.ok() || (end && next_out == pool.pushed())) break;
-      DecodedChunk d;
-      if (!pool.Wait(next_out++, &d)) break;
-      status = d.status;
-      if (!status.ok()) break;
-      content.Update(d.data.data(), d.data.size());
-      status = out->Write(d.data.data(), d.data.size());
-      st.output_bytes += d.data.size();
-      st.chunks++;
-      if (o.progress) o.progress(reader.bytes_read(), st.output_bytes);
+    } catch (const std::bad_alloc&) {
+      status = OutOfMemory();
     }
     if (status.ok() && content.Digest() != reader.trailer().content_checksum) {
       status = Status::DataLoss("content checksum mismatch: the decoded data differs from the original");
@@ -502,9 +556,13 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
 }
 
 Result<EvalResult> Evaluate(const LoadedModel& model, ByteSource* in, const CodecOptions& o) {
+  BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
+  return Evaluate(engine, in, o);
+}
+
+Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSource* in, const CodecOptions& o) {
   const int64_t size = in->SizeHint();
   BOA_ASSIGN_OR_RETURN(uint32_t chunk_length, ChooseChunkLength(o, size));
-  BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
   const int threads = WorkerCount(o, size, chunk_length);
   EvalResult total;
   Status s = RunChunkPipeline<EvalResult>(

@@ -82,6 +82,9 @@ struct EvalResult {
 };
 
 Result<EvalResult> Evaluate(const LoadedModel& model, ByteSource* in, const CodecOptions& options);
+// With an engine already built (boad's resident model); options.backend is not used.
+Result<EvalResult> Evaluate(const std::shared_ptr<const engine::Engine>& engine, ByteSource* in,
+                            const CodecOptions& options);
 
 int DefaultThreadCount();
 

@@ -40,6 +40,15 @@ class IeeeFloatScope {
 }  // namespace
 
 Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Backend backend) {
+  try {
+    return Build(w, backend);
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory for the model's engine (" +
+                                     std::to_string(MemoryBytesFor(w.config) >> 20) + " MiB of packed weights)");
+  }
+}
+
+Result<std::shared_ptr<const Engine>> Engine::Build(const ModelWeights& w, Backend backend) {
   BOA_RETURN_IF_ERROR(w.config.Validate());
   const KernelSet* k = SelectKernels(backend);
   if (!k) {
@@ -99,6 +108,16 @@ Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Back
   return std::shared_ptr<const Engine>(std::move(e));
 }
 
+uint64_t Engine::MemoryBytesFor(const ModelConfig& c) {
+  const uint64_t D = c.d_model, E = c.d_inner(), R = c.dt_rank, S = c.d_state;
+  auto packed = [](uint64_t out, uint64_t in) { return (out + kPanel - 1) / kPanel * kPanel * (in + 1); };
+  const uint64_t layer = 4 * D + c.d_conv * E + E + StateSize(static_cast<int>(E), static_cast<int>(S)) + E +
+                         packed(2 * E, D) + packed(R + 2 * S, E) + packed(E, R) + packed(D, E) + packed(4 * D, D) +
+                         packed(D, 4 * D);
+  const uint64_t floats = 256 * D + 256 * 2 * E + packed(D, D) + packed(256, D) + c.n_layers * layer;
+  return floats * sizeof(float);
+}
+
 uint64_t Engine::MemoryBytes() const {
   auto bytes = [](const FloatBuffer& b) { return static_cast<uint64_t>(b.size()) * sizeof(float); };
   auto linear = [&](const PackedLinear& l) { return bytes(l.w) + bytes(l.bias); };
@@ -110,6 +129,42 @@ uint64_t Engine::MemoryBytes() const {
              linear(L.ff0) + linear(L.ff2);
   }
   return total;
+}
+
+namespace {
+
+// Floats of one lane's recurrent state over all layers, and of one row's activations
+// (x, u, m: D; xz: 2E; c, delta, y: E; dbc: R + 2S; f: 4D; logits: 256).
+uint64_t LaneStateFloats(const ModelConfig& c) {
+  const uint64_t E = c.d_inner();
+  return c.n_layers * ((c.d_conv - 1) * E + StateSize(static_cast<int>(E), static_cast<int>(c.d_state)));
+}
+uint64_t RowFloats(const ModelConfig& c) {
+  const uint64_t D = c.d_model, E = c.d_inner();
+  return 3 * D + 2 * E + 3 * E + c.dt_rank + 2 * c.d_state + 4 * D + 256;
+}
+
+}  // namespace
+
+uint64_t Session::MemoryBytes(const ModelConfig& c, int lanes, int max_rows) {
+  return (static_cast<uint64_t>(lanes) * LaneStateFloats(c) + static_cast<uint64_t>(max_rows) * RowFloats(c)) *
+         sizeof(float);
+}
+
+uint64_t Session::AllocatedBytes() const {
+  uint64_t floats = conv_state_.size() + ssm_state_.size();
+  for (const FloatBuffer* b : {&x_, &u_, &xz_, &c_, &dbc_, &delta_, &y_, &m_, &f_, &logits_}) floats += b->size();
+  return floats * sizeof(float);
+}
+
+Result<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const Engine> engine, int lanes, int max_rows) {
+  const uint64_t bytes = MemoryBytes(engine->config(), lanes, max_rows);
+  try {
+    return std::make_unique<Session>(std::move(engine), lanes, max_rows);
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory for " + std::to_string(lanes) + " lanes of the model (" +
+                                     std::to_string(bytes >> 20) + " MiB of lane state and activations)");
+  }
 }
 
 Session::Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows)

@@ -29,11 +29,14 @@ class Engine {
   uint64_t ExecutedMacsPerByte() const {
     return config_.MacsPerByte() - 2ull * config_.d_inner() * config_.d_model;
   }
-  // Bytes of the packed weights and tables this engine holds.
+  // Bytes of the packed weights and tables this engine holds, and what an engine of `config`
+  // will hold (the same number, known before anything is allocated).
   uint64_t MemoryBytes() const;
+  static uint64_t MemoryBytesFor(const ModelConfig& config);
 
  private:
   friend class Session;
+  static Result<std::shared_ptr<const Engine>> Build(const ModelWeights& weights, Backend backend);
   struct Layer {
     FloatBuffer ln1_w, ln1_b, ln2_w, ln2_b;
     PackedLinear in_proj, x_proj, dt_proj, out_proj, ff0, ff2;
@@ -63,7 +66,15 @@ struct LaneInput {
 
 class Session {
  public:
+  // Allocates `lanes` lanes of recurrent state and activations for `max_rows` rows; a
+  // failed allocation throws std::bad_alloc (Create reports it as RESOURCE_EXHAUSTED).
   Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
+  static Result<std::unique_ptr<Session>> Create(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
+  // What such a session holds, known before it is made: every lane's state for every layer
+  // (it grows with d_model x expand x d_state x layers) plus the activations of max_rows rows.
+  static uint64_t MemoryBytes(const ModelConfig& config, int lanes, int max_rows);
+  // The bytes this session's buffers hold (MemoryBytes of its shape).
+  uint64_t AllocatedBytes() const;
   int lanes() const { return lanes_; }
   int max_rows() const { return max_rows_; }
   // Zeroes a lane's recurrent state (a new chunk starts).
