@@ -507,6 +507,10 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
     return 1;
   }
   o.train.progress = TrainProgress(g);
+  if (g.verbose) {
+    Result<uint64_t> need = train::EstimateTrainingBytes(o.train);
+    if (need.ok()) std::fprintf(stderr, "memory: about %" PRIu64 " MiB at the peak\n", *need >> 20);
+  }
   train::TuneHeapForTraining();
   train::TrainReport r;
   Status s = train::Train(o.train, &r);

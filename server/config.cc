@@ -70,12 +70,12 @@ Status ServerConfig::LoadFile(const std::string& path) {
   if (!root.IsMap()) return Status::InvalidArgument("config " + path + ": expected a mapping of keys at the top level");
   static const std::set<std::string> kKeys = {"listen", "model_dir", "threads", "lanes", "memory_budget",
                                              "queue_limit", "log_level", "drain_seconds", "load",
-                                             "train_data_dir", "jobs_dir"};
+                                             "train_data_dir", "jobs_dir", "train_memory_budget"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
     if (!kKeys.count(key)) {
       return Status::InvalidArgument("config " + path + ": unknown key '" + key +
-                                     "' (known: listen, model_dir, threads, lanes, memory_budget, queue_limit, log_level, drain_seconds, load, train_data_dir, jobs_dir)");
+                                     "' (known: listen, model_dir, threads, lanes, memory_budget, queue_limit, log_level, drain_seconds, load, train_data_dir, jobs_dir, train_memory_budget)");
     }
     const YAML::Node& v = kv.second;
     auto bad = [&](const char* expected) {
@@ -91,10 +91,10 @@ Status ServerConfig::LoadFile(const std::string& path) {
       if (key == "train_data_dir") train_data_dir = v.as<std::string>();
       if (key == "jobs_dir") jobs_dir = v.as<std::string>();
       if (key == "drain_seconds") drain_seconds = v.as<double>();
-      if (key == "memory_budget") {
+      if (key == "memory_budget" || key == "train_memory_budget") {
         Result<uint64_t> b = ParseByteSize(v.as<std::string>());
-        if (!b.ok()) return Status::InvalidArgument("config " + path + ": key 'memory_budget': " + b.status().message());
-        memory_budget = *b;
+        if (!b.ok()) return Status::InvalidArgument("config " + path + ": key '" + key + "': " + b.status().message());
+        (key == "memory_budget" ? memory_budget : train_memory_budget) = *b;
       }
       if (key == "load") {
         if (!v.IsSequence()) return bad("a list of model references");
@@ -119,6 +119,7 @@ Status ServerConfig::Validate() const {
   if (lanes < 1 || lanes > 65536) return Status::InvalidArgument("lanes: must be 1 .. 65536");
   if (queue_limit < 1 || queue_limit > 100000) return Status::InvalidArgument("queue_limit: must be 1 .. 100000");
   if (memory_budget < (1u << 20)) return Status::InvalidArgument("memory_budget: must be at least 1M");
+  if (train_memory_budget < (1u << 20)) return Status::InvalidArgument("train_memory_budget: must be at least 1M");
   if (!(drain_seconds >= 0 && drain_seconds <= 3600)) return Status::InvalidArgument("drain_seconds: must be 0 .. 3600");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(log_level)) return Status::InvalidArgument("log_level: one of trace, debug, info, warn, error, off; got '" + log_level + "'");

@@ -22,6 +22,7 @@ struct ServerConfig {
   std::vector<std::string> load;  // models loaded at start (health is SERVING after)
   std::string train_data_dir;  // Train reads files only inside it; empty: Train is off
   std::string jobs_dir = "jobs";  // training jobs' outputs and checkpoints
+  uint64_t train_memory_budget = 8ull << 30;  // a job whose estimated peak is larger is refused
 
   // Fills from a YAML file; unknown keys are errors naming them.
   Status LoadFile(const std::string& path);

@@ -162,16 +162,23 @@ void JobManager::Worker() {
       std::lock_guard<std::mutex> lk(mu_);
       return j->cancel || shutdown_;
     };
-    std::error_code ec;
-    std::filesystem::create_directories(jobs_dir_ + "/" + j->id, ec);
     train::TrainReport report;
-    Status s = ec ? Status::IoError(jobs_dir_ + ": cannot create the job directory: " + ec.message())
-                  : train::Train(o, &report);
     Result<ModelEntry> registered = Status::Internal("not registered");
-    if (s.ok()) {
-      Result<std::vector<uint8_t>> file = ReadFile(o.output, 16ull << 30);
-      registered = file.ok() ? store_->Add(j->name, 0, *file) : Result<ModelEntry>(file.status());
-      if (!registered.ok()) s = registered.status().WithContext("registering the trained model");
+    Status s;
+    // Whatever goes wrong in a job (Train itself never throws) ends that job, not boad.
+    try {
+      std::error_code ec;
+      std::filesystem::create_directories(jobs_dir_ + "/" + j->id, ec);
+      s = ec ? Status::IoError(jobs_dir_ + ": cannot create the job directory: " + ec.message()) : train::Train(o, &report);
+      if (s.ok()) {
+        Result<std::vector<uint8_t>> file = ReadFile(o.output, 16ull << 30);
+        registered = file.ok() ? store_->Add(j->name, 0, *file) : Result<ModelEntry>(file.status());
+        if (!registered.ok()) s = registered.status().WithContext("registering the trained model");
+      }
+    } catch (const std::bad_alloc&) {
+      s = Status::ResourceExhausted("out of memory");
+    } catch (const std::exception& e) {
+      s = Status::Internal(e.what());
     }
     std::lock_guard<std::mutex> lk(mu_);
     j->seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - j->started).count();

@@ -644,27 +644,33 @@ Result<train::TrainOptions> BoaService::TrainOptionsFor(const v1::TrainRequest& 
   }
   o.model = ModelConfig::Default(req.d_model() ? req.d_model() : 64, req.n_layers() ? req.n_layers() : 2);
   BOA_RETURN_IF_ERROR(o.model.Validate().WithContext("Train"));
-  if (req.seq_len()) o.seq_len = static_cast<int64_t>(std::min<uint64_t>(req.seq_len(), 1u << 20));
-  if (req.batch_size()) o.batch_size = static_cast<int64_t>(std::min<uint64_t>(req.batch_size(), 4096));
+  if (req.seq_len()) o.seq_len = static_cast<int64_t>(std::min<uint64_t>(req.seq_len(), INT64_MAX));
+  if (req.batch_size()) o.batch_size = static_cast<int64_t>(std::min<uint64_t>(req.batch_size(), INT64_MAX));
   if (req.lr() != 0) o.lr = req.lr();
   if (req.epochs()) o.epochs = static_cast<int>(std::min<uint32_t>(req.epochs(), 100000));
   o.max_seconds = req.max_seconds();
   o.max_bytes = req.max_bytes();
   if (!req.splits().empty()) o.splits.assign(req.splits().begin(), req.splits().end());
-  BOA_RETURN_IF_ERROR(train::ValidateSplits(o.splits).WithContext("Train"));
   if (req.seed()) o.seed = req.seed();
   if (!req.precision().empty()) o.precision = req.precision();
-  if (o.precision != "fp32" && o.precision != "bf16") {
-    return Status::InvalidArgument("Train: precision '" + o.precision + "' is not supported on this server (fp32 or bf16)");
-  }
   if (req.dtype() == "f16") {
     o.output_type = WeightType::kF16;
   } else if (!req.dtype().empty() && req.dtype() != "f32") {
     return Status::InvalidArgument("Train: dtype must be f32 or f16");
   }
   o.patience = static_cast<int>(req.patience());
-  if (!(o.lr > 0 && o.lr < 1) || o.max_seconds < 0) return Status::InvalidArgument("Train: lr must be in (0, 1), max_seconds >= 0");
   o.threads = config_.threads;
+  // Validates every option (the trainer's own rules) and sizes the job before it is queued:
+  // a job must not take the daemon's memory.
+  Result<uint64_t> need = train::EstimateTrainingBytes(o);
+  if (!need.ok()) return need.status().WithContext("Train");
+  if (*need > config_.train_memory_budget) {
+    return Status::ResourceExhausted("Train: this job needs about " + std::to_string(*need >> 20) + " MiB (d_model " +
+                                     std::to_string(o.model.d_model) + " x " + std::to_string(o.model.n_layers) +
+                                     " layers, batch_size " + std::to_string(o.batch_size) + " x seq_len " +
+                                     std::to_string(o.seq_len) + "), more than train_memory_budget (" +
+                                     std::to_string(config_.train_memory_budget >> 20) + " MiB)");
+  }
   return o;
 #endif
 }

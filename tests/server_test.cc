@@ -11,6 +11,7 @@
 #include <algorithm>
 #include <atomic>
 #include <chrono>
+#include <cmath>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -651,6 +652,53 @@ TEST_F(ServerTest, TrainingJobsRegisterTheirModelAndOutliveTheirClient) {
   }
   EXPECT_EQ(c->GetJob(id)->state(), v1::JOB_CANCELLED);
   EXPECT_EQ(c->ListJobs()->size(), 2u);
+}
+
+// A job is sized before it is queued; one that runs out of memory anyway fails, alone.
+TEST_F(ServerTest, ATrainingJobCannotTakeTheServerDown) {
+  const std::string data_dir = dir_.path() + "/data";
+  std::filesystem::create_directories(data_dir);
+  ASSERT_TRUE(WriteFileAtomic(data_dir + "/jets.bin", testing::FloatTable(40000, 8), true).ok());
+  const std::string config = dir_.path() + "/boad.yaml";
+  v1::TrainRequest huge;
+  huge.set_name("huge");
+  huge.add_files("jets.bin");
+  huge.set_d_model(4096);
+  huge.set_n_layers(64);
+  huge.set_seq_len(128);
+  {
+    auto boad = Start({"--train-data-dir", data_dir});
+    auto c = boad->Connect();
+    ASSERT_TRUE(c);
+    Status s = c->Train(huge, [](const v1::TrainEvent&) {});
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+    EXPECT_NE(s.message().find("train_memory_budget"), std::string::npos) << s.message();
+    EXPECT_TRUE(c->ListJobs()->empty()) << "refused before it was queued";
+    v1::TrainRequest nan = huge;
+    nan.set_d_model(16);
+    nan.set_n_layers(1);
+    nan.set_max_seconds(std::nan(""));
+    EXPECT_EQ(c->Train(nan, [](const v1::TrainEvent&) {}).code(), StatusCode::kInvalidArgument);
+  }
+  // With a budget larger than the memory there is, the job starts and fails on its own.
+  std::ofstream(config) << "train_data_dir: " << data_dir << "\ntrain_memory_budget: 64G\n";
+  Boad boad(BOAD, dir_.path() + "/store", {"--config", config}, 3000ull << 20);
+  auto c = boad.Connect();
+  ASSERT_TRUE(c) << "boad did not start";
+  ASSERT_TRUE(c->UploadModel(model_path_, "m", 0).ok());
+  v1::TrainRequest big = huge;
+  big.set_d_model(2048);  // ~480 M parameters: 1.9 GB for each copy of the weights
+  big.set_n_layers(8);
+  v1::JobInfo last;
+  Status s = c->Train(big, [&](const v1::TrainEvent& e) { if (e.has_job()) last = e.job(); });
+  ASSERT_TRUE(s.ok()) << s.message();
+  EXPECT_EQ(last.state(), v1::JOB_FAILED);
+  EXPECT_NE(last.message().find("out of memory"), std::string::npos) << last.message();
+  std::vector<uint8_t> data = testing::FloatTable(10000, 3), out, back;
+  ASSERT_TRUE(RemoteCompress(*c, data, &out).ok()) << "boad still serves";
+  ASSERT_TRUE(RemoteDecompress(*c, out, &back).ok());
+  EXPECT_EQ(back, data);
+  EXPECT_EQ(boad.Terminate(), 0);
 }
 
 TEST_F(ServerTest, SigtermCheckpointsARunningTrainingJob) {

@@ -40,9 +40,14 @@ Status ValidateOptions(const TrainOptions& o) {
   BOA_RETURN_IF_ERROR(o.model.Validate());
   BOA_RETURN_IF_ERROR(ValidateSplits(o.splits));
   if (o.files.empty()) return Status::InvalidArgument("no training data given");
-  if (o.seq_len < 2) return Status::InvalidArgument("seq_len must be >= 2");
-  if (o.batch_size < 1) return Status::InvalidArgument("batch_size must be >= 1");
-  if (!(o.lr > 0)) return Status::InvalidArgument("lr must be > 0");
+  if (o.seq_len < 2 || o.seq_len > (1 << 24)) return Status::InvalidArgument("seq_len must be 2..16777216");
+  if (o.batch_size < 1 || o.batch_size > 65536) return Status::InvalidArgument("batch_size must be 1..65536");
+  // Comparisons written so that NaN fails them.
+  if (!(o.lr > 0 && o.lr <= 1)) return Status::InvalidArgument("lr must be in (0, 1]");
+  if (!(o.weight_decay >= 0 && o.weight_decay <= 1)) return Status::InvalidArgument("weight_decay must be in [0, 1]");
+  if (!(o.max_seconds >= 0 && std::isfinite(o.max_seconds))) {
+    return Status::InvalidArgument("max_seconds must be a finite number >= 0 (0: no limit)");
+  }
   if (o.epochs < 1) return Status::InvalidArgument("epochs must be >= 1");
   if (o.eval_chunk < 2) return Status::InvalidArgument("eval chunk must be >= 2");
   if (o.patience < 0) return Status::InvalidArgument("patience must be >= 0");
@@ -151,8 +156,22 @@ std::string FormatDuration(double s) {
 
 namespace {
 
+Status TrainOrThrow(const TrainOptions& o, TrainReport* report);
+Status OutOfMemory(const TrainOptions& o);
+
 int CoresToUse(int threads) {
   return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
+}
+
+}  // namespace
+
+namespace {
+
+Status OutOfMemory(const TrainOptions& o) {
+  Result<uint64_t> need = EstimateTrainingBytes(o);
+  return Status::ResourceExhausted("out of memory: training this model needs " +
+                                   (need.ok() ? "about " + std::to_string(*need >> 20) + " MiB, " : std::string()) +
+                                   "more than there is (lower d_model, layers, batch_size or seq_len)");
 }
 
 }  // namespace
@@ -162,7 +181,47 @@ void TuneHeapForTraining() {
   mallopt(M_TRIM_THRESHOLD, 1 << 30);
 }
 
+Result<uint64_t> EstimateTrainingBytes(const TrainOptions& o) {
+  BOA_RETURN_IF_ERROR(ValidateOptions(o));
+  uint64_t data = 0;
+  for (const std::string& f : o.files) {
+    std::error_code ec;
+    const uint64_t size = std::filesystem::file_size(f, ec);
+    if (ec) return Status::NotFound(f + ": " + ec.message());
+    data += size;
+  }
+  const ModelConfig& c = o.model;
+  const uint64_t D = c.d_model, E = c.d_inner(), L = c.n_layers;
+  const uint64_t replicas = static_cast<uint64_t>(std::clamp<int64_t>(o.batch_size, 1, CoresToUse(o.threads)));
+  // Each replica: weights and gradients; the primary: AdamW's two moments, the best and the
+  // initial weights, and a checkpoint's serialised copy.
+  const uint64_t weights = (2 * replicas + 5) * c.ParameterCount() * sizeof(float);
+  // Floats per byte, fitted to peak resident sizes with a margin (docs/training.md).
+  const uint64_t train = static_cast<uint64_t>(o.batch_size * o.seq_len) * (L * 24 * E + 4 * 256 + 4 * D);
+  const uint64_t held = (o.files.size() > 1 ? data : 0) + static_cast<uint64_t>(data * (o.splits[1] + o.splits[2]));
+  const uint64_t eval_bytes = static_cast<uint64_t>(data * std::max(o.splits[1], o.splits[2]));
+  const uint64_t eval = replicas * std::min<uint64_t>(o.eval_chunk, eval_bytes) * (6 * E + 2 * L * E + 4 * 256 + 2 * D);
+  return (256ull << 20) + weights + std::max(train, eval) * sizeof(float) + held;
+}
+
 Status Train(const TrainOptions& o, TrainReport* report) {
+  try {
+    return TrainOrThrow(o, report);
+  } catch (const std::bad_alloc&) {
+    return OutOfMemory(o);
+  } catch (const c10::Error& e) {
+    // LibTorch's CPU allocator reports failure as an error, not std::bad_alloc.
+    const std::string what = e.what_without_backtrace();
+    if (what.find("can't allocate memory") != std::string::npos) return OutOfMemory(o);
+    return Status::Internal("training failed: " + what);
+  } catch (const std::exception& e) {
+    return Status::Internal(std::string("training failed: ") + e.what());
+  }
+}
+
+namespace {
+
+Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
   BOA_RETURN_IF_ERROR(ValidateOptions(o));
   // The model and its report must never replace a training file.
   const std::vector<std::string> outputs = {o.output, o.output + ".report.json", o.output + ".loss.csv"};
@@ -384,6 +443,8 @@ Status Train(const TrainOptions& o, TrainReport* report) {
   if (report) *report = std::move(r);
   return Status::Ok();
 }
+
+}  // namespace
 
 Result<double> MeasureTrainingBytesPerSecond(const ModelConfig& config, int64_t seq_len, int64_t batch_size,
                                              int steps, int threads) {

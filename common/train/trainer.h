@@ -71,8 +71,17 @@ Result<double> MeasureTrainingBytesPerSecond(const ModelConfig& config, int64_t 
                                              int steps, int threads);
 
 Status ValidateSplits(const std::vector<double>& splits);
+
+// About how much memory Train will use at its peak, from the options and the sizes of the
+// files (an upper estimate, measured in docs/training.md "Memory"): the process and LibTorch
+// (256 MiB); weights, gradients and optimizer state of every replica; the activations kept
+// for backward over batch_size x seq_len bytes, or those of evaluating a chunk of eval_chunk
+// bytes per replica, whichever is larger; and the data held in memory.
+Result<uint64_t> EstimateTrainingBytes(const TrainOptions& options);
 // Trains and writes the model file, plus <output>.report.json (options, bytes seen,
 // validation/test bits per byte, duration) and <output>.loss.csv (step, bits per byte).
+// Running out of memory anywhere in it is RESOURCE_EXHAUSTED; any other failure of LibTorch
+// is INTERNAL: Train never throws.
 Status Train(const TrainOptions& options, TrainReport* report);
 
 }  // namespace boa::train
