@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "boa/v1/boa.grpc.pb.h"
+#include "common/util/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
 namespace boa::client {
@@ -323,20 +324,30 @@ Result<v1::ModelInfo> RemoteClient::UploadModel(const std::string& path, const s
 }
 
 Status RemoteClient::DownloadModel(const std::string& ref, ByteSink* out) {
+  // By id, so the bytes can be checked against it: the id is the file's SHA-256.
+  BOA_ASSIGN_OR_RETURN(v1::ModelInfo info, GetModel(ref));
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline_seconds_);
   v1::ModelRef req;
-  req.set_model(ref);
+  req.set_model(info.id());
   auto stream = impl_->stub->DownloadModel(&ctx, req);
   v1::DownloadModelResponse resp;
   Status sink_status;
+  Sha256Hasher sha;
   while (sink_status.ok() && stream->Read(&resp)) {
-    sink_status = out->Write(reinterpret_cast<const uint8_t*>(resp.data().data()), resp.data().size());
+    const auto* p = reinterpret_cast<const uint8_t*>(resp.data().data());
+    sha.Update(p, resp.data().size());
+    sink_status = out->Write(p, resp.data().size());
   }
   if (!sink_status.ok()) ctx.TryCancel();
   grpc::Status st = stream->Finish();
   BOA_RETURN_IF_ERROR(sink_status);
-  return FromGrpc(st, address_);
+  BOA_RETURN_IF_ERROR(FromGrpc(st, address_));
+  const Sha256Digest got = sha.Digest();
+  if (HexString(got.data(), got.size()) != info.id()) {
+    return Status::DataLoss("the model received from " + address_ + " is not model " + info.id() + " (SHA-256 mismatch)");
+  }
+  return Status::Ok();
 }
 
 Result<v1::ServerInfoResponse> RemoteClient::Info() {

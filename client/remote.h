@@ -41,6 +41,8 @@ class RemoteClient {
   Result<std::vector<v1::ModelInfo>> ListModels();
   Result<v1::ModelInfo> GetModel(const std::string& ref);
   Result<v1::ModelInfo> UploadModel(const std::string& path, const std::string& name, uint32_t version);
+  // Checks what arrives against the model id (its SHA-256) before it succeeds: DATA_LOSS
+  // otherwise, so the caller never commits a damaged file.
   Status DownloadModel(const std::string& ref, ByteSink* out);
   Result<v1::ModelInfo> DeleteModel(const std::string& ref);
   Result<v1::ModelInfo> LoadModel(const std::string& ref);

@@ -99,6 +99,10 @@ int RunServerCommand(const ServerCommands& c, const std::string& server, bool qu
     std::printf("memory         %" PRIu64 " of %" PRIu64 " bytes resident\n", i.resident_bytes(), i.memory_budget_bytes());
     std::printf("loaded models  %d\n", i.loaded_models_size());
     for (const auto& m : i.loaded_models()) std::printf("  %s:%u  %s\n", m.name().c_str(), m.version(), m.id().c_str());
+    if (i.store_problems_size() > 0) {
+      std::printf("store problems %d (entries not served)\n", i.store_problems_size());
+      for (const auto& p : i.store_problems()) std::printf("  %s\n", p.c_str());
+    }
     return 0;
   }
   if (c.jobs_list->parsed()) {

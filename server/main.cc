@@ -128,10 +128,10 @@ int main(int argc, char** argv) {
   so.scheduler.threads = step_threads;
   so.scheduler.lanes_per_thread = std::max(1, cfg.lanes / step_threads);
   so.scheduler.device_lanes = std::make_shared<LaneBudget>(static_cast<uint32_t>(cfg.lanes));
-  std::vector<std::string> warnings;
-  Result<std::unique_ptr<ModelStore>> store = ModelStore::Open(so, &warnings);
+  Result<std::unique_ptr<ModelStore>> store = ModelStore::Open(so);
   if (!store.ok()) return Fail(2, store.status().message());
-  for (const auto& w : warnings) spdlog::warn("{}", w);
+  // Loudly: in the log now, and in every `status` until it is mended.
+  for (const auto& p : (*store)->problems()) spdlog::warn("model store: {}", p);
   for (const std::string& ref : cfg.load) {
     Result<ModelLease> m = (*store)->Acquire(ref);
     if (!m.ok()) return Fail(2, "load: model '" + ref + "': " + m.status().message());

@@ -40,16 +40,33 @@ ModelEntry EntryFor(const std::string& name, uint32_t version, const std::string
   return e;
 }
 
-int64_t ReadCreated(const std::string& dir) {
+struct Manifest {
+  int64_t created_unix = 0;
+  std::string id;
+};
+
+Manifest ReadManifest(const std::string& dir) {
+  Manifest m;
   try {
     YAML::Node n = YAML::LoadFile(dir + "/" + kManifestName);
-    if (n["created_unix"]) return n["created_unix"].as<int64_t>();
+    if (n["created_unix"]) m.created_unix = n["created_unix"].as<int64_t>();
+    if (n["id"]) m.id = n["id"].as<std::string>();
   } catch (const std::exception&) {
   }
-  return 0;
+  return m;
 }
 
 }  // namespace
+
+Result<uint32_t> ParseModelVersion(const std::string& text) {
+  const auto bad = [&] {
+    return Status::InvalidArgument("version '" + text + "' is not a number 1.." + std::to_string(kMaxModelVersion));
+  };
+  if (text.empty() || text.size() > 9 || !std::all_of(text.begin(), text.end(), ::isdigit)) return bad();
+  const uint32_t v = static_cast<uint32_t>(std::stoul(text));
+  if (v == 0 || v > kMaxModelVersion) return bad();
+  return v;
+}
 
 Status ModelStore::CheckName(const std::string& name) {
   bool ok = !name.empty() && name.size() <= 64 && name[0] != '.' && name[0] != '-';
@@ -57,33 +74,60 @@ Status ModelStore::CheckName(const std::string& name) {
   if (!ok) {
     return Status::InvalidArgument("model name '" + name + "' is not valid: use 1..64 letters, digits, '_', '-', '.' (not first)");
   }
+  if (name.size() == 64 && std::all_of(name.begin(), name.end(), ::isxdigit)) {
+    return Status::InvalidArgument("model name '" + name + "' is not valid: 64 hex digits are a model id");
+  }
+  if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".boam") == 0) {
+    return Status::InvalidArgument("model name '" + name + "' is not valid: a name ending in .boam is read as a model file");
+  }
   return Status::Ok();
 }
 
-Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options, std::vector<std::string>* warnings) {
+Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
   std::error_code ec;
   fs::create_directories(options.dir, ec);
   if (ec || !fs::is_directory(options.dir)) {
     return Status::IoError("model directory " + options.dir + ": cannot create or open it" + (ec ? ": " + ec.message() : ""));
   }
   std::unique_ptr<ModelStore> store(new ModelStore(options));
+  auto problem = [&](const std::string& path, const std::string& what) {
+    store->problems_.push_back(path + ": " + what + " (left on disk, not served)");
+  };
   for (const auto& name_dir : fs::directory_iterator(options.dir, ec)) {
     const std::string name = name_dir.path().filename().string();
-    if (!name_dir.is_directory() || !CheckName(name).ok()) continue;
+    if (name[0] == '.') continue;  // hidden files and temporaries
+    if (!name_dir.is_directory()) {
+      problem(name_dir.path().string(), "not a model directory");
+      continue;
+    }
+    if (Status s = CheckName(name); !s.ok()) {
+      problem(name_dir.path().string(), s.message());
+      continue;
+    }
     for (const auto& ver_dir : fs::directory_iterator(name_dir.path(), ec)) {
       const std::string v = ver_dir.path().filename().string();
-      if (!ver_dir.is_directory() || v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), ::isdigit)) continue;
-      const uint32_t version = static_cast<uint32_t>(std::stoul(v));
-      if (version == 0) continue;
       const std::string dir = ver_dir.path().string();
-      Result<LoadedModel> m = LoadModelFile(dir + "/" + kModelFileName);
-      if (!m.ok()) {
-        if (warnings) warnings->push_back("skipping " + dir + ": " + m.status().message());
+      if (v[0] == '.') continue;
+      Result<uint32_t> version = ParseModelVersion(v);
+      if (!ver_dir.is_directory() || !version.ok() || std::to_string(*version) != v) {
+        problem(dir, "not a version directory (1.." + std::to_string(kMaxModelVersion) + ", no leading zeros)");
         continue;
       }
-      store->entries_[name][version] = EntryFor(name, version, dir, *m, ReadCreated(dir));
+      Result<LoadedModel> m = LoadModelFile(dir + "/" + kModelFileName);
+      if (!m.ok()) {
+        problem(dir, m.status().message());
+        continue;
+      }
+      const Manifest manifest = ReadManifest(dir);
+      if (manifest.id != m->IdHex()) {
+        problem(dir, "the manifest's id " + (manifest.id.empty() ? std::string("(missing)") : manifest.id) +
+                         " is not the model file's " + m->IdHex());
+        continue;
+      }
+      store->entries_[name][*version] = EntryFor(name, *version, dir, *m, manifest.created_unix);
     }
   }
+  if (ec) return Status::IoError("model directory " + options.dir + ": " + ec.message());
   return store;
 }
 
@@ -116,11 +160,9 @@ Result<ModelEntry> ModelStore::ResolveLocked(const std::string& ref) const {
   size_t colon = ref.rfind(':');
   if (colon != std::string::npos) {
     name = ref.substr(0, colon);
-    std::string v = ref.substr(colon + 1);
-    if (v.empty() || v.size() > 9 || !std::all_of(v.begin(), v.end(), ::isdigit) || std::stoul(v) == 0) {
-      return Status::InvalidArgument("model reference '" + ref + "': the version after ':' must be a positive number");
-    }
-    version = static_cast<uint32_t>(std::stoul(v));
+    Result<uint32_t> v = ParseModelVersion(ref.substr(colon + 1));
+    if (!v.ok()) return v.status().WithContext("model reference '" + ref + "'");
+    version = *v;
   }
   BOA_RETURN_IF_ERROR(CheckName(name));
   auto it = entries_.find(name);
@@ -138,10 +180,21 @@ Result<ModelEntry> ModelStore::Resolve(const std::string& ref) const {
 
 Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file) {
   BOA_RETURN_IF_ERROR(CheckName(name));
-  BOA_ASSIGN_OR_RETURN(LoadedModel m, ParseModelFile(file));
+  if (version > kMaxModelVersion) {
+    return Status::InvalidArgument("version " + std::to_string(version) + " is out of range 1.." + std::to_string(kMaxModelVersion));
+  }
+  Result<LoadedModel> parsed = ParseModelFile(file);
+  if (!parsed.ok()) return Status::InvalidArgument("not a valid model file: " + parsed.status().message());
+  const LoadedModel& m = *parsed;
   std::lock_guard<std::mutex> lk(mu_);
   auto& versions = entries_[name];
-  if (version == 0) version = versions.empty() ? 1 : versions.rbegin()->first + 1;
+  if (version == 0) {
+    if (!versions.empty() && versions.rbegin()->first == kMaxModelVersion) {
+      return Status::FailedPrecondition("model " + name + " has version " + std::to_string(kMaxModelVersion) +
+                                        ", the last there is: give a free version explicitly");
+    }
+    version = versions.empty() ? 1 : versions.rbegin()->first + 1;
+  }
   if (versions.count(version)) {
     return Status::AlreadyExists("model " + name + ":" + std::to_string(version) + " already exists");
   }
@@ -263,7 +316,14 @@ Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) const 
     std::lock_guard<std::mutex> lk(mu_);
     BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
   }
-  return boa::ReadFile(e.dir + "/" + kModelFileName, kMaxModelFileBytes);
+  const std::string path = e.dir + "/" + kModelFileName;
+  BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> file, boa::ReadFile(path, kMaxModelFileBytes));
+  const Sha256Digest sha = Sha256(file.data(), file.size());
+  if (HexString(sha.data(), sha.size()) != e.id) {
+    return Status::DataLoss("the stored file of model " + e.Ref() + " (" + path + ") is damaged: its SHA-256 is not the model id " +
+                            e.id);
+  }
+  return file;
 }
 
 std::vector<std::shared_ptr<ResidentModel>> ModelStore::Resident() const {

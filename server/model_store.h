@@ -52,6 +52,11 @@ struct ModelLease {
   std::shared_ptr<ResidentModel> model;
 };
 
+// Versions are 1..kMaxModelVersion everywhere: in references (name:version), uploads, the
+// automatic next version and the store's directory names (written without leading zeros).
+constexpr uint32_t kMaxModelVersion = 999999999;
+Result<uint32_t> ParseModelVersion(const std::string& text);
+
 class ModelStore {
  public:
   struct Options {
@@ -60,14 +65,17 @@ class ModelStore {
     engine::Backend backend = engine::Backend::kAuto;
     ChunkScheduler::Options scheduler;
   };
-  // Creates the directory if needed and indexes what it holds (entries that fail to parse
-  // are skipped with a warning line in `warnings`).
-  static Result<std::unique_ptr<ModelStore>> Open(const Options& options, std::vector<std::string>* warnings);
+  // Creates the directory if needed and indexes what it holds. Anything in it that is not a
+  // valid entry (a bad name or version directory, a model file that does not load or whose
+  // manifest disagrees) is left on disk and reported in problems(), never dropped silently.
+  static Result<std::unique_ptr<ModelStore>> Open(const Options& options);
+  const std::vector<std::string>& problems() const { return problems_; }
 
   std::vector<ModelEntry> List() const;
   // NOT_FOUND names the reference; INVALID_ARGUMENT for a malformed one.
   Result<ModelEntry> Resolve(const std::string& ref) const;
-  // Validates the file completely before anything is written; version 0 = next free.
+  // Validates the file completely before anything is written (INVALID_ARGUMENT if it is not
+  // a valid model); version 0 = the next after the highest stored.
   Result<ModelEntry> Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file);
   Result<ModelEntry> Remove(const std::string& ref);
   // Loads (or finds resident) and marks as recently used. RESOURCE_EXHAUSTED when the model
@@ -78,12 +86,15 @@ class ModelStore {
   // and every step thread's lanes and activations (ChunkScheduler::MemoryBytes).
   uint64_t ResidentBytes(const ModelConfig& config) const;
   Result<ModelEntry> Unload(const std::string& ref);
+  // The model file, checked against its id first (DATA_LOSS if it was damaged on disk).
   Result<std::vector<uint8_t>> ReadFile(const std::string& ref) const;
 
   std::vector<std::shared_ptr<ResidentModel>> Resident() const;
   uint64_t resident_bytes() const;
   uint64_t memory_budget() const { return options_.memory_budget; }
 
+  // 1..64 of A-Z a-z 0-9 _ - . (not first), not 64 hex digits (that is an id) and not
+  // ending in .boam (boa-client reads that as a model file).
   static Status CheckName(const std::string& name);
 
  private:
@@ -93,6 +104,7 @@ class ModelStore {
   ModelEntry WithLoaded(ModelEntry e) const;
 
   const Options options_;
+  std::vector<std::string> problems_;  // written by Open only
   mutable std::mutex mu_;
   std::map<std::string, std::map<uint32_t, ModelEntry>> entries_;  // name -> version -> entry
   struct Slot {

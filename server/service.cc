@@ -587,6 +587,7 @@ grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRe
   resp->set_memory_budget_bytes(store_->memory_budget());
   resp->set_resident_bytes(store_->resident_bytes());
   resp->set_draining(draining());
+  for (const std::string& p : store_->problems()) resp->add_store_problems(p);
   return grpc::Status::OK;
 }
 

@@ -5,7 +5,9 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <filesystem>
+#include <fstream>
 
 #include "tests/test_util.h"
 
@@ -22,8 +24,7 @@ std::unique_ptr<ModelStore> OpenStore(const std::string& dir, uint64_t budget = 
   o.memory_budget = budget;
   o.scheduler.threads = 1;
   o.scheduler.lanes_per_thread = 2;
-  std::vector<std::string> warnings;
-  auto s = ModelStore::Open(o, &warnings);
+  auto s = ModelStore::Open(o);
   EXPECT_TRUE(s.ok()) << s.status().message();
   return std::move(s).value();
 }
@@ -69,10 +70,87 @@ TEST(ModelStore, RefusesBadNamesAndBadFilesBeforeWriting) {
   }
   std::vector<uint8_t> file = ModelFile(8, 1);
   file[file.size() / 2] ^= 1;  // the checksum no longer matches
-  EXPECT_FALSE(store->Add("broken", 0, file).ok());
+  EXPECT_EQ(store->Add("broken", 0, file).status().code(), StatusCode::kInvalidArgument);
   EXPECT_FALSE(store->Add("empty", 0, {}).ok());
   EXPECT_TRUE(store->List().empty());
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/broken"));
+}
+
+TEST(ModelStore, VersionsHaveOneRangeEverywhere) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  for (uint32_t bad : {kMaxModelVersion + 1, 4294967295u}) {
+    EXPECT_EQ(store->Add("v", bad, ModelFile(8, 1)).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  ASSERT_TRUE(store->Add("v", kMaxModelVersion, ModelFile(8, 1)).ok());
+  EXPECT_EQ(store->Resolve("v:999999999")->version, kMaxModelVersion);
+  EXPECT_EQ(store->Resolve("v:1000000000").status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(store->Resolve("v:0").status().code(), StatusCode::kInvalidArgument);
+  // The next version after the last there is: refused, never wrapped to 0.
+  Result<ModelEntry> next = store->Add("v", 0, ModelFile(8, 2));
+  EXPECT_EQ(next.status().code(), StatusCode::kFailedPrecondition) << next.status().message();
+  ASSERT_TRUE(store->Add("v", 7, ModelFile(8, 2)).ok()) << "a free version given explicitly";
+  store.reset();
+  store = OpenStore(dir.path());
+  EXPECT_TRUE(store->problems().empty()) << store->problems()[0];
+  EXPECT_EQ(store->List().size(), 2u) << "a restart finds every version";
+  EXPECT_EQ(store->Resolve("v")->version, kMaxModelVersion);
+}
+
+// What cannot be served is reported, with its path and reason, and left where it is.
+TEST(ModelStore, ReportsEveryEntryItCannotServe) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store->Add("good", 0, ModelFile(8, 1)).ok());
+  ASSERT_TRUE(store->Add("damaged", 0, ModelFile(8, 2)).ok());
+  store.reset();
+  namespace fs = std::filesystem;
+  const std::string d = dir.path();
+  fs::create_directories(d + "/good/007");
+  fs::create_directories(d + "/good/1000000000");
+  fs::create_directories(d + "/bad name!/1");
+  std::ofstream(d + "/stray.txt") << "x";
+  std::vector<uint8_t> damaged = ReadFile(d + "/damaged/1/model.boam", 1 << 20).value();
+  damaged[damaged.size() / 2] ^= 1;
+  ASSERT_TRUE(WriteFileAtomic(d + "/damaged/1/model.boam", damaged, true).ok());
+  store = OpenStore(d);
+  EXPECT_EQ(store->List().size(), 1u);
+  const std::vector<std::string>& p = store->problems();
+  ASSERT_EQ(p.size(), 5u);
+  auto reported = [&](const std::string& path) {
+    return std::any_of(p.begin(), p.end(), [&](const std::string& line) { return line.rfind(d + "/" + path + ":", 0) == 0; });
+  };
+  for (const char* path : {"good/007", "good/1000000000", "bad name!", "stray.txt", "damaged/1"}) {
+    EXPECT_TRUE(reported(path)) << path;
+  }
+  EXPECT_TRUE(fs::exists(d + "/damaged/1/model.boam")) << "nothing is deleted";
+}
+
+TEST(ModelStore, NamesCannotLookLikeIdsOrFiles) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  const std::string id = store->Add("m", 0, ModelFile(8, 1))->id;
+  for (const std::string& bad : {id, std::string(64, 'a'), std::string("model.boam")}) {
+    EXPECT_EQ(store->Add(bad, 0, ModelFile(8, 2)).status().code(), StatusCode::kInvalidArgument) << bad;
+  }
+  EXPECT_EQ(store->Resolve(id)->name, "m");
+}
+
+TEST(ModelStore, AnInvalidUploadIsAnInvalidArgumentAndADamagedStoredFileIsDataLoss) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  std::vector<uint8_t> file = ModelFile(8, 1);
+  file[file.size() / 2] ^= 1;
+  EXPECT_EQ(store->Add("broken", 0, file).status().code(), StatusCode::kInvalidArgument);
+  auto e = store->Add("m", 0, ModelFile(8, 1));
+  ASSERT_TRUE(e.ok());
+  EXPECT_TRUE(store->ReadFile("m").ok());
+  std::vector<uint8_t> stored = ReadFile(e->dir + "/model.boam", 1 << 20).value();
+  stored[100] ^= 1;
+  ASSERT_TRUE(WriteFileAtomic(e->dir + "/model.boam", stored, true).ok());
+  Result<std::vector<uint8_t>> read = store->ReadFile("m");
+  EXPECT_EQ(read.status().code(), StatusCode::kDataLoss);
+  EXPECT_NE(read.status().message().find("damaged"), std::string::npos) << read.status().message();
 }
 
 TEST(ModelStore, EvictsLeastRecentlyUsedIdleModelsAboveTheBudget) {
@@ -120,7 +198,7 @@ TEST(ModelStore, CountsEveryByteOfAResidentModelAndRefusesWhatCannotFit) {
   o.memory_budget = 256ull << 20;
   o.scheduler.threads = 2;
   o.scheduler.lanes_per_thread = 128;
-  auto store = ModelStore::Open(o, nullptr).value();
+  auto store = ModelStore::Open(o).value();
   ASSERT_TRUE(store->Add("small", 0, ModelFile(16, 1)).ok());
   auto wide = store->Add("wide", 0, WideStateModelFile());
   ASSERT_TRUE(wide.ok()) << wide.status().message();

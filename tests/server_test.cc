@@ -471,6 +471,50 @@ TEST_F(ServerTest, AModelThatDoesNotFitFailsItsRequestNotTheServer) {
   }
 }
 
+TEST_F(ServerTest, ModelStoreFaultsReachTheClientClearly) {
+  auto boad = Start();
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  // Two names for one file: both are loaded once one is used, and each is listed.
+  ASSERT_TRUE(c->UploadModel(model_path_, "alias", 0).ok());
+  std::vector<uint8_t> out;
+  ASSERT_TRUE(RemoteCompress(*c, testing::FloatTable(5000, 1), &out, 4096, "alias").ok());
+  std::vector<std::string> loaded;
+  const v1::ServerInfoResponse status = c->Info().value();
+  for (const auto& m : status.loaded_models()) loaded.push_back(m.name() + ":" + std::to_string(m.version()));
+  std::sort(loaded.begin(), loaded.end());
+  EXPECT_EQ(loaded, (std::vector<std::string>{"alias:1", "m:1"}));
+  // An upload that is not a model is the caller's mistake.
+  const std::string junk = dir_.path() + "/junk.boam";
+  ASSERT_TRUE(WriteFileAtomic(junk, testing::RandomBytes(5000, 1), true).ok());
+  EXPECT_EQ(c->UploadModel(junk, "junk", 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->UploadModel(model_path_, model_.IdHex(), 0).status().code(), StatusCode::kInvalidArgument);
+  EXPECT_EQ(c->UploadModel(model_path_, "m", 1000000000).status().code(), StatusCode::kInvalidArgument);
+  // A stored file damaged on disk is never handed out.
+  const std::string solo = dir_.path() + "/solo.boam";
+  ASSERT_TRUE(WriteFileAtomic(solo, SerializeModel(testing::MakeModel(16, 1, 77).weights, WeightType::kF32, ""), true).ok());
+  ASSERT_TRUE(c->UploadModel(solo, "solo", 0).ok());
+  const std::string stored = dir_.path() + "/store/solo/1/model.boam";
+  std::vector<uint8_t> bytes = ReadFile(stored, 1 << 20).value();
+  bytes[bytes.size() / 2] ^= 1;
+  ASSERT_TRUE(WriteFileAtomic(stored, bytes, true).ok());
+  MemorySink sink;
+  EXPECT_EQ(c->DownloadModel("solo", &sink).code(), StatusCode::kDataLoss);
+  const std::string cmd = std::string(BOA_CLIENT) + " --server " + boad->address() + " models download solo -o " +
+                          dir_.path() + "/copy.boam 2>" + dir_.path() + "/err.txt";
+  EXPECT_EQ(WEXITSTATUS(std::system(cmd.c_str())), 1);
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/copy.boam"));
+  // After a restart the damaged entry is reported, not silently dropped.
+  EXPECT_EQ(boad->Terminate(), 0);
+  auto again = Start();
+  auto c2 = again->Connect();
+  ASSERT_TRUE(c2);
+  Result<v1::ServerInfoResponse> info = c2->Info();
+  ASSERT_TRUE(info.ok());
+  ASSERT_EQ(info->store_problems_size(), 1);
+  EXPECT_NE(info->store_problems(0).find("/store/solo/1"), std::string::npos) << info->store_problems(0);
+}
+
 TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   auto boad = Start();
   const std::string client = std::string(BOA_CLIENT) + " --server " + boad->address();

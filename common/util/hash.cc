@@ -27,6 +27,29 @@ std::string HexString(const uint8_t* data, size_t n) {
   return s;
 }
 
+Sha256Hasher::Sha256Hasher() : ctx_(EVP_MD_CTX_new()) {
+  if (!ctx_ || EVP_DigestInit_ex(static_cast<EVP_MD_CTX*>(ctx_), EVP_sha256(), nullptr) != 1) std::abort();
+}
+
+Sha256Hasher::~Sha256Hasher() { EVP_MD_CTX_free(static_cast<EVP_MD_CTX*>(ctx_)); }
+
+void Sha256Hasher::Update(const uint8_t* data, size_t n) {
+  if (n && EVP_DigestUpdate(static_cast<EVP_MD_CTX*>(ctx_), data, n) != 1) std::abort();
+}
+
+Sha256Digest Sha256Hasher::Digest() const {
+  // Finalising a copy leaves this hasher usable.
+  EVP_MD_CTX* copy = EVP_MD_CTX_new();
+  Sha256Digest out{};
+  unsigned int len = 0;
+  if (!copy || EVP_MD_CTX_copy_ex(copy, static_cast<const EVP_MD_CTX*>(ctx_)) != 1 ||
+      EVP_DigestFinal_ex(copy, out.data(), &len) != 1 || len != out.size()) {
+    std::abort();
+  }
+  EVP_MD_CTX_free(copy);
+  return out;
+}
+
 Xxh3Hasher::Xxh3Hasher() : state_(XXH3_createState()) {
   if (!state_) std::abort();
   XXH3_64bits_reset(static_cast<XXH3_state_t*>(state_));
