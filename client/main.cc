@@ -340,6 +340,10 @@ int RunEval(const GlobalOptions& g, const FileOptions& f) {
 }
 
 #ifdef BOA_WITH_TRAIN
+std::function<void(const std::string&, bool)> TrainProgress(const GlobalOptions& g) {
+  return ProgressLines(g.quiet, g.no_progress);
+}
+
 struct TrainCliOptions {
   train::TrainOptions train;
   uint32_t d_model = 256;
@@ -373,24 +377,6 @@ Result<std::vector<double>> ParseSplits(const std::string& text) {
   return out;
 }
 
-// Training progress: one redrawn line on a terminal, a line every 10 s otherwise.
-std::function<void(const std::string&, bool)> TrainProgress(const GlobalOptions& g) {
-  const bool tty = IsTerminal(2) && !g.no_progress && !g.quiet;
-  const bool lines = !tty && !g.quiet && !g.no_progress;
-  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now() - std::chrono::hours(1));
-  return [tty, lines, last](const std::string& line, bool final_line) {
-    if (tty) {
-      std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), final_line ? "\n" : "");
-    } else if (lines) {
-      auto now = std::chrono::steady_clock::now();
-      if (!final_line && now - *last < std::chrono::seconds(10)) return;
-      *last = now;
-      std::fprintf(stderr, "%s\n", line.c_str());
-    }
-    std::fflush(stderr);
-  };
-}
-
 // Trains on boad: the files are paths inside its train_data_dir and the model is registered
 // in its store as --name. The job goes on if this client stops.
 int RunRemoteTrain(const GlobalOptions& g, const TrainCliOptions& o) {
@@ -416,34 +402,7 @@ int RunRemoteTrain(const GlobalOptions& g, const TrainCliOptions& o) {
   req.set_precision(o.train.precision);
   req.set_dtype(o.dtype);
   req.set_patience(static_cast<uint32_t>(o.train.patience));
-  auto progress = TrainProgress(g);
-  v1::JobInfo last;
-  bool announced = false;
-  Status s = (*r)->Train(req, [&](const v1::TrainEvent& e) {
-    if (e.has_job()) {
-      last = e.job();
-      if (!announced && !g.quiet) {
-        std::fprintf(stderr, "job %s on %s (it continues if this client stops: boa-client jobs show %s)\n",
-                     last.id().c_str(), (*r)->address().c_str(), last.id().c_str());
-      }
-      announced = true;
-    } else if (progress) {
-      progress(e.progress().line(), e.progress().milestone());
-    }
-  });
-  if (!s.ok()) {
-    Error(s.message());
-    return 1;
-  }
-  if (last.state() != v1::JOB_SUCCEEDED) {
-    Error("job " + last.id() + " " + v1::JobState_Name(last.state()) + ": " + last.message());
-    return 1;
-  }
-  if (!g.quiet) {
-    std::printf("trained %s:%u (id %s): validation %.4f, test %.4f bits/byte, %.0f s\n", last.model().name().c_str(),
-                last.model().version(), last.model().id().c_str(), last.val_bpb(), last.test_bpb(), last.seconds());
-  }
-  return 0;
+  return FollowJob(**r, [&](const JobEventFn& on_event) { return (*r)->Train(req, on_event); }, TrainProgress(g), g.quiet);
 }
 
 int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
@@ -804,7 +763,9 @@ int Main(int argc, char** argv) {
     std::fprintf(stderr, "Run 'boa-client --help' for usage.\n");
     return 1;
   }
-  if (int rc = RunServerCommand(server_cmds, g.server, g.quiet, g.timeout); rc >= 0) return rc;
+  if (int rc = RunServerCommand(server_cmds, g.server, g.quiet, g.timeout, ProgressLines(g.quiet, g.no_progress)); rc >= 0) {
+    return rc;
+  }
   if (c->parsed()) return RunFiles(Mode::kCompress, g, comp);
   if (d->parsed()) return RunFiles(Mode::kDecompress, g, decomp);
   if (t->parsed()) return RunFiles(Mode::kVerify, g, verify);

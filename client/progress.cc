@@ -1,7 +1,10 @@
 // Progress display (see progress.h).
 #include "client/progress.h"
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <memory>
 
 namespace boa::client {
 
@@ -51,6 +54,23 @@ void Progress::Clear() {
     std::fflush(stderr);
     drawn_ = false;
   }
+}
+
+std::function<void(const std::string&, bool)> ProgressLines(bool quiet, bool no_progress) {
+  const bool tty = ::isatty(2) == 1 && !no_progress && !quiet;
+  const bool lines = !tty && !quiet && !no_progress;
+  auto last = std::make_shared<std::chrono::steady_clock::time_point>(std::chrono::steady_clock::now() - std::chrono::hours(1));
+  return [tty, lines, last](const std::string& line, bool milestone) {
+    if (tty) {
+      std::fprintf(stderr, "\r\033[K%s%s", line.c_str(), milestone ? "\n" : "");
+    } else if (lines) {
+      auto now = std::chrono::steady_clock::now();
+      if (!milestone && now - *last < std::chrono::seconds(10)) return;
+      *last = now;
+      std::fprintf(stderr, "%s\n", line.c_str());
+    }
+    std::fflush(stderr);
+  };
 }
 
 }  // namespace boa::client

@@ -4,6 +4,7 @@
 
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <string>
 
 namespace boa::client {
@@ -24,5 +25,9 @@ class Progress {
 };
 
 std::string HumanBytes(double bytes);
+
+// Progress of a long job given as lines (training): one line redrawn in place on a terminal,
+// otherwise a line every 10 s and every milestone; nothing with `quiet` or `no_progress`.
+std::function<void(const std::string& line, bool milestone)> ProgressLines(bool quiet, bool no_progress);
 
 }  // namespace boa::client

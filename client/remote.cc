@@ -354,13 +354,29 @@ Result<v1::ServerInfoResponse> RemoteClient::Info() {
   return CallUnary(impl_->stub.get(), &v1::Boa::Stub::ServerInfo, v1::ServerInfoRequest(), deadline_seconds_, address_);
 }
 
+namespace {
+
+// Hands every event of a job's stream (Train, ResumeJob) to `on_event`.
+template <class Reader>
+Status ReadJobEvents(Reader reader, const std::function<void(const v1::TrainEvent&)>& on_event,
+                     const std::string& address) {
+  v1::TrainEvent e;
+  while (reader->Read(&e)) on_event(e);
+  return FromGrpc(reader->Finish(), address);
+}
+
+}  // namespace
+
 Status RemoteClient::Train(const v1::TrainRequest& request, const std::function<void(const v1::TrainEvent&)>& on_event) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline_seconds_);
-  auto reader = impl_->stub->Train(&ctx, request);
-  v1::TrainEvent e;
-  while (reader->Read(&e)) on_event(e);
-  return FromGrpc(reader->Finish(), address_);
+  return ReadJobEvents(impl_->stub->Train(&ctx, request), on_event, address_);
+}
+
+Status RemoteClient::ResumeJob(const std::string& id, const std::function<void(const v1::TrainEvent&)>& on_event) {
+  grpc::ClientContext ctx;
+  SetDeadline(&ctx, deadline_seconds_);
+  return ReadJobEvents(impl_->stub->ResumeJob(&ctx, Job(id)), on_event, address_);
 }
 
 Result<v1::JobInfo> RemoteClient::GetJob(const std::string& id) {

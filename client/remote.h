@@ -53,6 +53,8 @@ class RemoteClient {
   Result<v1::JobInfo> GetJob(const std::string& id);
   Result<std::vector<v1::JobInfo>> ListJobs();
   Result<v1::JobInfo> CancelJob(const std::string& id);
+  // Continues an interrupted, cancelled or failed job; its events as Train's.
+  Status ResumeJob(const std::string& id, const std::function<void(const v1::TrainEvent&)>& on_event);
   // "SERVING" or "NOT_SERVING".
   Result<std::string> Health();
 

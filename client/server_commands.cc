@@ -67,7 +67,7 @@ void AddServerCommands(CLI::App* app, ServerCommands* c) {
   c->unload = c->models->add_subcommand("unload", "Release a resident model's memory");
   c->unload->add_option("model", c->ref, "Model reference")->required();
   c->status = app->add_subcommand("status", "Server health, version, lanes, queue and loaded models");
-  c->jobs = app->add_subcommand("jobs", "Training jobs on the server: list, show, cancel");
+  c->jobs = app->add_subcommand("jobs", "Training jobs on the server: list, show, cancel, resume");
   c->jobs->require_subcommand(1);
   c->jobs->fallthrough();
   c->jobs_list = c->jobs->add_subcommand("list", "List training jobs");
@@ -75,9 +75,39 @@ void AddServerCommands(CLI::App* app, ServerCommands* c) {
   c->jobs_show->add_option("id", c->job, "Job id")->required();
   c->jobs_cancel = c->jobs->add_subcommand("cancel", "Stop a job (a running one checkpoints first)");
   c->jobs_cancel->add_option("id", c->job, "Job id")->required();
+  c->jobs_resume = c->jobs->add_subcommand("resume", "Continue an interrupted, cancelled or failed job from its checkpoint");
+  c->jobs_resume->add_option("id", c->job, "Job id")->required();
 }
 
-int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout) {
+int FollowJob(RemoteClient& r, const std::function<Status(const JobEventFn&)>& call, const ProgressLineFn& progress,
+              bool quiet) {
+  v1::JobInfo last;
+  bool announced = false;
+  Status s = call([&](const v1::TrainEvent& e) {
+    if (e.has_job()) {
+      last = e.job();
+      if (!announced && !quiet) {
+        std::fprintf(stderr, "job %s on %s (it continues if this client stops: boa-client jobs show %s)\n",
+                     last.id().c_str(), r.address().c_str(), last.id().c_str());
+      }
+      announced = true;
+    } else if (progress) {
+      progress(e.progress().line(), e.progress().milestone());
+    }
+  });
+  if (!s.ok()) return Fail(s);
+  if (last.state() != v1::JOB_SUCCEEDED) {
+    return Fail(Status::Internal("job " + last.id() + " " + v1::JobState_Name(last.state()) + ": " + last.message()));
+  }
+  if (!quiet) {
+    std::printf("trained %s:%u (id %s): validation %.4f, test %.4f bits/byte, %.0f s\n", last.model().name().c_str(),
+                last.model().version(), last.model().id().c_str(), last.val_bpb(), last.test_bpb(), last.seconds());
+  }
+  return 0;
+}
+
+int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout,
+                     const ProgressLineFn& progress) {
   if (!c.models->parsed() && !c.status->parsed() && !c.jobs->parsed()) return -1;
   Result<std::unique_ptr<RemoteClient>> connected = RemoteClient::Connect(ServerAddress(server));
   if (!connected.ok()) return Fail(connected.status());
@@ -99,9 +129,9 @@ int RunServerCommand(const ServerCommands& c, const std::string& server, bool qu
     std::printf("memory         %" PRIu64 " of %" PRIu64 " bytes resident\n", i.resident_bytes(), i.memory_budget_bytes());
     std::printf("loaded models  %d\n", i.loaded_models_size());
     for (const auto& m : i.loaded_models()) std::printf("  %s:%u  %s\n", m.name().c_str(), m.version(), m.id().c_str());
-    if (i.store_problems_size() > 0) {
-      std::printf("store problems %d (entries not served)\n", i.store_problems_size());
-      for (const auto& p : i.store_problems()) std::printf("  %s\n", p.c_str());
+    if (i.problems_size() > 0) {
+      std::printf("problems       %d (entries of the model store or jobs directory not served)\n", i.problems_size());
+      for (const auto& p : i.problems()) std::printf("  %s\n", p.c_str());
     }
     return 0;
   }
@@ -114,6 +144,9 @@ int RunServerCommand(const ServerCommands& c, const std::string& server, bool qu
                   j.message().c_str());
     }
     return 0;
+  }
+  if (c.jobs_resume->parsed()) {
+    return FollowJob(r, [&](const JobEventFn& on_event) { return r.ResumeJob(c.job, on_event); }, progress, quiet);
   }
   if (c.jobs_show->parsed() || c.jobs_cancel->parsed()) {
     Result<v1::JobInfo> j = c.jobs_show->parsed() ? r.GetJob(c.job) : r.CancelJob(c.job);

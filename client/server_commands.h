@@ -2,7 +2,10 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <functional>
 #include <string>
+
+#include "client/remote.h"
 
 namespace boa::client {
 
@@ -11,7 +14,7 @@ struct ServerCommands {
   CLI::App *list = nullptr, *show = nullptr, *upload = nullptr, *download = nullptr, *rm = nullptr, *load = nullptr,
            *unload = nullptr;
   CLI::App* status = nullptr;
-  CLI::App *jobs = nullptr, *jobs_list = nullptr, *jobs_show = nullptr, *jobs_cancel = nullptr;
+  CLI::App *jobs = nullptr, *jobs_list = nullptr, *jobs_show = nullptr, *jobs_cancel = nullptr, *jobs_resume = nullptr;
   std::string ref, file, name, output, job;
   uint32_t version = 0;
   bool force = false;
@@ -19,7 +22,15 @@ struct ServerCommands {
 
 // Adds the subcommands to `app`.
 void AddServerCommands(CLI::App* app, ServerCommands* c);
-// Runs whichever was parsed; -1 if none was.
-int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout);
+using ProgressLineFn = std::function<void(const std::string& line, bool milestone)>;
+// Runs whichever was parsed; -1 if none was. `progress` shows a followed job's lines.
+int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout,
+                     const ProgressLineFn& progress);
+
+// Follows a training job on boad (`train --name`, `jobs resume`): `call` starts the stream;
+// announces the job, shows its progress and its outcome. 0 if it succeeded, else 1.
+using JobEventFn = std::function<void(const v1::TrainEvent&)>;
+int FollowJob(RemoteClient& remote, const std::function<Status(const JobEventFn&)>& call, const ProgressLineFn& progress,
+              bool quiet);
 
 }  // namespace boa::client

@@ -83,7 +83,7 @@ int main(int argc, char** argv) {
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
 
   CLI::App app{"boad: the boa compression daemon (gRPC service boa.v1.Boa)"};
-  std::string config_path, listen, model_dir, log_level, train_data_dir;
+  std::string config_path, listen, model_dir, log_level, train_data_dir, jobs_dir;
   int threads = -1, lanes = -1;
   bool check_config = false;
   app.add_option("--config", config_path, "boad.yaml");
@@ -93,6 +93,7 @@ int main(int argc, char** argv) {
   app.add_option("--lanes", lanes, "lanes per model");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
   app.add_option("--train-data-dir", train_data_dir, "directory Train may read data from (off when unset)");
+  app.add_option("--jobs-dir", jobs_dir, "training jobs' files (overrides the config)");
   app.add_flag("--check-config", check_config, "validate the configuration and exit");
   app.set_version_flag("--version", BOA_VERSION);
   try {
@@ -112,6 +113,7 @@ int main(int argc, char** argv) {
   if (lanes >= 0) cfg.lanes = lanes;
   if (!log_level.empty()) cfg.log_level = log_level;
   if (!train_data_dir.empty()) cfg.train_data_dir = train_data_dir;
+  if (!jobs_dir.empty()) cfg.jobs_dir = jobs_dir;
   if (Status s = cfg.Validate(); !s.ok()) return Fail(2, "configuration: " + s.message());
   if (check_config) {
     std::printf("boad: configuration OK (listen %s, model_dir %s)\n", cfg.listen.c_str(), cfg.model_dir.c_str());
@@ -139,6 +141,7 @@ int main(int argc, char** argv) {
   }
 
   JobManager jobs(store->get(), cfg.jobs_dir);
+  for (const auto& p : jobs.problems()) spdlog::warn("jobs: {}", p);
   BoaService service(cfg, store->get(), &jobs);
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();

@@ -587,7 +587,8 @@ grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRe
   resp->set_memory_budget_bytes(store_->memory_budget());
   resp->set_resident_bytes(store_->resident_bytes());
   resp->set_draining(draining());
-  for (const std::string& p : store_->problems()) resp->add_store_problems(p);
+  for (const std::string& p : store_->problems()) resp->add_problems(p);
+  for (const std::string& p : jobs_->problems()) resp->add_problems(p);
   return grpc::Status::OK;
 }
 
@@ -603,6 +604,7 @@ v1::JobInfo ToJobInfo(const JobSnapshot& j) {
     case JobState::kSucceeded: info.set_state(v1::JOB_SUCCEEDED); break;
     case JobState::kFailed: info.set_state(v1::JOB_FAILED); break;
     case JobState::kCancelled: info.set_state(v1::JOB_CANCELLED); break;
+    case JobState::kInterrupted: info.set_state(v1::JOB_INTERRUPTED); break;
   }
   info.set_message(j.message);
   info.set_created_unix(j.created_unix);
@@ -681,14 +683,33 @@ grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest*
   if (draining()) return ToGrpc(ShuttingDown());
   Result<train::TrainOptions> o = TrainOptionsFor(*req);
   if (!o.ok()) return ToGrpc(o.status());
-  Result<std::string> id = jobs_->Submit(req->name(), std::move(*o));
+  Result<std::string> id = jobs_->Submit(*req, std::move(*o));
   if (!id.ok()) return ToGrpc(id.status());
   spdlog::info("[{}] Train model={} files={}", *id, req->name(), req->files_size());
+  return FollowJob(ctx, *id, writer);
+}
+
+grpc::Status BoaService::ResumeJob(grpc::ServerContext* ctx, const v1::JobRef* req,
+                                   grpc::ServerWriter<v1::TrainEvent>* writer) {
+  if (draining()) return ToGrpc(ShuttingDown());
+  Result<v1::TrainRequest> request = jobs_->Request(req->id());
+  if (!request.ok()) return ToGrpc(request.status());
+  // Checked again: the configuration or the data may have changed since it was submitted.
+  Result<train::TrainOptions> o = TrainOptionsFor(*request);
+  if (!o.ok()) return ToGrpc(o.status().WithContext("job " + req->id()));
+  Result<JobSnapshot> j = jobs_->Resume(req->id(), std::move(*o));
+  if (!j.ok()) return ToGrpc(j.status());
+  spdlog::info("[{}] resumed: model={}", req->id(), request->name());
+  return FollowJob(ctx, req->id(), writer);
+}
+
+grpc::Status BoaService::FollowJob(grpc::ServerContext* ctx, const std::string& id,
+                                   grpc::ServerWriter<v1::TrainEvent>* writer) {
   uint64_t seen = 0;
   bool first = true;
   for (;;) {
     std::vector<JobLine> lines;
-    Result<JobSnapshot> j = jobs_->Wait(*id, &seen, &lines, std::chrono::milliseconds(first ? 0 : 500));
+    Result<JobSnapshot> j = jobs_->Wait(id, &seen, &lines, std::chrono::milliseconds(first ? 0 : 500));
     if (!j.ok()) return ToGrpc(j.status());
     if (first) {
       v1::TrainEvent e;
@@ -706,7 +727,7 @@ grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest*
       v1::TrainEvent e;
       *e.mutable_job() = ToJobInfo(*j);
       writer->Write(e);
-      spdlog::info("[{}] Train model={} -> {} ({})", *id, req->name(), v1::JobState_Name(ToJobInfo(*j).state()), j->message);
+      spdlog::info("[{}] model={} -> {} ({})", id, j->name, JobStateName(j->state), j->message);
       return grpc::Status::OK;
     }
     if (ctx->IsCancelled()) return grpc::Status::OK;  // the job keeps running: GetJob/ListJobs

@@ -51,10 +51,13 @@ class BoaService final : public boa::v1::Boa::Service {
   grpc::Status GetJob(grpc::ServerContext* ctx, const v1::JobRef* req, v1::JobInfo* resp) override;
   grpc::Status ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest* req, v1::ListJobsResponse* resp) override;
   grpc::Status CancelJob(grpc::ServerContext* ctx, const v1::JobRef* req, v1::JobInfo* resp) override;
+  grpc::Status ResumeJob(grpc::ServerContext* ctx, const v1::JobRef* req, grpc::ServerWriter<v1::TrainEvent>* writer) override;
 
  private:
   class Admission;
   Status CheckCancelled(grpc::ServerContext* ctx) const;
+  // Streams a job's progress to the caller until it ends or the caller goes (the job does not).
+  grpc::Status FollowJob(grpc::ServerContext* ctx, const std::string& id, grpc::ServerWriter<v1::TrainEvent>* writer);
   // Compress after its options message: the container streams back as chunks finish.
   Status CompressStream(grpc::ServerContext* ctx,
                         grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream, uint64_t id,

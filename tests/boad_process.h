@@ -7,6 +7,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -30,7 +31,11 @@ class Boad {
       }
       dup2(fds[1], 1);
       close(fds[0]);
+      // The jobs directory beside the store, unless `extra` names one (flags override the config).
       std::vector<std::string> args = {boad_path, "--listen", "127.0.0.1:0", "--model-dir", model_dir, "--log-level", "warn"};
+      if (std::find(extra.begin(), extra.end(), "--config") == extra.end()) {
+        args.insert(args.end(), {"--jobs-dir", model_dir + ".jobs"});
+      }
       args.insert(args.end(), extra.begin(), extra.end());
       std::vector<char*> argv;
       for (auto& a : args) argv.push_back(a.data());

@@ -511,8 +511,8 @@ TEST_F(ServerTest, ModelStoreFaultsReachTheClientClearly) {
   ASSERT_TRUE(c2);
   Result<v1::ServerInfoResponse> info = c2->Info();
   ASSERT_TRUE(info.ok());
-  ASSERT_EQ(info->store_problems_size(), 1);
-  EXPECT_NE(info->store_problems(0).find("/store/solo/1"), std::string::npos) << info->store_problems(0);
+  ASSERT_EQ(info->problems_size(), 1);
+  EXPECT_NE(info->problems(0).find("/store/solo/1"), std::string::npos) << info->problems(0);
 }
 
 TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
@@ -725,7 +725,8 @@ TEST_F(ServerTest, ATrainingJobCannotTakeTheServerDown) {
     EXPECT_EQ(c->Train(nan, [](const v1::TrainEvent&) {}).code(), StatusCode::kInvalidArgument);
   }
   // With a budget larger than the memory there is, the job starts and fails on its own.
-  std::ofstream(config) << "train_data_dir: " << data_dir << "\ntrain_memory_budget: 64G\n";
+  std::ofstream(config) << "train_data_dir: " << data_dir << "\ntrain_memory_budget: 64G\njobs_dir: " << dir_.path()
+                         << "/jobs\n";
   Boad boad(BOAD, dir_.path() + "/store", {"--config", config}, 3000ull << 20);
   auto c = boad.Connect();
   ASSERT_TRUE(c) << "boad did not start";
@@ -769,6 +770,85 @@ TEST_F(ServerTest, SigtermCheckpointsARunningTrainingJob) {
   EXPECT_EQ(boad->Terminate(), 0);
   EXPECT_TRUE(std::filesystem::exists(jobs_dir + "/" + id + "/ckpt/state.txt")) << "the job checkpointed";
   EXPECT_TRUE(std::filesystem::exists(jobs_dir + "/" + id + "/ckpt/model.pt"));
+}
+// Jobs outlive boad: one stopped by a shutdown, or running when boad was killed, is listed
+// after the restart as interrupted and continues from its checkpoint when resumed.
+TEST_F(ServerTest, InterruptedJobsSurviveARestartAndResume) {
+  const std::string data_dir = dir_.path() + "/data", jobs_dir = dir_.path() + "/jobs";
+  std::filesystem::create_directories(data_dir);
+  ASSERT_TRUE(WriteFileAtomic(data_dir + "/jets.bin", testing::FloatTable(40000, 8), true).ok());
+  const std::string config = dir_.path() + "/boad.yaml";
+  std::ofstream(config) << "train_data_dir: " << data_dir << "\njobs_dir: " << jobs_dir << "\n";
+  v1::TrainRequest req;
+  req.set_name("resumable");
+  req.add_files("jets.bin");
+  req.set_d_model(16);
+  req.set_n_layers(1);
+  req.set_seq_len(128);
+  req.set_epochs(100000);
+  req.set_max_seconds(8);
+  // Starts the job and lets it run until it has made progress.
+  auto start_job = [&](RemoteClient& c) {
+    std::string id;
+    int lines = 0;
+    c.set_deadline(2.5);
+    c.Train(req, [&](const v1::TrainEvent& e) {
+      if (e.has_job()) id = e.job().id();
+      lines += e.has_progress();
+    }).ok();
+    c.set_deadline(0);
+    EXPECT_GT(lines, 0);
+    return id;
+  };
+  std::string stopped, killed;
+  {
+    auto boad = Start({"--config", config});
+    auto c = boad->Connect();
+    ASSERT_TRUE(c);
+    stopped = start_job(*c);
+    ASSERT_FALSE(stopped.empty());
+    EXPECT_EQ(boad->Terminate(), 0);
+  }
+  uint64_t steps_before = 0;
+  {
+    auto boad = Start({"--config", config});
+    auto c = boad->Connect();
+    ASSERT_TRUE(c);
+    Result<v1::JobInfo> j = c->GetJob(stopped);
+    ASSERT_TRUE(j.ok()) << "the job is still known after the restart";
+    EXPECT_EQ(j->state(), v1::JOB_INTERRUPTED) << j->message();
+    EXPECT_NE(j->message().find("boa-client jobs resume " + stopped), std::string::npos) << j->message();
+    steps_before = j->steps();
+    EXPECT_GT(steps_before, 0u);
+    killed = start_job(*c);  // this one is running when boad dies
+    boad->Signal(SIGKILL);
+    boad->Wait();
+  }
+  auto boad = Start({"--config", config});
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  EXPECT_EQ(c->GetJob(killed)->state(), v1::JOB_INTERRUPTED) << c->GetJob(killed)->message();
+  EXPECT_EQ(c->ListJobs()->size(), 2u);
+  v1::JobInfo last;
+  bool resumed_line = false;
+  Status s = c->ResumeJob(stopped, [&](const v1::TrainEvent& e) {
+    if (e.has_job()) last = e.job();
+    if (e.has_progress() && e.progress().line().find("step") != std::string::npos) resumed_line = true;
+  });
+  ASSERT_TRUE(s.ok()) << s.message();
+  ASSERT_EQ(last.state(), v1::JOB_SUCCEEDED) << last.message();
+  EXPECT_GT(last.steps(), steps_before) << "it went on from where it stopped";
+  EXPECT_GE(last.seconds(), 7.0) << "its time budget counts the earlier run";
+  EXPECT_EQ(last.model().name(), "resumable");
+  EXPECT_TRUE(resumed_line);
+  EXPECT_EQ(c->ResumeJob(stopped, [](const v1::TrainEvent&) {}).code(), StatusCode::kFailedPrecondition)
+      << "a job that succeeded is done";
+  EXPECT_EQ(c->ResumeJob("job-999-000000", [](const v1::TrainEvent&) {}).code(), StatusCode::kNotFound);
+  // The client command follows a resumed job to its end.
+  ASSERT_TRUE(c->CancelJob(killed).ok());
+  const std::string cmd = std::string(BOA_CLIENT) + " --server " + boad->address() + " -q jobs resume " + killed;
+  EXPECT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(c->GetJob(killed)->state(), v1::JOB_SUCCEEDED);
 }
 #endif
 

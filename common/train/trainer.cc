@@ -338,6 +338,7 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
     for (int64_t s = std::clamp<int64_t>(first_step, 0, steps_per_epoch); s < steps_per_epoch; ++s) {
       if (o.should_stop && o.should_stop()) {
         if (!o.output.empty()) BOA_RETURN_IF_ERROR(save_checkpoint(false));
+        if (report) *report = r;  // how far it got
         return Status::Cancelled("training stopped at step " + std::to_string(r.steps) +
                                  (o.output.empty() ? "" : "; resume from the checkpoint in " + ckpt));
       }

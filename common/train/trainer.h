@@ -39,7 +39,7 @@ struct TrainOptions {
   int run_epochs = 0;                      // train at most this many epochs now (0: all), resume later
   // Polled every step (may be empty): true stops training at once. The partial epoch is
   // checkpointed (so `resume` continues from the same step) and Train returns CANCELLED
-  // without writing the model file.
+  // without writing the model file; the report says how far it got.
   std::function<bool()> should_stop;
   // Called every few steps and at each validation: a one-line status for progress output.
   std::function<void(const std::string& line, bool final_line)> progress;
