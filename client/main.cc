@@ -11,6 +11,7 @@
 #include <cinttypes>
 #include <cstdio>
 #include <functional>
+#include <map>
 #include <iostream>
 #include <memory>
 #include <string>
@@ -28,6 +29,7 @@
 #include "common/format/container.h"
 #include "common/model/checkpoint.h"
 #include "common/model/model.h"
+#include "common/util/byte_size.h"
 #include "common/util/io.h"
 #ifdef BOA_WITH_TRAIN
 #include "common/train/trainer.h"
@@ -66,29 +68,9 @@ void Error(const std::string& msg) { std::fprintf(stderr, "boa-client: %s\n", ms
 
 bool IsTerminal(int fd) { return ::isatty(fd) == 1; }
 
-// A byte count: "65536", "64K", "64KiB", "1M", "2G" (binary units).
-Result<uint64_t> ParseBytes(const std::string& text) {
-  size_t end = 0;
-  unsigned long long v = 0;
-  try {
-    v = std::stoull(text, &end);
-  } catch (...) {
-    return Status::InvalidArgument("'" + text + "' is not a size (e.g. 65536, 64K, 1M)");
-  }
-  const std::string unit = text.substr(end);
-  uint64_t mult = 0;
-  if (unit.empty()) mult = 1;
-  if (unit == "K" || unit == "k" || unit == "KiB" || unit == "KB") mult = 1ull << 10;
-  if (unit == "M" || unit == "MiB" || unit == "MB") mult = 1ull << 20;
-  if (unit == "G" || unit == "GiB" || unit == "GB") mult = 1ull << 30;
-  if (mult == 0) return Status::InvalidArgument("'" + text + "' has an unknown unit (use K, M or G)");
-  if (v > (1ull << 40)) return Status::InvalidArgument("'" + text + "' is too large");
-  return static_cast<uint64_t>(v) * mult;
-}
-
 // A chunk size: a byte count that fits 32 bits.
 Result<uint32_t> ParseSize(const std::string& text) {
-  BOA_ASSIGN_OR_RETURN(uint64_t bytes, ParseBytes(text));
+  BOA_ASSIGN_OR_RETURN(uint64_t bytes, ParseByteSize(text));
   if (bytes > UINT32_MAX) return Status::InvalidArgument("'" + text + "' is too large");
   return static_cast<uint32_t>(bytes);
 }
@@ -442,7 +424,7 @@ int RunTrain(const GlobalOptions& g, TrainCliOptions o) {
   }
   o.train.output_type = o.dtype == "f16" ? WeightType::kF16 : WeightType::kF32;
   if (!o.max_bytes.empty()) {
-    Result<uint64_t> b = ParseBytes(o.max_bytes);
+    Result<uint64_t> b = ParseByteSize(o.max_bytes);
     if (!b.ok()) {
       Error("--max-bytes: " + b.status().message());
       return 1;
@@ -613,42 +595,60 @@ void AddFileOptions(CLI::App* cmd, FileOptions* f, bool with_output, bool with_c
   cmd->add_option("-T,--threads", f->threads, "Worker threads (default: all cores)");
 }
 
-// zstd's mode flags: `boa-client -d FILE` decompresses, `-t` verifies, `-l` lists, and a
-// command line without a subcommand compresses. Rewrites such a command line into the
-// subcommand form; leaves any other alone.
-std::vector<std::string> ModeFlagsToSubcommand(int argc, char** argv) {
-  static const std::vector<std::string> kCommands = {"compress", "decompress", "verify", "info", "eval", "model",
-                                                     "train", "bench", "new-experiment", "run", "models", "jobs",
-                                                     "status"};
-  static const std::vector<std::string> kTakesValue = {"--server", "--backend", "--timeout"};
-  std::vector<std::string> args(argv + 1, argv + argc);
+// Every option name of `app` and its subcommands (-T, --threads), and whether it takes a
+// value: read from the parser itself, so the command line is normalised by the same rules.
+void CollectOptions(const CLI::App& app, std::map<std::string, bool>* takes_value) {
+  for (const CLI::Option* o : app.get_options()) {
+    const bool value = o->get_expected_min() > 0;
+    for (const std::string& n : o->get_snames()) (*takes_value)["-" + n] |= value;
+    for (const std::string& n : o->get_lnames()) (*takes_value)["--" + n] |= value;
+  }
+  for (const CLI::App* sub : app.get_subcommands([](const CLI::App*) { return true; })) CollectOptions(*sub, takes_value);
+}
+
+// Brings a command line into the form the parser takes, `COMMAND [OPTIONS] [FILES]`:
+// - options before the command are moved after it (git style: `boa-client --local -T 1
+//   compress f.bin`), since an option placed there may belong to the command;
+// - zstd's mode flags pick the command (`-d` decompress, `-t` verify, `-l` info, `-z`
+//   compress), and a command line that starts with a file compresses (`boa-client f.bin`);
+//   a file named like a command is given after `--` or as `./compress`.
+std::vector<std::string> NormalizeCommandLine(const CLI::App& app, std::vector<std::string> args) {
+  std::map<std::string, bool> takes_value;
+  CollectOptions(app, &takes_value);
+  static const std::map<std::string, std::string> kModeFlags = {
+      {"-d", "decompress"}, {"--decompress", "decompress"}, {"-t", "verify"}, {"--test", "verify"},
+      {"-l", "info"},       {"--list", "info"},             {"-z", "compress"}, {"--compress", "compress"}};
+  std::vector<std::string> leading;
   std::string mode;
-  bool value_next = false, has_inputs = false;
-  for (size_t i = 0; i < args.size(); ++i) {
+  size_t i = 0;
+  for (; i < args.size(); ++i) {
     const std::string& a = args[i];
-    if (value_next) {
-      value_next = false;
+    if (a == "-h" || a == "--help" || a == "-V" || a == "--version") return args;
+    if (a == "--" || a == "-" || a.empty() || a[0] != '-') break;  // the first positional
+    if (auto m = kModeFlags.find(a); m != kModeFlags.end()) {
+      mode = m->second;
       continue;
     }
-    if (a == "-h" || a == "--help" || a == "-V" || a == "--version") return args;
-    if (a.empty() || a[0] != '-' || a == "-") {
-      if (std::find(kCommands.begin(), kCommands.end(), a) != kCommands.end() && mode.empty()) return args;
-      has_inputs = true;
-      break;
-    }
-    if (std::find(kTakesValue.begin(), kTakesValue.end(), a) != kTakesValue.end()) value_next = true;
-    if (a == "-d" || a == "--decompress") mode = "decompress";
-    if (a == "-t" || a == "--test") mode = "verify";
-    if (a == "-l" || a == "--list") mode = "info";
-    if (a == "-z" || a == "--compress") mode = "compress";
-    if (!mode.empty()) {
-      args.erase(args.begin() + static_cast<std::ptrdiff_t>(i));
-      args.insert(args.begin(), mode);
-      return args;
-    }
+    leading.push_back(a);
+    auto t = takes_value.find(a);  // "--opt=value" and "-T1" carry their value already
+    if (t != takes_value.end() && t->second && i + 1 < args.size()) leading.push_back(args[++i]);
   }
-  if (has_inputs || (!args.empty() && mode.empty() && !isatty(0))) args.insert(args.begin(), "compress");
-  return args;
+  std::vector<std::string> rest(args.begin() + static_cast<std::ptrdiff_t>(i), args.end());
+  std::vector<std::string> out;
+  auto is_command = [&](const std::string& name) {
+    return !app.get_subcommands([&](const CLI::App* sub) { return sub->check_name(name); }).empty();
+  };
+  if (mode.empty() && !rest.empty() && is_command(rest[0])) {
+    out.push_back(rest[0]);
+    rest.erase(rest.begin());
+  } else if (!mode.empty() || !rest.empty() || (!leading.empty() && !isatty(0))) {
+    out.push_back(mode.empty() ? "compress" : mode);  // zstd: files (or piped data) compress
+  } else {
+    return args;  // no command at all: the parser says so
+  }
+  out.insert(out.end(), leading.begin(), leading.end());
+  out.insert(out.end(), rest.begin(), rest.end());
+  return out;
 }
 
 int Main(int argc, char** argv) {
@@ -752,7 +752,7 @@ int Main(int argc, char** argv) {
   AddServerCommands(&app, &server_cmds);
 
   try {
-    std::vector<std::string> args = ModeFlagsToSubcommand(argc, argv);
+    std::vector<std::string> args = NormalizeCommandLine(app, std::vector<std::string>(argv + 1, argv + argc));
     std::reverse(args.begin(), args.end());  // CLI11 takes them last first
     app.parse(args);
   } catch (const CLI::Success& ex) {

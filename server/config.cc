@@ -8,25 +8,9 @@
 #include <set>
 #include <thread>
 
-namespace boa::server {
+#include "common/util/byte_size.h"
 
-Result<uint64_t> ParseByteSize(const std::string& text) {
-  size_t i = 0;
-  uint64_t v = 0;
-  while (i < text.size() && std::isdigit(static_cast<unsigned char>(text[i]))) {
-    if (v > (UINT64_MAX - 9) / 10) return Status::InvalidArgument("size '" + text + "' is too large");
-    v = v * 10 + static_cast<uint64_t>(text[i++] - '0');
-  }
-  if (i == 0) return Status::InvalidArgument("size '" + text + "' is not a number of bytes (e.g. 4G, 512M, 65536)");
-  std::string unit = text.substr(i);
-  int shift = 0;
-  if (unit == "K" || unit == "KiB") shift = 10;
-  else if (unit == "M" || unit == "MiB") shift = 20;
-  else if (unit == "G" || unit == "GiB") shift = 30;
-  else if (!unit.empty()) return Status::InvalidArgument("size '" + text + "': unknown unit '" + unit + "' (K, M or G)");
-  if (shift && v > (UINT64_MAX >> shift)) return Status::InvalidArgument("size '" + text + "' is too large");
-  return v << shift;
-}
+namespace boa::server {
 
 Result<ListenAddress> ParseListenAddress(const std::string& text) {
   auto bad = [&](const std::string& why) {

@@ -38,7 +38,5 @@ struct ListenAddress {
 };
 Result<ListenAddress> ParseListenAddress(const std::string& text);
 
-// "4G", "512M", "64K" or a plain number of bytes.
-Result<uint64_t> ParseByteSize(const std::string& text);
 
 }  // namespace boa::server

@@ -123,6 +123,32 @@ TEST_F(CliTest, RefusesCompressedDataToATerminal) {
   EXPECT_NE(o.out.find("refusing to write compressed data to a terminal"), std::string::npos) << o.out << o.err;
 }
 
+TEST_F(CliTest, RefusesToWaitForDataTypedOnATerminal) {
+  if (std::system("command -v script >/dev/null 2>&1") != 0) GTEST_SKIP() << "script(1) not installed";
+  for (const char* command : {"compress -m m.boam -c", "decompress -m m.boam -c -", "verify -m m.boam"}) {
+    Outcome o = Shell("timeout 10 script -qec '" + std::string(BOA_CLIENT) + " --local " + command + "' /dev/null");
+    EXPECT_NE(o.out.find("standard input is a terminal"), std::string::npos) << command << ": " << o.out << o.err;
+  }
+}
+
+// Options may come before the command (git style), and zstd's form still works; a file
+// named like a command is reached after `--`.
+TEST_F(CliTest, OptionsBeforeTheCommandAndFilesNamedLikeCommands) {
+  Outcome c = Shell(std::string(BOA_CLIENT) + " --local -T 1 -q compress data.bin -m m.boam");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_TRUE(Exists("data.bin.boa"));
+  Outcome d = Shell(std::string(BOA_CLIENT) + " --local -d -T 1 -m m.boam data.bin.boa -o back.bin");
+  ASSERT_EQ(d.code, 0) << d.err;
+  EXPECT_EQ(Read("back.bin"), Read("data.bin"));
+  Write("compress", testing::FloatTable(2000, 5));
+  Outcome f = Shell(std::string(BOA_CLIENT) + " --local -m m.boam -q -- compress");
+  ASSERT_EQ(f.code, 0) << f.err;
+  EXPECT_TRUE(Exists("compress.boa"));
+  Outcome g = Shell(std::string(BOA_CLIENT) + " --local --chunk-size 4K -m m.boam -q ./compress -o viadot.boa");
+  ASSERT_EQ(g.code, 0) << g.err;
+  EXPECT_TRUE(Exists("viadot.boa"));
+}
+
 TEST_F(CliTest, WrongModelFailsCleanlyNamingBothIds) {
   ASSERT_EQ(Run("compress data.bin -m m.boam").code, 0);
   ASSERT_EQ(Run("model show m.boam").code, 0);
@@ -326,6 +352,9 @@ TEST_F(CliTest, UsageErrorsExitOne) {
   EXPECT_EQ(Run("compress data.bin").code, 1);  // no model
   EXPECT_EQ(Run("frobnicate").code, 1);
   EXPECT_EQ(Run("compress data.bin -m m.boam --chunk-size 10Q").code, 1);
+  Outcome negative = Run("compress data.bin -m m.boam --chunk-size -5");
+  EXPECT_EQ(negative.code, 1);
+  EXPECT_NE(negative.err.find("'-5' is not a size"), std::string::npos) << negative.err;
   EXPECT_EQ(Run("compress data.bin -m m.boam --chunk-size 64K --chunks 3").code, 1);
   Outcome o = Run("compress data.bin -m nosuch.boam");
   EXPECT_EQ(o.code, 1);

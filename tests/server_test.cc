@@ -879,8 +879,10 @@ TEST(BoadConfig, BadConfigurationExitsTwoWithTheKey) {
   EXPECT_NE(err.find("'lanes' must be an integer"), std::string::npos) << err;
   EXPECT_EQ(run("laness: 4\n", &err), 2);
   EXPECT_NE(err.find("unknown key 'laness'"), std::string::npos) << err;
-  EXPECT_EQ(run("memory_budget: 3T\n", &err), 2);
+  EXPECT_EQ(run("memory_budget: 3Q\n", &err), 2);
   EXPECT_NE(err.find("memory_budget"), std::string::npos) << err;
+  EXPECT_EQ(run("memory_budget: -4G\n", &err), 2);
+  EXPECT_NE(err.find("'-4G' is not a size"), std::string::npos) << err;
   EXPECT_EQ(run("queue_limit: 0\n", &err), 2);
   EXPECT_NE(err.find("queue_limit"), std::string::npos) << err;
   for (const char* bad : {"127.0.0.1:99999", "127.0.0.1:", ":50051", "::1:50051", "[::1:50051", "host name:1", "127.0.0.1:-1"}) {
