@@ -107,7 +107,7 @@ int RunBench(const BenchOptions& o) {
       return 1;
     }
     Row r;
-    r.method = "boa (" + o.model + (o.backend.local ? "" : " on boad") + ")";
+    r.method = "boa (" + o.model + ((*backend)->in_process() ? "" : " on boad") + ")";
     r.bytes = sink.bytes;
     r.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     r.extra = (*backend)->model_bytes();

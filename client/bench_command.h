@@ -10,7 +10,7 @@ namespace boa::client {
 
 struct BenchOptions {
   std::string file;
-  std::string model;  // optional: a model file with backend.local, else a model on boad
+  std::string model;  // optional: a model file (in this process), or a model on boad (OpenBackend)
   BackendChoice backend;
   uint32_t chunk_length = 0;
   int threads = 0;

@@ -1,6 +1,8 @@
 // The two codec backends of boa-client.
 #include "client/codec_backend.h"
 
+#include <cstdlib>
+
 namespace boa::client {
 
 namespace {
@@ -18,7 +20,9 @@ class Local final : public CodecBackend {
     CountingSink sink;
     return boa::Decompress(model_, in, &sink, o, stats);
   }
+  Result<EvalResult> Eval(ByteSource* in, const CodecOptions& o) override { return Evaluate(model_, in, o); }
   uint64_t model_bytes() const override { return model_.file_bytes; }
+  bool in_process() const override { return true; }
 
  private:
   LoadedModel model_;
@@ -37,7 +41,9 @@ class Remote final : public CodecBackend {
   Status Verify(ByteSource* in, const CodecOptions&, CodecStats* stats) override {
     return client_->Verify(model_, in, stats);
   }
+  Result<EvalResult> Eval(ByteSource* in, const CodecOptions& o) override { return client_->Eval(model_, o, in); }
   uint64_t model_bytes() const override { return bytes_; }
+  bool in_process() const override { return false; }
 
  private:
   std::unique_ptr<RemoteClient> client_;
@@ -54,8 +60,19 @@ std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<RemoteClient> client
   return std::make_unique<Remote>(std::move(client), std::move(model), model_bytes);
 }
 
+bool BackendChoice::ServerNamed() const {
+  const char* env = std::getenv("BOA_SERVER");
+  return !server.empty() || (env && *env);
+}
+
+bool IsModelFile(const std::string& model) {
+  const std::string suffix = ".boam";
+  return model.find('/') != std::string::npos ||
+         (model.size() > suffix.size() && model.compare(model.size() - suffix.size(), suffix.size(), suffix) == 0);
+}
+
 Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, const std::string& model) {
-  if (choice.local) {
+  if (choice.local || IsModelFile(model)) {
     if (model.empty()) return Status::InvalidArgument("no model given (use -m MODEL)");
     BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(model));
     return LocalBackend(std::move(m));
@@ -70,14 +87,13 @@ Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, c
   return RemoteBackend(std::move(c), model, bytes);
 }
 
-Result<std::string> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
-                                   const std::string& name) {
-  const std::string id = model.IdHex();
-  Result<v1::ModelInfo> found = client.GetModel(id);
-  if (found.ok()) return id;
-  if (found.status().code() != StatusCode::kNotFound) return found.status();
-  BOA_ASSIGN_OR_RETURN(v1::ModelInfo up, client.UploadModel(path, name, 0));
-  return up.id();
+Result<v1::ModelInfo> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
+                                     const std::string& name, bool* uploaded) {
+  *uploaded = false;
+  Result<v1::ModelInfo> found = client.GetModel(model.IdHex());
+  if (found.ok() || found.status().code() != StatusCode::kNotFound) return found;
+  *uploaded = true;
+  return client.UploadModel(path, name, 0);
 }
 
 }  // namespace boa::client

@@ -20,8 +20,11 @@ class CodecBackend {
   virtual Status Compress(ByteSource* in, ByteSink* out, const CodecOptions& options, CodecStats* stats) = 0;
   virtual Status Decompress(ByteSource* in, ByteSink* out, const CodecOptions& options, CodecStats* stats) = 0;
   virtual Status Verify(ByteSource* in, const CodecOptions& options, CodecStats* stats) = 0;
+  virtual Result<EvalResult> Eval(ByteSource* in, const CodecOptions& options) = 0;
   // Size of the model file, for ratios that count the model.
   virtual uint64_t model_bytes() const = 0;
+  // Whether the work runs in this process (else on boad).
+  virtual bool in_process() const = 0;
 };
 
 std::unique_ptr<CodecBackend> LocalBackend(LoadedModel model);
@@ -33,14 +36,23 @@ struct BackendChoice {
   bool local = false;      // --local
   std::string server;      // --server (empty: $BOA_SERVER or localhost:50051)
   double timeout = 0;      // --timeout, server requests only
+  // Whether a server was named (--server or $BOA_SERVER), for commands that run in this
+  // process unless told otherwise (run).
+  bool ServerNamed() const;
 };
-// --local: `model` is a model file (required); else a reference in the server's store
-// (empty allowed: decompress and verify take the stream's model).
+
+// A `-m` value that names a model file rather than a model on boad: a path (it contains a
+// '/') or a name ending in .boam (the store refuses such names, so this is never ambiguous).
+bool IsModelFile(const std::string& model);
+
+// In this process when --local is given or `model` is a model file (which it must then
+// be); else on boad with `model` a reference in its store (empty allowed: decompress and
+// verify take the stream's model).
 Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, const std::string& model);
 
 // Makes a local model file available on the server: finds it by id, or uploads it as
-// `name` (next version). Returns its reference (the id).
-Result<std::string> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
-                                   const std::string& name);
+// `name` (next version; *uploaded is then set). Returns the model as the server has it.
+Result<v1::ModelInfo> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
+                                     const std::string& name, bool* uploaded);
 
 }  // namespace boa::client

@@ -110,11 +110,6 @@ Result<CodecOptions> MakeCodecOptions(const GlobalOptions& g, const FileOptions&
   return o;
 }
 
-Result<LoadedModel> LoadModel(const std::string& path) {
-  if (path.empty()) return Status::InvalidArgument("no model given (use -m MODEL)");
-  return LoadModelFile(path);
-}
-
 // A file, or standard input for "-" (refused on a terminal: nobody types binary data, and
 // waiting for it looks like a hang).
 Result<std::unique_ptr<FileSource>> OpenInput(const std::string& input) {
@@ -289,24 +284,13 @@ int RunEval(const GlobalOptions& g, const FileOptions& f) {
     Error(src.status().message());
     return 1;
   }
-  auto start = std::chrono::steady_clock::now();
-  Result<EvalResult> r = Status::Internal("not evaluated");
-  if (g.local) {
-    Result<LoadedModel> model = LoadModel(f.model);
-    if (!model.ok()) {
-      Error(model.status().message());
-      return 1;
-    }
-    r = Evaluate(*model, src->get(), *codec);
-  } else {
-    Result<std::unique_ptr<RemoteClient>> remote = RemoteClient::Connect(ServerAddress(g.server));
-    if (!remote.ok()) {
-      Error(remote.status().message());
-      return 1;
-    }
-    (*remote)->set_deadline(g.timeout);
-    r = (*remote)->Eval(f.model, *codec, src->get());
+  Result<std::unique_ptr<CodecBackend>> backend = OpenBackend(Choice(g), f.model);
+  if (!backend.ok()) {
+    Error(backend.status().message());
+    return 1;
   }
+  auto start = std::chrono::steady_clock::now();
+  Result<EvalResult> r = (*backend)->Eval(src->get(), *codec);
   if (!r.ok()) {
     Error(r.status().WithContext(input == "-" ? "<stdin>" : input).message());
     return 1;
@@ -578,8 +562,8 @@ int RunModelInfo(const std::string& path) {
 void AddFileOptions(CLI::App* cmd, FileOptions* f, bool with_output, bool with_chunks) {
   cmd->add_option("files", f->inputs, "Input files ('-' or none: standard input)");
   auto* model = cmd->add_option("-m,--model", f->model,
-                                "Model: NAME[:VERSION] or id on the server; a model file with --local" +
-                                    std::string(with_chunks ? "" : " (server: default is the one the stream names)"));
+                                "Model: a model file (a path or *.boam: works in this process), or NAME[:VERSION] or id on boad" +
+                                    std::string(with_chunks ? "" : " (boad: default is the one the stream names)"));
   if (with_chunks) model->required();
   if (with_output) {
     cmd->add_option("-o,--output", f->output, "Output file (single input only)");
@@ -657,7 +641,7 @@ int Main(int argc, char** argv) {
   app.require_subcommand(1);
   app.fallthrough();  // global flags may follow the subcommand
   GlobalOptions g;
-  app.add_flag("--local", g.local, "Run the codec in this process instead of on boad (-m is then a model file)");
+  app.add_flag("--local", g.local, "Work in this process, never on boad (-m is then a model file)");
   app.add_option("--server", g.server, "boad address HOST:PORT (default $BOA_SERVER, else localhost:50051)");
   app.add_option("--timeout", g.timeout, "Give up on a server request after this many seconds (default: none)");
   app.add_flag("-q,--quiet", g.quiet, "Print nothing but errors");
@@ -720,12 +704,13 @@ int Main(int argc, char** argv) {
   std::string bench_chunk;
   auto* bench_cmd = app.add_subcommand("bench", "Compare boa with xz, zstd, brotli, bzip3 and bzip2 on a file");
   bench_cmd->add_option("file", bench.file, "File to compress")->required();
-  bench_cmd->add_option("-m,--model", bench.model, "Model on boad, or a model file with --local (omit for the baselines only)");
+  bench_cmd->add_option("-m,--model", bench.model, "A model file (in this process) or a model on boad (omit for the baselines only)");
   bench_cmd->add_option("--chunk-size", bench_chunk, "Bytes per chunk for boa (default 64K)");
   bench_cmd->add_option("-T,--threads", bench.threads, "Threads for boa (default: all cores)");
   auto* new_exp = app.add_subcommand("new-experiment", "Create experiments/NAME/NAME.yaml interactively (answers may be piped)");
   RunOptions run;
-  auto* run_cmd = app.add_subcommand("run", "Run an experiment: train (or load) -> compress -> decompress -> verify");
+  auto* run_cmd = app.add_subcommand("run", "Run an experiment: train (or load) -> compress -> decompress -> verify, in this "
+                                             "process (on boad with --server or $BOA_SERVER)");
   run_cmd->add_option("--config", run.config, "NAME (experiments/NAME/NAME.yaml) or a path")->required();
   auto* only_train = run_cmd->add_flag("--train-only", run.train_only, "Only train");
   auto* only_compress = run_cmd->add_flag("--compress-only", run.compress_only, "Only compress (needs a model)");

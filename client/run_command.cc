@@ -149,19 +149,27 @@ int RunExperiment(const RunOptions& o) {
     Fail(model.status().message() + (c.model_path.empty() ? " (train it first: boa-client run --config " + o.config + " --train-only)" : ""));
     return 1;
   }
+  // In this process, unless a server is named (--server or $BOA_SERVER): then compression and
+  // decompression run on boad, the model uploaded to its store if it is not there yet — and
+  // saying so.
   std::unique_ptr<CodecBackend> backend;
-  if (o.backend.local) {
+  if (o.backend.local || !o.backend.ServerNamed()) {
     backend = LocalBackend(std::move(*model));
   } else {
     Result<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(ServerAddress(o.backend.server));
-    Result<std::string> ref = client.ok() ? EnsureOnServer(**client, model_path, *model, c.name)
-                                          : Result<std::string>(client.status());
-    if (!ref.ok()) {
-      Fail(ref.status().message());
+    bool uploaded = false;
+    Result<v1::ModelInfo> on_server = client.ok() ? EnsureOnServer(**client, model_path, *model, c.name, &uploaded)
+                                                  : Result<v1::ModelInfo>(client.status());
+    if (!on_server.ok()) {
+      Fail(on_server.status().message());
       return 1;
     }
+    if (uploaded && !o.quiet) {
+      std::fprintf(stderr, "boa-client: %s was not in the store of boad at %s: uploaded it as %s:%u\n",
+                   model_path.c_str(), (*client)->address().c_str(), on_server->name().c_str(), on_server->version());
+    }
     (*client)->set_deadline(o.backend.timeout);
-    backend = RemoteBackend(std::move(*client), *ref, model->file_bytes);
+    backend = RemoteBackend(std::move(*client), on_server->id(), model->file_bytes);
   }
   timings.Add("load model", Since(t0));
 

@@ -19,8 +19,10 @@ struct RunOptions {
   std::string precision;   // overrides the config's precision
   bool quiet = false;
   int threads = 0;
-  // Compression and decompression run on boad unless backend.local (training runs here; the
-  // model is uploaded to the server's store under the experiment's name if it is not there).
+  // Everything runs in this process unless a server is named (backend.ServerNamed()) and
+  // not backend.local: then compression and decompression run on boad (training still runs
+  // here; the model is uploaded to the server's store under the experiment's name if it is
+  // not there, with a line saying so).
   BackendChoice backend;
   // Training progress lines (see TrainOptions::progress); empty: none.
   std::function<void(const std::string&, bool)> progress;

@@ -295,6 +295,29 @@ TEST_F(CliTest, RunAnExperimentEndToEnd) {
   EXPECT_NE(fp8.err.find("supported: fp32"), std::string::npos) << fp8.err;
 }
 
+// A model file means work in this process, whatever the command, with no server around.
+TEST_F(CliTest, AModelFileWorksInProcessWithoutLocal) {
+  const std::string client = "env -u BOA_SERVER " + std::string(BOA_CLIENT) + " --server 127.0.0.1:1";
+  Outcome c = Shell(client + " compress data.bin -m ./m.boam -q");
+  ASSERT_EQ(c.code, 0) << c.err;
+  Outcome v = Shell(client + " verify data.bin.boa -m m.boam -q");
+  EXPECT_EQ(v.code, 0) << v.err;
+  Outcome e = Shell(client + " eval data.bin -m m.boam");
+  EXPECT_EQ(e.code, 0) << e.err;
+  Outcome b = Shell(client + " bench data.bin -m m.boam --chunk-size 8K");
+  ASSERT_EQ(b.code, 0) << b.err;
+  EXPECT_NE(b.out.find("| boa (m.boam) |"), std::string::npos) << b.out;
+  std::ofstream(dir_ + "/given.yaml") << "name: given\nfile_path: data.bin\nmodel_path: m.boam\nprogress: false\n"
+                                         "compression: {chunks_count: 3}\n";
+  Outcome r = Shell("env -u BOA_SERVER " + std::string(BOA_CLIENT) + " run --config given.yaml --verify");
+  ASSERT_EQ(r.code, 0) << r.err;
+  EXPECT_NE(r.out.find("verify: "), std::string::npos) << r.out;
+  // A name is a model on boad, which is not there.
+  Outcome n = Shell(client + " compress data.bin -m jets -f");
+  EXPECT_EQ(n.code, 1);
+  EXPECT_NE(n.err.find("cannot reach boad at 127.0.0.1:1"), std::string::npos) << n.err;
+}
+
 TEST_F(CliTest, NewExperimentFromPipedAnswers) {
   // A bad name and a missing file are asked again; empty answers take the defaults.
   std::ofstream(dir_ + "/answers") << "bad name!\nexp1\nmissing.bin\ndata.bin\n\n\n\n4096\n\n64\n1\n1e-3\n"

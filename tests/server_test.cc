@@ -550,6 +550,14 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   EXPECT_EQ(ReadFile(d + "/tiny.boa", 1 << 30).value(), ReadFile(d + "/three.boa", 1 << 30).value());
   ASSERT_EQ(sh(client + " bench orig.bin -m m"), 0) << text("err.txt");
   EXPECT_NE(text("out.txt").find("boa (m on boad)"), std::string::npos) << text("out.txt");
+  ASSERT_EQ(sh(client + " bench orig.bin -m m.boam"), 0) << text("err.txt");
+  EXPECT_NE(text("out.txt").find("boa (m.boam)"), std::string::npos) << "a model file: in this process";
+  // run with a model the server lacks: uploaded, and said so.
+  ASSERT_TRUE(WriteFileAtomic(d + "/new.boam", SerializeModel(testing::MakeModel(16, 1, 31).weights, WeightType::kF32, ""),
+                              true).ok());
+  std::ofstream(d + "/fresh.yaml") << "name: fresh\nfile_path: orig.bin\nmodel_path: new.boam\nprogress: false\n";
+  ASSERT_EQ(sh(client + " run --config fresh.yaml"), 0) << text("err.txt");
+  EXPECT_NE(text("err.txt").find("uploaded it as fresh:1"), std::string::npos) << text("err.txt");
   EXPECT_EQ(sh(client + " models list"), 0);
   EXPECT_NE(text("out.txt").find(model_.IdHex().substr(0, 12)), std::string::npos) << text("out.txt");
   EXPECT_EQ(sh(client + " models download m -o copy.boam && cmp copy.boam m.boam"), 0) << text("err.txt");
