@@ -164,7 +164,15 @@ Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, co
   }
   ByteSink* out = file ? static_cast<ByteSink*>(file.get()) : sink.get();
 
-  Progress progress(ShowProgress(g), label, src->SizeHint());
+  // A decompression's progress counts decoded bytes against the original size in the
+  // file's trailer: its compressed input is read (and sent to boad) far ahead of decoding.
+  int64_t total = src->SizeHint();
+  const bool by_output = mode != Mode::kCompress && input != "-";
+  if (by_output) {
+    Result<ContainerInfo> info = ReadContainerInfo(input);
+    total = info.ok() ? static_cast<int64_t>(info->trailer.original_length) : -1;
+  }
+  Progress progress(ShowProgress(g), label, total, by_output);
   CodecOptions o = codec;
   o.progress = [&](uint64_t in, uint64_t outb) { progress.Update(in, outb); };
   CodecStats stats;

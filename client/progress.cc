@@ -20,8 +20,8 @@ std::string HumanBytes(double b) {
   return buf;
 }
 
-Progress::Progress(bool enabled, std::string label, int64_t total_bytes)
-    : enabled_(enabled), label_(std::move(label)), total_(total_bytes) {
+Progress::Progress(bool enabled, std::string label, int64_t total_bytes, bool by_output)
+    : enabled_(enabled), label_(std::move(label)), total_(total_bytes), by_output_(by_output) {
   start_ = last_ = std::chrono::steady_clock::now();
 }
 
@@ -31,11 +31,12 @@ void Progress::Update(uint64_t in_bytes, uint64_t out_bytes) {
   if (drawn_ && now - last_ < std::chrono::milliseconds(100)) return;
   last_ = now;
   double secs = std::chrono::duration<double>(now - start_).count();
-  double rate = secs > 0 ? in_bytes / secs : 0;
+  const uint64_t done = by_output_ ? out_bytes : in_bytes;
+  double rate = secs > 0 ? done / secs : 0;
   char line[256];
   if (total_ > 0) {
-    double frac = static_cast<double>(in_bytes) / total_;
-    double eta = rate > 0 ? (total_ - static_cast<double>(in_bytes)) / rate : 0;
+    double frac = static_cast<double>(done) / total_;
+    double eta = rate > 0 ? (total_ - static_cast<double>(done)) / rate : 0;
     std::snprintf(line, sizeof line, "%s: %5.1f%%  %s -> %s  %s/s  ETA %d:%02d", label_.c_str(),
                   100 * frac, HumanBytes(in_bytes).c_str(), HumanBytes(out_bytes).c_str(),
                   HumanBytes(rate).c_str(), static_cast<int>(eta) / 60, static_cast<int>(eta) % 60);

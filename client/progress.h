@@ -11,7 +11,9 @@ namespace boa::client {
 
 class Progress {
  public:
-  Progress(bool enabled, std::string label, int64_t total_bytes);
+  // `total_bytes` (-1: unknown) counts input bytes, or output bytes with `by_output` (a
+  // decompression, whose compressed input is read far ahead of what is decoded).
+  Progress(bool enabled, std::string label, int64_t total_bytes, bool by_output = false);
   ~Progress() { Clear(); }
   void Update(uint64_t in_bytes, uint64_t out_bytes);
   void Clear();
@@ -20,6 +22,7 @@ class Progress {
   bool enabled_;
   std::string label_;
   int64_t total_;
+  bool by_output_;
   bool drawn_ = false;
   std::chrono::steady_clock::time_point start_, last_;
 };

@@ -17,6 +17,7 @@
 #include <fstream>
 #include <thread>
 
+#include "boa/v1/boa.grpc.pb.h"
 #include "client/remote.h"
 #include "common/format/container.h"
 #include "common/util/hash.h"
@@ -229,6 +230,43 @@ TEST_F(ServerTest, EachStatusCodeOnPurpose) {
   EXPECT_EQ(RemoteCompress(*c, big, &out, 65536).code(), StatusCode::kDeadlineExceeded);
   c->set_deadline(0);
   EXPECT_TRUE(WaitIdle(*c)) << "... which freed its lanes";
+}
+
+// Every request stream follows one rule: options first, then data messages only. A message
+// with nothing set is refused by Compress as by Eval.
+TEST_F(ServerTest, AMessageWithoutDataIsRefusedByEveryStream) {
+  auto boad = Start();
+  auto channel = grpc::CreateChannel(boad->address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Boa::NewStub(channel);
+  v1::CompressRequest options, data, empty;
+  options.mutable_options()->set_model("m");
+  data.set_data("some bytes");
+  {
+    grpc::ClientContext ctx;
+    auto stream = stub->Compress(&ctx);
+    ASSERT_TRUE(stream->Write(options));
+    stream->Write(data);
+    stream->Write(empty);
+    stream->WritesDone();
+    v1::CompressResponse r;
+    while (stream->Read(&r)) {
+    }
+    grpc::Status st = stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find("carries no data"), std::string::npos) << st.error_message();
+  }
+  {
+    grpc::ClientContext ctx;
+    v1::EvalSummary summary;
+    auto stream = stub->Eval(&ctx, &summary);
+    ASSERT_TRUE(stream->Write(options));
+    stream->Write(data);
+    stream->Write(empty);
+    stream->WritesDone();
+    grpc::Status st = stream->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+    EXPECT_NE(st.error_message().find("carries no data"), std::string::npos) << st.error_message();
+  }
 }
 
 // Gives `good` bytes, then fails like a disk error.
@@ -469,6 +507,28 @@ TEST_F(ServerTest, AModelThatDoesNotFitFailsItsRequestNotTheServer) {
     EXPECT_LE(info->resident_bytes(), info->memory_budget_bytes());
     EXPECT_EQ(boad.Terminate(), 0);
   }
+}
+
+// The compressed input of a decompression is sent to boad long before it is decoded, so its
+// progress counts the decoded bytes: it must not show 100 % before anything came back.
+TEST_F(ServerTest, DecompressProgressFollowsTheDecodedBytes) {
+  auto boad = Start({"--lanes", "2", "--threads", "1"});  // two chunks at a time: a slow decode
+  const std::vector<uint8_t> data = testing::SampleFromModel(model_, 240000, 4);
+  const std::string d = dir_.path();
+  ASSERT_TRUE(WriteFileAtomic(d + "/s.boa", Local(data, 4096), true).ok());
+  const std::string cmd = "cd " + d + " && " + BOA_CLIENT + " --server " + boad->address() +
+                          " --progress decompress s.boa -o s.out 2>err.txt";
+  ASSERT_EQ(std::system(cmd.c_str()), 0);
+  EXPECT_EQ(ReadFile(d + "/s.out", 1 << 20).value(), data);
+  std::ifstream f(d + "/err.txt");
+  const std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  std::vector<double> shown;
+  for (size_t p = err.find("s.boa: "); p != std::string::npos; p = err.find("s.boa: ", p + 1)) {
+    if (err.find('%', p) < err.find('\r', p)) shown.push_back(std::atof(err.c_str() + p + 7));
+  }
+  ASSERT_FALSE(shown.empty()) << err;
+  EXPECT_LT(shown.front(), 90.0) << "the first progress line of a decode that takes a while";
+  EXPECT_TRUE(std::is_sorted(shown.begin(), shown.end()));
 }
 
 TEST_F(ServerTest, ModelStoreFaultsReachTheClientClearly) {
