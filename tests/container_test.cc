@@ -102,5 +102,70 @@ TEST(Container, InfoReadsTheIndex) {
   unlink(path);
 }
 
+std::string WriteTemp(const std::vector<uint8_t>& bytes) {
+  char path[] = "/tmp/boa_container_test_XXXXXX";
+  int fd = mkstemp(path);
+  EXPECT_GE(fd, 0);
+  EXPECT_EQ(write(fd, bytes.data(), bytes.size()), static_cast<ssize_t>(bytes.size()));
+  close(fd);
+  return path;
+}
+
+Status ReadSequentially(const std::vector<uint8_t>& bytes) {
+  MemorySource src(bytes);
+  ContainerReader r(&src);
+  ContainerHeader h;
+  BOA_RETURN_IF_ERROR(r.ReadHeader(&h));
+  ChunkRecord rec;
+  for (;;) {
+    BOA_ASSIGN_OR_RETURN(bool more, r.Next(&rec));
+    if (!more) return Status::Ok();
+  }
+}
+
+// `info` reads only heads, index and trailer, but what it accepts must hold together as the
+// sequential reader requires: crafted files whose tags, lengths and totals disagree.
+TEST(Container, InfoAppliesTheReadersStructuralChecks) {
+  std::vector<std::vector<uint8_t>> crafted;
+  {
+    // A header claiming 16 MiB chunks over one 3000-byte stored record and a trailer of 3000.
+    MemorySink sink;
+    ContainerWriter w(&sink, Header(3000));
+    std::vector<uint8_t> data(3000, 'x');
+    ASSERT_TRUE(w.WriteHeader().ok());
+    ASSERT_TRUE(w.WriteChunk(ChunkMethod::kStored, 3000, data.data(), data.size()).ok());
+    ASSERT_TRUE(w.Finish(0).ok());
+    std::vector<uint8_t> big = EncodeHeader(Header(format::kMaxChunkLength));
+    std::copy(big.begin(), big.end(), sink.data.begin());
+    crafted.push_back(sink.data);
+  }
+  // Sample(): header, then 0x02 + 10 bytes, 0x01 4 + 4 bytes, 0x81 3 2 + 2 bytes.
+  const size_t second = format::kHeaderBytes + 11, third = second + 6;
+  std::vector<uint8_t> b = Sample();
+  ASSERT_EQ(b[second], 0x01);
+  ASSERT_EQ(b[third], 0x81);
+  b[third] = 0x01;  // the last chunk read as a full one: the total no longer matches
+  crafted.push_back(b);
+  b = Sample();
+  b[second] = 0x81;  // the middle chunk read as the short final one: one follows it
+  crafted.push_back(b);
+  b = Sample();
+  b[format::kHeaderBytes] = 0x82;  // a length of 'a' (97) in a 10-byte chunk
+  crafted.push_back(b);
+  for (size_t i = 0; i < crafted.size(); ++i) {
+    const std::string path = WriteTemp(crafted[i]);
+    Result<ContainerInfo> info = ReadContainerInfo(path);
+    EXPECT_EQ(info.status().code(), StatusCode::kDataLoss) << "case " << i;
+    EXPECT_NE(info.status().message().find("corrupt .boa"), std::string::npos) << info.status().message();
+    EXPECT_FALSE(ReadSequentially(crafted[i]).ok()) << "case " << i;
+    unlink(path.c_str());
+  }
+  const std::string path = WriteTemp(Sample());
+  Result<ContainerInfo> good = ReadContainerInfo(path);
+  ASSERT_TRUE(good.ok()) << good.status().message();
+  EXPECT_EQ(good->trailer.original_length, 23u);
+  unlink(path.c_str());
+}
+
 }  // namespace
 }  // namespace boa

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cstring>
 
 #include "common/util/bytes.h"
@@ -167,8 +168,35 @@ Status ContainerReader::ReadHeader(ContainerHeader* header) {
   hash_.Update(h, sizeof h);
   offset_ = sizeof h;
   BOA_RETURN_IF_ERROR(DecodeHeader(h, &header_));
+  rules_ = RecordRules(header_.chunk_length);
   *header = header_;
   return Status::Ok();
+}
+
+Result<RecordHead> RecordRules::Parse(uint8_t tag, uint64_t index,
+                                      const std::function<Result<uint64_t>(const char* what)>& varint) {
+  const std::string where = "chunk " + std::to_string(index) + ": ";
+  const uint8_t method = tag & ~format::kTagExplicitLength;
+  if (method != static_cast<uint8_t>(ChunkMethod::kModel) && method != static_cast<uint8_t>(ChunkMethod::kStored)) {
+    return Corrupt(where + "unknown coding method " + std::to_string(method));
+  }
+  if (short_chunk_seen_) return Corrupt(where + "follows the final (short) chunk");
+  uint64_t length = chunk_length_;
+  if (tag & format::kTagExplicitLength) {
+    BOA_ASSIGN_OR_RETURN(length, varint("chunk length"));
+    if (length == 0 || length >= chunk_length_) {
+      return Corrupt(where + "length " + std::to_string(length) + " must be 1.." + std::to_string(chunk_length_ - 1));
+    }
+    short_chunk_seen_ = true;
+  }
+  uint64_t payload = length;
+  if (method == static_cast<uint8_t>(ChunkMethod::kModel)) {
+    BOA_ASSIGN_OR_RETURN(payload, varint("payload length"));
+    if (payload == 0 || payload > length) {
+      return Corrupt(where + "coded length " + std::to_string(payload) + " must be 1.." + std::to_string(length));
+    }
+  }
+  return RecordHead{static_cast<ChunkMethod>(method), static_cast<uint32_t>(length), payload};
 }
 
 Result<bool> ContainerReader::Next(ChunkRecord* rec) {
@@ -180,39 +208,16 @@ Result<bool> ContainerReader::Next(ChunkRecord* rec) {
     done_ = true;
     return false;
   }
-  const std::string where = "chunk " + std::to_string(chunks_) + ": ";
-  uint8_t method = tag & ~format::kTagExplicitLength;
-  if (method != static_cast<uint8_t>(ChunkMethod::kModel) &&
-      method != static_cast<uint8_t>(ChunkMethod::kStored)) {
-    return Corrupt(where + "unknown coding method " + std::to_string(method));
-  }
-  if (short_chunk_seen_) return Corrupt(where + "follows the final (short) chunk");
-  uint64_t record_start = offset_ - 1;
-  uint64_t length = header_.chunk_length;
-  if (tag & format::kTagExplicitLength) {
-    BOA_ASSIGN_OR_RETURN(length, GetVarint("chunk length"));
-    if (length == 0 || length >= header_.chunk_length) {
-      return Corrupt(where + "length " + std::to_string(length) + " must be 1.." +
-                     std::to_string(header_.chunk_length - 1));
-    }
-    short_chunk_seen_ = true;
-  }
-  uint64_t payload = length;
-  if (method == static_cast<uint8_t>(ChunkMethod::kModel)) {
-    BOA_ASSIGN_OR_RETURN(payload, GetVarint("payload length"));
-    if (payload == 0 || payload > length) {
-      return Corrupt(where + "coded length " + std::to_string(payload) + " must be 1.." +
-                     std::to_string(length));
-    }
-  }
-  rec->method = static_cast<ChunkMethod>(method);
-  rec->original_length = static_cast<uint32_t>(length);
-  rec->payload.resize(payload);
-  BOA_RETURN_IF_ERROR(Get(rec->payload.data(), payload, "chunk payload"));
+  const uint64_t record_start = offset_ - 1;
+  BOA_ASSIGN_OR_RETURN(RecordHead head, rules_.Parse(tag, chunks_, [this](const char* what) { return GetVarint(what); }));
+  rec->method = head.method;
+  rec->original_length = head.original_length;
+  rec->payload.resize(head.payload_length);
+  BOA_RETURN_IF_ERROR(Get(rec->payload.data(), head.payload_length, "chunk payload"));
   std::vector<uint8_t> size;
   PutVarint(&size, offset_ - record_start);
   index_hash_.Update(size.data(), size.size());
-  original_ += length;
+  original_ += head.original_length;
   ++chunks_;
   return true;
 }
@@ -355,23 +360,44 @@ Result<ContainerInfo> ReadContainerInfo(const std::string& path) {
   if (count != tr.chunk_count) return Corrupt("index and trailer disagree on the chunk count");
   uint64_t record = format::kHeaderBytes;
   const uint64_t records_end = tr.index_offset - 1;
+  // Each record's head, checked as the sequential reader checks it.
+  RecordRules rules(info.header.chunk_length);
+  uint64_t original = 0;
   for (uint64_t i = 0; i < count; ++i) {
     uint64_t size;
     BOA_RETURN_IF_ERROR(varint(&size));
     if (size == 0 || size > records_end - record) return Corrupt("index entry out of range");
-    uint8_t tag;
-    BOA_RETURN_IF_ERROR(PreadExact(fd, &tag, 1, record));
-    uint8_t method = tag & ~format::kTagExplicitLength;
-    if (method == static_cast<uint8_t>(ChunkMethod::kModel)) {
-      ++info.model_chunks;
-    } else if (method == static_cast<uint8_t>(ChunkMethod::kStored)) {
-      ++info.stored_chunks;
-    } else {
-      return Corrupt("chunk " + std::to_string(i) + ": unknown coding method");
+    uint8_t head[1 + 2 * 10];
+    const size_t head_bytes = static_cast<size_t>(std::min<uint64_t>(sizeof head, size));
+    BOA_RETURN_IF_ERROR(PreadExact(fd, head, head_bytes, record));
+    size_t at = 1;
+    auto head_varint = [&](const char* what) -> Result<uint64_t> {
+      uint64_t v = 0;
+      for (int shift = 0; shift < 64 && at < head_bytes; shift += 7) {
+        const uint8_t b = head[at++];
+        v |= static_cast<uint64_t>(b & 0x7f) << shift;
+        if (!(b & 0x80)) return v;
+      }
+      return Corrupt(std::string("malformed number in ") + what);
+    };
+    if (head[0] == format::kTagEnd) return Corrupt("chunk " + std::to_string(i) + ": the index lists more chunks than the file has");
+    BOA_ASSIGN_OR_RETURN(RecordHead h, rules.Parse(head[0], i, head_varint));
+    if (at + h.payload_length != size) {
+      return Corrupt("chunk " + std::to_string(i) + ": the record is " + std::to_string(at + h.payload_length) +
+                     " bytes, the index says " + std::to_string(size));
     }
+    ++(h.method == ChunkMethod::kModel ? info.model_chunks : info.stored_chunks);
+    original += h.original_length;
     record += size;
   }
   if (record != records_end || pos != trailer_at) return Corrupt("index does not match the file layout");
+  uint8_t end = 1;
+  BOA_RETURN_IF_ERROR(PreadExact(fd, &end, 1, records_end));
+  if (end != format::kTagEnd) return Corrupt("no end marker after the last chunk");
+  if (original != tr.original_length) {
+    return Corrupt("the chunks hold " + std::to_string(original) + " bytes, the trailer says " +
+                   std::to_string(tr.original_length));
+  }
   return info;
 }
 

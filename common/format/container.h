@@ -14,6 +14,7 @@
 
 #include <array>
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <vector>
 
@@ -89,6 +90,27 @@ class ContainerWriter {
   std::vector<uint8_t> index_;  // varint record sizes
 };
 
+// The head of a chunk record — tag, then the original length of a final short chunk, then
+// a model chunk's payload length — checked by the rules every reader applies (docs/format.md):
+// a known method, nothing after the final short chunk, a short length of 1..chunk_length-1,
+// a model payload of 1..original length.
+struct RecordHead {
+  ChunkMethod method = ChunkMethod::kStored;
+  uint32_t original_length = 0;
+  uint64_t payload_length = 0;
+};
+class RecordRules {
+ public:
+  explicit RecordRules(uint32_t chunk_length) : chunk_length_(chunk_length) {}
+  // `tag` is the record's first byte (not the end marker); `varint` reads the next number of
+  // the head, naming the field for its errors. `index` is the chunk's, for messages.
+  Result<RecordHead> Parse(uint8_t tag, uint64_t index, const std::function<Result<uint64_t>(const char* what)>& varint);
+
+ private:
+  uint32_t chunk_length_;
+  bool short_chunk_seen_ = false;
+};
+
 // Sequential, strict reader. Call ReadHeader, then Next until it returns false (the end
 // marker, index and trailer have then been read and cross-checked; the caller verifies the
 // content checksum against the decoded data).
@@ -108,18 +130,20 @@ class ContainerReader {
   Status ReadEnd();
   ByteSource* src_;
   ContainerHeader header_;
+  RecordRules rules_{format::kMaxChunkLength};  // set from the header
   Xxh3Hasher hash_;
   Xxh3Hasher index_hash_;  // hash of the varint record sizes seen, to check the index
   uint64_t offset_ = 0;
   uint64_t chunks_ = 0;
   uint64_t original_ = 0;
-  bool short_chunk_seen_ = false;
   bool done_ = false;
   ContainerTrailer trailer_;
 };
 
 // What `boa-client info` shows: header, trailer and per-method chunk counts, read from a
-// regular file through its trailer and index (no decoding, no model).
+// regular file through its trailer and index (no decoding, no model). Every record's head is
+// read and checked by the same RecordRules as the sequential reader, against the index and
+// the trailer's total; only the checksums, which need every byte, are left to a full read.
 struct ContainerInfo {
   ContainerHeader header;
   ContainerTrailer trailer;
