@@ -586,6 +586,11 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
     return std::string((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
   };
   ASSERT_EQ(sh(client + " compress data.bin -m m"), 0) << text("err.txt");
+  // Through boad too, an output that is the input is refused before anything is written.
+  const std::vector<uint8_t> original = ReadFile(d + "/data.bin", 1 << 30).value();
+  EXPECT_EQ(sh(client + " compress data.bin -m m -o " + d + "/./data.bin -f --rm"), 256);
+  EXPECT_NE(text("err.txt").find("is the input file"), std::string::npos) << text("err.txt");
+  EXPECT_EQ(ReadFile(d + "/data.bin", 1 << 30).value(), original);
   ASSERT_EQ(sh(client + " --local compress data.bin -m m.boam -o local.boa"), 0) << text("err.txt");
   EXPECT_EQ(ReadFile(d + "/data.bin.boa", 1 << 30).value(), ReadFile(d + "/local.boa", 1 << 30).value());
   ASSERT_EQ(sh("mv data.bin orig.bin && " + client + " decompress data.bin.boa && cmp data.bin orig.bin"), 0) << text("err.txt");
