@@ -15,6 +15,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <functional>
 #include <thread>
 
 #include "boa/v1/boa.grpc.pb.h"
@@ -33,15 +34,29 @@ using Clock = std::chrono::steady_clock;
 using client::RemoteClient;
 using testing::Boad;
 
-// Waits until no request is open and no lane is in use (ServerInfo), up to 10 s.
-bool WaitIdle(RemoteClient& c) {
+// Polls boad's ServerInfo until `done` holds for it, up to 10 s.
+bool WaitForInfo(RemoteClient& c, const std::function<bool(const v1::ServerInfoResponse&)>& done) {
   auto t0 = Clock::now();
   while (Clock::now() - t0 < std::chrono::seconds(10)) {
     Result<v1::ServerInfoResponse> info = c.Info();
-    if (info.ok() && info->open_requests() == 0 && info->lanes_in_use() == 0) return true;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    if (info.ok() && done(*info)) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
   }
   return false;
+}
+
+// Until no request is open and no lane is in use.
+bool WaitIdle(RemoteClient& c) {
+  return WaitForInfo(c, [](const v1::ServerInfoResponse& i) { return i.open_requests() == 0 && i.lanes_in_use() == 0; });
+}
+
+// Until a request holds a lane.
+bool WaitBusy(RemoteClient& c) {
+  return WaitForInfo(c, [](const v1::ServerInfoResponse& i) { return i.lanes_in_use() > 0; });
+}
+
+bool WaitDraining(RemoteClient& c) {
+  return WaitForInfo(c, [](const v1::ServerInfoResponse& i) { return i.draining(); });
 }
 
 class ServerTest : public ::testing::Test {
@@ -311,10 +326,7 @@ TEST_F(ServerTest, QueueLimitAnswersResourceExhausted) {
     std::vector<uint8_t> big = testing::RandomBytes(2 << 20, 2), out;
     EXPECT_TRUE(RemoteCompress(*bc, big, &out, 65536).ok());
   });
-  auto t0 = Clock::now();
-  while (c->Info()->open_requests() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(WaitForInfo(*c, [](const v1::ServerInfoResponse& i) { return i.open_requests() > 0; }));
   std::vector<uint8_t> out;
   Status s = RemoteCompress(*c, testing::RandomBytes(100, 1), &out);
   EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
@@ -346,10 +358,7 @@ TEST_F(ServerTest, SigtermDrainsRunningRequests) {
   Status inflight;
   std::vector<uint8_t> packed;
   std::thread t([&] { inflight = RemoteCompress(*c, data, &packed, 65536); });
-  auto t0 = Clock::now();
-  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(WaitBusy(*c));
   EXPECT_EQ(boad->Terminate(), 0);
   t.join();
   EXPECT_TRUE(inflight.ok()) << inflight.message();
@@ -365,11 +374,8 @@ TEST_F(ServerTest, RequestsStillRunningAtTheDrainDeadlineGetUnavailable) {
   std::vector<uint8_t> big = testing::RandomBytes(6 << 20, 4), packed;
   Status inflight;
   std::thread t([&] { inflight = RemoteCompress(*c, big, &packed, 65536); });
+  EXPECT_TRUE(WaitBusy(*c));
   auto t0 = Clock::now();
-  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  t0 = Clock::now();
   EXPECT_EQ(boad->Terminate(), 0);
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5)) << "boad exits soon after the drain deadline";
   t.join();
@@ -387,15 +393,9 @@ TEST_F(ServerTest, DuringTheDrainClientsSeeNotServingAndUnavailable) {
   std::vector<uint8_t> data = testing::FloatTable(600000, 5), packed;
   Status inflight;
   std::thread t([&] { inflight = RemoteCompress(*c, data, &packed, 65536); });
-  auto t0 = Clock::now();
-  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(WaitBusy(*c));
   boad->Signal(SIGTERM);
-  t0 = Clock::now();
-  while (!c->Info()->draining() && Clock::now() - t0 < std::chrono::seconds(5)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(WaitDraining(*c));
   auto fresh = boad->Connect();
   ASSERT_TRUE(fresh) << "the port must stay open during the drain";
   for (RemoteClient* client : {c.get(), fresh.get()}) {  // this connection, and a new one
@@ -421,15 +421,10 @@ TEST_F(ServerTest, ASecondSignalEndsTheDrainAtOnce) {
   std::vector<uint8_t> big = testing::RandomBytes(8 << 20, 4), packed;
   Status inflight;
   std::thread t([&] { inflight = RemoteCompress(*c, big, &packed, 65536); });
-  auto t0 = Clock::now();
-  while (c->Info()->lanes_in_use() == 0 && Clock::now() - t0 < std::chrono::seconds(10)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
+  EXPECT_TRUE(WaitBusy(*c));
   boad->Signal(SIGTERM);
-  while (!c->Info()->draining() && Clock::now() - t0 < std::chrono::seconds(5)) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(5));
-  }
-  t0 = Clock::now();
+  EXPECT_TRUE(WaitDraining(*c));
+  auto t0 = Clock::now();
   boad->Signal(SIGTERM);
   EXPECT_EQ(boad->Wait(), 0) << "an orderly exit, not death by the signal";
   EXPECT_LT(Clock::now() - t0, std::chrono::seconds(5));
