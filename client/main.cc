@@ -167,12 +167,12 @@ Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, co
   // A decompression's progress counts decoded bytes against the original size in the
   // file's trailer: its compressed input is read (and sent to boad) far ahead of decoding.
   int64_t total = src->SizeHint();
-  const bool by_output = mode != Mode::kCompress && input != "-";
-  if (by_output) {
+  const bool show = ShowProgress(g), by_output = mode != Mode::kCompress && input != "-";
+  if (show && by_output) {
     Result<ContainerInfo> info = ReadContainerInfo(input);
     total = info.ok() ? static_cast<int64_t>(info->trailer.original_length) : -1;
   }
-  Progress progress(ShowProgress(g), label, total, by_output);
+  Progress progress(show, label, total, by_output);
   CodecOptions o = codec;
   o.progress = [&](uint64_t in, uint64_t outb) { progress.Update(in, outb); };
   CodecStats stats;
