@@ -66,9 +66,7 @@ bool BackendChoice::ServerNamed() const {
 }
 
 bool IsModelFile(const std::string& model) {
-  const std::string suffix = ".boam";
-  return model.find('/') != std::string::npos ||
-         (model.size() > suffix.size() && model.compare(model.size() - suffix.size(), suffix.size(), suffix) == 0);
+  return model.find('/') != std::string::npos || HasModelFileSuffix(model);
 }
 
 Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, const std::string& model) {

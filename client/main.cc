@@ -155,6 +155,11 @@ Status ProcessOne(Mode mode, const std::string& input, CodecBackend& backend, co
   if (mode == Mode::kVerify) {
     sink = std::make_unique<CountingSink>();
   } else if (to_stdout) {
+    // `-c >> f.bin` would append to the input while it is read.
+    Result<FileIdentity> out = IdentifyFd(1, "<stdout>");
+    if (out.ok() && out->SameFile(src->identity())) {
+      return Status::InvalidArgument(label + ": standard output is the input file; refusing to write to it");
+    }
     sink = std::make_unique<FdSink>(1, "<stdout>");
   } else {
     // The output must not be the input, under any name (checked before anything is written).

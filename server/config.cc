@@ -34,7 +34,8 @@ Result<ListenAddress> ParseListenAddress(const std::string& text) {
       }
     }
   }
-  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), ::isdigit) || std::stoi(port) > 65535) {
+  const auto digit = [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; };
+  if (port.empty() || port.size() > 5 || !std::all_of(port.begin(), port.end(), digit) || std::stoi(port) > 65535) {
     return bad("has a port outside 0..65535");
   }
   a.port = std::stoi(port);

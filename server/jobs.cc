@@ -76,9 +76,11 @@ JobManager::JobManager(ModelStore* store, std::string jobs_dir) : store_(store),
   worker_ = std::thread([this] { Worker(); });
 }
 
-JobManager::~JobManager() {
+JobManager::~JobManager() { Stop(); }
+
+void JobManager::Stop() {
   Shutdown();
-  worker_.join();
+  if (worker_.joinable()) worker_.join();
 }
 
 void JobManager::Load() {
@@ -199,7 +201,11 @@ Result<std::string> JobManager::Submit(const v1::TrainRequest& request, train::T
   std::error_code ec;
   std::filesystem::create_directories(Dir(j->id), ec);
   if (ec) return Status::IoError(Dir(j->id) + ": cannot create the job directory: " + ec.message());
-  BOA_RETURN_IF_ERROR(WriteFileAtomic(Dir(j->id) + "/" + kRequestFile, std::vector<uint8_t>(text.begin(), text.end()), false));
+  Status written = WriteFileAtomic(Dir(j->id) + "/" + kRequestFile, std::vector<uint8_t>(text.begin(), text.end()), false);
+  if (!written.ok()) {
+    std::filesystem::remove_all(Dir(j->id), ec);  // a job directory without its request is no job
+    return written;
+  }
   BOA_RETURN_IF_ERROR(Enqueue(j, std::move(options)));
   jobs_[j->id] = j;
   return j->id;
@@ -325,14 +331,15 @@ void JobManager::Worker() {
     Status s;
     // Whatever goes wrong in a job (Train itself never throws) ends that job, not boad.
     try {
-      s = train::Train(o, &report);
-      if (s.ok()) {
-        Result<std::vector<uint8_t>> file = ReadFile(o.output, 16ull << 30);
-        registered = file.ok() ? store_->Add(j->name, 0, *file) : Result<ModelEntry>(file.status());
-        if (!registered.ok()) s = registered.status().WithContext("registering the trained model");
-      }
-    } catch (const std::bad_alloc&) {
-      s = Status::ResourceExhausted("out of memory");
+      s = CatchOutOfMemory("registering the trained model", [&] {
+        Status t = train::Train(o, &report);
+        if (t.ok()) {
+          Result<std::vector<uint8_t>> file = ReadFile(o.output, 16ull << 30);
+          registered = file.ok() ? store_->Add(j->name, 0, *file) : Result<ModelEntry>(file.status());
+          if (!registered.ok()) t = registered.status().WithContext("registering the trained model");
+        }
+        return t;
+      });
     } catch (const std::exception& e) {
       s = Status::Internal(e.what());
     }

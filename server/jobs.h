@@ -80,6 +80,8 @@ class JobManager {
   // SIGTERM: the running job checkpoints and stops; it and the queued jobs become
   // INTERRUPTED.
   void Shutdown();
+  // Shutdown, then waits for the running job to have stopped.
+  void Stop();
 
  private:
   struct Job;

@@ -4,16 +4,20 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <fcntl.h>
 #include <netdb.h>
+#include <sys/file.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <filesystem>
 #include <thread>
 
 #include "common/codec/codec.h"
@@ -69,6 +73,31 @@ int WaitForSignal(const sigset_t& sigs, std::chrono::milliseconds timeout) {
 
 const char* SignalName(int sig) { return sig == SIGTERM ? "SIGTERM" : "SIGINT"; }
 
+// Locks `dir` for this boad's lifetime (flock on <dir>/.boad.lock, released by the kernel
+// when the process ends): two boads must never share a model store or a jobs directory.
+// Returns the descriptor, kept open.
+boa::Result<int> LockDirectory(const std::string& dir, const std::string& key) {
+  std::error_code ec;
+  std::filesystem::create_directories(dir, ec);
+  const std::string path = dir + "/.boad.lock";
+  int fd = open(path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return boa::Status::IoError(key + " " + dir + ": cannot create " + path + ": " + std::strerror(errno));
+  if (flock(fd, LOCK_EX | LOCK_NB) != 0) {
+    char pid[32] = {0};
+    ssize_t n = pread(fd, pid, sizeof pid - 1, 0);
+    close(fd);
+    std::string holder = n > 0 ? std::string(pid, static_cast<size_t>(n)) : "";
+    while (!holder.empty() && (holder.back() == '\n' || holder.back() == ' ')) holder.pop_back();
+    return boa::Status::FailedPrecondition(key + " " + dir + " is in use by another boad" +
+                                           (holder.empty() ? std::string() : " (pid " + holder + ")"));
+  }
+  const std::string me = std::to_string(getpid()) + "\n";
+  if (ftruncate(fd, 0) != 0 || pwrite(fd, me.data(), me.size(), 0) < 0) {
+    // The lock holds without the pid in it; only the message of a second boad is poorer.
+  }
+  return fd;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -123,6 +152,17 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("boad"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
+  // Before anything in them is read or written.
+  Result<int> store_lock = LockDirectory(cfg.model_dir, "model_dir");
+  if (!store_lock.ok()) return Fail(1, store_lock.status().message());
+  // The jobs directory when there are or may be jobs in it (training on, or jobs kept).
+  std::error_code same_ec;
+  const bool jobs_used = !cfg.train_data_dir.empty() || std::filesystem::exists(cfg.jobs_dir, same_ec);
+  if (jobs_used && !std::filesystem::equivalent(cfg.model_dir, cfg.jobs_dir, same_ec)) {
+    Result<int> jobs_lock = LockDirectory(cfg.jobs_dir, "jobs_dir");
+    if (!jobs_lock.ok()) return Fail(1, jobs_lock.status().message());
+  }
+
   ModelStore::Options so;
   so.dir = cfg.model_dir;
   so.memory_budget = cfg.memory_budget;
@@ -132,7 +172,7 @@ int main(int argc, char** argv) {
   so.scheduler.device_lanes = std::make_shared<LaneBudget>(static_cast<uint32_t>(cfg.lanes));
   Result<std::unique_ptr<ModelStore>> store = ModelStore::Open(so);
   if (!store.ok()) return Fail(2, store.status().message());
-  // Loudly: in the log now, and in every `status` until it is mended.
+  // Loudly: in the log now, and in every `status` until boad restarts.
   for (const auto& p : (*store)->problems()) spdlog::warn("model store: {}", p);
   for (const std::string& ref : cfg.load) {
     Result<ModelLease> m = (*store)->Acquire(ref);
@@ -167,27 +207,41 @@ int main(int argc, char** argv) {
 
   // Shutdown (docs/server.md): the listener stays open while running requests finish, so
   // clients see health NOT_SERVING and new requests UNAVAILABLE rather than a closed port.
-  // A second signal ends the drain at once: what still runs fails with UNAVAILABLE.
   int sig = 0;
   while (sig == 0) sig = WaitForSignal(sigs, std::chrono::milliseconds(1000));
   spdlog::info("{}: draining (up to {:.0f} s for running requests; a second signal stops at once)", SignalName(sig),
                cfg.drain_seconds);
   health->SetServingStatus(false);
   health->SetServingStatus("boa.v1.Boa", false);
-  const auto deadline = Clock::now() + std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.drain_seconds));
-  service.StartDraining(deadline);
+  service.StartDraining(Clock::now() +
+                        std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.drain_seconds)));
   jobs.Shutdown();  // a running training job checkpoints and stops
-  while (service.open_requests() > 0 && Clock::now() < deadline) {
-    if (int again = WaitForSignal(sigs, std::chrono::milliseconds(20)); again != 0) {
+  // A second signal, whenever it comes, ends it at once: during the drain what still runs
+  // fails with UNAVAILABLE; once boad is closing (a training job still checkpointing), boad
+  // exits there and then (every file it writes is written whole or not at all).
+  std::atomic<bool> closing{false}, done{false};
+  std::thread watcher([&] {
+    while (!done) {
+      const int again = WaitForSignal(sigs, std::chrono::milliseconds(50));
+      if (again == 0) continue;
+      if (closing) {
+        spdlog::warn("{} while closing: exiting now", SignalName(again));
+        spdlog::default_logger()->flush();
+        std::_Exit(0);
+      }
       spdlog::warn("{} during the drain: stopping now, {} running requests fail", SignalName(again), service.open_requests());
       service.StartDraining(Clock::now());
-      break;
     }
-  }
+  });
+  while (service.open_requests() > 0 && !service.drain_expired()) std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  closing = true;
   // Requests past the drain deadline fail with UNAVAILABLE at their next check (every 20 ms);
   // gRPC's own deadline comes a little later so those answers get out.
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   server->Wait();
+  jobs.Stop();
   spdlog::info("boad stopped");
+  done = true;
+  watcher.join();
   return 0;
 }

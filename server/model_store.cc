@@ -22,8 +22,15 @@ constexpr uint64_t kMaxModelFileBytes = 8ull << 30;
 constexpr const char* kModelFileName = "model.boam";
 constexpr const char* kManifestName = "manifest.yaml";
 
+bool IsDigit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
+
+// 64 hex digits: how a model id is written (in lower case; a name may not look like one in
+// any case).
+bool LooksLikeId(const std::string& s) {
+  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) != 0; });
+}
 bool IsHexId(const std::string& s) {
-  return s.size() == 64 && std::all_of(s.begin(), s.end(), [](char c) { return std::isxdigit(static_cast<unsigned char>(c)) && !std::isupper(static_cast<unsigned char>(c)); });
+  return LooksLikeId(s) && std::none_of(s.begin(), s.end(), [](char c) { return std::isupper(static_cast<unsigned char>(c)) != 0; });
 }
 
 ModelEntry EntryFor(const std::string& name, uint32_t version, const std::string& dir, const LoadedModel& m,
@@ -62,7 +69,7 @@ Result<uint32_t> ParseModelVersion(const std::string& text) {
   const auto bad = [&] {
     return Status::InvalidArgument("version '" + text + "' is not a number 1.." + std::to_string(kMaxModelVersion));
   };
-  if (text.empty() || text.size() > 9 || !std::all_of(text.begin(), text.end(), ::isdigit)) return bad();
+  if (text.empty() || text.size() > 9 || !std::all_of(text.begin(), text.end(), IsDigit)) return bad();
   const uint32_t v = static_cast<uint32_t>(std::stoul(text));
   if (v == 0 || v > kMaxModelVersion) return bad();
   return v;
@@ -74,11 +81,12 @@ Status ModelStore::CheckName(const std::string& name) {
   if (!ok) {
     return Status::InvalidArgument("model name '" + name + "' is not valid: use 1..64 letters, digits, '_', '-', '.' (not first)");
   }
-  if (name.size() == 64 && std::all_of(name.begin(), name.end(), ::isxdigit)) {
+  if (LooksLikeId(name)) {
     return Status::InvalidArgument("model name '" + name + "' is not valid: 64 hex digits are a model id");
   }
-  if (name.size() >= 5 && name.compare(name.size() - 5, 5, ".boam") == 0) {
-    return Status::InvalidArgument("model name '" + name + "' is not valid: a name ending in .boam is read as a model file");
+  if (HasModelFileSuffix(name)) {
+    return Status::InvalidArgument("model name '" + name + "' is not valid: a name ending in " + kModelFileSuffix +
+                                   " is read as a model file");
   }
   return Status::Ok();
 }
@@ -104,7 +112,8 @@ Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
       problem(name_dir.path().string(), s.message());
       continue;
     }
-    for (const auto& ver_dir : fs::directory_iterator(name_dir.path(), ec)) {
+    std::error_code name_ec;  // an unreadable name directory is a problem, not a failure of the store
+    for (const auto& ver_dir : fs::directory_iterator(name_dir.path(), name_ec)) {
       const std::string v = ver_dir.path().filename().string();
       const std::string dir = ver_dir.path().string();
       if (v[0] == '.') continue;
@@ -126,6 +135,7 @@ Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
       }
       store->entries_[name][*version] = EntryFor(name, *version, dir, *m, manifest.created_unix);
     }
+    if (name_ec) problem(name_dir.path().string(), "cannot read it: " + name_ec.message());
   }
   if (ec) return Status::IoError("model directory " + options.dir + ": " + ec.message());
   return store;
@@ -188,20 +198,31 @@ Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, co
   const LoadedModel& m = *parsed;
   std::lock_guard<std::mutex> lk(mu_);
   auto& versions = entries_[name];
+  auto dir_of = [&](uint32_t v) { return options_.dir + "/" + name + "/" + std::to_string(v); };
+  std::error_code ec;
   if (version == 0) {
-    if (!versions.empty() && versions.rbegin()->first == kMaxModelVersion) {
-      return Status::FailedPrecondition("model " + name + " has version " + std::to_string(kMaxModelVersion) +
-                                        ", the last there is: give a free version explicitly");
-    }
+    // The next after the highest served, past any directory left on disk (a problem entry).
     version = versions.empty() ? 1 : versions.rbegin()->first + 1;
+    while (version <= kMaxModelVersion && fs::exists(dir_of(version), ec)) ++version;
+    if (version > kMaxModelVersion) {
+      if (versions.empty()) entries_.erase(name);
+      return Status::FailedPrecondition("model " + name + " has no version left after " +
+                                        std::to_string(kMaxModelVersion) + ": give a free version explicitly");
+    }
   }
   if (versions.count(version)) {
     return Status::AlreadyExists("model " + name + ":" + std::to_string(version) + " already exists");
   }
-  const std::string dir = options_.dir + "/" + name + "/" + std::to_string(version);
-  std::error_code ec;
-  fs::create_directories(dir, ec);
-  if (ec) return Status::IoError("model directory " + dir + ": " + ec.message());
+  const std::string dir = dir_of(version);
+  // Only a directory made here is ever removed here: one left on disk is someone's evidence.
+  fs::create_directories(options_.dir + "/" + name, ec);
+  const bool made = !ec && fs::create_directory(dir, ec);
+  if (!made) {
+    if (versions.empty()) entries_.erase(name);
+    if (ec) return Status::IoError("model directory " + dir + ": " + ec.message());
+    return Status::FailedPrecondition(dir + " is already on disk but not served (see the problems in status): "
+                                      "mend or remove it, or upload another version");
+  }
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
   Status s = WriteFileAtomic(dir + "/" + kModelFileName, file, false);
   if (s.ok()) {
@@ -213,7 +234,7 @@ Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, co
     s = WriteFileAtomic(dir + "/" + kManifestName, std::vector<uint8_t>(text.begin(), text.end()), true);
   }
   if (!s.ok()) {
-    fs::remove_all(dir, ec);
+    fs::remove_all(dir, ec);  // made above
     if (versions.empty()) entries_.erase(name);
     return s;
   }
@@ -289,15 +310,14 @@ Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
   auto r = std::make_shared<ResidentModel>();
   r->id = e.id;
   r->bytes = need;
-  try {
+  BOA_RETURN_IF_ERROR(CatchOutOfMemory("loading model " + e.Ref(), [&]() -> Status {
     BOA_ASSIGN_OR_RETURN(r->model, LoadModelFile(e.dir + "/" + kModelFileName));
     if (r->model.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
     BOA_ASSIGN_OR_RETURN(r->engine, engine::Engine::Create(r->model.weights, options_.backend));
     r->model.weights.tensors = {};  // the engine has its own copy
     BOA_ASSIGN_OR_RETURN(r->scheduler, ChunkScheduler::Create(r->engine, options_.scheduler));
-  } catch (const std::bad_alloc&) {
-    return Status::ResourceExhausted("out of memory loading model " + e.Ref());
-  }
+    return Status::Ok();
+  }));
   resident_[e.id] = Slot{r, std::chrono::steady_clock::now()};
   return ModelLease{e, r};
 }

@@ -45,9 +45,11 @@ Status OutOfMemoryForChunk(const ChunkJob& job) {
   return Status::ResourceExhausted("out of memory for a chunk of " + std::to_string(bytes) + " bytes");
 }
 
+}  // namespace
+
 // Runs one task at a time on its own thread: a step thread hands it the range coding of its
 // encoding lanes and goes on with the next model step.
-class CoderThread {
+class ChunkScheduler::CoderThread {
  public:
   CoderThread() : thread_([this] { Run(); }) {}
   ~CoderThread() {
@@ -90,28 +92,40 @@ class CoderThread {
   std::thread thread_;
 };
 
-}  // namespace
+ChunkScheduler::ThreadMemory::ThreadMemory() = default;
+ChunkScheduler::ThreadMemory::ThreadMemory(ThreadMemory&&) noexcept = default;
+ChunkScheduler::ThreadMemory::~ThreadMemory() = default;
 
 ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options)
-    : engine_(std::move(engine)), options_(options) {
-  const int threads = std::max(1, options_.threads);
+    : engine_(std::move(engine)), options_(options), thread_count_(std::max(1, options.threads)) {
   const size_t rows = static_cast<size_t>(RowsPerStep(options_));
-  std::vector<ThreadMemory> memory(threads);
+  std::vector<ThreadMemory> memory(thread_count_);
   for (ThreadMemory& m : memory) {
     m.session = std::make_unique<engine::Session>(engine_, LanesPerThread(options_), static_cast<int>(rows));
     for (auto& c : m.cum) c.resize(rows * 257);
+    m.coder = std::make_unique<CoderThread>();
   }
-  for (ThreadMemory& m : memory) threads_.emplace_back([this, m = std::move(m)]() mutable { StepThread(std::move(m)); });
+  threads_.reserve(thread_count_);
+  try {
+    for (ThreadMemory& m : memory) threads_.emplace_back([this, m = std::move(m)]() mutable { StepThread(std::move(m)); });
+  } catch (...) {  // a thread that cannot start: stop the ones that did, then fail
+    {
+      std::lock_guard<std::mutex> lk(mu_);
+      stop_ = true;
+    }
+    work_cv_.notify_all();
+    for (auto& t : threads_) t.join();
+    throw;
+  }
 }
 
 Result<std::unique_ptr<ChunkScheduler>> ChunkScheduler::Create(std::shared_ptr<const engine::Engine> engine,
                                                                 Options options) {
   const uint64_t bytes = MemoryBytes(engine->config(), options);
-  try {
-    return std::make_unique<ChunkScheduler>(std::move(engine), std::move(options));
-  } catch (const std::bad_alloc&) {
-    return Status::ResourceExhausted("out of memory for the model's lanes (" + std::to_string(bytes >> 20) + " MiB)");
-  }
+  return CatchOutOfMemory("for the model's lanes (" + std::to_string(bytes >> 20) + " MiB)",
+                          [&]() -> Result<std::unique_ptr<ChunkScheduler>> {
+                            return std::make_unique<ChunkScheduler>(std::move(engine), std::move(options));
+                          });
 }
 
 uint64_t ChunkScheduler::MemoryBytes(const ModelConfig& config, const Options& o) {
@@ -145,7 +159,7 @@ std::unique_ptr<SchedulerRequest> ChunkScheduler::Open(Priority priority, std::f
 ChunkScheduler::Stats ChunkScheduler::stats() const {
   std::lock_guard<std::mutex> lk(mu_);
   Stats st;
-  st.lanes = static_cast<uint32_t>(threads_.size()) * static_cast<uint32_t>(options_.lanes_per_thread);
+  st.lanes = static_cast<uint32_t>(thread_count_) * static_cast<uint32_t>(options_.lanes_per_thread);
   st.lanes_in_use = lanes_in_use_;
   st.queued_chunks = queued_chunks_;
   st.open_requests = open_requests_;
@@ -212,7 +226,7 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
   std::vector<int> free_lanes, active;
   for (int i = L - 1; i >= 0; --i) free_lanes.push_back(i);
   int buf = 0;
-  CoderThread coder;
+  CoderThread& coder = *memory.coder;
   struct Coding {
     int lane;
     size_t row, count;
@@ -228,208 +242,226 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
 
   std::unique_lock<std::mutex> lk(mu_);
   for (;;) {
-    // Deliver what finished, free lanes of failed requests (once the coder is done with
-    // them), admit new chunks.
-    for (Finished& f : finished) {
-      Lane& ln = lanes[f.lane];
-      if (f.status.ok()) {
-        Deliver(*ln.owner, ln.job.index, std::move(f.result));
-      } else {
-        Fail(*ln.owner, f.status);
-      }
-      ln.dropped = true;
-    }
-    finished.clear();
-    size_t keep = 0;
-    for (int lane : active) {
-      Lane& ln = lanes[lane];
-      if (!ln.owner->failed.ok()) ln.dropped = true;
-      if (!ln.dropped || ln.coding) {
-        active[keep++] = lane;
-        continue;
-      }
-      --ln.owner->lanes;
-      --lanes_in_use_;
-      if (options_.device_lanes) options_.device_lanes->Give();
-      ln = Lane();
-      free_lanes.push_back(lane);
-    }
-    active.resize(keep);
-    bool device_full = false;
-    // Admit up to this thread's share of the work, so one thread does not take every chunk
-    // while the others idle.
-    const uint64_t n_threads = threads_.size() ? threads_.size() : 1;
-    const uint64_t share = std::max<uint64_t>(1, (lanes_in_use_ + queued_chunks_ + n_threads - 1) / n_threads);
-    while (!stop_ && !free_lanes.empty() && active.size() < share) {
-      ChunkJob job;
-      std::shared_ptr<SchedulerRequest::State> owner;
-      if (!PickJob(&job, &owner)) break;
-      ChunkResult r;
-      if (!job.decode && job.bytes.size() == 1) {  // no model needed
-        r.encoded = SealChunk(job.bytes, job.bytes);
-        Deliver(*owner, job.index, std::move(r));
-        continue;
-      }
-      if (job.decode && DecodeWithoutModel(&job.record, &r.decoded)) {
-        Deliver(*owner, job.index, std::move(r));
-        continue;
-      }
-      if (options_.device_lanes && !options_.device_lanes->TryTake()) {
-        // Every lane of the device is busy (other models): the chunk goes back to the front.
-        owner->queued.push_front(std::move(job));
-        ++queued_chunks_;
-        if (!owner->in_ready) {
-          owner->in_ready = true;
-          ready_[owner->priority == Priority::kOnline ? 1 : 0].push_front(owner);
-        }
-        device_full = true;
-        break;
-      }
-      int lane = free_lanes.back();
-      Lane& ln = lanes[lane];
-      ln.job = std::move(job);
-      ln.pos = ln.fed = 1;
-      // The chunk's own buffers; if they cannot be had, its request fails, not the server.
-      try {
-        if (ln.job.decode) {
-          ln.out.resize(ln.job.record.original_length);
-          ln.out[0] = ln.job.record.payload[0];
-          ln.decoder = std::make_unique<RangeDecoder>(ln.job.record.payload.data() + 1, ln.job.record.payload.size() - 1);
+    try {
+      // Deliver what finished, free lanes of failed requests (once the coder is done with
+      // them), admit new chunks.
+      for (Finished& f : finished) {
+        Lane& ln = lanes[f.lane];
+        if (f.status.ok()) {
+          Deliver(*ln.owner, ln.job.index, std::move(f.result));
         } else {
-          ln.payload.assign(1, ln.job.bytes[0]);
-          ln.encoder = std::make_unique<RangeEncoder>(&ln.payload);
+          Fail(*ln.owner, f.status);
         }
-      } catch (const std::bad_alloc&) {
-        Fail(*owner, OutOfMemoryForChunk(ln.job));
-        ln = Lane();
+        ln.dropped = true;
+      }
+      finished.clear();
+      size_t keep = 0;
+      for (int lane : active) {
+        Lane& ln = lanes[lane];
+        if (!ln.owner->failed.ok()) ln.dropped = true;
+        if (!ln.dropped || ln.coding) {
+          active[keep++] = lane;
+          continue;
+        }
+        --ln.owner->lanes;
+        --lanes_in_use_;
         if (options_.device_lanes) options_.device_lanes->Give();
-        continue;
+        ln = Lane();
+        free_lanes.push_back(lane);
       }
-      free_lanes.pop_back();
-      ln.owner = owner;
-      session.ResetLane(lane);
-      active.push_back(lane);
-      ++lanes_in_use_;
-      owner->peak_lanes = std::max(owner->peak_lanes, ++owner->lanes);
-    }
-    if (stop_) break;  // the coder thread finishes its task before `lanes` goes away
-    if (active.empty()) {
-      // Lanes freed by another model's scheduler do not wake this one: look again soon.
-      if (device_full) {
-        work_cv_.wait_for(lk, std::chrono::milliseconds(5));
-      } else {
-        work_cv_.wait(lk);
-      }
-      continue;
-    }
-    lk.unlock();
-
-    // A decoding lane needs each byte before its next step; an encoding lane knows all its
-    // bytes and may feed several per step (chunk mode: the same frequencies, fewer calls).
-    // The step's rows are shared between requests, not lanes — a request with one chunk
-    // moves as fast as one with a hundred — and an online request weighs 4 bulk ones.
-    size_t decoding = 0, encoding = 0;
-    std::map<const SchedulerRequest::State*, size_t> encode_lanes;
-    for (int lane : active) {
-      const Lane& ln = lanes[lane];
-      if (ln.dropped) continue;
-      decoding += ln.job.decode;
-      if (!ln.job.decode && ln.fed < ln.job.bytes.size()) {
-        ++encoding;
-        ++encode_lanes[ln.owner.get()];
-      }
-    }
-    auto weight = [](const SchedulerRequest::State* s) { return s->priority == Priority::kOnline ? 4.0 : 1.0; };
-    double total_weight = 0;
-    for (const auto& [owner, n] : encode_lanes) total_weight += weight(owner);
-    size_t rows_left = static_cast<size_t>(rows_per_step) - decoding, encode_left = encoding;
-    inputs.clear();
-    for (int lane : active) {
-      Lane& ln = lanes[lane];
-      if (ln.dropped) continue;
-      if (ln.job.decode) {
-        inputs.push_back(engine::LaneInput{lane, &ln.out[ln.pos - 1], 1});
-      } else if (ln.fed < ln.job.bytes.size()) {
-        const auto* owner = ln.owner.get();
-        size_t share = static_cast<size_t>((rows_per_step - decoding) * weight(owner) / total_weight /
-                                           static_cast<double>(encode_lanes[owner]));
-        // At least one row, and one left for each lane after this one.
-        size_t n = std::clamp<size_t>(share, 1, rows_left - (encode_left - 1));
-        n = std::min(n, ln.job.bytes.size() - ln.fed);
-        rows_left -= n;
-        --encode_left;
-        inputs.push_back(engine::LaneInput{lane, &ln.job.bytes[ln.fed - 1], static_cast<int>(n)});
-        ln.fed += n;
-      }
-    }
-    const uint32_t* c = cum[buf].data();
-    if (!inputs.empty()) session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum[buf].data());
-    // Decoding lanes now; encoding rows go to the coder thread after its last task.
-    std::vector<Coding> next;
-    size_t row = 0;
-    for (const engine::LaneInput& in : inputs) {
-      Lane& ln = lanes[in.lane];
-      if (!ln.job.decode) {
-        next.push_back(Coding{in.lane, row, static_cast<size_t>(in.count)});
-        row += static_cast<size_t>(in.count);
-        continue;
-      }
-      int sym = ln.decoder->Decode(&c[row++ * 257]);
-      if (sym < 0) {
-        finished.push_back(Finished{in.lane, {}, Status::DataLoss("corrupt .boa: chunk " + std::to_string(ln.job.index) +
-                                                                  ": coded data is inconsistent")});
-        ln.dropped = true;
-        continue;
-      }
-      ln.out[ln.pos++] = static_cast<uint8_t>(sym);
-      if (ln.pos == ln.out.size()) {
-        Finished f{in.lane, {}, Status::Ok()};
-        f.result.decoded = std::move(ln.out);
-        finished.push_back(std::move(f));
-        ln.dropped = true;
-      }
-    }
-    coder.Wait();
-    for (const Coding& w : coding) {
-      Lane& ln = lanes[w.lane];
-      ln.coding = false;
-      if (ln.dropped) continue;
-      if (!ln.coder_status.ok()) {
-        finished.push_back(Finished{w.lane, {}, ln.coder_status});
-        ln.dropped = true;
-      } else if (ln.pos == ln.job.bytes.size()) {
-        Finished f{w.lane, {}, Status::Ok()};
-        try {
-          f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
-        } catch (const std::bad_alloc&) {
-          f.status = OutOfMemoryForChunk(ln.job);
+      active.resize(keep);
+      bool device_full = false;
+      // Admit up to this thread's share of the work, so one thread does not take every chunk
+      // while the others idle.
+      const uint64_t n_threads = static_cast<uint64_t>(thread_count_);
+      const uint64_t share = std::max<uint64_t>(1, (lanes_in_use_ + queued_chunks_ + n_threads - 1) / n_threads);
+      while (!stop_ && !free_lanes.empty() && active.size() < share) {
+        ChunkJob job;
+        std::shared_ptr<SchedulerRequest::State> owner;
+        if (!PickJob(&job, &owner)) break;
+        ChunkResult r;
+        if (!job.decode && job.bytes.size() == 1) {  // no model needed
+          r.encoded = SealChunk(job.bytes, job.bytes);
+          Deliver(*owner, job.index, std::move(r));
+          continue;
         }
-        finished.push_back(std::move(f));
-        ln.dropped = true;
-      }
-    }
-    coding = std::move(next);
-    if (!coding.empty()) {
-      for (const Coding& w : coding) lanes[w.lane].coding = true;
-      coder.Submit([&lanes, work = coding, c] {
-        for (const Coding& w : work) {
-          Lane& ln = lanes[w.lane];
-          try {  // the range code grows its lane's payload
-            for (size_t k = 0; k < w.count; ++k) {
-              const uint32_t* t = &c[(w.row + k) * 257];
-              uint8_t b = ln.job.bytes[ln.pos++];
-              ln.encoder->Encode(t[b], t[b + 1] - t[b]);
-            }
-            if (ln.pos == ln.job.bytes.size()) ln.encoder->Finish();
-          } catch (const std::bad_alloc&) {
-            ln.coder_status = OutOfMemoryForChunk(ln.job);
+        if (job.decode && DecodeWithoutModel(&job.record, &r.decoded)) {
+          Deliver(*owner, job.index, std::move(r));
+          continue;
+        }
+        if (options_.device_lanes && !options_.device_lanes->TryTake()) {
+          // Every lane of the device is busy (other models): the chunk goes back to the front.
+          owner->queued.push_front(std::move(job));
+          ++queued_chunks_;
+          if (!owner->in_ready) {
+            owner->in_ready = true;
+            ready_[owner->priority == Priority::kOnline ? 1 : 0].push_front(owner);
           }
+          device_full = true;
+          break;
         }
-      });
-      buf ^= 1;
+        int lane = free_lanes.back();
+        Lane& ln = lanes[lane];
+        ln.job = std::move(job);
+        ln.pos = ln.fed = 1;
+        // The chunk's own buffers; if they cannot be had, its request fails, not the server.
+        try {
+          if (ln.job.decode) {
+            ln.out.resize(ln.job.record.original_length);
+            ln.out[0] = ln.job.record.payload[0];
+            ln.decoder = std::make_unique<RangeDecoder>(ln.job.record.payload.data() + 1, ln.job.record.payload.size() - 1);
+          } else {
+            ln.payload.assign(1, ln.job.bytes[0]);
+            ln.encoder = std::make_unique<RangeEncoder>(&ln.payload);
+          }
+        } catch (const std::bad_alloc&) {
+          Fail(*owner, OutOfMemoryForChunk(ln.job));
+          ln = Lane();
+          if (options_.device_lanes) options_.device_lanes->Give();
+          continue;
+        }
+        free_lanes.pop_back();
+        ln.owner = owner;
+        session.ResetLane(lane);
+        active.push_back(lane);
+        ++lanes_in_use_;
+        owner->peak_lanes = std::max(owner->peak_lanes, ++owner->lanes);
+      }
+      if (stop_) break;
+      if (active.empty()) {
+        // Lanes freed by another model's scheduler do not wake this one: look again soon.
+        if (device_full) {
+          work_cv_.wait_for(lk, std::chrono::milliseconds(5));
+        } else {
+          work_cv_.wait(lk);
+        }
+        continue;
+      }
+      lk.unlock();
+
+      // A decoding lane needs each byte before its next step; an encoding lane knows all its
+      // bytes and may feed several per step (chunk mode: the same frequencies, fewer calls).
+      // The step's rows are shared between requests, not lanes — a request with one chunk
+      // moves as fast as one with a hundred — and an online request weighs 4 bulk ones.
+      size_t decoding = 0, encoding = 0;
+      std::map<const SchedulerRequest::State*, size_t> encode_lanes;
+      for (int lane : active) {
+        const Lane& ln = lanes[lane];
+        if (ln.dropped) continue;
+        decoding += ln.job.decode;
+        if (!ln.job.decode && ln.fed < ln.job.bytes.size()) {
+          ++encoding;
+          ++encode_lanes[ln.owner.get()];
+        }
+      }
+      auto weight = [](const SchedulerRequest::State* s) { return s->priority == Priority::kOnline ? 4.0 : 1.0; };
+      double total_weight = 0;
+      for (const auto& [owner, n] : encode_lanes) total_weight += weight(owner);
+      size_t rows_left = static_cast<size_t>(rows_per_step) - decoding, encode_left = encoding;
+      inputs.clear();
+      for (int lane : active) {
+        Lane& ln = lanes[lane];
+        if (ln.dropped) continue;
+        if (ln.job.decode) {
+          inputs.push_back(engine::LaneInput{lane, &ln.out[ln.pos - 1], 1});
+        } else if (ln.fed < ln.job.bytes.size()) {
+          const auto* owner = ln.owner.get();
+          size_t share = static_cast<size_t>((rows_per_step - decoding) * weight(owner) / total_weight /
+                                             static_cast<double>(encode_lanes[owner]));
+          // At least one row, and one left for each lane after this one.
+          size_t n = std::clamp<size_t>(share, 1, rows_left - (encode_left - 1));
+          n = std::min(n, ln.job.bytes.size() - ln.fed);
+          rows_left -= n;
+          --encode_left;
+          inputs.push_back(engine::LaneInput{lane, &ln.job.bytes[ln.fed - 1], static_cast<int>(n)});
+          ln.fed += n;
+        }
+      }
+      const uint32_t* c = cum[buf].data();
+      if (!inputs.empty()) session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum[buf].data());
+      // Decoding lanes now; encoding rows go to the coder thread after its last task.
+      std::vector<Coding> next;
+      size_t row = 0;
+      for (const engine::LaneInput& in : inputs) {
+        Lane& ln = lanes[in.lane];
+        if (!ln.job.decode) {
+          next.push_back(Coding{in.lane, row, static_cast<size_t>(in.count)});
+          row += static_cast<size_t>(in.count);
+          continue;
+        }
+        int sym = ln.decoder->Decode(&c[row++ * 257]);
+        if (sym < 0) {
+          finished.push_back(Finished{in.lane, {}, Status::DataLoss("corrupt .boa: chunk " + std::to_string(ln.job.index) +
+                                                                    ": coded data is inconsistent")});
+          ln.dropped = true;
+          continue;
+        }
+        ln.out[ln.pos++] = static_cast<uint8_t>(sym);
+        if (ln.pos == ln.out.size()) {
+          Finished f{in.lane, {}, Status::Ok()};
+          f.result.decoded = std::move(ln.out);
+          finished.push_back(std::move(f));
+          ln.dropped = true;
+        }
+      }
+      coder.Wait();
+      for (const Coding& w : coding) {
+        Lane& ln = lanes[w.lane];
+        ln.coding = false;
+        if (ln.dropped) continue;
+        if (!ln.coder_status.ok()) {
+          finished.push_back(Finished{w.lane, {}, ln.coder_status});
+          ln.dropped = true;
+        } else if (ln.pos == ln.job.bytes.size()) {
+          Finished f{w.lane, {}, Status::Ok()};
+          try {
+            f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
+          } catch (const std::bad_alloc&) {
+            f.status = OutOfMemoryForChunk(ln.job);
+          }
+          finished.push_back(std::move(f));
+          ln.dropped = true;
+        }
+      }
+      coding = std::move(next);
+      if (!coding.empty()) {
+        for (const Coding& w : coding) lanes[w.lane].coding = true;
+        coder.Submit([&lanes, work = coding, c] {
+          for (const Coding& w : work) {
+            Lane& ln = lanes[w.lane];
+            try {  // the range code grows its lane's payload
+              for (size_t k = 0; k < w.count; ++k) {
+                const uint32_t* t = &c[(w.row + k) * 257];
+                uint8_t b = ln.job.bytes[ln.pos++];
+                ln.encoder->Encode(t[b], t[b + 1] - t[b]);
+              }
+              if (ln.pos == ln.job.bytes.size()) ln.encoder->Finish();
+            } catch (const std::bad_alloc&) {
+              ln.coder_status = OutOfMemoryForChunk(ln.job);
+            }
+          }
+        });
+        buf ^= 1;
+      }
+      lk.lock();
+    } catch (const std::exception& e) {
+      // Something a step needed could not be had (memory, most likely): the chunks on this
+      // thread's lanes fail, and their requests with them; the thread and the others go on.
+      if (!lk.owns_lock()) lk.lock();
+      coder.Wait();
+      const Status why = dynamic_cast<const std::bad_alloc*>(&e) ? Status::ResourceExhausted("out of memory")
+                                                                : Status::Internal(std::string("model step failed: ") + e.what());
+      for (int lane : active) {
+        Lane& ln = lanes[lane];
+        ln.coding = false;
+        ln.dropped = true;
+        if (ln.owner) Fail(*ln.owner, why);
+      }
+      coding.clear();
+      finished.clear();
     }
-    lk.lock();
   }
+  coder.Wait();  // its last task reads `lanes`, which go away with this function
   for (int lane : active) {
     --lanes[lane].owner->lanes;
     --lanes_in_use_;

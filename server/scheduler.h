@@ -129,12 +129,18 @@ class ChunkScheduler {
   static constexpr int kRowsPerStep = 512;  // engine rows per step (encoding lanes share them)
   static int LanesPerThread(const Options& o) { return std::max(1, o.lanes_per_thread); }
   static int RowsPerStep(const Options& o) { return std::max(LanesPerThread(o), kRowsPerStep); }
-  // A step thread's memory, made before it starts. Owned by that thread once it runs.
+  class CoderThread;
+  // A step thread's memory and its coder thread, made before it starts (so that running out
+  // of either fails the constructor, not the thread). Owned by that thread once it runs.
   struct ThreadMemory {
+    ThreadMemory();
+    ThreadMemory(ThreadMemory&&) noexcept;
+    ~ThreadMemory();
     std::unique_ptr<engine::Session> session;
     // Two frequency buffers: the coder thread reads the last step's while the model writes
     // the next one's.
     std::vector<uint32_t> cum[2];
+    std::unique_ptr<CoderThread> coder;
   };
   void StepThread(ThreadMemory memory);
   bool PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::State>* owner);
@@ -145,6 +151,7 @@ class ChunkScheduler {
 
   const std::shared_ptr<const engine::Engine> engine_;
   const Options options_;
+  const int thread_count_;
   mutable std::mutex mu_;
   std::condition_variable work_cv_;
   bool stop_ = false;

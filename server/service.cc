@@ -159,15 +159,10 @@ double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Cloc
 
 Status ShuttingDown() { return Status::Unavailable("the server is shutting down"); }
 
-// Runs `body`, turning an allocation failure into RESOURCE_EXHAUSTED: one request runs out
-// of memory, not the server.
+// Runs `body`; running out of memory in it fails this request, not the server.
 template <class F>
 Status GuardMemory(F&& body) {
-  try {
-    return body();
-  } catch (const std::bad_alloc&) {
-    return Status::ResourceExhausted("the server ran out of memory for this request");
-  }
+  return CatchOutOfMemory("on the server for this request", std::forward<F>(body));
 }
 
 }  // namespace
@@ -197,13 +192,16 @@ grpc::Status ToGrpc(const Status& s) {
 class BoaService::Admission {
  public:
   explicit Admission(BoaService* s) : s_(s) {
-    // A request refused while draining is not counted: the drain waits only for real work.
+    // Counted before the drain is checked, so the drain (which sets draining, then waits for
+    // the count) can never miss a request that got in; one refused is uncounted at once.
+    const int n = ++s_->open_codec_requests_;
     if (s_->draining()) {
+      --s_->open_codec_requests_;
       status_ = ShuttingDown();
       return;
     }
     counted_ = true;
-    if (++s_->open_codec_requests_ > s_->config_.queue_limit) {
+    if (n > s_->config_.queue_limit) {
       status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(s_->config_.queue_limit) +
                                           " requests are open (queue_limit); retry later");
     }
@@ -224,10 +222,12 @@ void BoaService::StartDraining(Clock::time_point deadline) {
   draining_ = true;
 }
 
+bool BoaService::drain_expired() const {
+  return draining_ && Clock::now().time_since_epoch().count() > drain_deadline_ns_.load();
+}
+
 Status BoaService::CheckCancelled(grpc::ServerContext* ctx) const {
-  if (draining_ && Clock::now().time_since_epoch().count() > drain_deadline_ns_.load()) {
-    return Status::Unavailable("the server shut down before the request finished");
-  }
+  if (drain_expired()) return Status::Unavailable("the server shut down before the request finished");
   if (ctx->IsCancelled()) {
     if (std::chrono::system_clock::now() >= ctx->deadline()) return Status::DeadlineExceeded("deadline exceeded");
     return Status::Cancelled("the client cancelled the request");

@@ -26,6 +26,8 @@ class BoaService final : public boa::v1::Boa::Service {
   // they fail with UNAVAILABLE as well.
   void StartDraining(std::chrono::steady_clock::time_point deadline);
   bool draining() const { return draining_.load(); }
+  // Draining, and its deadline has passed.
+  bool drain_expired() const;
   // Codec requests being served (the drain waits for them).
   int open_requests() const { return open_codec_requests_.load(); }
 

@@ -216,6 +216,10 @@ TEST_F(CliTest, AnOutputThatIsTheInputIsRefusedBeforeAnythingIsWritten) {
     EXPECT_NE(o.err.find("is the input file"), std::string::npos) << o.err;
     ASSERT_EQ(Read("data.bin"), original) << out;
   }
+  Outcome appended = Shell(std::string(BOA_CLIENT) + " --local compress data.bin -m m.boam -c >> data.bin");
+  EXPECT_EQ(appended.code, 1);
+  EXPECT_NE(appended.err.find("standard output is the input file"), std::string::npos) << appended.err;
+  EXPECT_EQ(Read("data.bin"), original);
   Outcome piped = Run("compress -m m.boam -o data.bin -f", "data.bin");
   EXPECT_EQ(piped.code, 1);
   EXPECT_NE(piped.err.find("is the input file"), std::string::npos) << piped.err;

@@ -124,6 +124,15 @@ TEST(ModelStore, ReportsEveryEntryItCannotServe) {
     EXPECT_TRUE(reported(path)) << path;
   }
   EXPECT_TRUE(fs::exists(d + "/damaged/1/model.boam")) << "nothing is deleted";
+  // Uploads go around what is left on disk, never over it.
+  EXPECT_EQ(store->Add("damaged", 1, ModelFile(8, 3)).status().code(), StatusCode::kFailedPrecondition);
+  Result<ModelEntry> next = store->Add("damaged", 0, ModelFile(8, 3));
+  ASSERT_TRUE(next.ok()) << next.status().message();
+  EXPECT_EQ(next->version, 2u);
+  EXPECT_EQ(ReadFile(d + "/damaged/1/model.boam", 1 << 20).value(), damaged);
+  Result<ModelEntry> good = store->Add("good", 0, ModelFile(8, 4));
+  ASSERT_TRUE(good.ok());
+  EXPECT_EQ(good->version, 2u) << "good:007 and good:1000000000 are not versions";
 }
 
 TEST(ModelStore, NamesCannotLookLikeIdsOrFiles) {

@@ -116,18 +116,6 @@ class OrderedPool {
   Status failure_;
 };
 
-Status OutOfMemory() { return Status::ResourceExhausted("out of memory while coding"); }
-
-// Runs a worker's loop; running out of memory fails the pool instead of the process.
-template <class Pool, class F>
-void GuardWorker(Pool& pool, F&& body) {
-  try {
-    body();
-  } catch (const std::bad_alloc&) {
-    pool.Fail(OutOfMemory());
-  }
-}
-
 // Joins worker threads on every exit path.
 class WorkerThreads {
  public:
@@ -142,6 +130,28 @@ class WorkerThreads {
  private:
   std::vector<std::thread> threads_;
 };
+
+// Runs a worker's loop; running out of memory fails the pool instead of the process.
+template <class Pool, class F>
+void GuardWorker(Pool& pool, F&& body) {
+  Status s = CatchOutOfMemory("while coding", [&] {
+    body();
+    return Status::Ok();
+  });
+  if (!s.ok()) pool.Fail(s);
+}
+
+// Starts the workers; if one cannot start, those that did are released (the pool aborts) so
+// that joining them cannot hang.
+template <class Pool, class F>
+Status StartWorkers(WorkerThreads& workers, Pool& pool, int n, F&& worker) {
+  Status s = CatchOutOfMemory("starting worker threads", [&] {
+    workers.Start(n, worker);
+    return Status::Ok();
+  });
+  if (!s.ok()) pool.Abort();
+  return s;
+}
 
 // Runs chunk mode over a group of chunks (one lane each), calling
 // on_row(chunk, position, cum[257], logits[256]) for every predicted byte in order within
@@ -204,7 +214,7 @@ Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource*
   BOA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Session>> sessions, MakeSessions(engine, threads, batch, kChunkModeRows));
   OrderedPool<std::vector<uint8_t>, Out> pool(threads, max_in_flight);
   WorkerThreads workers;
-  workers.Start(threads, [&](int w) {
+  BOA_RETURN_IF_ERROR(StartWorkers(workers, pool, threads, [&](int w) {
     GuardWorker(pool, [&] {
       Session& session = *sessions[w];
       std::vector<uint32_t> cum(static_cast<size_t>(kChunkModeRows) * 257);
@@ -219,17 +229,18 @@ Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource*
         for (size_t i = 0; i < jobs.size(); ++i) pool.Publish(jobs[i].first, std::move(outs[i]));
       }
     });
-  });
+  }));
   uint64_t next_out = 0;
   bool eof = false;
-  Status status;
-  try {  // the pool must be aborted, not left waiting, whatever happens here
-    while (status.ok()) {
+  // The pool is aborted below, not left waiting, whatever happens here.
+  Status status = CatchOutOfMemory("while coding", [&] {
+    Status s;
+    while (s.ok()) {
       while (!eof && pool.CanPush()) {
         std::vector<uint8_t> chunk(chunk_length);
         Result<size_t> got = in->Read(chunk.data(), chunk.size());
         if (!got.ok()) {
-          status = got.status();
+          s = got.status();
           break;
         }
         chunk.resize(*got);
@@ -237,17 +248,16 @@ Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource*
         if (content) content->Update(chunk.data(), chunk.size());
         if (!chunk.empty()) pool.Push(std::move(chunk));
       }
-      if (!status.ok() || (eof && next_out == pool.pushed())) break;
+      if (!s.ok() || (eof && next_out == pool.pushed())) break;
       Out out;
       if (!pool.Wait(next_out++, &out)) {
-        status = pool.failure();
+        s = pool.failure();
         break;
       }
-      status = consume(out);
+      s = consume(out);
     }
-  } catch (const std::bad_alloc&) {
-    status = OutOfMemory();
-  }
+    return s;
+  });
   if (!status.ok()) {
     pool.Abort();
   } else {
@@ -504,17 +514,19 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
   Status status;
   {
     WorkerThreads workers;
-    workers.Start(threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], pool); }); });
+    status = StartWorkers(workers, pool, threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], pool); }); });
     Xxh3Hasher content;
     uint64_t next_out = 0;
     bool end = false;
-    try {  // the pool must be aborted, not left waiting, whatever happens here
-      while (status.ok()) {
+    // The pool is aborted below, not left waiting, whatever happens here.
+    if (status.ok()) status = CatchOutOfMemory("while decoding", [&] {
+      Status s;
+      while (s.ok()) {
         while (!end && pool.CanPush()) {
           ChunkRecord rec;
           Result<bool> more = reader.Next(&rec);
           if (!more.ok()) {
-            status = more.status();
+            s = more.status();
             break;
           }
           if (!*more) {
@@ -523,23 +535,22 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
           }
           pool.Push(std::move(rec));
         }
-        if (!status.ok() || (end && next_out == pool.pushed())) break;
+        if (!s.ok() || (end && next_out == pool.pushed())) break;
         DecodedChunk d;
         if (!pool.Wait(next_out++, &d)) {
-          status = pool.failure();
+          s = pool.failure();
           break;
         }
-        status = d.status;
-        if (!status.ok()) break;
+        s = d.status;
+        if (!s.ok()) break;
         content.Update(d.data.data(), d.data.size());
-        status = out->Write(d.data.data(), d.data.size());
+        s = out->Write(d.data.data(), d.data.size());
         st.output_bytes += d.data.size();
         st.chunks++;
         if (o.progress) o.progress(reader.bytes_read(), st.output_bytes);
       }
-    } catch (const std::bad_alloc&) {
-      status = OutOfMemory();
-    }
+      return s;
+    });
     if (status.ok() && content.Digest() != reader.trailer().content_checksum) {
       status = Status::DataLoss("content checksum mismatch: the decoded data differs from the original");
     }

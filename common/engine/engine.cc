@@ -40,12 +40,9 @@ class IeeeFloatScope {
 }  // namespace
 
 Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Backend backend) {
-  try {
-    return Build(w, backend);
-  } catch (const std::bad_alloc&) {
-    return Status::ResourceExhausted("out of memory for the model's engine (" +
-                                     std::to_string(MemoryBytesFor(w.config) >> 20) + " MiB of packed weights)");
-  }
+  return CatchOutOfMemory("for the model's engine (" + std::to_string(MemoryBytesFor(w.config) >> 20) +
+                              " MiB of packed weights)",
+                          [&] { return Build(w, backend); });
 }
 
 Result<std::shared_ptr<const Engine>> Engine::Build(const ModelWeights& w, Backend backend) {
@@ -159,12 +156,11 @@ uint64_t Session::AllocatedBytes() const {
 
 Result<std::unique_ptr<Session>> Session::Create(std::shared_ptr<const Engine> engine, int lanes, int max_rows) {
   const uint64_t bytes = MemoryBytes(engine->config(), lanes, max_rows);
-  try {
-    return std::make_unique<Session>(std::move(engine), lanes, max_rows);
-  } catch (const std::bad_alloc&) {
-    return Status::ResourceExhausted("out of memory for " + std::to_string(lanes) + " lanes of the model (" +
-                                     std::to_string(bytes >> 20) + " MiB of lane state and activations)");
-  }
+  return CatchOutOfMemory("for " + std::to_string(lanes) + " lanes of the model (" + std::to_string(bytes >> 20) +
+                              " MiB of lane state and activations)",
+                          [&]() -> Result<std::unique_ptr<Session>> {
+                            return std::make_unique<Session>(std::move(engine), lanes, max_rows);
+                          });
 }
 
 Session::Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows)

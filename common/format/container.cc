@@ -18,6 +18,24 @@ Status Corrupt(const std::string& what) { return Status::DataLoss("corrupt .boa:
 
 uint32_t HeaderChecksum(const uint8_t* p) { return static_cast<uint32_t>(Xxh3(p, 64)); }
 
+// The one varint decoder of every reader (LEB128 as PutVarint writes it: at most 10 bytes,
+// and only the shortest form, so that equal numbers are equal bytes). `next` gives the
+// following byte, or fails.
+template <class NextByte>
+Result<uint64_t> DecodeVarint(NextByte&& next, const char* what) {
+  uint64_t v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    BOA_ASSIGN_OR_RETURN(const uint8_t b, next());
+    if (shift == 63 && b > 1) break;
+    v |= static_cast<uint64_t>(b & 0x7f) << shift;
+    if (!(b & 0x80)) {
+      if (b == 0 && shift > 0) break;  // a longer form than the number needs
+      return v;
+    }
+  }
+  return Corrupt(std::string("malformed number in ") + what);
+}
+
 void PutVarint(std::vector<uint8_t>* out, uint64_t v) {
   while (v >= 0x80) {
     out->push_back(static_cast<uint8_t>(v | 0x80));
@@ -147,15 +165,13 @@ Status ContainerReader::Get(uint8_t* p, size_t n, const char* what) {
 }
 
 Result<uint64_t> ContainerReader::GetVarint(const char* what) {
-  uint64_t v = 0;
-  for (int shift = 0; shift < 64; shift += 7) {
-    uint8_t b;
-    BOA_RETURN_IF_ERROR(Get(&b, 1, what));
-    if (shift == 63 && b > 1) break;
-    v |= static_cast<uint64_t>(b & 0x7f) << shift;
-    if (!(b & 0x80)) return v;
-  }
-  return Corrupt(std::string("malformed number in ") + what);
+  return DecodeVarint(
+      [&]() -> Result<uint8_t> {
+        uint8_t b;
+        BOA_RETURN_IF_ERROR(Get(&b, 1, what));
+        return b;
+      },
+      what);
 }
 
 Status ContainerReader::ReadHeader(ContainerHeader* header) {
@@ -230,15 +246,12 @@ Status ContainerReader::ReadEnd() {
                    std::to_string(chunks_));
   }
   Xxh3Hasher seen;
+  std::vector<uint8_t> bytes;
   for (uint64_t i = 0; i < count; ++i) {
-    uint8_t buf[10];
-    size_t n = 0;
-    for (;;) {
-      BOA_RETURN_IF_ERROR(Get(&buf[n], 1, "index"));
-      if (!(buf[n++] & 0x80)) break;
-      if (n == sizeof buf) return Corrupt("malformed number in index");
-    }
-    seen.Update(buf, n);
+    BOA_ASSIGN_OR_RETURN(uint64_t size, GetVarint("index"));
+    bytes.clear();
+    PutVarint(&bytes, size);  // the bytes just read: only the shortest form is accepted
+    seen.Update(bytes.data(), bytes.size());
   }
   if (seen.Digest() != index_hash_.Digest()) return Corrupt("index does not match the chunk records");
   uint8_t t[format::kTrailerBytes];
@@ -335,28 +348,16 @@ Result<ContainerInfo> ReadContainerInfo(const std::string& path) {
   const uint64_t index_bytes = trailer_at - tr.index_offset;
   std::vector<uint8_t> buf(static_cast<size_t>(std::min<uint64_t>(index_bytes, 1 << 20)));
   uint64_t buf_start = tr.index_offset, buf_len = 0, pos = tr.index_offset;
-  auto next_byte = [&](uint8_t* b) -> Status {
+  auto next_byte = [&]() -> Result<uint8_t> {
     if (pos >= trailer_at) return Corrupt("index truncated");
     if (pos >= buf_start + buf_len) {
       buf_start = pos;
       buf_len = std::min<uint64_t>(buf.size(), trailer_at - pos);
       BOA_RETURN_IF_ERROR(PreadExact(fd, buf.data(), buf_len, buf_start));
     }
-    *b = buf[pos++ - buf_start];
-    return Status::Ok();
+    return buf[pos++ - buf_start];
   };
-  auto varint = [&](uint64_t* v) -> Status {
-    *v = 0;
-    for (int shift = 0; shift < 64; shift += 7) {
-      uint8_t b = 0;
-      BOA_RETURN_IF_ERROR(next_byte(&b));
-      *v |= static_cast<uint64_t>(b & 0x7f) << shift;
-      if (!(b & 0x80)) return Status::Ok();
-    }
-    return Corrupt("malformed number in index");
-  };
-  uint64_t count;
-  BOA_RETURN_IF_ERROR(varint(&count));
+  BOA_ASSIGN_OR_RETURN(const uint64_t count, DecodeVarint(next_byte, "index"));
   if (count != tr.chunk_count) return Corrupt("index and trailer disagree on the chunk count");
   uint64_t record = format::kHeaderBytes;
   const uint64_t records_end = tr.index_offset - 1;
@@ -364,21 +365,19 @@ Result<ContainerInfo> ReadContainerInfo(const std::string& path) {
   RecordRules rules(info.header.chunk_length);
   uint64_t original = 0;
   for (uint64_t i = 0; i < count; ++i) {
-    uint64_t size;
-    BOA_RETURN_IF_ERROR(varint(&size));
+    BOA_ASSIGN_OR_RETURN(const uint64_t size, DecodeVarint(next_byte, "index"));
     if (size == 0 || size > records_end - record) return Corrupt("index entry out of range");
     uint8_t head[1 + 2 * 10];
     const size_t head_bytes = static_cast<size_t>(std::min<uint64_t>(sizeof head, size));
     BOA_RETURN_IF_ERROR(PreadExact(fd, head, head_bytes, record));
     size_t at = 1;
-    auto head_varint = [&](const char* what) -> Result<uint64_t> {
-      uint64_t v = 0;
-      for (int shift = 0; shift < 64 && at < head_bytes; shift += 7) {
-        const uint8_t b = head[at++];
-        v |= static_cast<uint64_t>(b & 0x7f) << shift;
-        if (!(b & 0x80)) return v;
-      }
-      return Corrupt(std::string("malformed number in ") + what);
+    auto head_varint = [&](const char* what) {
+      return DecodeVarint(
+          [&]() -> Result<uint8_t> {
+            if (at >= head_bytes) return Corrupt(std::string("truncated in ") + what);
+            return head[at++];
+          },
+          what);
     };
     if (head[0] == format::kTagEnd) return Corrupt("chunk " + std::to_string(i) + ": the index lists more chunks than the file has");
     BOA_ASSIGN_OR_RETURN(RecordHead h, rules.Parse(head[0], i, head_varint));

@@ -67,6 +67,11 @@ bool ModelConfig::operator==(const ModelConfig& o) const {
          d_conv == o.d_conv && expand == o.expand && dt_rank == o.dt_rank && vocab == o.vocab;
 }
 
+bool HasModelFileSuffix(const std::string& name) {
+  const std::string suffix = kModelFileSuffix;
+  return name.size() > suffix.size() && name.compare(name.size() - suffix.size(), suffix.size(), suffix) == 0;
+}
+
 const char* WeightTypeName(WeightType t) { return t == WeightType::kF16 ? "f16" : "f32"; }
 
 uint64_t Tensor::numel() const {

@@ -74,6 +74,11 @@ ModelWeights InitRandomModel(const ModelConfig& config, uint64_t seed);
 uint16_t FloatToHalf(float f);
 float HalfToFloat(uint16_t h);
 
+// Model files end in .boam; boa-client reads a -m value with this suffix as a file, and
+// boad's store refuses such names, so the two never meet.
+constexpr const char* kModelFileSuffix = ".boam";
+bool HasModelFileSuffix(const std::string& name);
+
 // Short form of a model id for messages: the first 16 hex digits.
 std::string ShortId(const Sha256Digest& id);
 

@@ -190,18 +190,21 @@ Result<uint64_t> EstimateTrainingBytes(const TrainOptions& o) {
     if (ec) return Status::NotFound(f + ": " + ec.message());
     data += size;
   }
+  // In long double: the products of a huge request overflow 64 bits.
+  using Real = long double;
   const ModelConfig& c = o.model;
-  const uint64_t D = c.d_model, E = c.d_inner(), L = c.n_layers;
-  const uint64_t replicas = static_cast<uint64_t>(std::clamp<int64_t>(o.batch_size, 1, CoresToUse(o.threads)));
+  const Real D = c.d_model, E = c.d_inner(), L = c.n_layers;
+  const Real replicas = static_cast<Real>(std::clamp<int64_t>(o.batch_size, 1, CoresToUse(o.threads)));
   // Each replica: weights and gradients; the primary: AdamW's two moments, the best and the
   // initial weights, and a checkpoint's serialised copy.
-  const uint64_t weights = (2 * replicas + 5) * c.ParameterCount() * sizeof(float);
+  const Real weights = (2 * replicas + 5) * static_cast<Real>(c.ParameterCount()) * sizeof(float);
   // Floats per byte, fitted to peak resident sizes with a margin (docs/training.md).
-  const uint64_t train = static_cast<uint64_t>(o.batch_size * o.seq_len) * (L * 24 * E + 4 * 256 + 4 * D);
-  const uint64_t held = (o.files.size() > 1 ? data : 0) + static_cast<uint64_t>(data * (o.splits[1] + o.splits[2]));
-  const uint64_t eval_bytes = static_cast<uint64_t>(data * std::max(o.splits[1], o.splits[2]));
-  const uint64_t eval = replicas * std::min<uint64_t>(o.eval_chunk, eval_bytes) * (6 * E + 2 * L * E + 4 * 256 + 2 * D);
-  return (256ull << 20) + weights + std::max(train, eval) * sizeof(float) + held;
+  const Real train = static_cast<Real>(o.batch_size) * static_cast<Real>(o.seq_len) * (L * 24 * E + 4 * 256 + 4 * D);
+  const Real held = (o.files.size() > 1 ? Real(data) : 0) + Real(data) * (o.splits[1] + o.splits[2]);
+  const Real eval_bytes = Real(data) * std::max(o.splits[1], o.splits[2]);
+  const Real eval = replicas * std::min<Real>(o.eval_chunk, eval_bytes) * (6 * E + 2 * L * E + 4 * 256 + 2 * D);
+  const Real total = Real(256ull << 20) + weights + std::max(train, eval) * sizeof(float) + held;
+  return total >= Real(UINT64_MAX) ? UINT64_MAX : static_cast<uint64_t>(total);
 }
 
 Status Train(const TrainOptions& o, TrainReport* report) {
@@ -209,6 +212,9 @@ Status Train(const TrainOptions& o, TrainReport* report) {
     return TrainOrThrow(o, report);
   } catch (const std::bad_alloc&) {
     return OutOfMemory(o);
+  } catch (const std::system_error& e) {  // a replica's thread that cannot start
+    if (e.code() == std::errc::resource_unavailable_try_again) return OutOfMemory(o);
+    return Status::Internal(std::string("training failed: ") + e.what());
   } catch (const c10::Error& e) {
     // LibTorch's CPU allocator reports failure as an error, not std::bad_alloc.
     const std::string what = e.what_without_backtrace();

@@ -48,6 +48,12 @@ Result<FileIdentity> IdentifyPath(const std::string& path) {
   return IdentityOf(st, path);
 }
 
+Result<FileIdentity> IdentifyFd(int fd, const std::string& name) {
+  struct stat st;
+  if (::fstat(fd, &st) != 0) return Status::IoError(name + ": " + ErrnoMessage(errno));
+  return IdentityOf(st, name);
+}
+
 Status RefuseOverwritingInput(const std::string& output, const FileIdentity& input) {
   Result<FileIdentity> out = IdentifyPath(output);
   if (!out.ok()) return out.status().code() == StatusCode::kNotFound ? Status::Ok() : out.status();

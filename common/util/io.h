@@ -38,6 +38,9 @@ struct FileIdentity {
 // The identity of the file `path` names (links followed); NOT_FOUND when there is none.
 Result<FileIdentity> IdentifyPath(const std::string& path);
 
+// The identity of what an open descriptor refers to (standard output: where it is redirected).
+Result<FileIdentity> IdentifyFd(int fd, const std::string& name);
+
 // Refuses (INVALID_ARGUMENT, naming both) when `output` names the file `input` is: writing
 // it would destroy the input. An output that does not exist yet is never an input.
 Status RefuseOverwritingInput(const std::string& output, const FileIdentity& input);

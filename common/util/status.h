@@ -2,8 +2,10 @@
 // Codes mirror the gRPC codes the daemon maps them to at its edge.
 #pragma once
 
+#include <new>
 #include <optional>
 #include <string>
+#include <system_error>
 #include <utility>
 
 namespace boa {
@@ -77,6 +79,23 @@ class [[nodiscard]] Result {
   Status status_;
   std::optional<T> value_;
 };
+
+// Runs `body` (which returns Status or Result<T>) so that running out of memory in it — an
+// allocation that fails, or a thread that cannot be started — is a RESOURCE_EXHAUSTED
+// status ("out of memory <what>"): one request or job fails, never the process.
+template <class F>
+auto CatchOutOfMemory(const std::string& what, F&& body) -> decltype(body()) {
+  try {
+    return body();
+  } catch (const std::bad_alloc&) {
+    return Status::ResourceExhausted("out of memory " + what);
+  } catch (const std::system_error& e) {
+    if (e.code() == std::errc::resource_unavailable_try_again || e.code() == std::errc::not_enough_memory) {
+      return Status::ResourceExhausted("out of memory " + what + " (" + e.what() + ")");
+    }
+    return Status::Internal(std::string(e.what()) + " " + what);
+  }
+}
 
 }  // namespace boa
 
