@@ -81,6 +81,9 @@ struct Settings {
   std::string backend = "auto";
   bool chunk_study = false;
   bool budget_only = false;
+  bool codec_only = false;
+  int codec_rounds = 5;  // the in-process codec table: rounds over this much data
+  size_t codec_bytes = 1 << 20;
   std::string model_path, data_path;  // chunk study on a real model and file
 };
 
@@ -407,6 +410,48 @@ int ChunkStudy(const Settings& s) {
   return 0;
 }
 
+// The in-process codec end to end (chunking, engine, range coding, container, checksum):
+// Compress and Decompress of data a d_model 64 x 2 model predicts well (1 MiB), at two chunk
+// lengths, in interleaved rounds (median and best round).
+int CodecTable(const Settings& s) {
+  ModelWeights w = InitRandomModel(ModelConfig::Default(64, 2), 1);
+  for (float& v : w.Find("head.2.weight")->data) v *= 6.0f;  // sharp, trained-like predictions
+  const LoadedModel model = ParseModelFile(SerializeModel(w, WeightType::kF32, "")).value();
+  auto e = engine::Engine::Create(model.weights, engine::Backend::kAuto).value();
+  const std::vector<uint8_t> data = SampleSequences(e, 8, s.codec_bytes / 8);
+  std::printf("\n## In-process codec (%d threads, d_model 64 x 2, %zu KiB, %d rounds)\n\n", s.threads,
+              data.size() / 1024, s.codec_rounds);
+  const std::vector<uint32_t> lengths = {64 * 1024, 4 * 1024};
+  std::vector<std::vector<double>> rates(2 * lengths.size());
+  std::vector<size_t> packed_bytes(lengths.size());
+  for (int round = 0; round < s.codec_rounds; ++round) {
+    for (size_t i = 0; i < lengths.size(); ++i) {
+      CodecOptions o;
+      o.chunk_length = lengths[i];
+      o.threads = s.threads;
+      MemorySource src(data);
+      MemorySink packed;
+      auto t0 = Clock::now();
+      if (!Compress(model, &src, &packed, o, nullptr).ok()) std::abort();
+      rates[2 * i].push_back(data.size() / std::chrono::duration<double>(Clock::now() - t0).count() / 1e6);
+      MemorySource back(packed.data);
+      CountingSink out;
+      t0 = Clock::now();
+      if (!Decompress(model, &back, &out, o, nullptr).ok() || out.bytes != data.size()) std::abort();
+      rates[2 * i + 1].push_back(data.size() / std::chrono::duration<double>(Clock::now() - t0).count() / 1e6);
+      packed_bytes[i] = packed.data.size();
+    }
+  }
+  std::printf("| chunk | ratio | compress MB/s (median / best) | decompress MB/s (median / best) |\n|---:|---:|---:|---:|\n");
+  for (size_t i = 0; i < lengths.size(); ++i) {
+    std::printf("| %u KiB | %.3f | %.3f / %.3f | %.3f / %.3f |\n", lengths[i] / 1024,
+                static_cast<double>(data.size()) / packed_bytes[i], Median(rates[2 * i]),
+                *std::max_element(rates[2 * i].begin(), rates[2 * i].end()), Median(rates[2 * i + 1]),
+                *std::max_element(rates[2 * i + 1].begin(), rates[2 * i + 1].end()));
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   Settings s;
   for (int i = 1; i < argc; ++i) {
@@ -417,12 +462,16 @@ int Main(int argc, char** argv) {
       s.engine_rounds = 2;
       s.engine_seconds = 0.01;
       s.budget_rounds = 5;
+      s.codec_rounds = 1;
+      s.codec_bytes = 128 << 10;
     } else if (a == "--threads" && i + 1 < argc) {
       s.threads = std::max(1, std::atoi(argv[++i]));
     } else if (a == "--budget") {
       s.budget_only = true;
     } else if (a == "--chunk-study") {
       s.chunk_study = true;
+    } else if (a == "--codec") {
+      s.codec_only = true;
     } else if (a == "--model" && i + 1 < argc) {
       s.model_path = argv[++i];
     } else if (a == "--data" && i + 1 < argc) {
@@ -430,7 +479,7 @@ int Main(int argc, char** argv) {
     } else if (a == "--backend" && i + 1 < argc) {
       s.backend = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: boa-bench [--quick] [--threads N] [--backend auto|scalar] [--budget | --chunk-study [--model M --data F]]\n");
+      std::fprintf(stderr, "usage: boa-bench [--quick] [--threads N] [--backend auto|scalar] [--budget | --codec | --chunk-study [--model M --data F]]\n");
       return a == "--help" ? 0 : 1;
     }
   }
@@ -450,11 +499,13 @@ int Main(int argc, char** argv) {
     return 1;
   }
   if (s.chunk_study) return ChunkStudy(s);
+  if (s.codec_only) return CodecTable(s);
   if (s.budget_only) {
     KernelBudget(s, peak1);
     return 0;
   }
   CoderTable(s);
+  CodecTable(s);
   EngineTable(s, peak1, peakN);
   KernelBudget(s, peak1);
 #ifdef BOA_WITH_TRAIN

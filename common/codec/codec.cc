@@ -592,7 +592,7 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
           double sum = 0;
           for (int k = 0; k < 256; ++k) sum += std::exp(static_cast<double>(l[k]) - m);
           outs[i].cross_entropy_bits += (m + std::log(sum) - l[b]) / std::log(2.0);
-          outs[i].ideal_code_bits += kCoderProbBits - std::log2(static_cast<double>(c[b + 1] - c[b]));
+          outs[i].ideal_code_bits += kProbBits - std::log2(static_cast<double>(c[b + 1] - c[b]));
         });
       },
       [&](EvalResult& r) -> Status {

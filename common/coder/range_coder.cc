@@ -8,7 +8,7 @@ using u128 = unsigned __int128;
 constexpr uint64_t kRenormBelow = uint64_t{1} << 32;
 
 inline uint64_t Split(uint64_t range, uint32_t cum) {
-  return static_cast<uint64_t>((static_cast<u128>(range) * cum) >> kCoderProbBits);
+  return static_cast<uint64_t>((static_cast<u128>(range) * cum) >> kProbBits);
 }
 }  // namespace
 
@@ -87,7 +87,7 @@ uint32_t RangeDecoder::NextWord() {
 int RangeDecoder::Decode(const uint32_t* cum) {
   if (value_ >= range_) return -1;
   // Largest s with floor(range * cum[s] / 2^24) <= value  <=>  cum[s] <= t.
-  uint64_t t = static_cast<uint64_t>((((static_cast<u128>(value_) + 1) << kCoderProbBits) - 1) / range_);
+  uint64_t t = static_cast<uint64_t>((((static_cast<u128>(value_) + 1) << kProbBits) - 1) / range_);
   int lo = 0, hi = 256;  // cum[lo] <= t < cum[hi]
   while (hi - lo > 1) {
     int mid = (lo + hi) / 2;

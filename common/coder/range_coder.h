@@ -12,9 +12,9 @@
 #include <cstdint>
 #include <vector>
 
-namespace boa {
+#include "common/coder/frequency_table.h"
 
-constexpr uint32_t kCoderProbBits = 24;
+namespace boa {
 
 class RangeEncoder {
  public:
@@ -41,7 +41,7 @@ class RangeEncoder {
 class RangeDecoder {
  public:
   RangeDecoder(const uint8_t* data, size_t size);
-  // Decodes one symbol given the cumulative table cum[257] (cum[256] = 2^24). Returns -1 if
+  // Decodes one symbol given a cumulative table (common/coder/frequency_table.h). Returns -1 if
   // the stream is inconsistent (corrupt input); the decoder is then unusable.
   int Decode(const uint32_t* cum);
   // Bytes of input consumed so far, including the 8 read at construction (may exceed size).

@@ -12,13 +12,12 @@
 #include <new>
 #include <vector>
 
+#include "common/coder/frequency_table.h"
+
 namespace boa::engine {
 
 // Output columns per weight panel: the AVX2 micro-kernel's width (two 8-float vectors).
 constexpr int kPanel = 16;
-// Probability precision of the quantizer: frequencies sum to exactly 2^24.
-constexpr uint32_t kProbBits = 24;
-constexpr uint32_t kProbTotal = 1u << kProbBits;
 
 // Cache-line aligned; a buffer of 2 MiB or more (a many-lane session's recurrent state,
 // large activations) is aligned to 2 MiB and advised for transparent huge pages: a 256-lane
@@ -92,7 +91,7 @@ struct KernelSet {
   void (*scan)(const float* delta, const float* u, const float* z, const float* B,
                const float* C, const float* A, float a_min, const float* D_skip, int E, int S,
                float* h, float* y);
-  // Logits[256] → cumulative frequency table cum[257] (cum[0] = 0, cum[256] = 2^24).
+  // Logits[256] → cumulative frequency table cum[kFreqTableStride] (common/coder/frequency_table.h).
   void (*quantize)(const float* logits, uint32_t* cum);
 };
 
