@@ -3,7 +3,6 @@
 
 #include <algorithm>
 
-#include "common/coder/range_coder.h"
 
 namespace boa::server {
 
@@ -27,21 +26,18 @@ struct SchedulerRequest::State {
 struct ChunkScheduler::Lane {
   std::shared_ptr<SchedulerRequest::State> owner;
   ChunkJob job;
-  size_t pos = 0;     // next byte to code
-  size_t fed = 0;     // encoding: bytes fed to the model so far (runs ahead of pos)
+  uint64_t index = 0;    // the chunk's place in its request
+  uint32_t length = 0;   // the chunk's length, for errors
   bool coding = false;   // encoding: rows of it are with the coder thread
   Status coder_status;   // encoding: set by the coder thread if the code could not grow
   bool dropped = false;  // its request failed: no more input, freed once not coding
-  std::vector<uint8_t> payload;  // encode: first byte + range code
-  std::vector<uint8_t> out;      // decode: the chunk's bytes
-  std::unique_ptr<RangeEncoder> encoder;
-  std::unique_ptr<RangeDecoder> decoder;
+  std::unique_ptr<ChunkEncoder> encoder;  // the chunk being encoded, or
+  std::unique_ptr<ChunkDecoder> decoder;  // the chunk being decoded
 };
 
 namespace {
 
-Status OutOfMemoryForChunk(const ChunkJob& job) {
-  const size_t bytes = job.decode ? job.record.original_length : job.bytes.size();
+Status OutOfMemoryForChunk(uint64_t bytes) {
   return Status::ResourceExhausted("out of memory for a chunk of " + std::to_string(bytes) + " bytes");
 }
 
@@ -102,7 +98,7 @@ ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Opt
   std::vector<ThreadMemory> memory(thread_count_);
   for (ThreadMemory& m : memory) {
     m.session = std::make_unique<engine::Session>(engine_, LanesPerThread(options_), static_cast<int>(rows));
-    for (auto& c : m.cum) c.resize(rows * 257);
+    for (auto& c : m.cum) c.resize(rows * kFreqTableStride);
     m.coder = std::make_unique<CoderThread>();
   }
   threads_.reserve(thread_count_);
@@ -131,7 +127,7 @@ Result<std::unique_ptr<ChunkScheduler>> ChunkScheduler::Create(std::shared_ptr<c
 uint64_t ChunkScheduler::MemoryBytes(const ModelConfig& config, const Options& o) {
   const int rows = RowsPerStep(o);
   const uint64_t per_thread = engine::Session::MemoryBytes(config, LanesPerThread(o), rows) +
-                              2ull * static_cast<uint64_t>(rows) * 257 * sizeof(uint32_t);
+                              2ull * static_cast<uint64_t>(rows) * kFreqTableStride * sizeof(uint32_t);
   return static_cast<uint64_t>(std::max(1, o.threads)) * per_thread;
 }
 
@@ -248,7 +244,7 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
       for (Finished& f : finished) {
         Lane& ln = lanes[f.lane];
         if (f.status.ok()) {
-          Deliver(*ln.owner, ln.job.index, std::move(f.result));
+          Deliver(*ln.owner, ln.index, std::move(f.result));
         } else {
           Fail(*ln.owner, f.status);
         }
@@ -280,12 +276,7 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
         std::shared_ptr<SchedulerRequest::State> owner;
         if (!PickJob(&job, &owner)) break;
         ChunkResult r;
-        if (!job.decode && job.bytes.size() == 1) {  // no model needed
-          r.encoded = SealChunk(job.bytes, job.bytes);
-          Deliver(*owner, job.index, std::move(r));
-          continue;
-        }
-        if (job.decode && DecodeWithoutModel(&job.record, &r.decoded)) {
+        if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
           Deliver(*owner, job.index, std::move(r));
           continue;
         }
@@ -302,20 +293,17 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
         }
         int lane = free_lanes.back();
         Lane& ln = lanes[lane];
-        ln.job = std::move(job);
-        ln.pos = ln.fed = 1;
+        ln.index = job.index;
+        ln.length = job.decode ? job.record.original_length : static_cast<uint32_t>(job.bytes.size());
         // The chunk's own buffers; if they cannot be had, its request fails, not the server.
         try {
-          if (ln.job.decode) {
-            ln.out.resize(ln.job.record.original_length);
-            ln.out[0] = ln.job.record.payload[0];
-            ln.decoder = std::make_unique<RangeDecoder>(ln.job.record.payload.data() + 1, ln.job.record.payload.size() - 1);
+          if (job.decode) {
+            ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index);
           } else {
-            ln.payload.assign(1, ln.job.bytes[0]);
-            ln.encoder = std::make_unique<RangeEncoder>(&ln.payload);
+            ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes));
           }
         } catch (const std::bad_alloc&) {
-          Fail(*owner, OutOfMemoryForChunk(ln.job));
+          Fail(*owner, OutOfMemoryForChunk(ln.length));
           ln = Lane();
           if (options_.device_lanes) options_.device_lanes->Give();
           continue;
@@ -348,8 +336,8 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
       for (int lane : active) {
         const Lane& ln = lanes[lane];
         if (ln.dropped) continue;
-        decoding += ln.job.decode;
-        if (!ln.job.decode && ln.fed < ln.job.bytes.size()) {
+        decoding += ln.decoder != nullptr;
+        if (ln.encoder && ln.encoder->inputs_left() > 0) {
           ++encoding;
           ++encode_lanes[ln.owner.get()];
         }
@@ -362,19 +350,18 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
       for (int lane : active) {
         Lane& ln = lanes[lane];
         if (ln.dropped) continue;
-        if (ln.job.decode) {
-          inputs.push_back(engine::LaneInput{lane, &ln.out[ln.pos - 1], 1});
-        } else if (ln.fed < ln.job.bytes.size()) {
+        if (ln.decoder) {
+          inputs.push_back(ln.decoder->Input(lane));
+        } else if (ln.encoder->inputs_left() > 0) {
           const auto* owner = ln.owner.get();
           size_t share = static_cast<size_t>((rows_per_step - decoding) * weight(owner) / total_weight /
                                              static_cast<double>(encode_lanes[owner]));
           // At least one row, and one left for each lane after this one.
           size_t n = std::clamp<size_t>(share, 1, rows_left - (encode_left - 1));
-          n = std::min(n, ln.job.bytes.size() - ln.fed);
+          n = std::min(n, ln.encoder->inputs_left());
           rows_left -= n;
           --encode_left;
-          inputs.push_back(engine::LaneInput{lane, &ln.job.bytes[ln.fed - 1], static_cast<int>(n)});
-          ln.fed += n;
+          inputs.push_back(ln.encoder->TakeInputs(lane, n));
         }
       }
       const uint32_t* c = cum[buf].data();
@@ -384,22 +371,18 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
       size_t row = 0;
       for (const engine::LaneInput& in : inputs) {
         Lane& ln = lanes[in.lane];
-        if (!ln.job.decode) {
+        if (ln.encoder) {
           next.push_back(Coding{in.lane, row, static_cast<size_t>(in.count)});
           row += static_cast<size_t>(in.count);
           continue;
         }
-        int sym = ln.decoder->Decode(&c[row++ * 257]);
-        if (sym < 0) {
-          finished.push_back(Finished{in.lane, {}, Status::DataLoss("corrupt .boa: chunk " + std::to_string(ln.job.index) +
-                                                                    ": coded data is inconsistent")});
+        Result<bool> complete = ln.decoder->Decode(&c[row++ * kFreqTableStride]);
+        if (!complete.ok()) {
+          finished.push_back(Finished{in.lane, {}, complete.status()});
           ln.dropped = true;
-          continue;
-        }
-        ln.out[ln.pos++] = static_cast<uint8_t>(sym);
-        if (ln.pos == ln.out.size()) {
+        } else if (*complete) {
           Finished f{in.lane, {}, Status::Ok()};
-          f.result.decoded = std::move(ln.out);
+          f.result.decoded = ln.decoder->TakeBytes();
           finished.push_back(std::move(f));
           ln.dropped = true;
         }
@@ -412,13 +395,9 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
         if (!ln.coder_status.ok()) {
           finished.push_back(Finished{w.lane, {}, ln.coder_status});
           ln.dropped = true;
-        } else if (ln.pos == ln.job.bytes.size()) {
+        } else if (ln.encoder->coded()) {
           Finished f{w.lane, {}, Status::Ok()};
-          try {
-            f.result.encoded = SealChunk(ln.job.bytes, std::move(ln.payload));
-          } catch (const std::bad_alloc&) {
-            f.status = OutOfMemoryForChunk(ln.job);
-          }
+          f.result.encoded = ln.encoder->Seal();
           finished.push_back(std::move(f));
           ln.dropped = true;
         }
@@ -430,14 +409,9 @@ void ChunkScheduler::StepThread(ThreadMemory memory) {
           for (const Coding& w : work) {
             Lane& ln = lanes[w.lane];
             try {  // the range code grows its lane's payload
-              for (size_t k = 0; k < w.count; ++k) {
-                const uint32_t* t = &c[(w.row + k) * 257];
-                uint8_t b = ln.job.bytes[ln.pos++];
-                ln.encoder->Encode(t[b], t[b + 1] - t[b]);
-              }
-              if (ln.pos == ln.job.bytes.size()) ln.encoder->Finish();
+              ln.encoder->Code(&c[w.row * kFreqTableStride], w.count);
             } catch (const std::bad_alloc&) {
-              ln.coder_status = OutOfMemoryForChunk(ln.job);
+              ln.coder_status = OutOfMemoryForChunk(ln.length);
             }
           }
         });

@@ -21,6 +21,7 @@
 #include <thread>
 #include <vector>
 
+#include "common/codec/chunk_coder.h"
 #include "common/codec/codec.h"
 #include "common/engine/engine.h"
 #include "common/util/status.h"

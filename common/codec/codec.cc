@@ -10,7 +10,7 @@
 #include <mutex>
 #include <thread>
 
-#include "common/coder/range_coder.h"
+#include "common/codec/chunk_coder.h"
 
 namespace boa {
 
@@ -153,38 +153,33 @@ Status StartWorkers(WorkerThreads& workers, Pool& pool, int n, F&& worker) {
   return s;
 }
 
-// Runs chunk mode over a group of chunks (one lane each), calling
-// on_row(chunk, position, cum[257], logits[256]) for every predicted byte in order within
-// each chunk. Tiles are sized so each Forward call has up to kChunkModeRows rows.
-template <class OnRow>
-void RunChunkGroup(Session& session, const std::vector<const std::vector<uint8_t>*>& chunks,
-                   std::vector<uint32_t>& cum, OnRow on_row) {
-  const size_t n = chunks.size();
-  std::vector<size_t> pos(n, 0);
+// Runs chunk mode over a group of chunks (one lane each): takes every feed's inputs in tiles
+// of up to kChunkModeRows rows per Forward call, and hands each lane's rows to
+// on_rows(lane, tables, logits, count) in order within the chunk.
+template <class Feed, class OnRows>
+void RunChunkGroup(Session& session, const std::vector<Feed*>& feeds, std::vector<uint32_t>& tables, OnRows on_rows) {
+  const size_t n = feeds.size();
   for (size_t i = 0; i < n; ++i) session.ResetLane(static_cast<int>(i));
   std::vector<LaneInput> inputs;
   for (;;) {
     size_t active = 0;
-    for (size_t i = 0; i < n; ++i) active += pos[i] + 1 < chunks[i]->size();
+    for (const Feed* f : feeds) active += f->inputs_left() > 0;
     if (active == 0) break;
     const size_t per = std::max<size_t>(1, kChunkModeRows / active);
     inputs.clear();
     size_t rows = 0;
     for (size_t i = 0; i < n && rows < kChunkModeRows; ++i) {
-      size_t left = chunks[i]->size() - std::min(chunks[i]->size(), pos[i] + 1);
-      size_t count = std::min({left, per, kChunkModeRows - rows});
+      const size_t count = std::min({feeds[i]->inputs_left(), per, kChunkModeRows - rows});
       if (count == 0) continue;
-      inputs.push_back(LaneInput{static_cast<int>(i), chunks[i]->data() + pos[i], static_cast<int>(count)});
+      inputs.push_back(feeds[i]->TakeInputs(static_cast<int>(i), count));
       rows += count;
     }
-    session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
+    session.Forward(inputs.data(), static_cast<int>(inputs.size()), tables.data());
     size_t r = 0;
     for (const LaneInput& in : inputs) {
-      for (int t = 0; t < in.count; ++t, ++r) {
-        size_t i = static_cast<size_t>(in.lane);
-        on_row(i, pos[i] + 1, &cum[r * 257], session.logits() + r * 256);
-        ++pos[i];
-      }
+      on_rows(static_cast<size_t>(in.lane), &tables[r * kFreqTableStride], session.logits() + r * 256,
+              static_cast<size_t>(in.count));
+      r += static_cast<size_t>(in.count);
     }
   }
 }
@@ -217,15 +212,15 @@ Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource*
   BOA_RETURN_IF_ERROR(StartWorkers(workers, pool, threads, [&](int w) {
     GuardWorker(pool, [&] {
       Session& session = *sessions[w];
-      std::vector<uint32_t> cum(static_cast<size_t>(kChunkModeRows) * 257);
+      std::vector<uint32_t> tables(static_cast<size_t>(kChunkModeRows) * kFreqTableStride);
       std::vector<std::pair<uint64_t, std::vector<uint8_t>>> jobs;
       for (;;) {
         jobs.clear();
         if (!pool.Take(w, batch, true, &jobs)) return;
-        std::vector<const std::vector<uint8_t>*> chunks;
-        for (auto& j : jobs) chunks.push_back(&j.second);
+        std::vector<std::vector<uint8_t>> chunks;
+        for (auto& j : jobs) chunks.push_back(std::move(j.second));
         std::vector<Out> outs(jobs.size());
-        process(session, chunks, cum, outs);
+        process(session, chunks, tables, outs);
         for (size_t i = 0; i < jobs.size(); ++i) pool.Publish(jobs[i].first, std::move(outs[i]));
       }
     });
@@ -322,31 +317,6 @@ ContainerHeader MakeHeader(const LoadedModel& model, uint32_t chunk_length) {
   return h;
 }
 
-EncodedChunk SealChunk(const std::vector<uint8_t>& chunk, std::vector<uint8_t> payload) {
-  EncodedChunk e;
-  e.original_length = static_cast<uint32_t>(chunk.size());
-  if (payload.size() >= chunk.size()) {  // coding would not save anything
-    e.method = ChunkMethod::kStored;
-    e.payload = chunk;
-  } else {
-    e.method = ChunkMethod::kModel;
-    e.payload = std::move(payload);
-  }
-  return e;
-}
-
-bool DecodeWithoutModel(ChunkRecord* rec, std::vector<uint8_t>* out) {
-  if (rec->method == ChunkMethod::kStored) {
-    *out = std::move(rec->payload);
-    return true;
-  }
-  if (rec->original_length == 1) {
-    out->assign(1, rec->payload[0]);
-    return true;
-  }
-  return false;
-}
-
 Status CheckModelMatches(const ContainerHeader& header, const LoadedModel& model) {
   if (header.model_id != model.id) {
     return Status::FailedPrecondition(
@@ -371,22 +341,21 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
 
   Status s = RunChunkPipeline<EncodedChunk>(
       engine, in, chunk_length, threads, &content,
-      [](Session& session, const std::vector<const std::vector<uint8_t>*>& chunks,
-         std::vector<uint32_t>& cum, std::vector<EncodedChunk>& outs) {
-        std::vector<RangeEncoder> encoders;
-        encoders.reserve(chunks.size());
+      [](Session& session, std::vector<std::vector<uint8_t>>& chunks, std::vector<uint32_t>& tables,
+         std::vector<EncodedChunk>& outs) {
+        std::vector<std::unique_ptr<ChunkEncoder>> encoders;
+        std::vector<ChunkEncoder*> feeds;
+        std::vector<size_t> slot;  // the output of each encoder
         for (size_t i = 0; i < chunks.size(); ++i) {
-          outs[i].payload.assign(1, (*chunks[i])[0]);
-          encoders.emplace_back(&outs[i].payload);
+          if (EncodeWithoutModel(&chunks[i], &outs[i])) continue;
+          encoders.push_back(std::make_unique<ChunkEncoder>(std::move(chunks[i])));
+          feeds.push_back(encoders.back().get());
+          slot.push_back(i);
         }
-        RunChunkGroup(session, chunks, cum, [&](size_t i, size_t pos, const uint32_t* c, const float*) {
-          uint8_t b = (*chunks[i])[pos];
-          encoders[i].Encode(c[b], c[b + 1] - c[b]);
+        RunChunkGroup(session, feeds, tables, [&](size_t lane, const uint32_t* t, const float*, size_t count) {
+          feeds[lane]->Code(t, count);
         });
-        for (size_t i = 0; i < chunks.size(); ++i) {
-          encoders[i].Finish();
-          outs[i] = SealChunk(*chunks[i], std::move(outs[i].payload));
-        }
+        for (size_t e = 0; e < feeds.size(); ++e) outs[slot[e]] = feeds[e]->Seal();
       },
       [&](EncodedChunk& r) -> Status {
         BOA_RETURN_IF_ERROR(writer.WriteChunk(r.method, r.original_length, r.payload.data(), r.payload.size()));
@@ -416,16 +385,13 @@ void DecodeWorker(int w, Session& session, OrderedPool<ChunkRecord, DecodedChunk
   const int lanes = session.lanes();
   struct Lane {
     uint64_t index = 0;
-    ChunkRecord record;
-    std::vector<uint8_t> out;
-    std::unique_ptr<RangeDecoder> decoder;
-    size_t pos = 0;
+    std::unique_ptr<ChunkDecoder> decoder;
   };
   std::vector<Lane> state(lanes);
   std::vector<int> free_lanes;
   for (int i = lanes - 1; i >= 0; --i) free_lanes.push_back(i);
   std::vector<int> active;
-  std::vector<uint32_t> cum(static_cast<size_t>(lanes) * 257);
+  std::vector<uint32_t> tables(static_cast<size_t>(lanes) * kFreqTableStride);
   std::vector<LaneInput> inputs;
   std::vector<std::pair<uint64_t, ChunkRecord>> jobs;
   for (;;) {
@@ -436,55 +402,40 @@ void DecodeWorker(int w, Session& session, OrderedPool<ChunkRecord, DecodedChunk
       return;
     }
     for (auto& job : jobs) {
-      ChunkRecord& rec = job.second;
       DecodedChunk trivial;
-      if (DecodeWithoutModel(&rec, &trivial.data)) {
+      if (DecodeWithoutModel(&job.second, &trivial.data)) {
         pool.Publish(job.first, std::move(trivial));
         continue;
       }
-      int lane = free_lanes.back();
+      const int lane = free_lanes.back();
       free_lanes.pop_back();
-      Lane& L = state[lane];
-      L.index = job.first;
-      L.record = std::move(rec);
-      L.out.resize(L.record.original_length);
-      L.out[0] = L.record.payload[0];
-      L.decoder = std::make_unique<RangeDecoder>(L.record.payload.data() + 1, L.record.payload.size() - 1);
-      L.pos = 1;
+      state[lane].index = job.first;
+      state[lane].decoder = std::make_unique<ChunkDecoder>(std::move(job.second), job.first);
       session.ResetLane(lane);
       active.push_back(lane);
     }
     if (active.empty()) continue;
     inputs.clear();
-    for (int lane : active) inputs.push_back(LaneInput{lane, &state[lane].out[state[lane].pos - 1], 1});
-    session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum.data());
+    for (int lane : active) inputs.push_back(state[lane].decoder->Input(lane));
+    session.Forward(inputs.data(), static_cast<int>(inputs.size()), tables.data());
     size_t keep = 0;
     for (size_t r = 0; r < active.size(); ++r) {
-      int lane = active[r];
+      const int lane = active[r];
       Lane& L = state[lane];
-      int sym = L.decoder->Decode(&cum[r * 257]);
-      bool finished = false;
-      DecodedChunk d;
-      if (sym < 0) {
-        d.status = Status::DataLoss("corrupt .boa: chunk " + std::to_string(L.index) +
-                                    ": coded data is inconsistent");
-        finished = true;
-      } else {
-        L.out[L.pos++] = static_cast<uint8_t>(sym);
-        if (L.pos == L.out.size()) {
-          d.data = std::move(L.out);
-          finished = true;
-        }
-      }
-      if (finished) {
-        pool.Publish(L.index, std::move(d));
-        L.decoder.reset();
-        L.record.payload.clear();
-        L.out.clear();
-        free_lanes.push_back(lane);
-      } else {
+      Result<bool> complete = L.decoder->Decode(&tables[r * kFreqTableStride]);
+      if (complete.ok() && !*complete) {
         active[keep++] = lane;
+        continue;
       }
+      DecodedChunk d;
+      if (complete.ok()) {
+        d.data = L.decoder->TakeBytes();
+      } else {
+        d.status = complete.status();
+      }
+      pool.Publish(L.index, std::move(d));
+      L.decoder.reset();
+      free_lanes.push_back(lane);
     }
     active.resize(keep);
   }
@@ -578,21 +529,29 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
   EvalResult total;
   Status s = RunChunkPipeline<EvalResult>(
       engine, in, chunk_length, threads, nullptr,
-      [](Session& session, const std::vector<const std::vector<uint8_t>*>& chunks,
-         std::vector<uint32_t>& cum, std::vector<EvalResult>& outs) {
+      [](Session& session, std::vector<std::vector<uint8_t>>& chunks, std::vector<uint32_t>& tables,
+         std::vector<EvalResult>& outs) {
+        std::vector<ChunkFeed> feeds;
+        feeds.reserve(chunks.size());
         for (size_t i = 0; i < chunks.size(); ++i) {
-          outs[i].bytes = chunks[i]->size();
+          outs[i].bytes = chunks[i].size();
           outs[i].chunks = 1;
-          outs[i].predicted = chunks[i]->size() - 1;
+          outs[i].predicted = chunks[i].size() - 1;
+          feeds.emplace_back(std::move(chunks[i]));
         }
-        RunChunkGroup(session, chunks, cum, [&](size_t i, size_t pos, const uint32_t* c, const float* l) {
-          uint8_t b = (*chunks[i])[pos];
-          double m = l[0];
-          for (int k = 1; k < 256; ++k) m = std::max<double>(m, l[k]);
-          double sum = 0;
-          for (int k = 0; k < 256; ++k) sum += std::exp(static_cast<double>(l[k]) - m);
-          outs[i].cross_entropy_bits += (m + std::log(sum) - l[b]) / std::log(2.0);
-          outs[i].ideal_code_bits += kProbBits - std::log2(static_cast<double>(c[b + 1] - c[b]));
+        std::vector<ChunkFeed*> lanes;
+        for (ChunkFeed& f : feeds) lanes.push_back(&f);
+        std::vector<size_t> next(feeds.size(), 1);  // each chunk's next predicted byte
+        RunChunkGroup(session, lanes, tables, [&](size_t i, const uint32_t* t, const float* l, size_t count) {
+          for (size_t k = 0; k < count; ++k, t += kFreqTableStride, l += 256) {
+            const uint8_t b = feeds[i].chunk()[next[i]++];
+            double m = l[0];
+            for (int v = 1; v < 256; ++v) m = std::max<double>(m, l[v]);
+            double sum = 0;
+            for (int v = 0; v < 256; ++v) sum += std::exp(static_cast<double>(l[v]) - m);
+            outs[i].cross_entropy_bits += (m + std::log(sum) - l[b]) / std::log(2.0);
+            outs[i].ideal_code_bits += kProbBits - std::log2(static_cast<double>(t[b + 1] - t[b]));
+          }
         });
       },
       [&](EvalResult& r) -> Status {

@@ -57,19 +57,6 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out,
 // Checks that `header` was written with `model`.
 Status CheckModelMatches(const ContainerHeader& header, const LoadedModel& model);
 
-// The per-chunk rules, shared by this codec and boad's scheduler so both write identical
-// streams.
-struct EncodedChunk {
-  ChunkMethod method = ChunkMethod::kStored;
-  uint32_t original_length = 0;
-  std::vector<uint8_t> payload;
-};
-// `payload` is the chunk's first byte followed by the finished range code of the rest; the
-// chunk is stored raw instead when coding saved nothing (always for a 1-byte chunk).
-EncodedChunk SealChunk(const std::vector<uint8_t>& chunk, std::vector<uint8_t> payload);
-// A record that decodes without the model (stored, or a single byte) gives its bytes.
-bool DecodeWithoutModel(ChunkRecord* record, std::vector<uint8_t>* out);
-
 struct EvalResult {
   uint64_t bytes = 0;           // input length
   uint64_t chunks = 0;
