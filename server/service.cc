@@ -13,6 +13,7 @@
 #include <thread>
 
 #include "common/codec/codec.h"
+#include "common/codec/stream.h"
 #include "common/format/container.h"
 #include "common/util/hash.h"
 
@@ -263,26 +264,23 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
       rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
 
   SubmitCounter counter;
-  Xxh3Hasher content;
-  uint64_t chunks = 0, stored = 0;
   StreamSink<v1::CompressResponse, std::remove_pointer_t<decltype(stream)>> sink(stream);
+  StreamWriter out(&sink, MakeHeader(rm->model, chunk_length));
   RequestSource<v1::CompressRequest> src([stream](v1::CompressRequest* m) { return stream->Read(m); }, "");
+  ChunkCutter cutter(&src, chunk_length);
   // From here to the join nothing may throw: both sides turn running out of memory into a
   // status, so the writer thread is always joined.
   Status write_status;
   std::thread writer([&] {
     Status s = GuardMemory([&] {
-      ContainerWriter w(&sink, MakeHeader(rm->model, chunk_length));
-      Status s = w.WriteHeader();
+      Status s = out.WriteHeader();
       for (uint64_t next = 0; s.ok() && counter.WaitFor(next); ++next) {
         ChunkResult r;
         s = req->Next(&r);
-        if (s.ok()) s = w.WriteChunk(r.encoded.method, r.encoded.original_length, r.encoded.payload.data(), r.encoded.payload.size());
+        if (s.ok()) s = out.Add(r.encoded);
         if (s.ok()) s = sink.Flush();
-        ++chunks;
-        stored += r.encoded.method == ChunkMethod::kStored;
       }
-      if (s.ok() && counter.complete()) s = w.Finish(content.Digest());
+      if (s.ok() && counter.complete()) s = out.Finish(cutter.content_checksum());
       if (s.ok()) s = sink.Flush();
       return s;
     });
@@ -292,15 +290,12 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
   // Reads the input and cuts it into chunks.
   Status read_status = GuardMemory([&]() -> Status {
     for (;;) {
-      std::vector<uint8_t> chunk(chunk_length);
-      BOA_ASSIGN_OR_RETURN(size_t got, src.Read(chunk.data(), chunk.size()));
-      if (got < chunk.size()) BOA_RETURN_IF_ERROR(CheckCancelled(ctx));  // the end, or a client that gave up
-      if (got == 0) return Status::Ok();
-      chunk.resize(got);
-      content.Update(chunk.data(), got);
+      std::vector<uint8_t> chunk;
+      BOA_ASSIGN_OR_RETURN(bool more, cutter.Next(&chunk));
+      if (cutter.ended()) BOA_RETURN_IF_ERROR(CheckCancelled(ctx));  // the end, or a client that gave up
+      if (!more) return Status::Ok();
       BOA_RETURN_IF_ERROR(req->SubmitEncode(std::move(chunk)));
       counter.Add();
-      if (got < chunk_length) return Status::Ok();
     }
   });
   if (!read_status.ok()) req->Cancel(read_status);
@@ -312,8 +307,8 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
   summary.set_model_id(entry.id);
   summary.set_input_bytes(in_bytes);
   summary.set_output_bytes(sink.sent());
-  summary.set_chunks(chunks);
-  summary.set_stored_chunks(stored);
+  summary.set_chunks(out.chunks());
+  summary.set_stored_chunks(out.stored_chunks());
   summary.set_chunk_size(chunk_length);
   summary.set_seconds(Seconds(t0));
   summary.set_peak_lanes(req->peak_lanes());
@@ -343,7 +338,7 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
     initial = std::move(*first.mutable_data());
   }
   RequestSource<v1::DecompressRequest> src(read, std::move(initial));
-  ContainerReader reader(&src);
+  StreamReader reader(&src);
   ContainerHeader header;
   BOA_RETURN_IF_ERROR(reader.ReadHeader(&header));
   const std::string stream_id = HexString(header.model_id.data(), header.model_id.size());
@@ -364,8 +359,7 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
   std::unique_ptr<SchedulerRequest> req =
       rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
   SubmitCounter counter;
-  Xxh3Hasher content;
-  uint64_t out_bytes = 0, chunks = 0;
+  DecodedContent content;
   // From here to the join nothing may throw (see CompressStream).
   Status write_status;
   std::thread writer([&] {
@@ -375,9 +369,7 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
         ChunkResult r;
         s = req->Next(&r);
         if (!s.ok()) break;
-        content.Update(r.decoded.data(), r.decoded.size());
-        out_bytes += r.decoded.size();
-        ++chunks;
+        content.Add(r.decoded);
         for (size_t pos = 0; s.ok() && pos < r.decoded.size(); pos += kMessageBytes) {
           if (!write(r.decoded.data() + pos, std::min(kMessageBytes, r.decoded.size() - pos))) {
             s = Status::Cancelled("the client went away");
@@ -407,13 +399,11 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
   writer.join();
   BOA_RETURN_IF_ERROR(read_status);
   BOA_RETURN_IF_ERROR(write_status);
-  if (content.Digest() != reader.trailer().content_checksum) {
-    return Status::DataLoss("content checksum mismatch: the decoded data differs from the original");
-  }
+  BOA_RETURN_IF_ERROR(reader.CheckContent(content.checksum()));
   summary->set_model_id(stream_id);
   summary->set_input_bytes(src.total());
-  summary->set_output_bytes(out_bytes);
-  summary->set_chunks(chunks);
+  summary->set_output_bytes(content.bytes());
+  summary->set_chunks(content.chunks());
   summary->set_chunk_size(header.chunk_length);
   summary->set_seconds(Seconds(t0));
   summary->set_peak_lanes(req->peak_lanes());

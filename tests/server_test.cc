@@ -20,6 +20,7 @@
 
 #include "boa/v1/boa.grpc.pb.h"
 #include "client/remote.h"
+#include "common/codec/stream.h"
 #include "common/format/container.h"
 #include "common/util/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"

@@ -11,6 +11,7 @@
 #include <thread>
 
 #include "common/codec/chunk_coder.h"
+#include "common/codec/stream.h"
 
 namespace boa {
 
@@ -196,13 +197,11 @@ Result<std::vector<std::unique_ptr<Session>>> MakeSessions(const std::shared_ptr
   return sessions;
 }
 
-// Reads the input in chunks (hashing them into `content` if given) and hands groups of them
-// to `process` on worker threads; `consume` sees each chunk's result in input order on the
-// calling thread.
+// Reads the input in chunks and hands groups of them to `process` on worker threads;
+// `consume` sees each chunk's result in input order on the calling thread.
 template <class Out, class Process, class Consume>
-Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource* in,
-                        uint32_t chunk_length, int threads, Xxh3Hasher* content, Process process,
-                        Consume consume) {
+Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ChunkCutter* cutter, uint32_t chunk_length,
+                        int threads, Process process, Consume consume) {
   const int batch = std::clamp(kChunkModeRows / static_cast<int>(chunk_length), 1, 64);
   const size_t max_in_flight = std::max<size_t>(
       2 * threads, std::min<size_t>(threads * batch * 4, kInFlightBudget / chunk_length));
@@ -226,24 +225,20 @@ Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ByteSource*
     });
   }));
   uint64_t next_out = 0;
-  bool eof = false;
   // The pool is aborted below, not left waiting, whatever happens here.
   Status status = CatchOutOfMemory("while coding", [&] {
     Status s;
     while (s.ok()) {
-      while (!eof && pool.CanPush()) {
-        std::vector<uint8_t> chunk(chunk_length);
-        Result<size_t> got = in->Read(chunk.data(), chunk.size());
-        if (!got.ok()) {
-          s = got.status();
+      while (!cutter->ended() && pool.CanPush()) {
+        std::vector<uint8_t> chunk;
+        Result<bool> more = cutter->Next(&chunk);
+        if (!more.ok()) {
+          s = more.status();
           break;
         }
-        chunk.resize(*got);
-        if (*got < chunk_length) eof = true;
-        if (content) content->Update(chunk.data(), chunk.size());
-        if (!chunk.empty()) pool.Push(std::move(chunk));
+        if (*more) pool.Push(std::move(chunk));
       }
-      if (!s.ok() || (eof && next_out == pool.pushed())) break;
+      if (!s.ok() || (cutter->ended() && next_out == pool.pushed())) break;
       Out out;
       if (!pool.Wait(next_out++, &out)) {
         s = pool.failure();
@@ -302,21 +297,6 @@ Result<uint32_t> ChooseChunkLength(const CodecOptions& o, int64_t size) {
   return static_cast<uint32_t>(len);
 }
 
-ContainerHeader MakeHeader(const LoadedModel& model, uint32_t chunk_length) {
-  ContainerHeader h;
-  h.chunk_length = chunk_length;
-  h.model_id = model.id;
-  const ModelConfig& c = model.weights.config;
-  h.model.d_model = c.d_model;
-  h.model.n_layers = static_cast<uint16_t>(c.n_layers);
-  h.model.d_state = static_cast<uint16_t>(c.d_state);
-  h.model.d_conv = static_cast<uint16_t>(c.d_conv);
-  h.model.expand = static_cast<uint16_t>(c.expand);
-  h.model.dt_rank = static_cast<uint16_t>(c.dt_rank);
-  h.model.weight_type = static_cast<uint8_t>(model.stored_type);
-  return h;
-}
-
 Status CheckModelMatches(const ContainerHeader& header, const LoadedModel& model) {
   if (header.model_id != model.id) {
     return Status::FailedPrecondition(
@@ -332,15 +312,11 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
   BOA_ASSIGN_OR_RETURN(uint32_t chunk_length, ChooseChunkLength(o, size));
   BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
   const int threads = WorkerCount(o, size, chunk_length);
-  CodecStats st;
-  st.chunk_length = chunk_length;
-  st.threads = threads;
-  ContainerWriter writer(out, MakeHeader(model, chunk_length));
+  StreamWriter writer(out, MakeHeader(model, chunk_length));
   BOA_RETURN_IF_ERROR(writer.WriteHeader());
-  Xxh3Hasher content;
-
+  ChunkCutter cutter(in, chunk_length);
   Status s = RunChunkPipeline<EncodedChunk>(
-      engine, in, chunk_length, threads, &content,
+      engine, &cutter, chunk_length, threads,
       [](Session& session, std::vector<std::vector<uint8_t>>& chunks, std::vector<uint32_t>& tables,
          std::vector<EncodedChunk>& outs) {
         std::vector<std::unique_ptr<ChunkEncoder>> encoders;
@@ -358,17 +334,20 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
         for (size_t e = 0; e < feeds.size(); ++e) outs[slot[e]] = feeds[e]->Seal();
       },
       [&](EncodedChunk& r) -> Status {
-        BOA_RETURN_IF_ERROR(writer.WriteChunk(r.method, r.original_length, r.payload.data(), r.payload.size()));
-        st.input_bytes += r.original_length;
-        st.chunks++;
-        st.stored_chunks += r.method == ChunkMethod::kStored;
-        if (o.progress) o.progress(st.input_bytes, writer.bytes_written());
+        BOA_RETURN_IF_ERROR(writer.Add(r));
+        if (o.progress) o.progress(writer.input_bytes(), writer.bytes_written());
         return Status::Ok();
       });
   BOA_RETURN_IF_ERROR(s);
-  BOA_RETURN_IF_ERROR(writer.Finish(content.Digest()));
-  st.output_bytes = writer.bytes_written();
-  if (stats) *stats = st;
+  BOA_RETURN_IF_ERROR(writer.Finish(cutter.content_checksum()));
+  if (stats) {
+    stats->input_bytes = writer.input_bytes();
+    stats->output_bytes = writer.bytes_written();
+    stats->chunks = writer.chunks();
+    stats->stored_chunks = writer.stored_chunks();
+    stats->chunk_length = chunk_length;
+    stats->threads = threads;
+  }
   return Status::Ok();
 }
 
@@ -445,7 +424,7 @@ void DecodeWorker(int w, Session& session, OrderedPool<ChunkRecord, DecodedChunk
 
 Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const CodecOptions& o,
                   CodecStats* stats) {
-  ContainerReader reader(in);
+  StreamReader reader(in);
   ContainerHeader header;
   BOA_RETURN_IF_ERROR(reader.ReadHeader(&header));
   BOA_RETURN_IF_ERROR(CheckModelMatches(header, model));
@@ -457,16 +436,13 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
       o.lanes > 0 ? o.lanes : kDefaultLanesPerThread, 1, std::max<uint64_t>(1, budget_jobs / (2 * threads))));
   const size_t max_in_flight = std::min<size_t>(budget_jobs, static_cast<size_t>(threads) * lanes * 2);
 
-  CodecStats st;
-  st.chunk_length = header.chunk_length;
-  st.threads = threads;
   BOA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Session>> sessions, MakeSessions(engine, threads, lanes, lanes));
+  DecodedContent content;
   OrderedPool<ChunkRecord, DecodedChunk> pool(threads, max_in_flight);
   Status status;
   {
     WorkerThreads workers;
     status = StartWorkers(workers, pool, threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], pool); }); });
-    Xxh3Hasher content;
     uint64_t next_out = 0;
     bool end = false;
     // The pool is aborted below, not left waiting, whatever happens here.
@@ -494,17 +470,13 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
         }
         s = d.status;
         if (!s.ok()) break;
-        content.Update(d.data.data(), d.data.size());
+        content.Add(d.data);
         s = out->Write(d.data.data(), d.data.size());
-        st.output_bytes += d.data.size();
-        st.chunks++;
-        if (o.progress) o.progress(reader.bytes_read(), st.output_bytes);
+        if (o.progress) o.progress(reader.bytes_read(), content.bytes());
       }
       return s;
     });
-    if (status.ok() && content.Digest() != reader.trailer().content_checksum) {
-      status = Status::DataLoss("content checksum mismatch: the decoded data differs from the original");
-    }
+    if (status.ok()) status = reader.CheckContent(content.checksum());
     if (status.ok()) {
       pool.Close();
     } else {
@@ -512,8 +484,14 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
     }
   }
   BOA_RETURN_IF_ERROR(status);
-  st.input_bytes = reader.bytes_read();
-  if (stats) *stats = st;
+  if (stats) {
+    stats->input_bytes = reader.bytes_read();
+    stats->output_bytes = content.bytes();
+    stats->chunks = content.chunks();
+    stats->stored_chunks = 0;
+    stats->chunk_length = header.chunk_length;
+    stats->threads = threads;
+  }
   return Status::Ok();
 }
 
@@ -527,8 +505,9 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
   BOA_ASSIGN_OR_RETURN(uint32_t chunk_length, ChooseChunkLength(o, size));
   const int threads = WorkerCount(o, size, chunk_length);
   EvalResult total;
+  ChunkCutter cutter(in, chunk_length);
   Status s = RunChunkPipeline<EvalResult>(
-      engine, in, chunk_length, threads, nullptr,
+      engine, &cutter, chunk_length, threads,
       [](Session& session, std::vector<std::vector<uint8_t>>& chunks, std::vector<uint32_t>& tables,
          std::vector<EvalResult>& outs) {
         std::vector<ChunkFeed> feeds;

@@ -43,8 +43,6 @@ struct CodecStats {
 // The chunk length a compression will use for an input of `input_size` bytes (-1: unknown).
 Result<uint32_t> ChooseChunkLength(const CodecOptions& options, int64_t input_size);
 
-ContainerHeader MakeHeader(const LoadedModel& model, uint32_t chunk_length);
-
 Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out,
                 const CodecOptions& options, CodecStats* stats);
 
