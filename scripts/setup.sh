@@ -9,6 +9,8 @@ PACKAGES=(
   libxxhash-dev libssl-dev libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
+  # clang's -Wthread-safety analysis of the annotated locking (a ctest)
+  clang
   # daemon and wire contract
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev

@@ -98,6 +98,7 @@ Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
     return Status::IoError("model directory " + options.dir + ": cannot create or open it" + (ec ? ": " + ec.message() : ""));
   }
   std::unique_ptr<ModelStore> store(new ModelStore(options));
+  MutexLock l(&store->mu_);  // not shared yet; the lock keeps the analysis simple
   auto problem = [&](const std::string& path, const std::string& what) {
     store->problems_.push_back(path + ": " + what + " (left on disk, not served)");
   };
@@ -138,7 +139,7 @@ Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
     if (name_ec) problem(name_dir.path().string(), "cannot read it: " + name_ec.message());
   }
   if (ec) return Status::IoError("model directory " + options.dir + ": " + ec.message());
-  return store;
+  return Result<std::unique_ptr<ModelStore>>(std::move(store));
 }
 
 ModelEntry ModelStore::WithLoaded(ModelEntry e) const {
@@ -147,7 +148,7 @@ ModelEntry ModelStore::WithLoaded(ModelEntry e) const {
 }
 
 std::vector<ModelEntry> ModelStore::List() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   std::vector<ModelEntry> out;
   for (const auto& [name, versions] : entries_) {
     for (const auto& [v, e] : versions) out.push_back(WithLoaded(e));
@@ -184,7 +185,7 @@ Result<ModelEntry> ModelStore::ResolveLocked(const std::string& ref) const {
 }
 
 Result<ModelEntry> ModelStore::Resolve(const std::string& ref) const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   return ResolveLocked(ref);
 }
 
@@ -196,7 +197,7 @@ Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, co
   Result<LoadedModel> parsed = ParseModelFile(file);
   if (!parsed.ok()) return Status::InvalidArgument("not a valid model file: " + parsed.status().message());
   const LoadedModel& m = *parsed;
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   auto& versions = entries_[name];
   auto dir_of = [&](uint32_t v) { return options_.dir + "/" + name + "/" + std::to_string(v); };
   std::error_code ec;
@@ -244,7 +245,7 @@ Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, co
 }
 
 Result<ModelEntry> ModelStore::Remove(const std::string& ref) {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
   std::error_code ec;
   fs::remove_all(e.dir, ec);
@@ -261,10 +262,38 @@ Result<ModelEntry> ModelStore::Remove(const std::string& ref) {
   return e;
 }
 
+// One load of a model, waited for by every caller that asks for it meanwhile.
+class ModelStore::Loading {
+ public:
+  explicit Loading(uint64_t bytes) : bytes_(bytes) {}
+  uint64_t bytes() const { return bytes_; }
+  void Finish(Result<std::shared_ptr<ResidentModel>> r) BOA_EXCLUDES(mu_) {
+    {
+      MutexLock l(&mu_);
+      result_ = std::move(r);
+      done_ = true;
+    }
+    cv_.SignalAll();
+  }
+  Result<std::shared_ptr<ResidentModel>> Wait() BOA_EXCLUDES(mu_) {
+    MutexLock l(&mu_);
+    while (!done_) cv_.Wait(&mu_);
+    return result_;
+  }
+
+ private:
+  const uint64_t bytes_;
+  Mutex mu_;
+  CondVar cv_;
+  bool done_ BOA_GUARDED_BY(mu_) = false;
+  Result<std::shared_ptr<ResidentModel>> result_ BOA_GUARDED_BY(mu_) = Status::Internal("not loaded");
+};
+
 void ModelStore::EvictLocked(uint64_t incoming) {
   for (;;) {
     uint64_t total = incoming;
     for (const auto& [id, slot] : resident_) total += slot.model->bytes;
+    for (const auto& [id, load] : loading_) total += load->bytes();
     if (total <= options_.memory_budget) return;
     auto lru = resident_.end();
     for (auto it = resident_.begin(); it != resident_.end(); ++it) {
@@ -286,30 +315,10 @@ std::string MiB(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) 
 
 }  // namespace
 
-Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
-  std::lock_guard<std::mutex> lk(mu_);
-  BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
-  e.loaded = true;
-  auto it = resident_.find(e.id);
-  if (it != resident_.end()) {
-    it->second.last_used = std::chrono::steady_clock::now();
-    return ModelLease{e, it->second.model};
-  }
-  // Refused before anything is allocated when the model cannot fit at all.
-  const uint64_t need = ResidentBytes(e.config);
-  if (need > options_.memory_budget) {
-    const ChunkScheduler::Options& so = options_.scheduler;
-    const uint64_t lanes = static_cast<uint64_t>(std::max(1, so.threads)) * std::max(1, so.lanes_per_thread);
-    return Status::ResourceExhausted(
-        "model " + e.Ref() + " needs " + MiB(need) + " resident (engine " + MiB(engine::Engine::MemoryBytesFor(e.config)) +
-        ", " + std::to_string(lanes) + " lanes of " + MiB(engine::Session::MemoryBytes(e.config, 1, 0)) +
-        " state each, and activations), more than memory_budget (" + MiB(options_.memory_budget) +
-        "): raise memory_budget or lower lanes in boad.yaml");
-  }
-  EvictLocked(need);
+Result<std::shared_ptr<ResidentModel>> ModelStore::Load(const ModelEntry& e, uint64_t bytes) const {
   auto r = std::make_shared<ResidentModel>();
   r->id = e.id;
-  r->bytes = need;
+  r->bytes = bytes;
   BOA_RETURN_IF_ERROR(CatchOutOfMemory("loading model " + e.Ref(), [&]() -> Status {
     BOA_ASSIGN_OR_RETURN(r->model, LoadModelFile(e.dir + "/" + kModelFileName));
     if (r->model.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
@@ -318,12 +327,62 @@ Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
     BOA_ASSIGN_OR_RETURN(r->scheduler, ChunkScheduler::Create(r->engine, options_.scheduler));
     return Status::Ok();
   }));
-  resident_[e.id] = Slot{r, std::chrono::steady_clock::now()};
-  return ModelLease{e, r};
+  return r;
+}
+
+Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
+  ModelEntry e;
+  std::shared_ptr<Loading> load;
+  bool mine = false;  // this call loads it; others wait for it
+  {
+    MutexLock l(&mu_);
+    BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
+    e.loaded = true;
+    auto it = resident_.find(e.id);
+    if (it != resident_.end()) {
+      it->second.last_used = std::chrono::steady_clock::now();
+      return ModelLease{e, it->second.model};
+    }
+    auto loading = loading_.find(e.id);
+    if (loading != loading_.end()) {
+      load = loading->second;
+    } else {
+      // Refused before anything is allocated when the model cannot fit at all.
+      const uint64_t need = ResidentBytes(e.config);
+      if (need > options_.memory_budget) {
+        const ChunkScheduler::Options& so = options_.scheduler;
+        const uint64_t lanes = static_cast<uint64_t>(std::max(1, so.threads)) * std::max(1, so.lanes_per_thread);
+        return Status::ResourceExhausted(
+            "model " + e.Ref() + " needs " + MiB(need) + " resident (engine " + MiB(engine::Engine::MemoryBytesFor(e.config)) +
+            ", " + std::to_string(lanes) + " lanes of " + MiB(engine::Session::MemoryBytes(e.config, 1, 0)) +
+            " state each, and activations), more than memory_budget (" + MiB(options_.memory_budget) +
+            "): raise memory_budget or lower lanes in boad.yaml");
+      }
+      EvictLocked(need);
+      load = std::make_shared<Loading>(need);
+      loading_[e.id] = load;
+      mine = true;
+    }
+  }
+  if (!mine) {
+    BOA_ASSIGN_OR_RETURN(std::shared_ptr<ResidentModel> model, load->Wait());
+    return ModelLease{e, std::move(model)};
+  }
+  Result<std::shared_ptr<ResidentModel>> model = Load(e, load->bytes());
+  {
+    MutexLock l(&mu_);
+    loading_.erase(e.id);
+    // Resident unless the model was removed meanwhile (this caller still gets it, like a
+    // request that was coding with it when it was removed).
+    if (model.ok() && ResolveLocked(e.id).ok()) resident_[e.id] = Slot{*model, std::chrono::steady_clock::now()};
+  }
+  load->Finish(model);
+  BOA_RETURN_IF_ERROR(model.status());
+  return ModelLease{e, *model};
 }
 
 Result<ModelEntry> ModelStore::Unload(const std::string& ref) {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
   resident_.erase(e.id);
   e.loaded = false;
@@ -333,7 +392,7 @@ Result<ModelEntry> ModelStore::Unload(const std::string& ref) {
 Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) const {
   ModelEntry e;
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock l(&mu_);
     BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
   }
   const std::string path = e.dir + "/" + kModelFileName;
@@ -347,14 +406,14 @@ Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) const 
 }
 
 std::vector<std::shared_ptr<ResidentModel>> ModelStore::Resident() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   std::vector<std::shared_ptr<ResidentModel>> out;
   for (const auto& [id, slot] : resident_) out.push_back(slot.model);
   return out;
 }
 
 uint64_t ModelStore::resident_bytes() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   uint64_t total = 0;
   for (const auto& [id, slot] : resident_) total += slot.model->bytes;
   return total;

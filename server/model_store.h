@@ -9,12 +9,12 @@
 #include <cstdint>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
 #include <vector>
 
 #include "common/engine/engine.h"
 #include "common/model/model.h"
+#include "common/util/mutex.h"
 #include "common/util/status.h"
 #include "server/scheduler.h"
 
@@ -80,8 +80,10 @@ class ModelStore {
   Result<ModelEntry> Remove(const std::string& ref);
   // Loads (or finds resident) and marks as recently used. RESOURCE_EXHAUSTED when the model
   // cannot fit the memory budget with its lanes (the message says what it needs), or when
-  // memory runs out while loading it.
-  Result<ModelLease> Acquire(const std::string& ref);
+  // memory runs out while loading it. The model is loaded and its engine and scheduler built
+  // without the store's lock, once: other callers asking for the same model meanwhile wait
+  // for that load; everything else goes on.
+  Result<ModelLease> Acquire(const std::string& ref) BOA_EXCLUDES(mu_);
   // Bytes a model of `config` holds while resident: its engine (packed weights and tables)
   // and every step thread's lanes and activations (ChunkScheduler::MemoryBytes).
   uint64_t ResidentBytes(const ModelConfig& config) const;
@@ -98,20 +100,25 @@ class ModelStore {
   static Status CheckName(const std::string& name);
 
  private:
+  class Loading;
   explicit ModelStore(Options options) : options_(std::move(options)) {}
-  Result<ModelEntry> ResolveLocked(const std::string& ref) const;
-  void EvictLocked(uint64_t incoming);
-  ModelEntry WithLoaded(ModelEntry e) const;
+  Result<ModelEntry> ResolveLocked(const std::string& ref) const BOA_REQUIRES(mu_);
+  void EvictLocked(uint64_t incoming) BOA_REQUIRES(mu_);
+  ModelEntry WithLoaded(ModelEntry e) const BOA_REQUIRES(mu_);
+  // Reads the model file and builds its engine and scheduler (slow: never under mu_).
+  Result<std::shared_ptr<ResidentModel>> Load(const ModelEntry& e, uint64_t bytes) const BOA_EXCLUDES(mu_);
 
   const Options options_;
   std::vector<std::string> problems_;  // written by Open only
-  mutable std::mutex mu_;
-  std::map<std::string, std::map<uint32_t, ModelEntry>> entries_;  // name -> version -> entry
+  mutable Mutex mu_;
+  std::map<std::string, std::map<uint32_t, ModelEntry>> entries_ BOA_GUARDED_BY(mu_);  // name -> version -> entry
   struct Slot {
     std::shared_ptr<ResidentModel> model;
     std::chrono::steady_clock::time_point last_used;
   };
-  std::map<std::string, Slot> resident_;  // by id
+  std::map<std::string, Slot> resident_ BOA_GUARDED_BY(mu_);  // by id
+  // Loads in progress, by id; their bytes count against the budget like resident ones.
+  std::map<std::string, std::shared_ptr<Loading>> loading_ BOA_GUARDED_BY(mu_);
 };
 
 }  // namespace boa::server

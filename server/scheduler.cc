@@ -1,39 +1,11 @@
-// The scheduler's step threads, admission and per-request ordering.
+// The scheduler's step threads, admission and per-request ordering (see scheduler.h for who
+// owns what and which lock guards it).
 #include "server/scheduler.h"
 
 #include <algorithm>
-
+#include <utility>
 
 namespace boa::server {
-
-struct SchedulerRequest::State {
-  Priority priority = Priority::kBulk;
-  std::function<Status()> cancelled;
-  std::deque<ChunkJob> queued;
-  std::map<uint64_t, ChunkResult> done;
-  std::map<uint64_t, size_t> cost;  // per submitted chunk not yet returned by Next
-  uint64_t submitted = 0;
-  uint64_t next_out = 0;
-  size_t held_bytes = 0;
-  uint32_t lanes = 0;
-  uint32_t peak_lanes = 0;
-  bool in_ready = false;
-  Status failed;
-  std::condition_variable cv;
-};
-
-// One lane of a step thread: a chunk being encoded or decoded.
-struct ChunkScheduler::Lane {
-  std::shared_ptr<SchedulerRequest::State> owner;
-  ChunkJob job;
-  uint64_t index = 0;    // the chunk's place in its request
-  uint32_t length = 0;   // the chunk's length, for errors
-  bool coding = false;   // encoding: rows of it are with the coder thread
-  Status coder_status;   // encoding: set by the coder thread if the code could not grow
-  bool dropped = false;  // its request failed: no more input, freed once not coding
-  std::unique_ptr<ChunkEncoder> encoder;  // the chunk being encoded, or
-  std::unique_ptr<ChunkDecoder> decoder;  // the chunk being decoded
-};
 
 namespace {
 
@@ -41,7 +13,59 @@ Status OutOfMemoryForChunk(uint64_t bytes) {
   return Status::ResourceExhausted("out of memory for a chunk of " + std::to_string(bytes) + " bytes");
 }
 
+Status ShuttingDown() { return Status::Unavailable("the server is shutting down"); }
+
 }  // namespace
+
+bool LaneBudget::TryTake() {
+  uint32_t f = free_.load();
+  while (f > 0) {
+    if (free_.compare_exchange_weak(f, f - 1)) return true;
+  }
+  return false;
+}
+
+void LaneBudget::Give(uint32_t n) {
+  free_ += n;
+  MutexLock l(&mu_);
+  for (ChunkScheduler* s : schedulers_) s->WakeForLanes();
+}
+
+void LaneBudget::Subscribe(ChunkScheduler* s) {
+  MutexLock l(&mu_);
+  schedulers_.push_back(s);
+}
+
+void LaneBudget::Unsubscribe(ChunkScheduler* s) {
+  MutexLock l(&mu_);
+  schedulers_.erase(std::remove(schedulers_.begin(), schedulers_.end(), s), schedulers_.end());
+}
+
+// One lane of a step thread: a chunk being encoded or decoded. The step thread's, except
+// `encoder` and `coder_status` while `with_coder`.
+struct ChunkScheduler::Lane {
+  std::shared_ptr<RequestState> request;  // whose chunk it is
+  uint64_t index = 0;    // the chunk's place in its request
+  uint32_t length = 0;   // the chunk's length, for errors
+  bool with_coder = false;  // encoding: rows of it are with the coder thread
+  Status coder_status;      // encoding: set by the coder thread if the code could not grow
+  bool ended = false;       // takes no more rows (finished, or its request failed); freed once not with the coder
+  std::unique_ptr<ChunkEncoder> encoder;  // the chunk being encoded, or
+  std::unique_ptr<ChunkDecoder> decoder;  // the chunk being decoded
+};
+
+// Rows of one encoding lane in a step's frequency tables, for the coder thread.
+struct ChunkScheduler::Coding {
+  int lane;
+  size_t row, count;
+};
+
+// A chunk that ended in a step, handed back to its request under the locks.
+struct ChunkScheduler::Finished {
+  int lane;
+  ChunkResult result;
+  Status status;
+};
 
 // Runs one task at a time on its own thread: a step thread hands it the range coding of its
 // encoding lanes and goes on with the next model step.
@@ -50,67 +74,92 @@ class ChunkScheduler::CoderThread {
   CoderThread() : thread_([this] { Run(); }) {}
   ~CoderThread() {
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      MutexLock l(&mu_);
       stop_ = true;
     }
-    cv_.notify_all();
+    cv_.SignalAll();
     thread_.join();
   }
-  void Submit(std::function<void()> task) {
-    std::lock_guard<std::mutex> lk(mu_);
-    task_ = std::move(task);
-    busy_ = true;
-    cv_.notify_all();
+  void Submit(std::function<void()> task) BOA_EXCLUDES(mu_) {
+    {
+      MutexLock l(&mu_);
+      task_ = std::move(task);
+      busy_ = true;
+    }
+    cv_.SignalAll();
   }
-  void Wait() {
-    std::unique_lock<std::mutex> lk(mu_);
-    cv_.wait(lk, [&] { return !busy_; });
+  // Returns once the last task is done.
+  void Wait() BOA_EXCLUDES(mu_) {
+    MutexLock l(&mu_);
+    while (busy_) cv_.Wait(&mu_);
   }
 
  private:
-  void Run() {
-    std::unique_lock<std::mutex> lk(mu_);
+  void Run() BOA_EXCLUDES(mu_) {
+    mu_.Lock();
     for (;;) {
-      cv_.wait(lk, [&] { return busy_ || stop_; });
-      if (!busy_) return;
+      while (!busy_ && !stop_) cv_.Wait(&mu_);
+      if (!busy_) break;
       std::function<void()> task = std::move(task_);
-      lk.unlock();
+      mu_.Unlock();
       task();
-      lk.lock();
+      mu_.Lock();
       busy_ = false;
-      cv_.notify_all();
+      cv_.SignalAll();
     }
+    mu_.Unlock();
   }
-  std::mutex mu_;
-  std::condition_variable cv_;
-  std::function<void()> task_;
-  bool busy_ = false, stop_ = false;
+  Mutex mu_;
+  CondVar cv_;
+  std::function<void()> task_ BOA_GUARDED_BY(mu_);
+  bool busy_ BOA_GUARDED_BY(mu_) = false;
+  bool stop_ BOA_GUARDED_BY(mu_) = false;
   std::thread thread_;
 };
 
-ChunkScheduler::ThreadMemory::ThreadMemory() = default;
-ChunkScheduler::ThreadMemory::ThreadMemory(ThreadMemory&&) noexcept = default;
-ChunkScheduler::ThreadMemory::~ThreadMemory() = default;
+// A step thread's memory, made before it starts (so that running out of it fails the
+// constructor, not the thread), then owned by that thread alone.
+struct ChunkScheduler::StepLanes {
+  StepLanes(const std::shared_ptr<const engine::Engine>& engine, int lanes_count, int rows)
+      : session(std::make_unique<engine::Session>(engine, lanes_count, rows)),
+        lanes(static_cast<size_t>(lanes_count)),
+        coder(std::make_unique<CoderThread>()) {
+    for (auto& t : tables) t.resize(static_cast<size_t>(rows) * kFreqTableStride);
+    for (int i = lanes_count - 1; i >= 0; --i) free.push_back(i);
+    active.reserve(lanes.size());
+  }
+  std::unique_ptr<engine::Session> session;
+  // Two frequency buffers: the coder thread reads the last step's while the model writes the
+  // next one's (`buf` is the next one).
+  std::vector<uint32_t> tables[2];
+  int buf = 0;
+  std::vector<Lane> lanes;
+  std::vector<int> free, active;
+  std::vector<engine::LaneInput> inputs;  // this step's model inputs
+  std::vector<Coding> coding;    // the task with the coder thread
+  std::vector<Finished> finished;  // to hand back
+  uint32_t to_give = 0;          // device lanes to give back once no lock is held
+  std::unique_ptr<CoderThread> coder;  // last: joined before the lanes it reads go
+};
 
 ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options)
     : engine_(std::move(engine)), options_(options), thread_count_(std::max(1, options.threads)) {
-  const size_t rows = static_cast<size_t>(RowsPerStep(options_));
-  std::vector<ThreadMemory> memory(thread_count_);
-  for (ThreadMemory& m : memory) {
-    m.session = std::make_unique<engine::Session>(engine_, LanesPerThread(options_), static_cast<int>(rows));
-    for (auto& c : m.cum) c.resize(rows * kFreqTableStride);
-    m.coder = std::make_unique<CoderThread>();
+  std::vector<std::unique_ptr<StepLanes>> memory;
+  for (int i = 0; i < thread_count_; ++i) {
+    memory.push_back(std::make_unique<StepLanes>(engine_, LanesPerThread(options_), RowsPerStep(options_)));
   }
+  if (options_.device_lanes) options_.device_lanes->Subscribe(this);
   threads_.reserve(thread_count_);
   try {
-    for (ThreadMemory& m : memory) threads_.emplace_back([this, m = std::move(m)]() mutable { StepThread(std::move(m)); });
+    for (auto& m : memory) threads_.emplace_back([this, m = std::move(m)]() mutable { StepThread(std::move(m)); });
   } catch (...) {  // a thread that cannot start: stop the ones that did, then fail
     {
-      std::lock_guard<std::mutex> lk(mu_);
+      MutexLock l(&mu_);
       stop_ = true;
     }
-    work_cv_.notify_all();
+    work_cv_.SignalAll();
     for (auto& t : threads_) t.join();
+    if (options_.device_lanes) options_.device_lanes->Unsubscribe(this);
     throw;
   }
 }
@@ -133,67 +182,81 @@ uint64_t ChunkScheduler::MemoryBytes(const ModelConfig& config, const Options& o
 
 ChunkScheduler::~ChunkScheduler() {
   {
-    std::lock_guard<std::mutex> lk(mu_);
+    MutexLock l(&mu_);
     stop_ = true;
     for (auto& list : ready_) {
-      for (auto& s : list) Fail(*s, Status::Unavailable("the server is shutting down"));
+      for (auto& s : list) {
+        MutexLock r(&s->mu);
+        Fail(*s, ShuttingDown());
+      }
     }
   }
-  work_cv_.notify_all();
+  work_cv_.SignalAll();
   for (auto& t : threads_) t.join();
+  if (options_.device_lanes) options_.device_lanes->Unsubscribe(this);
 }
 
 std::unique_ptr<SchedulerRequest> ChunkScheduler::Open(Priority priority, std::function<Status()> cancelled) {
-  auto s = std::make_shared<SchedulerRequest::State>();
-  s->priority = priority;
-  s->cancelled = std::move(cancelled);
-  std::lock_guard<std::mutex> lk(mu_);
+  auto s = std::make_shared<RequestState>(priority, std::move(cancelled));
+  MutexLock l(&mu_);
   ++open_requests_;
   return std::unique_ptr<SchedulerRequest>(new SchedulerRequest(this, std::move(s)));
 }
 
 ChunkScheduler::Stats ChunkScheduler::stats() const {
-  std::lock_guard<std::mutex> lk(mu_);
+  MutexLock l(&mu_);
   Stats st;
-  st.lanes = static_cast<uint32_t>(thread_count_) * static_cast<uint32_t>(options_.lanes_per_thread);
+  st.lanes = static_cast<uint32_t>(thread_count_) * static_cast<uint32_t>(LanesPerThread(options_));
   st.lanes_in_use = lanes_in_use_;
   st.queued_chunks = queued_chunks_;
   st.open_requests = open_requests_;
   return st;
 }
 
-void ChunkScheduler::Fail(SchedulerRequest::State& s, const Status& why) {
+void ChunkScheduler::WakeForLanes() {
+  // Taking the mutex orders this after a waiter's failed TryTake: it is waiting by now.
+  { MutexLock l(&mu_); }
+  work_cv_.SignalAll();
+}
+
+void ChunkScheduler::Fail(RequestState& s, const Status& why) {
   if (!s.failed.ok()) return;
   s.failed = why;
   queued_chunks_ -= s.queued.size();
   s.queued.clear();
   s.done.clear();
-  s.cv.notify_all();
+  s.cv.SignalAll();
 }
 
-void ChunkScheduler::Deliver(SchedulerRequest::State& s, uint64_t index, ChunkResult result) {
+void ChunkScheduler::FailRequest(RequestState& s, const Status& why) {
+  MutexLock l(&mu_);
+  MutexLock r(&s.mu);
+  Fail(s, why);
+}
+
+void ChunkScheduler::Deliver(RequestState& s, uint64_t index, ChunkResult result) {
   if (!s.failed.ok()) return;
   s.done.emplace(index, std::move(result));
-  s.cv.notify_all();
+  s.cv.SignalAll();
 }
 
-// Waits on the request's condition in slices, polling its cancellation check.
-void ChunkScheduler::Wait(SchedulerRequest::State& s, std::unique_lock<std::mutex>& lk) {
-  s.cv.wait_for(lk, options_.poll);
+void ChunkScheduler::WaitOrCancel(RequestState& s) {
+  s.cv.WaitFor(&s.mu, options_.poll);
   if (s.failed.ok() && s.cancelled) {
-    lk.unlock();
+    s.mu.Unlock();  // the check may take a while; the failure takes the scheduler's lock first
     Status c = s.cancelled();
-    lk.lock();
-    if (!c.ok()) Fail(s, c);
+    if (!c.ok()) FailRequest(s, c);
+    s.mu.Lock();
   }
 }
 
-bool ChunkScheduler::PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::State>* owner) {
+bool ChunkScheduler::PickJob(ChunkJob* job, std::shared_ptr<RequestState>* request) {
   for (int p = 1; p >= 0; --p) {  // online first
     auto& list = ready_[p];
     while (!list.empty()) {
-      std::shared_ptr<SchedulerRequest::State> s = list.front();
+      std::shared_ptr<RequestState> s = std::move(list.front());
       list.pop_front();
+      MutexLock r(&s->mu);
       if (s->queued.empty() || !s->failed.ok()) {
         s->in_ready = false;
         continue;
@@ -206,256 +269,287 @@ bool ChunkScheduler::PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::St
       } else {
         list.push_back(s);  // round robin: one chunk per turn
       }
-      *owner = std::move(s);
+      *request = std::move(s);
       return true;
     }
   }
   return false;
 }
 
-void ChunkScheduler::StepThread(ThreadMemory memory) {
-  const int L = LanesPerThread(options_);
-  const int rows_per_step = RowsPerStep(options_);
-  engine::Session& session = *memory.session;
-  std::vector<uint32_t>* cum = memory.cum;
-  std::vector<Lane> lanes(L);
-  std::vector<int> free_lanes, active;
-  for (int i = L - 1; i >= 0; --i) free_lanes.push_back(i);
-  int buf = 0;
-  CoderThread& coder = *memory.coder;
-  struct Coding {
-    int lane;
-    size_t row, count;
-  };
-  std::vector<Coding> coding;  // the task with the coder thread
-  std::vector<engine::LaneInput> inputs;
-  struct Finished {
-    int lane;
-    ChunkResult result;
-    Status status;
-  };
-  std::vector<Finished> finished;
+// A chunk picked but not admitted goes back to the front of its request's queue.
+void ChunkScheduler::Requeue(ChunkJob job, const std::shared_ptr<RequestState>& request) {
+  MutexLock r(&request->mu);
+  if (!request->failed.ok()) return;
+  request->queued.push_front(std::move(job));
+  ++queued_chunks_;
+  if (!request->in_ready) {
+    request->in_ready = true;
+    ready_[request->priority == Priority::kOnline ? 1 : 0].push_front(request);
+  }
+}
 
-  std::unique_lock<std::mutex> lk(mu_);
+void ChunkScheduler::HandBack(StepLanes& t) {
+  for (Finished& f : t.finished) {
+    Lane& ln = t.lanes[f.lane];
+    MutexLock r(&ln.request->mu);
+    if (f.status.ok()) {
+      Deliver(*ln.request, ln.index, std::move(f.result));
+    } else {
+      Fail(*ln.request, f.status);
+    }
+    ln.ended = true;
+  }
+  t.finished.clear();
+  size_t keep = 0;
+  for (int lane : t.active) {
+    Lane& ln = t.lanes[lane];
+    bool release = false;
+    {
+      MutexLock r(&ln.request->mu);
+      if (!ln.request->failed.ok()) ln.ended = true;
+      release = ln.ended && !ln.with_coder;
+      if (release) --ln.request->lanes;
+    }
+    if (!release) {
+      t.active[keep++] = lane;
+      continue;
+    }
+    --lanes_in_use_;
+    if (options_.device_lanes) ++t.to_give;
+    ln = Lane();
+    t.free.push_back(lane);
+  }
+  t.active.resize(keep);
+}
+
+void ChunkScheduler::Admit(StepLanes& t) {
+  // Up to this thread's share of the work, so one thread does not take every chunk while
+  // the others idle.
+  const uint64_t n_threads = static_cast<uint64_t>(thread_count_);
+  const uint64_t share = std::max<uint64_t>(1, (lanes_in_use_ + queued_chunks_ + n_threads - 1) / n_threads);
+  while (!t.free.empty() && t.active.size() < share) {
+    ChunkJob job;
+    std::shared_ptr<RequestState> request;
+    if (!PickJob(&job, &request)) return;
+    ChunkResult r;
+    if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
+      MutexLock l(&request->mu);
+      Deliver(*request, job.index, std::move(r));
+      continue;
+    }
+    if (options_.device_lanes && !options_.device_lanes->TryTake()) {
+      // Every lane of the device is busy (other models): wait for one to be given back.
+      Requeue(std::move(job), request);
+      return;
+    }
+    const int lane = t.free.back();
+    Lane& ln = t.lanes[lane];
+    ln.index = job.index;
+    ln.length = job.decode ? job.record.original_length : static_cast<uint32_t>(job.bytes.size());
+    // The chunk's own buffers; if they cannot be had, its request fails, not the server.
+    try {
+      if (job.decode) {
+        ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index);
+      } else {
+        ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes));
+      }
+    } catch (const std::bad_alloc&) {
+      MutexLock l(&request->mu);
+      Fail(*request, OutOfMemoryForChunk(ln.length));
+      ln = Lane();
+      if (options_.device_lanes) ++t.to_give;
+      continue;
+    }
+    t.free.pop_back();
+    t.session->ResetLane(lane);
+    t.active.push_back(lane);
+    ++lanes_in_use_;
+    {
+      MutexLock l(&request->mu);
+      request->peak_lanes = std::max(request->peak_lanes, ++request->lanes);
+    }
+    ln.request = std::move(request);
+  }
+}
+
+bool ChunkScheduler::AdmitOrWait(StepLanes& t) {
+  uint32_t give = 0;
+  {
+    MutexLock l(&mu_);
+    HandBack(t);
+    if (stop_) return false;
+    Admit(t);
+    give = std::exchange(t.to_give, 0);
+    if (t.active.empty() && give == 0) work_cv_.Wait(&mu_);
+  }
+  if (give) options_.device_lanes->Give(give);
+  return true;
+}
+
+// A decoding lane needs each byte before its next step; an encoding lane knows all its bytes
+// and may feed several per step (chunk mode: the same frequencies, fewer calls). The step's
+// rows are shared between requests, not lanes — a request with one chunk moves as fast as
+// one with a hundred — and an online request weighs 4 bulk ones.
+void ChunkScheduler::PlanRows(StepLanes& t) {
+  const size_t rows_per_step = static_cast<size_t>(RowsPerStep(options_));
+  size_t decoding = 0, encoding = 0;
+  std::map<const RequestState*, size_t> encode_lanes;
+  for (int lane : t.active) {
+    const Lane& ln = t.lanes[lane];
+    if (ln.ended) continue;
+    decoding += ln.decoder != nullptr;
+    if (ln.encoder && ln.encoder->inputs_left() > 0) {
+      ++encoding;
+      ++encode_lanes[ln.request.get()];
+    }
+  }
+  auto weight = [](const RequestState* s) { return s->priority == Priority::kOnline ? 4.0 : 1.0; };
+  double total_weight = 0;
+  for (const auto& [request, n] : encode_lanes) total_weight += weight(request);
+  size_t rows_left = rows_per_step - decoding, encode_left = encoding;
+  t.inputs.clear();
+  for (int lane : t.active) {
+    Lane& ln = t.lanes[lane];
+    if (ln.ended) continue;
+    if (ln.decoder) {
+      t.inputs.push_back(ln.decoder->Input(lane));
+    } else if (ln.encoder->inputs_left() > 0) {
+      const RequestState* request = ln.request.get();
+      const size_t share = static_cast<size_t>(static_cast<double>(rows_per_step - decoding) * weight(request) /
+                                               total_weight / static_cast<double>(encode_lanes[request]));
+      // At least one row, and one left for each lane after this one.
+      size_t n = std::clamp<size_t>(share, 1, rows_left - (encode_left - 1));
+      n = std::min(n, ln.encoder->inputs_left());
+      rows_left -= n;
+      --encode_left;
+      t.inputs.push_back(ln.encoder->TakeInputs(lane, n));
+    }
+  }
+}
+
+// Decodes this step's byte of every decoding lane; returns the encoding lanes' rows.
+std::vector<ChunkScheduler::Coding> ChunkScheduler::DecodeRows(StepLanes& t, const uint32_t* tables) {
+  std::vector<Coding> encoding;
+  size_t row = 0;
+  for (const engine::LaneInput& in : t.inputs) {
+    Lane& ln = t.lanes[in.lane];
+    if (ln.encoder) {
+      encoding.push_back(Coding{in.lane, row, static_cast<size_t>(in.count)});
+      row += static_cast<size_t>(in.count);
+      continue;
+    }
+    Result<bool> complete = ln.decoder->Decode(&tables[row++ * kFreqTableStride]);
+    if (!complete.ok()) {
+      t.finished.push_back(Finished{in.lane, {}, complete.status()});
+      ln.ended = true;
+    } else if (*complete) {
+      Finished f{in.lane, {}, Status::Ok()};
+      f.result.decoded = ln.decoder->TakeBytes();
+      t.finished.push_back(std::move(f));
+      ln.ended = true;
+    }
+  }
+  return encoding;
+}
+
+// After the coder thread's last task: the lanes it coded to the end are finished.
+void ChunkScheduler::CollectCoded(StepLanes& t) {
+  for (const Coding& w : t.coding) {
+    Lane& ln = t.lanes[w.lane];
+    ln.with_coder = false;
+    if (ln.ended) continue;
+    if (!ln.coder_status.ok()) {
+      t.finished.push_back(Finished{w.lane, {}, ln.coder_status});
+      ln.ended = true;
+    } else if (ln.encoder->coded()) {
+      Finished f{w.lane, {}, Status::Ok()};
+      f.result.encoded = ln.encoder->Seal();
+      t.finished.push_back(std::move(f));
+      ln.ended = true;
+    }
+  }
+  t.coding.clear();
+}
+
+void ChunkScheduler::StartCoding(StepLanes& t, const uint32_t* tables) {
+  for (const Coding& w : t.coding) t.lanes[w.lane].with_coder = true;
+  t.coder->Submit([&lanes = t.lanes, work = t.coding, tables] {
+    for (const Coding& w : work) {
+      Lane& ln = lanes[w.lane];
+      try {  // the range code grows its lane's payload
+        ln.encoder->Code(&tables[w.row * kFreqTableStride], w.count);
+      } catch (const std::bad_alloc&) {
+        ln.coder_status = OutOfMemoryForChunk(ln.length);
+      }
+    }
+  });
+}
+
+void ChunkScheduler::Step(StepLanes& t) {
+  PlanRows(t);
+  const uint32_t* tables = t.tables[t.buf].data();
+  if (!t.inputs.empty()) t.session->Forward(t.inputs.data(), static_cast<int>(t.inputs.size()), t.tables[t.buf].data());
+  std::vector<Coding> encoding = DecodeRows(t, tables);
+  t.coder->Wait();
+  CollectCoded(t);
+  t.coding = std::move(encoding);
+  if (!t.coding.empty()) {
+    StartCoding(t, tables);
+    t.buf ^= 1;
+  }
+}
+
+void ChunkScheduler::FailLanes(StepLanes& t, const Status& why) {
+  for (int lane : t.active) {
+    Lane& ln = t.lanes[lane];
+    ln.with_coder = false;
+    ln.ended = true;
+    MutexLock r(&ln.request->mu);
+    Fail(*ln.request, why);
+  }
+  t.coding.clear();
+  t.finished.clear();
+}
+
+void ChunkScheduler::StepThread(std::unique_ptr<StepLanes> memory) {
+  StepLanes& t = *memory;
   for (;;) {
     try {
-      // Deliver what finished, free lanes of failed requests (once the coder is done with
-      // them), admit new chunks.
-      for (Finished& f : finished) {
-        Lane& ln = lanes[f.lane];
-        if (f.status.ok()) {
-          Deliver(*ln.owner, ln.index, std::move(f.result));
-        } else {
-          Fail(*ln.owner, f.status);
-        }
-        ln.dropped = true;
-      }
-      finished.clear();
-      size_t keep = 0;
-      for (int lane : active) {
-        Lane& ln = lanes[lane];
-        if (!ln.owner->failed.ok()) ln.dropped = true;
-        if (!ln.dropped || ln.coding) {
-          active[keep++] = lane;
-          continue;
-        }
-        --ln.owner->lanes;
-        --lanes_in_use_;
-        if (options_.device_lanes) options_.device_lanes->Give();
-        ln = Lane();
-        free_lanes.push_back(lane);
-      }
-      active.resize(keep);
-      bool device_full = false;
-      // Admit up to this thread's share of the work, so one thread does not take every chunk
-      // while the others idle.
-      const uint64_t n_threads = static_cast<uint64_t>(thread_count_);
-      const uint64_t share = std::max<uint64_t>(1, (lanes_in_use_ + queued_chunks_ + n_threads - 1) / n_threads);
-      while (!stop_ && !free_lanes.empty() && active.size() < share) {
-        ChunkJob job;
-        std::shared_ptr<SchedulerRequest::State> owner;
-        if (!PickJob(&job, &owner)) break;
-        ChunkResult r;
-        if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
-          Deliver(*owner, job.index, std::move(r));
-          continue;
-        }
-        if (options_.device_lanes && !options_.device_lanes->TryTake()) {
-          // Every lane of the device is busy (other models): the chunk goes back to the front.
-          owner->queued.push_front(std::move(job));
-          ++queued_chunks_;
-          if (!owner->in_ready) {
-            owner->in_ready = true;
-            ready_[owner->priority == Priority::kOnline ? 1 : 0].push_front(owner);
-          }
-          device_full = true;
-          break;
-        }
-        int lane = free_lanes.back();
-        Lane& ln = lanes[lane];
-        ln.index = job.index;
-        ln.length = job.decode ? job.record.original_length : static_cast<uint32_t>(job.bytes.size());
-        // The chunk's own buffers; if they cannot be had, its request fails, not the server.
-        try {
-          if (job.decode) {
-            ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index);
-          } else {
-            ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes));
-          }
-        } catch (const std::bad_alloc&) {
-          Fail(*owner, OutOfMemoryForChunk(ln.length));
-          ln = Lane();
-          if (options_.device_lanes) options_.device_lanes->Give();
-          continue;
-        }
-        free_lanes.pop_back();
-        ln.owner = owner;
-        session.ResetLane(lane);
-        active.push_back(lane);
-        ++lanes_in_use_;
-        owner->peak_lanes = std::max(owner->peak_lanes, ++owner->lanes);
-      }
-      if (stop_) break;
-      if (active.empty()) {
-        // Lanes freed by another model's scheduler do not wake this one: look again soon.
-        if (device_full) {
-          work_cv_.wait_for(lk, std::chrono::milliseconds(5));
-        } else {
-          work_cv_.wait(lk);
-        }
-        continue;
-      }
-      lk.unlock();
-
-      // A decoding lane needs each byte before its next step; an encoding lane knows all its
-      // bytes and may feed several per step (chunk mode: the same frequencies, fewer calls).
-      // The step's rows are shared between requests, not lanes — a request with one chunk
-      // moves as fast as one with a hundred — and an online request weighs 4 bulk ones.
-      size_t decoding = 0, encoding = 0;
-      std::map<const SchedulerRequest::State*, size_t> encode_lanes;
-      for (int lane : active) {
-        const Lane& ln = lanes[lane];
-        if (ln.dropped) continue;
-        decoding += ln.decoder != nullptr;
-        if (ln.encoder && ln.encoder->inputs_left() > 0) {
-          ++encoding;
-          ++encode_lanes[ln.owner.get()];
-        }
-      }
-      auto weight = [](const SchedulerRequest::State* s) { return s->priority == Priority::kOnline ? 4.0 : 1.0; };
-      double total_weight = 0;
-      for (const auto& [owner, n] : encode_lanes) total_weight += weight(owner);
-      size_t rows_left = static_cast<size_t>(rows_per_step) - decoding, encode_left = encoding;
-      inputs.clear();
-      for (int lane : active) {
-        Lane& ln = lanes[lane];
-        if (ln.dropped) continue;
-        if (ln.decoder) {
-          inputs.push_back(ln.decoder->Input(lane));
-        } else if (ln.encoder->inputs_left() > 0) {
-          const auto* owner = ln.owner.get();
-          size_t share = static_cast<size_t>((rows_per_step - decoding) * weight(owner) / total_weight /
-                                             static_cast<double>(encode_lanes[owner]));
-          // At least one row, and one left for each lane after this one.
-          size_t n = std::clamp<size_t>(share, 1, rows_left - (encode_left - 1));
-          n = std::min(n, ln.encoder->inputs_left());
-          rows_left -= n;
-          --encode_left;
-          inputs.push_back(ln.encoder->TakeInputs(lane, n));
-        }
-      }
-      const uint32_t* c = cum[buf].data();
-      if (!inputs.empty()) session.Forward(inputs.data(), static_cast<int>(inputs.size()), cum[buf].data());
-      // Decoding lanes now; encoding rows go to the coder thread after its last task.
-      std::vector<Coding> next;
-      size_t row = 0;
-      for (const engine::LaneInput& in : inputs) {
-        Lane& ln = lanes[in.lane];
-        if (ln.encoder) {
-          next.push_back(Coding{in.lane, row, static_cast<size_t>(in.count)});
-          row += static_cast<size_t>(in.count);
-          continue;
-        }
-        Result<bool> complete = ln.decoder->Decode(&c[row++ * kFreqTableStride]);
-        if (!complete.ok()) {
-          finished.push_back(Finished{in.lane, {}, complete.status()});
-          ln.dropped = true;
-        } else if (*complete) {
-          Finished f{in.lane, {}, Status::Ok()};
-          f.result.decoded = ln.decoder->TakeBytes();
-          finished.push_back(std::move(f));
-          ln.dropped = true;
-        }
-      }
-      coder.Wait();
-      for (const Coding& w : coding) {
-        Lane& ln = lanes[w.lane];
-        ln.coding = false;
-        if (ln.dropped) continue;
-        if (!ln.coder_status.ok()) {
-          finished.push_back(Finished{w.lane, {}, ln.coder_status});
-          ln.dropped = true;
-        } else if (ln.encoder->coded()) {
-          Finished f{w.lane, {}, Status::Ok()};
-          f.result.encoded = ln.encoder->Seal();
-          finished.push_back(std::move(f));
-          ln.dropped = true;
-        }
-      }
-      coding = std::move(next);
-      if (!coding.empty()) {
-        for (const Coding& w : coding) lanes[w.lane].coding = true;
-        coder.Submit([&lanes, work = coding, c] {
-          for (const Coding& w : work) {
-            Lane& ln = lanes[w.lane];
-            try {  // the range code grows its lane's payload
-              ln.encoder->Code(&c[w.row * kFreqTableStride], w.count);
-            } catch (const std::bad_alloc&) {
-              ln.coder_status = OutOfMemoryForChunk(ln.length);
-            }
-          }
-        });
-        buf ^= 1;
-      }
-      lk.lock();
+      if (!AdmitOrWait(t)) break;
+      if (!t.active.empty()) Step(t);
     } catch (const std::exception& e) {
       // Something a step needed could not be had (memory, most likely): the chunks on this
       // thread's lanes fail, and their requests with them; the thread and the others go on.
-      if (!lk.owns_lock()) lk.lock();
-      coder.Wait();
+      t.coder->Wait();
       const Status why = dynamic_cast<const std::bad_alloc*>(&e) ? Status::ResourceExhausted("out of memory")
                                                                 : Status::Internal(std::string("model step failed: ") + e.what());
-      for (int lane : active) {
-        Lane& ln = lanes[lane];
-        ln.coding = false;
-        ln.dropped = true;
-        if (ln.owner) Fail(*ln.owner, why);
-      }
-      coding.clear();
-      finished.clear();
+      MutexLock l(&mu_);
+      FailLanes(t, why);
     }
   }
-  coder.Wait();  // its last task reads `lanes`, which go away with this function
-  for (int lane : active) {
-    --lanes[lane].owner->lanes;
-    --lanes_in_use_;
-    if (options_.device_lanes) options_.device_lanes->Give();
+  t.coder->Wait();  // its last task reads the lanes
+  {
+    MutexLock l(&mu_);
+    FailLanes(t, ShuttingDown());
+    HandBack(t);
   }
+  if (t.to_give) options_.device_lanes->Give(t.to_give);
 }
 
 SchedulerRequest::~SchedulerRequest() {
-  std::lock_guard<std::mutex> lk(owner_->mu_);
-  owner_->Fail(*state_, Status::Cancelled("request closed"));
-  --owner_->open_requests_;
+  ChunkScheduler& sc = *scheduler_;
+  MutexLock l(&sc.mu_);
+  {
+    MutexLock r(&state_->mu);
+    sc.Fail(*state_, Status::Cancelled("request closed"));
+  }
+  --sc.open_requests_;
 }
 
-void SchedulerRequest::Cancel(const Status& why) {
-  std::lock_guard<std::mutex> lk(owner_->mu_);
-  owner_->Fail(*state_, why);
-}
+void SchedulerRequest::Cancel(const Status& why) { scheduler_->FailRequest(*state_, why); }
 
 uint32_t SchedulerRequest::peak_lanes() const {
-  std::lock_guard<std::mutex> lk(owner_->mu_);
+  MutexLock r(&state_->mu);
   return state_->peak_lanes;
 }
 
@@ -475,32 +569,36 @@ Status SchedulerRequest::SubmitDecode(ChunkRecord record) {
 }
 
 Status SchedulerRequest::Submit(ChunkJob job) {
-  ChunkScheduler& o = *owner_;
+  ChunkScheduler& sc = *scheduler_;
   State& s = *state_;
-  std::unique_lock<std::mutex> lk(o.mu_);
-  while (s.failed.ok() && !o.stop_ && s.held_bytes > 0 && s.held_bytes + job.cost > o.options_.window_bytes) {
-    o.Wait(s, lk);
+  {
+    MutexLock r(&s.mu);
+    while (s.failed.ok() && s.held_bytes > 0 && s.held_bytes + job.cost > sc.options_.window_bytes) sc.WaitOrCancel(s);
+    BOA_RETURN_IF_ERROR(s.failed);
+    job.index = s.submitted++;
+    s.held_bytes += job.cost;
+    s.cost.emplace(job.index, job.cost);
   }
-  if (o.stop_ && s.failed.ok()) o.Fail(s, Status::Unavailable("the server is shutting down"));
-  BOA_RETURN_IF_ERROR(s.failed);
-  job.index = s.submitted++;
-  s.held_bytes += job.cost;
-  s.cost.emplace(job.index, job.cost);
-  s.queued.push_back(std::move(job));
-  ++o.queued_chunks_;
-  if (!s.in_ready) {
-    s.in_ready = true;
-    o.ready_[s.priority == Priority::kOnline ? 1 : 0].push_back(state_);
+  {
+    MutexLock l(&sc.mu_);
+    MutexLock r(&s.mu);
+    if (sc.stop_) sc.Fail(s, ShuttingDown());
+    BOA_RETURN_IF_ERROR(s.failed);
+    s.queued.push_back(std::move(job));
+    ++sc.queued_chunks_;
+    if (!s.in_ready) {
+      s.in_ready = true;
+      sc.ready_[s.priority == Priority::kOnline ? 1 : 0].push_back(state_);
+    }
   }
-  lk.unlock();
-  o.work_cv_.notify_all();
+  sc.work_cv_.SignalAll();
   return Status::Ok();
 }
 
 Status SchedulerRequest::Next(ChunkResult* out) {
-  ChunkScheduler& o = *owner_;
+  ChunkScheduler& sc = *scheduler_;
   State& s = *state_;
-  std::unique_lock<std::mutex> lk(o.mu_);
+  MutexLock r(&s.mu);
   for (;;) {
     BOA_RETURN_IF_ERROR(s.failed);
     auto it = s.done.find(s.next_out);
@@ -511,11 +609,11 @@ Status SchedulerRequest::Next(ChunkResult* out) {
       s.held_bytes -= c->second;
       s.cost.erase(c);
       ++s.next_out;
-      s.cv.notify_all();  // a Submit may wait for room
+      s.cv.SignalAll();  // a Submit may wait for room
       return Status::Ok();
     }
     if (s.next_out >= s.submitted) return Status::Internal("Next() without a pending chunk");
-    o.Wait(s, lk);
+    sc.WaitOrCancel(s);
   }
 }
 

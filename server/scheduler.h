@@ -3,27 +3,40 @@
 // a decoding lane by one byte, an encoding lane by its share of the step's rows (it knows its
 // bytes in advance); a chunk from any request takes a lane as soon as one is free and gives it
 // back when it ends. Chunks are admitted round robin across requests, online priority before bulk.
-// Because of the determinism contract, what a request gets back never depends on what else
-// shares the batch.
+// The chunks themselves go through the chunk coder (common/codec/chunk_coder.h), as in the
+// in-process codec; because of the determinism contract, what a request gets back never
+// depends on what else shares the batch.
+//
+// Threads and ownership (docs/architecture.md, "boad's threads"):
+// - A request's threads (a gRPC handler submits, its writer thread takes results) call
+//   SchedulerRequest; they touch only the request's State, under State::mu.
+// - Each step thread owns a StepLanes: its session, frequency tables and lanes. It takes the
+//   scheduler's mu_ to hand back finished chunks and admit new ones, and runs the model step
+//   without it.
+// - Each step thread has a coder thread that range-codes the encoding rows of the previous
+//   step while the model runs the next one; it touches only the lanes it was given
+//   (Lane::with_coder), and the step thread waits for it before touching them again.
+// - Lock order: LaneBudget::mu_, then a scheduler's mu_, then a request's State::mu. A step
+//   thread gives device lanes back only with no lock held.
+// -Wthread-safety checks the annotations (common/util/mutex.h).
 #pragma once
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
-#include <condition_variable>
 #include <cstdint>
 #include <deque>
 #include <functional>
 #include <list>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <thread>
 #include <vector>
 
 #include "common/codec/chunk_coder.h"
 #include "common/codec/codec.h"
 #include "common/engine/engine.h"
+#include "common/util/mutex.h"
 #include "common/util/status.h"
 
 namespace boa::server {
@@ -38,22 +51,24 @@ struct ChunkResult {
 class ChunkScheduler;
 
 // The lanes of one device, shared by every resident model's scheduler: a chunk holds one
-// while it runs, so the device never runs more than its lane count at once.
+// while it runs, so the device never runs more than its lane count at once. Taking is
+// lock-free (a scheduler takes with its own mutex held); giving back wakes every scheduler,
+// so one that found the device full admits again at once.
 class LaneBudget {
  public:
   explicit LaneBudget(uint32_t lanes) : free_(lanes) {}
-  bool TryTake() {
-    uint32_t f = free_.load();
-    while (f > 0) {
-      if (free_.compare_exchange_weak(f, f - 1)) return true;
-    }
-    return false;
-  }
-  void Give() { ++free_; }
+  bool TryTake();
+  // Never called with a scheduler's mutex held (the wake-up takes each one's).
+  void Give(uint32_t n) BOA_EXCLUDES(mu_);
   uint32_t free() const { return free_.load(); }
 
  private:
+  friend class ChunkScheduler;
+  void Subscribe(ChunkScheduler* s) BOA_EXCLUDES(mu_);
+  void Unsubscribe(ChunkScheduler* s) BOA_EXCLUDES(mu_);
   std::atomic<uint32_t> free_;
+  Mutex mu_;
+  std::vector<ChunkScheduler*> schedulers_ BOA_GUARDED_BY(mu_);  // to wake on Give
 };
 
 // A chunk to code: bytes to encode, or a record to decode.
@@ -83,10 +98,30 @@ class SchedulerRequest {
  private:
   friend class ChunkScheduler;
   struct State;
-  SchedulerRequest(ChunkScheduler* owner, std::shared_ptr<State> state) : owner_(owner), state_(std::move(state)) {}
+  SchedulerRequest(ChunkScheduler* scheduler, std::shared_ptr<State> state)
+      : scheduler_(scheduler), state_(std::move(state)) {}
   Status Submit(ChunkJob job);
-  ChunkScheduler* owner_;
-  std::shared_ptr<State> state_;
+  ChunkScheduler* const scheduler_;
+  const std::shared_ptr<State> state_;  // shared with the lanes and queues that hold its chunks
+};
+
+// One request's chunks as the scheduler holds them.
+struct SchedulerRequest::State {
+  State(Priority p, std::function<Status()> c) : priority(p), cancelled(std::move(c)) {}
+  const Priority priority;
+  const std::function<Status()> cancelled;
+  Mutex mu;
+  CondVar cv;  // a result delivered, room in the window, or the request failed
+  std::deque<ChunkJob> queued BOA_GUARDED_BY(mu);  // waiting for a lane
+  bool in_ready BOA_GUARDED_BY(mu) = false;       // in its scheduler's ready_ list
+  std::map<uint64_t, ChunkResult> done BOA_GUARDED_BY(mu);  // results not taken by Next yet
+  std::map<uint64_t, size_t> cost BOA_GUARDED_BY(mu);       // of each chunk not taken by Next yet
+  uint64_t submitted BOA_GUARDED_BY(mu) = 0;
+  uint64_t next_out BOA_GUARDED_BY(mu) = 0;
+  size_t held_bytes BOA_GUARDED_BY(mu) = 0;  // the window's content
+  uint32_t lanes BOA_GUARDED_BY(mu) = 0;     // lanes its chunks hold now
+  uint32_t peak_lanes BOA_GUARDED_BY(mu) = 0;
+  Status failed BOA_GUARDED_BY(mu);  // the first error; queued and done are dropped then
 };
 
 class ChunkScheduler {
@@ -107,8 +142,8 @@ class ChunkScheduler {
     uint32_t open_requests = 0;
   };
 
-  // Allocates every step thread's session and frequency buffers here, on the calling thread
-  // (std::bad_alloc if they do not fit), then starts the threads.
+  // Allocates every step thread's session, frequency tables and lanes here, on the calling
+  // thread (std::bad_alloc if they do not fit), then starts the threads.
   ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options);
   // The same, with an allocation failure reported as RESOURCE_EXHAUSTED.
   static Result<std::unique_ptr<ChunkScheduler>> Create(std::shared_ptr<const engine::Engine> engine, Options options);
@@ -121,48 +156,61 @@ class ChunkScheduler {
   ChunkScheduler& operator=(const ChunkScheduler&) = delete;
 
   // `cancelled` is polled by the request's own Submit/Next calls (may be empty).
-  std::unique_ptr<SchedulerRequest> Open(Priority priority, std::function<Status()> cancelled);
-  Stats stats() const;
+  std::unique_ptr<SchedulerRequest> Open(Priority priority, std::function<Status()> cancelled) BOA_EXCLUDES(mu_);
+  Stats stats() const BOA_EXCLUDES(mu_);
 
  private:
   friend class SchedulerRequest;
+  friend class LaneBudget;
+  using RequestState = SchedulerRequest::State;
   struct Lane;
+  struct Coding;
+  struct Finished;
+  class CoderThread;
+  struct StepLanes;
   static constexpr int kRowsPerStep = 512;  // engine rows per step (encoding lanes share them)
   static int LanesPerThread(const Options& o) { return std::max(1, o.lanes_per_thread); }
   static int RowsPerStep(const Options& o) { return std::max(LanesPerThread(o), kRowsPerStep); }
-  class CoderThread;
-  // A step thread's memory and its coder thread, made before it starts (so that running out
-  // of either fails the constructor, not the thread). Owned by that thread once it runs.
-  struct ThreadMemory {
-    ThreadMemory();
-    ThreadMemory(ThreadMemory&&) noexcept;
-    ~ThreadMemory();
-    std::unique_ptr<engine::Session> session;
-    // Two frequency buffers: the coder thread reads the last step's while the model writes
-    // the next one's.
-    std::vector<uint32_t> cum[2];
-    std::unique_ptr<CoderThread> coder;
-  };
-  void StepThread(ThreadMemory memory);
-  bool PickJob(ChunkJob* job, std::shared_ptr<SchedulerRequest::State>* owner);
-  void Fail(SchedulerRequest::State& s, const Status& why);
-  void Deliver(SchedulerRequest::State& s, uint64_t index, ChunkResult result);
+
+  // A step thread's loop and its named steps.
+  void StepThread(std::unique_ptr<StepLanes> t) BOA_EXCLUDES(mu_);
+  // Hands back what finished, admits new chunks, or waits for work; false once stopping.
+  bool AdmitOrWait(StepLanes& t) BOA_EXCLUDES(mu_);
+  void HandBack(StepLanes& t) BOA_REQUIRES(mu_);
+  void Admit(StepLanes& t) BOA_REQUIRES(mu_);
+  bool PickJob(ChunkJob* job, std::shared_ptr<RequestState>* request) BOA_REQUIRES(mu_);
+  void Requeue(ChunkJob job, const std::shared_ptr<RequestState>& request) BOA_REQUIRES(mu_);
+  // One model step over the active lanes (no lock: the lanes are this thread's).
+  void Step(StepLanes& t) BOA_EXCLUDES(mu_);
+  void PlanRows(StepLanes& t) BOA_EXCLUDES(mu_);
+  std::vector<Coding> DecodeRows(StepLanes& t, const uint32_t* tables) BOA_EXCLUDES(mu_);
+  void CollectCoded(StepLanes& t) BOA_EXCLUDES(mu_);
+  void StartCoding(StepLanes& t, const uint32_t* tables) BOA_EXCLUDES(mu_);
+  // Fails the requests of every chunk on the thread's lanes (a step that threw, or stopping).
+  void FailLanes(StepLanes& t, const Status& why) BOA_REQUIRES(mu_);
+
+  // Request state, for SchedulerRequest and the step threads.
+  void Fail(RequestState& s, const Status& why) BOA_REQUIRES(mu_, s.mu);
+  void FailRequest(RequestState& s, const Status& why) BOA_EXCLUDES(mu_, s.mu);
+  static void Deliver(RequestState& s, uint64_t index, ChunkResult result) BOA_REQUIRES(s.mu);
   // Waits on the request for one poll interval, then runs its cancellation check.
-  void Wait(SchedulerRequest::State& s, std::unique_lock<std::mutex>& lk);
+  void WaitOrCancel(RequestState& s) BOA_REQUIRES(s.mu) BOA_EXCLUDES(mu_);
+  // LaneBudget::Give: lanes came free on the device.
+  void WakeForLanes() BOA_EXCLUDES(mu_);
 
   const std::shared_ptr<const engine::Engine> engine_;
   const Options options_;
   const int thread_count_;
-  mutable std::mutex mu_;
-  std::condition_variable work_cv_;
-  bool stop_ = false;
+  mutable Mutex mu_;
+  CondVar work_cv_;  // chunks queued, device lanes given back, or stopping
+  bool stop_ BOA_GUARDED_BY(mu_) = false;
   // Requests with queued chunks, by priority; each turn takes one chunk from the front
   // request and moves it to the back (round robin).
-  std::list<std::shared_ptr<SchedulerRequest::State>> ready_[2];
-  uint32_t open_requests_ = 0;
-  uint32_t lanes_in_use_ = 0;
-  uint64_t queued_chunks_ = 0;
-  std::vector<std::thread> threads_;
+  std::list<std::shared_ptr<RequestState>> ready_[2] BOA_GUARDED_BY(mu_);
+  uint32_t open_requests_ BOA_GUARDED_BY(mu_) = 0;
+  uint32_t lanes_in_use_ BOA_GUARDED_BY(mu_) = 0;
+  uint64_t queued_chunks_ BOA_GUARDED_BY(mu_) = 0;
+  std::vector<std::thread> threads_;  // the constructor's and destructor's only
 };
 
 }  // namespace boa::server

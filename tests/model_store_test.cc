@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <filesystem>
 #include <fstream>
+#include <thread>
 
 #include "tests/test_util.h"
 
@@ -224,7 +225,40 @@ TEST(ModelStore, CountsEveryByteOfAResidentModelAndRefusesWhatCannotFit) {
   const ModelConfig& sc = small->entry.config;
   EXPECT_EQ(store->resident_bytes(), engine::Engine::MemoryBytesFor(sc) + ChunkScheduler::MemoryBytes(sc, o.scheduler));
   EXPECT_EQ(store->resident_bytes(), small->model->engine->MemoryBytes() + 2 * (engine::Session::MemoryBytes(sc, 128, 512) +
-                                                                                  2ull * 512 * 257 * 4));
+                                                                                  2ull * 512 * kFreqTableStride * 4));
+}
+
+// Callers that ask for a model while it loads (outside the store's lock) wait for that one
+// load; the store answers other calls meanwhile; a removed model's load is not kept resident.
+TEST(ModelStore, ConcurrentAcquiresShareOneLoad) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  ASSERT_TRUE(store->Add("big", 0, SerializeModel(InitRandomModel(ModelConfig::Default(256, 4), 3), WeightType::kF32, "t")).ok());
+  ASSERT_TRUE(store->Add("small", 0, ModelFile(8, 1)).ok());
+  std::vector<std::shared_ptr<ResidentModel>> got(6);
+  std::vector<std::thread> callers;
+  for (size_t i = 0; i < got.size(); ++i) {
+    callers.emplace_back([&, i] {
+      auto lease = store->Acquire(i % 2 ? "big" : "big:1");
+      ASSERT_TRUE(lease.ok()) << lease.status().message();
+      got[i] = lease->model;
+    });
+  }
+  EXPECT_TRUE(store->Acquire("small").ok());
+  EXPECT_EQ(store->List().size(), 2u);
+  for (auto& t : callers) t.join();
+  for (const auto& m : got) EXPECT_EQ(m, got[0]) << "one load, shared";
+  const uint64_t big = store->ResidentBytes(got[0]->model.weights.config);
+  EXPECT_EQ(store->resident_bytes(), big + store->ResidentBytes(ModelConfig::Default(8, 1)));
+
+  ASSERT_TRUE(store->Unload("big").ok());
+  // Removed before, during or after the load: the load may fail (its file is gone), or
+  // succeed for this caller only.
+  std::thread loader([&] { (void)store->Acquire("big"); });
+  ASSERT_TRUE(store->Remove("big").ok());
+  loader.join();
+  EXPECT_EQ(store->Resolve("big").status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(store->resident_bytes(), store->ResidentBytes(ModelConfig::Default(8, 1))) << "a removed model does not stay";
 }
 
 // Two names for one file are one resident model, and each caller sees the name it used.
