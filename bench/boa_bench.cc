@@ -299,7 +299,8 @@ void CoderTable(const Settings& s) {
 // Data drawn from the model itself (`seqs` independent sequences of `len` bytes, sampled in
 // one batch): what a trained model's in-distribution data looks like to it.
 std::vector<uint8_t> SampleSequences(const std::shared_ptr<const engine::Engine>& e, int seqs, size_t len) {
-  engine::Session s(e, seqs, seqs);
+  auto s_owner = engine::Session::New(e, seqs, seqs);
+  engine::Session& s = *s_owner;
   std::vector<std::vector<uint8_t>> out(seqs);
   std::vector<uint32_t> cum(static_cast<size_t>(seqs) * 257);
   uint64_t x = 88172645463325252ull;

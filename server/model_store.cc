@@ -256,8 +256,10 @@ Result<ModelEntry> ModelStore::Remove(const std::string& ref) {
     entries_.erase(e.name);
     fs::remove(options_.dir + "/" + e.name, ec);
   }
-  // A request still coding with it keeps its own reference until it ends.
+  // A request still coding with it keeps its own reference until it ends; a load in
+  // progress finishes for its callers but does not stay.
   resident_.erase(e.id);
+  loading_.erase(e.id);
   e.loaded = false;
   return e;
 }
@@ -368,13 +370,27 @@ Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
     BOA_ASSIGN_OR_RETURN(std::shared_ptr<ResidentModel> model, load->Wait());
     return ModelLease{e, std::move(model)};
   }
-  Result<std::shared_ptr<ResidentModel>> model = Load(e, load->bytes());
+  // Whatever happens, the load ends: its waiters get the result and it leaves loading_.
+  Result<std::shared_ptr<ResidentModel>> model = Status::Internal("loading model " + e.id + " failed");
+  try {
+    model = Load(e, load->bytes());
+  } catch (const std::exception& ex) {
+    model = dynamic_cast<const std::bad_alloc*>(&ex) ? Status::ResourceExhausted("out of memory loading model " + e.id)
+                                                     : Status::Internal("loading model " + e.id + ": " + ex.what());
+  }
   {
     MutexLock l(&mu_);
-    loading_.erase(e.id);
-    // Resident unless the model was removed meanwhile (this caller still gets it, like a
-    // request that was coding with it when it was removed).
-    if (model.ok() && ResolveLocked(e.id).ok()) resident_[e.id] = Slot{*model, std::chrono::steady_clock::now()};
+    auto it = loading_.find(e.id);
+    // Unload or Remove took it out of loading_ meanwhile: this caller still gets the model
+    // (like a request that was coding with it), but it does not stay resident.
+    const bool keep = it != loading_.end() && it->second == load;
+    if (keep) loading_.erase(it);
+    if (keep && model.ok()) {
+      try {
+        resident_[e.id] = Slot{*model, std::chrono::steady_clock::now()};
+      } catch (const std::bad_alloc&) {  // not kept resident; the callers have it
+      }
+    }
   }
   load->Finish(model);
   BOA_RETURN_IF_ERROR(model.status());
@@ -385,6 +401,7 @@ Result<ModelEntry> ModelStore::Unload(const std::string& ref) {
   MutexLock l(&mu_);
   BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
   resident_.erase(e.id);
+  loading_.erase(e.id);  // a load in progress finishes for its callers but does not stay
   e.loaded = false;
   return e;
 }

@@ -121,7 +121,7 @@ class ChunkScheduler::CoderThread {
 // constructor, not the thread), then owned by that thread alone.
 struct ChunkScheduler::StepLanes {
   StepLanes(const std::shared_ptr<const engine::Engine>& engine, int lanes_count, int rows)
-      : session(std::make_unique<engine::Session>(engine, lanes_count, rows)),
+      : session(engine::Session::New(engine, lanes_count, rows)),
         lanes(static_cast<size_t>(lanes_count)),
         coder(std::make_unique<CoderThread>()) {
     for (auto& t : tables) t.resize(static_cast<size_t>(rows) * kFreqTableStride);
@@ -148,8 +148,8 @@ ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Opt
   for (int i = 0; i < thread_count_; ++i) {
     memory.push_back(std::make_unique<StepLanes>(engine_, LanesPerThread(options_), RowsPerStep(options_)));
   }
-  if (options_.device_lanes) options_.device_lanes->Subscribe(this);
   threads_.reserve(thread_count_);
+  if (options_.device_lanes) options_.device_lanes->Subscribe(this);
   try {
     for (auto& m : memory) threads_.emplace_back([this, m = std::move(m)]() mutable { StepThread(std::move(m)); });
   } catch (...) {  // a thread that cannot start: stop the ones that did, then fail
@@ -331,45 +331,60 @@ void ChunkScheduler::Admit(StepLanes& t) {
     ChunkJob job;
     std::shared_ptr<RequestState> request;
     if (!PickJob(&job, &request)) return;
-    ChunkResult r;
-    if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
-      MutexLock l(&request->mu);
-      Deliver(*request, job.index, std::move(r));
-      continue;
-    }
-    if (options_.device_lanes && !options_.device_lanes->TryTake()) {
-      // Every lane of the device is busy (other models): wait for one to be given back.
-      Requeue(std::move(job), request);
-      return;
-    }
-    const int lane = t.free.back();
-    Lane& ln = t.lanes[lane];
-    ln.index = job.index;
-    ln.length = job.decode ? job.record.original_length : static_cast<uint32_t>(job.bytes.size());
-    // The chunk's own buffers; if they cannot be had, its request fails, not the server.
+    // A chunk picked is admitted, delivered or requeued; if memory for that runs out, its
+    // request fails (never left waiting for a chunk that is gone).
     try {
-      if (job.decode) {
-        ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index);
-      } else {
-        ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes));
-      }
+      if (!AdmitJob(t, std::move(job), request)) return;
     } catch (const std::bad_alloc&) {
       MutexLock l(&request->mu);
-      Fail(*request, OutOfMemoryForChunk(ln.length));
-      ln = Lane();
-      if (options_.device_lanes) ++t.to_give;
-      continue;
+      Fail(*request, Status::ResourceExhausted("out of memory while admitting a chunk"));
     }
-    t.free.pop_back();
-    t.session->ResetLane(lane);
-    t.active.push_back(lane);
-    ++lanes_in_use_;
-    {
-      MutexLock l(&request->mu);
-      request->peak_lanes = std::max(request->peak_lanes, ++request->lanes);
-    }
-    ln.request = std::move(request);
   }
+}
+
+bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<RequestState>& request) {
+  ChunkResult r;
+  if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
+    MutexLock l(&request->mu);
+    Deliver(*request, job.index, std::move(r));
+    return true;
+  }
+  // A lane this thread freed and has not given back yet is this chunk's at once.
+  if (t.to_give > 0) {
+    --t.to_give;
+  } else if (options_.device_lanes && !options_.device_lanes->TryTake()) {
+    // Every lane of the device is busy (other models): wait for one to be given back.
+    Requeue(std::move(job), request);
+    return false;
+  }
+  const int lane = t.free.back();
+  Lane& ln = t.lanes[lane];
+  ln.index = job.index;
+  ln.length = job.decode ? job.record.original_length : static_cast<uint32_t>(job.bytes.size());
+  // The chunk's own buffers; if they cannot be had, its request fails, not the server.
+  try {
+    if (job.decode) {
+      ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index);
+    } else {
+      ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes));
+    }
+  } catch (const std::bad_alloc&) {
+    MutexLock l(&request->mu);
+    Fail(*request, OutOfMemoryForChunk(ln.length));
+    ln = Lane();
+    if (options_.device_lanes) ++t.to_give;
+    return true;
+  }
+  t.free.pop_back();
+  t.session->ResetLane(lane);
+  t.active.push_back(lane);
+  ++lanes_in_use_;
+  {
+    MutexLock l(&request->mu);
+    request->peak_lanes = std::max(request->peak_lanes, ++request->lanes);
+  }
+  ln.request = request;
+  return true;
 }
 
 bool ChunkScheduler::AdmitOrWait(StepLanes& t) {

@@ -178,6 +178,8 @@ class ChunkScheduler {
   bool AdmitOrWait(StepLanes& t) BOA_EXCLUDES(mu_);
   void HandBack(StepLanes& t) BOA_REQUIRES(mu_);
   void Admit(StepLanes& t) BOA_REQUIRES(mu_);
+  // Gives a picked chunk a lane, or its result at once; false if the device is full.
+  bool AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<RequestState>& request) BOA_REQUIRES(mu_);
   bool PickJob(ChunkJob* job, std::shared_ptr<RequestState>* request) BOA_REQUIRES(mu_);
   void Requeue(ChunkJob job, const std::shared_ptr<RequestState>& request) BOA_REQUIRES(mu_);
   // One model step over the active lanes (no lock: the lanes are this thread's).

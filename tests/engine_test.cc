@@ -23,7 +23,8 @@ using boa::testing::RandomBytes;
 // `batch` lanes, the other lanes fed unrelated bytes (they join late and leave early).
 std::vector<float> StepLogits(const std::shared_ptr<const Engine>& e, const std::vector<uint8_t>& bytes,
                               int batch, int lane, uint64_t noise_seed) {
-  Session s(e, batch, batch);
+  auto s_owner = Session::New(e, batch, batch);
+  Session& s = *s_owner;
   std::vector<uint8_t> noise = RandomBytes(bytes.size() * batch, noise_seed);
   std::vector<uint32_t> cum(static_cast<size_t>(batch) * 257);
   std::vector<float> out;
@@ -49,7 +50,8 @@ std::vector<float> StepLogits(const std::shared_ptr<const Engine>& e, const std:
 
 // Logits for `bytes` in chunk mode, `tile` bytes per Forward call, alongside another lane.
 std::vector<float> ChunkLogits(const std::shared_ptr<const Engine>& e, const std::vector<uint8_t>& bytes, int tile) {
-  Session s(e, 2, 2 * tile);
+  auto s_owner = Session::New(e, 2, 2 * tile);
+  Session& s = *s_owner;
   std::vector<uint8_t> other = RandomBytes(bytes.size(), 99);
   std::vector<uint32_t> cum(static_cast<size_t>(2 * tile) * 257);
   std::vector<float> out;
@@ -115,7 +117,8 @@ TEST(Engine, ScalarAndAvx2AgreeOnOddShapes) {
 TEST(Engine, ResetLaneStartsAFreshSequence) {
   LoadedModel m = MakeModel(16, 1, 3);
   auto e = Engine::Create(m.weights, Backend::kAuto).value();
-  Session s(e, 1, 8);
+  auto s_owner = Session::New(e, 1, 8);
+  Session& s = *s_owner;
   std::vector<uint8_t> a = RandomBytes(8, 1);
   std::vector<uint32_t> c1(8 * 257), c2(8 * 257);
   LaneInput in{0, a.data(), 8};
@@ -143,7 +146,8 @@ TEST(Engine, FlushToZeroSetElsewhereChangesNoBits) {
   std::vector<uint8_t> bytes = RandomBytes(64, 2);
   auto run = [&](Backend backend) {
     auto e = Engine::Create(m.weights, backend).value();
-    Session s(e, 1, 64);
+    auto s_owner = Session::New(e, 1, 64);
+    Session& s = *s_owner;
     std::vector<uint32_t> cum(64 * 257);
     LaneInput in{0, bytes.data(), 64};
     s.Forward(&in, 1, cum.data());

@@ -129,7 +129,8 @@ TEST(RangeCoder, OverheadOverIdealCodeLengthOnModelCodedData) {
   auto engine = engine::Engine::Create(m.weights, engine::Backend::kAuto).value();
   std::vector<uint8_t> data = boa::testing::SampleFromModel(m, 1400000, 9);
   const int tile = 512;
-  engine::Session session(engine, 1, tile);
+  auto session_owner = engine::Session::New(engine, 1, tile);
+  engine::Session& session = *session_owner;
   std::vector<uint32_t> cum(static_cast<size_t>(tile) * 257);
   std::vector<uint8_t> coded;
   RangeEncoder enc(&coded);

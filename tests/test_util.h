@@ -102,7 +102,8 @@ inline std::vector<uint8_t> FloatTable(size_t bytes, uint64_t seed) {
 // trained model.
 inline std::vector<uint8_t> SampleFromModel(const LoadedModel& m, size_t n, uint64_t seed) {
   auto e = engine::Engine::Create(m.weights, engine::Backend::kAuto).value();
-  engine::Session s(e, 1, 1);
+  auto s_owner = engine::Session::New(e, 1, 1);
+  engine::Session& s = *s_owner;
   std::vector<uint8_t> out = {static_cast<uint8_t>(seed)};
   std::vector<uint32_t> cum(257);
   uint64_t x = seed * 0x9e3779b97f4a7c15ull + 3;

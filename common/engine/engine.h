@@ -1,11 +1,16 @@
-// Deterministic batched inference of the BOA network.
+// Deterministic batched inference of the BOA network, behind the interface every backend
+// implements (docs/architecture.md, "Engine backends").
 //
-// An Engine holds a model's weights packed for the kernels (immutable, shared by threads).
+// An Engine holds a model's weights prepared for its backend (immutable, shared by threads).
 // A Session is one thread's working memory plus the recurrent state of `lanes` independent
 // sequences. Forward() advances any subset of lanes by any number of bytes each: one byte per
 // lane is step mode (decompression), many bytes per lane is chunk mode (compression). The
 // frequency tables it produces depend only on each lane's own byte history — never on the
-// other lanes, their order, the batch size or the kernel backend (docs/determinism.md).
+// other lanes, their order, the batch size or the backend (docs/determinism.md).
+//
+// The CPU backend (cpu_engine.h) runs the network with the scalar or AVX2 kernel set; a
+// device backend implements Engine and Session the same way and is chosen in Engine::Create,
+// without changes to the codec or boad's scheduler, which only see this interface.
 #pragma once
 
 #include <cmath>
@@ -19,42 +24,35 @@
 
 namespace boa::engine {
 
+class Session;
+
 class Engine {
  public:
+  virtual ~Engine() = default;
+  // The engine of `backend` for these weights (kAuto: the best CPU kernels this machine has).
   static Result<std::shared_ptr<const Engine>> Create(const ModelWeights& weights, Backend backend);
+  // What Create will allocate for a model of `config` (known before anything is allocated).
+  static uint64_t MemoryBytesFor(const ModelConfig& config);
+
   const ModelConfig& config() const { return config_; }
-  const KernelSet& kernels() const { return *kernels_; }
+  // The backend, for logs and status (e.g. "cpu (avx2)").
+  virtual std::string name() const = 0;
+  // Bytes of the weights and tables this engine holds.
+  virtual uint64_t MemoryBytes() const = 0;
   // Multiply-adds performed per byte: the model's (ModelConfig::MacsPerByte) less layer 0's
   // in_proj, which is a table lookup.
   uint64_t ExecutedMacsPerByte() const {
     return config_.MacsPerByte() - 2ull * config_.d_inner() * config_.d_model;
   }
-  // Bytes of the packed weights and tables this engine holds, and what an engine of `config`
-  // will hold (the same number, known before anything is allocated).
-  uint64_t MemoryBytes() const;
-  static uint64_t MemoryBytesFor(const ModelConfig& config);
+
+ protected:
+  friend class Session;
+  explicit Engine(const ModelConfig& config) : config_(config) {}
+  // A session of this backend; throws std::bad_alloc if its memory cannot be had.
+  virtual std::unique_ptr<Session> NewSession(std::shared_ptr<const Engine> self, int lanes, int max_rows) const = 0;
 
  private:
-  friend class Session;
-  static Result<std::shared_ptr<const Engine>> Build(const ModelWeights& weights, Backend backend);
-  struct Layer {
-    FloatBuffer ln1_w, ln1_b, ln2_w, ln2_b;
-    PackedLinear in_proj, x_proj, dt_proj, out_proj, ff0, ff2;
-    FloatBuffer conv_w;  // [d_conv][E]
-    FloatBuffer conv_b;
-    FloatBuffer A;       // -exp(A_log) * log2(e): the decay is a power of 2; StateIndex layout
-    float A_min = NAN;   // the smallest value in A, NaN if A holds a NaN (the scan then always clamps)
-    FloatBuffer D_skip;
-  };
   ModelConfig config_;
-  const KernelSet* kernels_ = nullptr;
-  FloatBuffer embedding_;  // [256][D]
-  // Layer 0's input is one of 256 embedding rows, so its LayerNorm and in_proj are a table
-  // made at load time by the same kernels (the same bits as computing them per byte):
-  // [256][2E], row b = in_proj(LN1(embedding[b])).
-  FloatBuffer first_xz_;
-  std::vector<Layer> layers_;
-  PackedLinear head0_, head2_;
 };
 
 // A run of consecutive bytes fed to one lane in a Forward call.
@@ -66,41 +64,42 @@ struct LaneInput {
 
 class Session {
  public:
-  // Allocates `lanes` lanes of recurrent state and activations for `max_rows` rows; a
-  // failed allocation throws std::bad_alloc (Create reports it as RESOURCE_EXHAUSTED).
-  Session(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
+  virtual ~Session() = default;
+  // Allocates `lanes` lanes of recurrent state and activations for `max_rows` rows
+  // (RESOURCE_EXHAUSTED if they cannot be had).
   static Result<std::unique_ptr<Session>> Create(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
-  // What such a session holds, known before it is made: every lane's state for every layer
+  // The same, throwing std::bad_alloc (for callers that allocate several things at once).
+  static std::unique_ptr<Session> New(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
+  // What a CPU session holds, known before it is made: every lane's state for every layer
   // (it grows with d_model x expand x d_state x layers) plus the activations of max_rows rows.
   static uint64_t MemoryBytes(const ModelConfig& config, int lanes, int max_rows);
-  // The bytes this session's buffers hold (MemoryBytes of its shape).
-  uint64_t AllocatedBytes() const;
+  // The bytes this session's buffers hold.
+  virtual uint64_t AllocatedBytes() const = 0;
   int lanes() const { return lanes_; }
   int max_rows() const { return max_rows_; }
   // Zeroes a lane's recurrent state (a new chunk starts).
-  void ResetLane(int lane);
+  virtual void ResetLane(int lane) = 0;
   // Feeds the inputs; row r of the output (rows in input order, then byte order) is the
-  // cumulative frequency table [257] of the byte that follows that row's input byte.
-  // Lanes in one call must be distinct; total bytes <= max_rows.
-  void Forward(const LaneInput* inputs, int n_inputs, uint32_t* cum_out);
+  // cumulative frequency table [kFreqTableStride] of the byte that follows that row's input
+  // byte. Lanes in one call must be distinct; total bytes <= max_rows. Two stages, each
+  // bit-exact on every backend: the network's logits for every row, then their quantization
+  // into frequency tables. A predictor that mixes other models into the network's (the
+  // prediction stage) goes between the two, on the logits of the rows and the lanes' inputs.
+  void Forward(const LaneInput* inputs, int n_inputs, uint32_t* tables);
   // Logits [rows][256] of the last Forward call.
-  const float* logits() const { return logits_.data(); }
+  const float* logits() const { return logits_; }
+
+ protected:
+  Session(int lanes, int max_rows) : lanes_(lanes), max_rows_(max_rows) {}
+  // Runs the network over the inputs; returns the rows, whose logits are then at logits_.
+  virtual size_t RunNetwork(const LaneInput* inputs, int n_inputs) = 0;
+  // Quantizes `rows` rows of logits_ into frequency tables, kFreqTableStride apart.
+  virtual void Quantize(size_t rows, uint32_t* tables) = 0;
+  const float* logits_ = nullptr;  // [max_rows][256], the backend's buffer
 
  private:
-  std::shared_ptr<const Engine> engine_;
-  int lanes_;
-  int max_rows_;
-  // Recurrent state per lane and layer, layer-major: one layer's states of lanes 0, 1, 2, ...
-  // are one sequential stream, which the hardware prefetcher follows when many lanes step
-  // together and their states do not fit in L2.
-  size_t StateSlot(int lane, uint32_t layer) const {
-    return static_cast<size_t>(layer) * static_cast<size_t>(lanes_) + static_cast<size_t>(lane);
-  }
-  FloatBuffer conv_state_;  // [layers][lanes][d_conv-1][E]
-  FloatBuffer ssm_state_;   // [layers][lanes][StateSize(E, S)]
-  // Activations [max_rows][...].
-  FloatBuffer x_, u_, xz_, c_, dbc_, delta_, y_, m_, f_, logits_;
-  size_t conv_stride_, ssm_stride_;
+  const int lanes_;
+  const int max_rows_;
 };
 
 }  // namespace boa::engine
