@@ -12,7 +12,7 @@
 #include <thread>
 #include <vector>
 
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 #include "tests/boad_process.h"
 #include "tests/test_util.h"
 
@@ -50,7 +50,7 @@ class RepeatingSource final : public ByteSource {
   std::string name_ = "<generated>";
 };
 
-Status CompressBytes(client::RemoteClient& c, const std::vector<uint8_t>& data, size_t n) {
+Status CompressBytes(rpc::RemoteClient& c, const std::vector<uint8_t>& data, size_t n) {
   RepeatingSource src(data, n, nullptr);
   CountingSink sink;
   return c.Compress("bench", CodecOptions(), &src, &sink, nullptr, nullptr);
@@ -60,7 +60,7 @@ struct Percentiles {
   double p50 = 0, p99 = 0;
 };
 
-Percentiles Latencies(client::RemoteClient& c, const std::vector<uint8_t>& data, int samples) {
+Percentiles Latencies(rpc::RemoteClient& c, const std::vector<uint8_t>& data, int samples) {
   std::vector<double> t;
   for (int i = 0; i < samples; ++i) {
     auto t0 = Clock::now();

@@ -30,7 +30,7 @@ class Local final : public CodecBackend {
 
 class Remote final : public CodecBackend {
  public:
-  Remote(std::unique_ptr<RemoteClient> c, std::string model, uint64_t bytes)
+  Remote(std::unique_ptr<rpc::RemoteClient> c, std::string model, uint64_t bytes)
       : client_(std::move(c)), model_(std::move(model)), bytes_(bytes) {}
   Status Compress(ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) override {
     return client_->Compress(model_, o, in, out, stats, o.progress);
@@ -46,7 +46,7 @@ class Remote final : public CodecBackend {
   bool in_process() const override { return false; }
 
  private:
-  std::unique_ptr<RemoteClient> client_;
+  std::unique_ptr<rpc::RemoteClient> client_;
   std::string model_;
   uint64_t bytes_;
 };
@@ -55,7 +55,7 @@ class Remote final : public CodecBackend {
 
 std::unique_ptr<CodecBackend> LocalBackend(LoadedModel model) { return std::make_unique<Local>(std::move(model)); }
 
-std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<RemoteClient> client, std::string model,
+std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<rpc::RemoteClient> client, std::string model,
                                             uint64_t model_bytes) {
   return std::make_unique<Remote>(std::move(client), std::move(model), model_bytes);
 }
@@ -75,7 +75,7 @@ Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, c
     BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(model));
     return LocalBackend(std::move(m));
   }
-  BOA_ASSIGN_OR_RETURN(std::unique_ptr<RemoteClient> c, RemoteClient::Connect(ServerAddress(choice.server)));
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> c, rpc::RemoteClient::Connect(rpc::ServerAddress(choice.server)));
   c->set_deadline(choice.timeout);
   uint64_t bytes = 0;
   if (!model.empty()) {
@@ -85,7 +85,7 @@ Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, c
   return RemoteBackend(std::move(c), model, bytes);
 }
 
-Result<v1::ModelInfo> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
+Result<v1::ModelInfo> EnsureOnServer(rpc::RemoteClient& client, const std::string& path, const LoadedModel& model,
                                      const std::string& name, bool* uploaded) {
   *uploaded = false;
   Result<v1::ModelInfo> found = client.GetModel(model.IdHex());

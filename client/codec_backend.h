@@ -6,7 +6,7 @@
 #include <memory>
 #include <string>
 
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 #include "common/codec/codec.h"
 #include "common/model/model.h"
 #include "common/util/io.h"
@@ -29,7 +29,7 @@ class CodecBackend {
 
 std::unique_ptr<CodecBackend> LocalBackend(LoadedModel model);
 // `model`: a reference in the server's store (may be empty for decompress/verify).
-std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<RemoteClient> client, std::string model,
+std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<rpc::RemoteClient> client, std::string model,
                                             uint64_t model_bytes = 0);
 
 struct BackendChoice {
@@ -52,7 +52,7 @@ Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, c
 
 // Makes a local model file available on the server: finds it by id, or uploads it as
 // `name` (next version; *uploaded is then set). Returns the model as the server has it.
-Result<v1::ModelInfo> EnsureOnServer(RemoteClient& client, const std::string& path, const LoadedModel& model,
+Result<v1::ModelInfo> EnsureOnServer(rpc::RemoteClient& client, const std::string& path, const LoadedModel& model,
                                      const std::string& name, bool* uploaded);
 
 }  // namespace boa::client

@@ -22,7 +22,7 @@
 #include "client/experiment.h"
 #include "client/new_experiment.h"
 #include "client/progress.h"
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 #include "client/server_commands.h"
 #include "client/run_command.h"
 #include "common/codec/codec.h"
@@ -359,7 +359,7 @@ Result<std::vector<double>> ParseSplits(const std::string& text) {
 // Trains on boad: the files are paths inside its train_data_dir and the model is registered
 // in its store as --name. The job goes on if this client stops.
 int RunRemoteTrain(const GlobalOptions& g, const TrainCliOptions& o) {
-  Result<std::unique_ptr<RemoteClient>> r = RemoteClient::Connect(ServerAddress(g.server));
+  Result<std::unique_ptr<rpc::RemoteClient>> r = rpc::RemoteClient::Connect(rpc::ServerAddress(g.server));
   if (!r.ok()) {
     Error(r.status().message());
     return 1;

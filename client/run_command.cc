@@ -156,7 +156,7 @@ int RunExperiment(const RunOptions& o) {
   if (o.backend.local || !o.backend.ServerNamed()) {
     backend = LocalBackend(std::move(*model));
   } else {
-    Result<std::unique_ptr<RemoteClient>> client = RemoteClient::Connect(ServerAddress(o.backend.server));
+    Result<std::unique_ptr<rpc::RemoteClient>> client = rpc::RemoteClient::Connect(rpc::ServerAddress(o.backend.server));
     bool uploaded = false;
     Result<v1::ModelInfo> on_server = client.ok() ? EnsureOnServer(**client, model_path, *model, c.name, &uploaded)
                                                   : Result<v1::ModelInfo>(client.status());

@@ -5,7 +5,7 @@
 #include <cinttypes>
 #include <cstdio>
 
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 #include "common/util/io.h"
 
 namespace boa::client {
@@ -79,7 +79,7 @@ void AddServerCommands(CLI::App* app, ServerCommands* c) {
   c->jobs_resume->add_option("id", c->job, "Job id")->required();
 }
 
-int FollowJob(RemoteClient& r, const std::function<Status(const JobEventFn&)>& call, const ProgressLineFn& progress,
+int FollowJob(rpc::RemoteClient& r, const std::function<Status(const JobEventFn&)>& call, const ProgressLineFn& progress,
               bool quiet) {
   v1::JobInfo last;
   bool announced = false;
@@ -109,9 +109,9 @@ int FollowJob(RemoteClient& r, const std::function<Status(const JobEventFn&)>& c
 int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout,
                      const ProgressLineFn& progress) {
   if (!c.models->parsed() && !c.status->parsed() && !c.jobs->parsed()) return -1;
-  Result<std::unique_ptr<RemoteClient>> connected = RemoteClient::Connect(ServerAddress(server));
+  Result<std::unique_ptr<rpc::RemoteClient>> connected = rpc::RemoteClient::Connect(rpc::ServerAddress(server));
   if (!connected.ok()) return Fail(connected.status());
-  RemoteClient& r = **connected;
+  rpc::RemoteClient& r = **connected;
   r.set_deadline(timeout);
   if (c.status->parsed()) {
     Result<std::string> health = r.Health();

@@ -5,7 +5,7 @@
 #include <functional>
 #include <string>
 
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 
 namespace boa::client {
 
@@ -30,7 +30,7 @@ int RunServerCommand(const ServerCommands& c, const std::string& server, bool qu
 // Follows a training job on boad (`train --name`, `jobs resume`): `call` starts the stream;
 // announces the job, shows its progress and its outcome. 0 if it succeeded, else 1.
 using JobEventFn = std::function<void(const v1::TrainEvent&)>;
-int FollowJob(RemoteClient& remote, const std::function<Status(const JobEventFn&)>& call, const ProgressLineFn& progress,
+int FollowJob(rpc::RemoteClient& remote, const std::function<Status(const JobEventFn&)>& call, const ProgressLineFn& progress,
               bool quiet);
 
 }  // namespace boa::client

@@ -1,7 +1,7 @@
-// The gRPC side of boa-client. Codec calls stream in both directions at once: a thread sends
+// The client of boad (see remote_client.h). Codec calls stream in both directions at once: a thread sends
 // the input in messages of at most 1 MiB while this thread writes what comes back, so memory
 // stays bounded for inputs of any size.
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 
 #include <grpcpp/grpcpp.h>
 
@@ -12,44 +12,12 @@
 
 #include "boa/v1/boa.grpc.pb.h"
 #include "common/util/hash.h"
+#include "rpc/wire.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
-namespace boa::client {
+namespace boa::rpc {
 
 namespace {
-
-constexpr size_t kMessageBytes = 1u << 20;
-
-Status FromGrpc(const grpc::Status& s, const std::string& address) {
-  if (s.ok()) return Status::Ok();
-  const std::string& m = s.error_message();
-  switch (s.error_code()) {
-    case grpc::StatusCode::INVALID_ARGUMENT: return Status::InvalidArgument(m);
-    case grpc::StatusCode::NOT_FOUND: return Status::NotFound(m);
-    case grpc::StatusCode::ALREADY_EXISTS: return Status::AlreadyExists(m);
-    case grpc::StatusCode::FAILED_PRECONDITION: return Status::FailedPrecondition(m);
-    case grpc::StatusCode::DATA_LOSS: return Status::DataLoss(m);
-    case grpc::StatusCode::RESOURCE_EXHAUSTED: return Status::ResourceExhausted(m);
-    case grpc::StatusCode::DEADLINE_EXCEEDED: return Status::DeadlineExceeded("deadline exceeded (server " + address + ")");
-    case grpc::StatusCode::CANCELLED: return Status::Cancelled(m.empty() ? "cancelled" : m);
-    case grpc::StatusCode::UNAVAILABLE:
-      if (m.find("connect") != std::string::npos || m.find("onnection") != std::string::npos) {
-        return Status::Unavailable("cannot reach boad at " + address + " (start it with `boad`, or use --local)");
-      }
-      return Status::Unavailable("server " + address + ": " + m);
-    default: return Status::Internal("server " + address + ": " + m);
-  }
-}
-
-void FillStats(const v1::CodecSummary& s, CodecStats* stats) {
-  if (!stats) return;
-  stats->input_bytes = s.input_bytes();
-  stats->output_bytes = s.output_bytes();
-  stats->chunks = s.chunks();
-  stats->stored_chunks = s.stored_chunks();
-  stats->chunk_length = s.chunk_size();
-  stats->threads = 0;
-}
 
 // Sends `in` as data messages after `first` on a separate thread; WritesDone at the end. If
 // reading the input fails the call is cancelled at once, so the server stops waiting for
@@ -146,7 +114,7 @@ Result<Resp> CallUnary(v1::Boa::Stub* stub, UnaryMethod<Req, Resp> method, const
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline);
   Resp resp;
-  BOA_RETURN_IF_ERROR(FromGrpc((stub->*method)(&ctx, req, &resp), address));
+  BOA_RETURN_IF_ERROR(FromGrpcStatus((stub->*method)(&ctx, req, &resp), address));
   return resp;
 }
 
@@ -195,7 +163,7 @@ Status RunCodecStream(grpc::ClientContext* ctx, Stream* stream, Request first, B
   }
   grpc::Status st = stream->Finish();
   BOA_RETURN_IF_ERROR(sink_status);
-  return FromGrpc(st, address);
+  return FromGrpcStatus(st, address);
 }
 
 // The first message of Compress and Eval: the model, the chunking and the priority.
@@ -207,7 +175,7 @@ v1::CompressRequest CompressOptionsMessage(const std::string& model, const Codec
   o->set_chunk_size(options.chunk_length);
   o->set_chunk_count(options.chunk_count);
   if (in->SizeHint() >= 0) o->set_size_hint(static_cast<uint64_t>(in->SizeHint()));
-  o->set_priority(online ? v1::PRIORITY_ONLINE : v1::PRIORITY_BULK);
+  o->set_priority(PriorityOf(online));
   return first;
 }
 
@@ -223,7 +191,7 @@ Status RemoteClient::Compress(const std::string& model, const CodecOptions& opti
   v1::CodecSummary summary;
   BOA_RETURN_IF_ERROR((RunCodecStream<v1::CompressRequest, v1::CompressResponse>(
       &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));
-  FillStats(summary, stats);
+  if (stats) *stats = StatsFromSummary(summary);
   return Status::Ok();
 }
 
@@ -234,11 +202,11 @@ Status RemoteClient::Decompress(const std::string& model, ByteSource* in, ByteSi
   auto stream = impl_->stub->Decompress(&ctx);
   v1::DecompressRequest first;
   first.mutable_options()->set_model(model);
-  first.mutable_options()->set_priority(online_ ? v1::PRIORITY_ONLINE : v1::PRIORITY_BULK);
+  first.mutable_options()->set_priority(PriorityOf(online_));
   v1::CodecSummary summary;
   BOA_RETURN_IF_ERROR((RunCodecStream<v1::DecompressRequest, v1::DecompressResponse>(
       &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));
-  FillStats(summary, stats);
+  if (stats) *stats = StatsFromSummary(summary);
   return Status::Ok();
 }
 
@@ -257,7 +225,7 @@ Status SendAll(grpc::ClientContext* ctx, Stream* stream, Request first, ByteSour
     stream->Finish().ok();
     return read;
   }
-  return FromGrpc(stream->Finish(), address);
+  return FromGrpcStatus(stream->Finish(), address);
 }
 
 }  // namespace
@@ -269,8 +237,9 @@ Status RemoteClient::Verify(const std::string& model, ByteSource* in, CodecStats
   auto stream = impl_->stub->Verify(&ctx, &summary);
   v1::DecompressRequest first;
   first.mutable_options()->set_model(model);
+  first.mutable_options()->set_priority(PriorityOf(online_));
   BOA_RETURN_IF_ERROR(SendAll(&ctx, stream.get(), std::move(first), in, address_));
-  FillStats(summary, stats);
+  if (stats) *stats = StatsFromSummary(summary);
   return Status::Ok();
 }
 
@@ -342,7 +311,7 @@ Status RemoteClient::DownloadModel(const std::string& ref, ByteSink* out) {
   if (!sink_status.ok()) ctx.TryCancel();
   grpc::Status st = stream->Finish();
   BOA_RETURN_IF_ERROR(sink_status);
-  BOA_RETURN_IF_ERROR(FromGrpc(st, address_));
+  BOA_RETURN_IF_ERROR(FromGrpcStatus(st, address_));
   const Sha256Digest got = sha.Digest();
   if (HexString(got.data(), got.size()) != info.id()) {
     return Status::DataLoss("the model received from " + address_ + " is not model " + info.id() + " (SHA-256 mismatch)");
@@ -362,7 +331,7 @@ Status ReadJobEvents(Reader reader, const std::function<void(const v1::TrainEven
                      const std::string& address) {
   v1::TrainEvent e;
   while (reader->Read(&e)) on_event(e);
-  return FromGrpc(reader->Finish(), address);
+  return FromGrpcStatus(reader->Finish(), address);
 }
 
 }  // namespace
@@ -399,8 +368,8 @@ Result<std::string> RemoteClient::Health() {
   grpc::health::v1::HealthCheckRequest req;
   req.set_service("boa.v1.Boa");
   grpc::health::v1::HealthCheckResponse resp;
-  BOA_RETURN_IF_ERROR(FromGrpc(impl_->health->Check(&ctx, req, &resp), address_));
+  BOA_RETURN_IF_ERROR(FromGrpcStatus(impl_->health->Check(&ctx, req, &resp), address_));
   return std::string(grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()));
 }
 
-}  // namespace boa::client
+}  // namespace boa::rpc

@@ -1,5 +1,5 @@
-// boa-client's connection to boad (gRPC, proto/boa/v1/boa.proto): the codec streams, model
-// management and server status. Errors come back as Status with one clear line: an
+// The client of boad (gRPC, proto/boa/v1/boa.proto) used by boa-client, the tests and
+// boad-bench: the codec streams, model management and server status. Errors come back as Status with one clear line: an
 // unreachable server names the address and suggests `boad` or `--local`.
 #pragma once
 
@@ -13,7 +13,7 @@
 #include "common/util/io.h"
 #include "common/util/status.h"
 
-namespace boa::client {
+namespace boa::rpc {
 
 // The server address: --server, else $BOA_SERVER, else localhost:50051.
 std::string ServerAddress(const std::string& flag);
@@ -69,4 +69,4 @@ class RemoteClient {
   bool online_ = false;
 };
 
-}  // namespace boa::client
+}  // namespace boa::rpc

@@ -16,13 +16,14 @@
 #include "common/codec/stream.h"
 #include "common/format/container.h"
 #include "common/util/hash.h"
+#include "rpc/wire.h"
 
 namespace boa::server {
 
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr size_t kMessageBytes = 1u << 20;  // payload per stream message
+using rpc::kMessageBytes;
 
 v1::ModelInfo ToInfo(const ModelEntry& e) {
   v1::ModelInfo m;
@@ -43,12 +44,12 @@ v1::ModelInfo ToInfo(const ModelEntry& e) {
   return m;
 }
 
-Priority ToPriority(v1::Priority p) { return p == v1::PRIORITY_ONLINE ? Priority::kOnline : Priority::kBulk; }
+Priority ToPriority(v1::Priority p) { return rpc::IsOnline(p) ? Priority::kOnline : Priority::kBulk; }
 
 // A unary reply: the converted value, or the error as a gRPC status.
 template <class T, class Msg, class Convert>
 grpc::Status Reply(Result<T> r, Convert convert, Msg* resp) {
-  if (!r.ok()) return ToGrpc(r.status());
+  if (!r.ok()) return rpc::ToGrpcStatus(r.status());
   *resp = convert(*r);
   return grpc::Status::OK;
 }
@@ -168,26 +169,6 @@ Status GuardMemory(F&& body) {
 
 }  // namespace
 
-grpc::Status ToGrpc(const Status& s) {
-  using grpc::StatusCode;
-  StatusCode c = StatusCode::INTERNAL;
-  switch (s.code()) {
-    case boa::StatusCode::kOk: return grpc::Status::OK;
-    case boa::StatusCode::kInvalidArgument: c = StatusCode::INVALID_ARGUMENT; break;
-    case boa::StatusCode::kNotFound: c = StatusCode::NOT_FOUND; break;
-    case boa::StatusCode::kAlreadyExists: c = StatusCode::ALREADY_EXISTS; break;
-    case boa::StatusCode::kFailedPrecondition: c = StatusCode::FAILED_PRECONDITION; break;
-    case boa::StatusCode::kDataLoss: c = StatusCode::DATA_LOSS; break;
-    case boa::StatusCode::kResourceExhausted: c = StatusCode::RESOURCE_EXHAUSTED; break;
-    case boa::StatusCode::kUnavailable: c = StatusCode::UNAVAILABLE; break;
-    case boa::StatusCode::kCancelled: c = StatusCode::CANCELLED; break;
-    case boa::StatusCode::kDeadlineExceeded: c = StatusCode::DEADLINE_EXCEEDED; break;
-    case boa::StatusCode::kIoError:
-    case boa::StatusCode::kInternal: c = StatusCode::INTERNAL; break;
-  }
-  return grpc::Status(c, s.message());
-}
-
 // Counts an open codec request for its lifetime; refuses it while draining or when the
 // queue limit is reached.
 class BoaService::Admission {
@@ -240,12 +221,12 @@ grpc::Status BoaService::Compress(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) {
   const uint64_t id = next_request_id_++;
   Admission admission(this);
-  if (!admission.status().ok()) return ToGrpc(admission.status());
+  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
   v1::CompressRequest msg;
   if (!stream->Read(&msg) || !msg.has_options()) {
-    return ToGrpc(Status::InvalidArgument("Compress: the first message must carry the options"));
+    return rpc::ToGrpcStatus(Status::InvalidArgument("Compress: the first message must carry the options"));
   }
-  return ToGrpc(GuardMemory([&] { return CompressStream(ctx, stream, id, msg.options()); }));
+  return rpc::ToGrpcStatus(GuardMemory([&] { return CompressStream(ctx, stream, id, msg.options()); }));
 }
 
 Status BoaService::CompressStream(grpc::ServerContext* ctx,
@@ -414,7 +395,7 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
                                     grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) {
   const uint64_t id = next_request_id_++;
   Admission admission(this);
-  if (!admission.status().ok()) return ToGrpc(admission.status());
+  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
   v1::CodecSummary summary;
   Status s = GuardMemory([&] {
     return DecodeStream(
@@ -430,7 +411,7 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
                summary.model_id(), summary.input_bytes(), summary.output_bytes(),
                summary.input_bytes() ? double(summary.output_bytes()) / summary.input_bytes() : 0.0, summary.seconds(),
                summary.peak_lanes(), s.ok() ? "OK" : StatusCodeName(s.code()));
-  if (!s.ok()) return ToGrpc(s);
+  if (!s.ok()) return rpc::ToGrpcStatus(s);
   v1::DecompressResponse end;
   *end.mutable_summary() = summary;
   stream->Write(end);
@@ -441,7 +422,7 @@ grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1:
                                 v1::CodecSummary* summary) {
   const uint64_t id = next_request_id_++;
   Admission admission(this);
-  if (!admission.status().ok()) return ToGrpc(admission.status());
+  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
   Status s = GuardMemory([&] {
     return DecodeStream(
         ctx, [reader](v1::DecompressRequest* m) { return reader->Read(m); }, [](const uint8_t*, size_t) { return true; },
@@ -449,21 +430,21 @@ grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1:
   });
   spdlog::info("[req {}] Verify model={} in={} out={} {:.2f}s -> {}", id, summary->model_id(), summary->input_bytes(),
                summary->output_bytes(), summary->seconds(), s.ok() ? "OK" : StatusCodeName(s.code()));
-  return ToGrpc(s);
+  return rpc::ToGrpcStatus(s);
 }
 
 grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::CompressRequest>* reader,
                               v1::EvalSummary* summary) {
   const uint64_t id = next_request_id_++;
   Admission admission(this);
-  if (!admission.status().ok()) return ToGrpc(admission.status());
+  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
   v1::CompressRequest first;
   if (!reader->Read(&first) || !first.has_options()) {
-    return ToGrpc(Status::InvalidArgument("Eval: the first message must carry the options"));
+    return rpc::ToGrpcStatus(Status::InvalidArgument("Eval: the first message must carry the options"));
   }
   const v1::CompressOptions opt = first.options();
   Result<ModelLease> lease = store_->Acquire(opt.model());
-  if (!lease.ok()) return ToGrpc(lease.status());
+  if (!lease.ok()) return rpc::ToGrpcStatus(lease.status());
   CodecOptions co;
   co.chunk_length = opt.chunk_size();
   co.chunk_count = opt.chunk_count();
@@ -479,7 +460,7 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   if (!guarded.ok()) r = guarded;
   Status s = r.ok() ? CheckCancelled(ctx) : r.status();
   spdlog::info("[req {}] Eval model={} in={} -> {}", id, lease->entry.Ref(), src.total(), s.ok() ? "OK" : StatusCodeName(s.code()));
-  if (!s.ok()) return ToGrpc(s);
+  if (!s.ok()) return rpc::ToGrpcStatus(s);
   summary->set_model_id(lease->entry.id);
   summary->set_bytes(r->bytes);
   summary->set_chunks(r->chunks);
@@ -500,26 +481,26 @@ grpc::Status BoaService::GetModel(grpc::ServerContext*, const v1::ModelRef* req,
 
 grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,
                                      v1::ModelInfo* resp) {
-  if (draining()) return ToGrpc(ShuttingDown());
+  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
   v1::UploadModelRequest msg;
   if (!reader->Read(&msg) || !msg.has_options()) {
-    return ToGrpc(Status::InvalidArgument("UploadModel: the first message must carry the options (name)"));
+    return rpc::ToGrpcStatus(Status::InvalidArgument("UploadModel: the first message must carry the options (name)"));
   }
   const v1::UploadModelOptions opt = msg.options();
   Status name_ok = ModelStore::CheckName(opt.name());
-  if (!name_ok.ok()) return ToGrpc(name_ok);
+  if (!name_ok.ok()) return rpc::ToGrpcStatus(name_ok);
   std::vector<uint8_t> file;
   while (reader->Read(&msg)) {
-    if (!msg.has_data()) return ToGrpc(Status::InvalidArgument("UploadModel: only the first message may carry options"));
+    if (!msg.has_data()) return rpc::ToGrpcStatus(Status::InvalidArgument("UploadModel: only the first message may carry options"));
     if (file.size() + msg.data().size() > store_->memory_budget()) {
-      return ToGrpc(Status::ResourceExhausted("UploadModel: the model is larger than the server's memory budget (" +
+      return rpc::ToGrpcStatus(Status::ResourceExhausted("UploadModel: the model is larger than the server's memory budget (" +
                                               std::to_string(store_->memory_budget()) + " bytes)"));
     }
     file.insert(file.end(), msg.data().begin(), msg.data().end());
   }
-  if (ctx->IsCancelled()) return ToGrpc(Status::Cancelled("the client cancelled the upload"));
+  if (ctx->IsCancelled()) return rpc::ToGrpcStatus(Status::Cancelled("the client cancelled the upload"));
   Result<ModelEntry> e = store_->Add(opt.name(), opt.version(), file);
-  if (!e.ok()) return ToGrpc(e.status().WithContext("UploadModel"));
+  if (!e.ok()) return rpc::ToGrpcStatus(e.status().WithContext("UploadModel"));
   spdlog::info("model {} uploaded: id {}, {} bytes", e->Ref(), e->id, e->file_bytes);
   *resp = ToInfo(*e);
   return grpc::Status::OK;
@@ -528,26 +509,26 @@ grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReade
 grpc::Status BoaService::DownloadModel(grpc::ServerContext*, const v1::ModelRef* req,
                                        grpc::ServerWriter<v1::DownloadModelResponse>* writer) {
   Result<std::vector<uint8_t>> file = store_->ReadFile(req->model());
-  if (!file.ok()) return ToGrpc(file.status());
+  if (!file.ok()) return rpc::ToGrpcStatus(file.status());
   for (size_t pos = 0; pos < file->size(); pos += kMessageBytes) {
     v1::DownloadModelResponse r;
     r.set_data(file->data() + pos, std::min(kMessageBytes, file->size() - pos));
-    if (!writer->Write(r)) return ToGrpc(Status::Cancelled("the client went away"));
+    if (!writer->Write(r)) return rpc::ToGrpcStatus(Status::Cancelled("the client went away"));
   }
   return grpc::Status::OK;
 }
 
 grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
-  if (draining()) return ToGrpc(ShuttingDown());
+  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
   Result<ModelEntry> e = store_->Remove(req->model());
-  if (!e.ok()) return ToGrpc(e.status());
+  if (!e.ok()) return rpc::ToGrpcStatus(e.status());
   spdlog::info("model {} deleted", e->Ref());
   *resp = ToInfo(*e);
   return grpc::Status::OK;
 }
 
 grpc::Status BoaService::LoadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
-  if (draining()) return ToGrpc(ShuttingDown());
+  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
   return Reply(store_->Acquire(req->model()), [](const ModelLease& l) { return ToInfo(l.entry); }, resp);
 }
 
@@ -670,25 +651,25 @@ Result<train::TrainOptions> BoaService::TrainOptionsFor(const v1::TrainRequest& 
 
 grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
                                grpc::ServerWriter<v1::TrainEvent>* writer) {
-  if (draining()) return ToGrpc(ShuttingDown());
+  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
   Result<train::TrainOptions> o = TrainOptionsFor(*req);
-  if (!o.ok()) return ToGrpc(o.status());
+  if (!o.ok()) return rpc::ToGrpcStatus(o.status());
   Result<std::string> id = jobs_->Submit(*req, std::move(*o));
-  if (!id.ok()) return ToGrpc(id.status());
+  if (!id.ok()) return rpc::ToGrpcStatus(id.status());
   spdlog::info("[{}] Train model={} files={}", *id, req->name(), req->files_size());
   return FollowJob(ctx, *id, writer);
 }
 
 grpc::Status BoaService::ResumeJob(grpc::ServerContext* ctx, const v1::JobRef* req,
                                    grpc::ServerWriter<v1::TrainEvent>* writer) {
-  if (draining()) return ToGrpc(ShuttingDown());
+  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
   Result<v1::TrainRequest> request = jobs_->Request(req->id());
-  if (!request.ok()) return ToGrpc(request.status());
+  if (!request.ok()) return rpc::ToGrpcStatus(request.status());
   // Checked again: the configuration or the data may have changed since it was submitted.
   Result<train::TrainOptions> o = TrainOptionsFor(*request);
-  if (!o.ok()) return ToGrpc(o.status().WithContext("job " + req->id()));
+  if (!o.ok()) return rpc::ToGrpcStatus(o.status().WithContext("job " + req->id()));
   Result<JobSnapshot> j = jobs_->Resume(req->id(), std::move(*o));
-  if (!j.ok()) return ToGrpc(j.status());
+  if (!j.ok()) return rpc::ToGrpcStatus(j.status());
   spdlog::info("[{}] resumed: model={}", req->id(), request->name());
   return FollowJob(ctx, req->id(), writer);
 }
@@ -700,7 +681,7 @@ grpc::Status BoaService::FollowJob(grpc::ServerContext* ctx, const std::string& 
   for (;;) {
     std::vector<JobLine> lines;
     Result<JobSnapshot> j = jobs_->Wait(id, &seen, &lines, std::chrono::milliseconds(first ? 0 : 500));
-    if (!j.ok()) return ToGrpc(j.status());
+    if (!j.ok()) return rpc::ToGrpcStatus(j.status());
     if (first) {
       v1::TrainEvent e;
       *e.mutable_job() = ToJobInfo(*j);

@@ -1,5 +1,5 @@
 // The boa.v1.Boa gRPC service: codec streams through the model store's schedulers, model
-// management and server information. Maps library Status codes to gRPC codes at this edge.
+// management and server information. Status codes become gRPC codes through rpc/wire.h.
 #pragma once
 
 #include <grpcpp/grpcpp.h>
@@ -14,8 +14,6 @@
 #include "server/model_store.h"
 
 namespace boa::server {
-
-grpc::Status ToGrpc(const Status& s);
 
 class BoaService final : public boa::v1::Boa::Service {
  public:

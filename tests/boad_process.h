@@ -12,7 +12,7 @@
 #include <string>
 #include <vector>
 
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 
 namespace boa::testing {
 
@@ -73,8 +73,8 @@ class Boad {
     return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
   }
   // nullptr if boad cannot be reached.
-  std::unique_ptr<client::RemoteClient> Connect() {
-    auto c = client::RemoteClient::Connect(address_, 10);
+  std::unique_ptr<rpc::RemoteClient> Connect() {
+    auto c = rpc::RemoteClient::Connect(address_, 10);
     return c.ok() ? std::move(c).value() : nullptr;
   }
 

@@ -19,7 +19,7 @@
 #include <thread>
 
 #include "boa/v1/boa.grpc.pb.h"
-#include "client/remote.h"
+#include "rpc/remote_client.h"
 #include "common/codec/stream.h"
 #include "common/format/container.h"
 #include "common/util/hash.h"
@@ -32,7 +32,7 @@ namespace boa {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using client::RemoteClient;
+using rpc::RemoteClient;
 using testing::Boad;
 
 // Polls boad's ServerInfo until `done` holds for it, up to 10 s.
