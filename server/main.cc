@@ -118,8 +118,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", config_path, "boad.yaml");
   app.add_option("--listen", listen, "HOST:PORT to serve on (overrides the config)");
   app.add_option("--model-dir", model_dir, "model store directory (overrides the config)");
-  app.add_option("--threads", threads, "step threads per model, 0 = all cores");
-  app.add_option("--lanes", lanes, "lanes per model");
+  app.add_option("--threads", threads, "step threads per model, 0 = all cores (overrides the config)");
+  app.add_option("--lanes", lanes, "lanes on the device, shared by all resident models (overrides the config)");
   app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
   app.add_option("--train-data-dir", train_data_dir, "directory Train may read data from (off when unset)");
   app.add_option("--jobs-dir", jobs_dir, "training jobs' files (overrides the config)");

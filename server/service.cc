@@ -7,7 +7,6 @@
 #include <spdlog/spdlog.h>
 
 #include <condition_variable>
-#include <filesystem>
 #include <cstring>
 #include <mutex>
 #include <thread>
@@ -17,6 +16,7 @@
 #include "common/format/container.h"
 #include "common/util/hash.h"
 #include "rpc/wire.h"
+#include "server/train_request.h"
 
 namespace boa::server {
 
@@ -161,6 +161,7 @@ double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Cloc
 
 Status ShuttingDown() { return Status::Unavailable("the server is shutting down"); }
 
+
 // Runs `body`; running out of memory in it fails this request, not the server.
 template <class F>
 Status GuardMemory(F&& body) {
@@ -168,6 +169,46 @@ Status GuardMemory(F&& body) {
 }
 
 }  // namespace
+
+// The one summary line of a codec request, written when its handler ends on whatever path
+// (refused, failed or done). The ratio is original / coded bytes.
+class BoaService::RequestLog {
+ public:
+  RequestLog(uint64_t id, const char* op, bool compresses) : id_(id), op_(op), compresses_(compresses) {}
+  RequestLog(const RequestLog&) = delete;
+  RequestLog& operator=(const RequestLog&) = delete;
+  ~RequestLog() {
+    const uint64_t original = compresses_ ? in_ : out_, coded = compresses_ ? out_ : in_;
+    spdlog::info("[req {}] {} model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id_, op_,
+                 model_.empty() ? "-" : model_, in_, out_, coded ? double(original) / double(coded) : 0.0,
+                 Seconds(t0_), peak_lanes_, status_.ok() ? "OK" : StatusCodeName(status_.code()));
+  }
+  void set_model(const std::string& model) { model_ = model; }
+  void set_bytes(uint64_t in, uint64_t out) {
+    in_ = in;
+    out_ = out;
+  }
+  void set_summary(const v1::CodecSummary& s) {
+    if (!s.model_id().empty() && model_.empty()) model_ = s.model_id();
+    set_bytes(s.input_bytes(), s.output_bytes());
+    peak_lanes_ = s.peak_lanes();
+  }
+  // The handler's outcome: logged, and returned as its gRPC status.
+  grpc::Status End(Status s) {
+    status_ = std::move(s);
+    return rpc::ToGrpcStatus(status_);
+  }
+
+ private:
+  const uint64_t id_;
+  const char* const op_;
+  const bool compresses_;
+  const Clock::time_point t0_ = Clock::now();
+  std::string model_;
+  uint64_t in_ = 0, out_ = 0;
+  uint32_t peak_lanes_ = 0;
+  Status status_;
+};
 
 // Counts an open codec request for its lifetime; refuses it while draining or when the
 // queue limit is reached.
@@ -219,22 +260,23 @@ Status BoaService::CheckCancelled(grpc::ServerContext* ctx) const {
 
 grpc::Status BoaService::Compress(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) {
-  const uint64_t id = next_request_id_++;
+  RequestLog log(next_request_id_++, "Compress", true);
   Admission admission(this);
-  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
+  if (!admission.status().ok()) return log.End(admission.status());
   v1::CompressRequest msg;
   if (!stream->Read(&msg) || !msg.has_options()) {
-    return rpc::ToGrpcStatus(Status::InvalidArgument("Compress: the first message must carry the options"));
+    return log.End(Status::InvalidArgument("Compress: the first message must carry the options"));
   }
-  return rpc::ToGrpcStatus(GuardMemory([&] { return CompressStream(ctx, stream, id, msg.options()); }));
+  return log.End(GuardMemory([&] { return CompressStream(ctx, stream, &log, msg.options()); }));
 }
 
 Status BoaService::CompressStream(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream,
-                                  uint64_t id, const v1::CompressOptions& opt) {
+                                  RequestLog* log, const v1::CompressOptions& opt) {
   const auto t0 = Clock::now();
   BOA_ASSIGN_OR_RETURN(ModelLease lease, store_->Acquire(opt.model()));
   const ModelEntry& entry = lease.entry;
+  log->set_model(entry.Ref());
   std::shared_ptr<ResidentModel> rm = lease.model;
   CodecOptions co;
   co.chunk_length = opt.chunk_size();
@@ -293,9 +335,7 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
   summary.set_chunk_size(chunk_length);
   summary.set_seconds(Seconds(t0));
   summary.set_peak_lanes(req->peak_lanes());
-  spdlog::info("[req {}] Compress model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id,
-               entry.Ref(), in_bytes, sink.sent(), sink.sent() ? double(in_bytes) / sink.sent() : 0.0,
-               summary.seconds(), summary.peak_lanes(), status.ok() ? "OK" : StatusCodeName(status.code()));
+  log->set_summary(summary);
   BOA_RETURN_IF_ERROR(status);
   v1::CompressResponse end;
   *end.mutable_summary() = summary;
@@ -393,9 +433,9 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
 
 grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
                                     grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) {
-  const uint64_t id = next_request_id_++;
+  RequestLog log(next_request_id_++, "Decompress", false);
   Admission admission(this);
-  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
+  if (!admission.status().ok()) return log.End(admission.status());
   v1::CodecSummary summary;
   Status s = GuardMemory([&] {
     return DecodeStream(
@@ -407,44 +447,41 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
         },
         &summary);
   });
-  spdlog::info("[req {}] Decompress model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id,
-               summary.model_id(), summary.input_bytes(), summary.output_bytes(),
-               summary.input_bytes() ? double(summary.output_bytes()) / summary.input_bytes() : 0.0, summary.seconds(),
-               summary.peak_lanes(), s.ok() ? "OK" : StatusCodeName(s.code()));
-  if (!s.ok()) return rpc::ToGrpcStatus(s);
+  log.set_summary(summary);
+  if (!s.ok()) return log.End(s);
   v1::DecompressResponse end;
   *end.mutable_summary() = summary;
   stream->Write(end);
-  return grpc::Status::OK;
+  return log.End(Status::Ok());
 }
 
 grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1::DecompressRequest>* reader,
                                 v1::CodecSummary* summary) {
-  const uint64_t id = next_request_id_++;
+  RequestLog log(next_request_id_++, "Verify", false);
   Admission admission(this);
-  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
+  if (!admission.status().ok()) return log.End(admission.status());
   Status s = GuardMemory([&] {
     return DecodeStream(
         ctx, [reader](v1::DecompressRequest* m) { return reader->Read(m); }, [](const uint8_t*, size_t) { return true; },
         summary);
   });
-  spdlog::info("[req {}] Verify model={} in={} out={} {:.2f}s -> {}", id, summary->model_id(), summary->input_bytes(),
-               summary->output_bytes(), summary->seconds(), s.ok() ? "OK" : StatusCodeName(s.code()));
-  return rpc::ToGrpcStatus(s);
+  log.set_summary(*summary);
+  return log.End(s);
 }
 
 grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::CompressRequest>* reader,
                               v1::EvalSummary* summary) {
-  const uint64_t id = next_request_id_++;
+  RequestLog log(next_request_id_++, "Eval", true);
   Admission admission(this);
-  if (!admission.status().ok()) return rpc::ToGrpcStatus(admission.status());
+  if (!admission.status().ok()) return log.End(admission.status());
   v1::CompressRequest first;
   if (!reader->Read(&first) || !first.has_options()) {
-    return rpc::ToGrpcStatus(Status::InvalidArgument("Eval: the first message must carry the options"));
+    return log.End(Status::InvalidArgument("Eval: the first message must carry the options"));
   }
   const v1::CompressOptions opt = first.options();
   Result<ModelLease> lease = store_->Acquire(opt.model());
-  if (!lease.ok()) return rpc::ToGrpcStatus(lease.status());
+  if (!lease.ok()) return log.End(lease.status());
+  log.set_model(lease->entry.Ref());
   CodecOptions co;
   co.chunk_length = opt.chunk_size();
   co.chunk_count = opt.chunk_count();
@@ -459,15 +496,15 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   });
   if (!guarded.ok()) r = guarded;
   Status s = r.ok() ? CheckCancelled(ctx) : r.status();
-  spdlog::info("[req {}] Eval model={} in={} -> {}", id, lease->entry.Ref(), src.total(), s.ok() ? "OK" : StatusCodeName(s.code()));
-  if (!s.ok()) return rpc::ToGrpcStatus(s);
+  log.set_bytes(src.total(), 0);
+  if (!s.ok()) return log.End(s);
   summary->set_model_id(lease->entry.id);
   summary->set_bytes(r->bytes);
   summary->set_chunks(r->chunks);
   summary->set_predicted(r->predicted);
   summary->set_cross_entropy_bits(r->cross_entropy_bits);
   summary->set_ideal_code_bits(r->ideal_code_bits);
-  return grpc::Status::OK;
+  return log.End(Status::Ok());
 }
 
 grpc::Status BoaService::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*, v1::ListModelsResponse* resp) {
@@ -591,62 +628,11 @@ v1::JobInfo ToJobInfo(const JobSnapshot& j) {
 }  // namespace
 
 Result<train::TrainOptions> BoaService::TrainOptionsFor(const v1::TrainRequest& req) const {
-#ifndef BOA_WITH_TRAIN
-  return Status::FailedPrecondition("this boad was built without LibTorch: it cannot train");
-#else
-  namespace fs = std::filesystem;
-  if (config_.train_data_dir.empty()) {
-    return Status::FailedPrecondition("training over gRPC is off on this server (set train_data_dir in boad.yaml)");
-  }
-  BOA_RETURN_IF_ERROR(ModelStore::CheckName(req.name()));
-  if (req.files().empty()) return Status::InvalidArgument("Train: no files (paths relative to the server's train_data_dir)");
-  std::error_code ec;
-  const fs::path root = fs::canonical(config_.train_data_dir, ec);
-  if (ec) return Status::FailedPrecondition("train_data_dir " + config_.train_data_dir + " does not exist");
-  train::TrainOptions o;
-  for (const std::string& f : req.files()) {
-    fs::path rel(f);
-    bool bad = f.empty() || rel.is_absolute();
-    for (const auto& part : rel) bad = bad || part == "..";
-    fs::path full = fs::canonical(root / rel, ec);
-    // canonical() resolves links: the file must still be inside the data directory.
-    if (bad || ec || std::mismatch(root.begin(), root.end(), full.begin(), full.end()).first != root.end() ||
-        !fs::is_regular_file(full)) {
-      return Status::InvalidArgument("Train: '" + f + "' is not a file inside the server's train_data_dir");
-    }
-    o.files.push_back(full.string());
-  }
-  o.model = ModelConfig::Default(req.d_model() ? req.d_model() : 64, req.n_layers() ? req.n_layers() : 2);
-  BOA_RETURN_IF_ERROR(o.model.Validate().WithContext("Train"));
-  if (req.seq_len()) o.seq_len = static_cast<int64_t>(std::min<uint64_t>(req.seq_len(), INT64_MAX));
-  if (req.batch_size()) o.batch_size = static_cast<int64_t>(std::min<uint64_t>(req.batch_size(), INT64_MAX));
-  if (req.lr() != 0) o.lr = req.lr();
-  if (req.epochs()) o.epochs = static_cast<int>(std::min<uint32_t>(req.epochs(), 100000));
-  o.max_seconds = req.max_seconds();
-  o.max_bytes = req.max_bytes();
-  if (!req.splits().empty()) o.splits.assign(req.splits().begin(), req.splits().end());
-  if (req.seed()) o.seed = req.seed();
-  if (!req.precision().empty()) o.precision = req.precision();
-  if (req.dtype() == "f16") {
-    o.output_type = WeightType::kF16;
-  } else if (!req.dtype().empty() && req.dtype() != "f32") {
-    return Status::InvalidArgument("Train: dtype must be f32 or f16");
-  }
-  o.patience = static_cast<int>(req.patience());
-  o.threads = config_.threads;
-  // Validates every option (the trainer's own rules) and sizes the job before it is queued:
-  // a job must not take the daemon's memory.
-  Result<uint64_t> need = train::EstimateTrainingBytes(o);
-  if (!need.ok()) return need.status().WithContext("Train");
-  if (*need > config_.train_memory_budget) {
-    return Status::ResourceExhausted("Train: this job needs about " + std::to_string(*need >> 20) + " MiB (d_model " +
-                                     std::to_string(o.model.d_model) + " x " + std::to_string(o.model.n_layers) +
-                                     " layers, batch_size " + std::to_string(o.batch_size) + " x seq_len " +
-                                     std::to_string(o.seq_len) + "), more than train_memory_budget (" +
-                                     std::to_string(config_.train_memory_budget >> 20) + " MiB)");
-  }
-  return o;
-#endif
+  TrainLimits limits;
+  limits.data_dir = config_.train_data_dir;
+  limits.memory_budget = config_.train_memory_budget;
+  limits.threads = config_.threads;
+  return TrainOptionsFromRequest(req, limits);
 }
 
 grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,

@@ -55,14 +55,15 @@ class BoaService final : public boa::v1::Boa::Service {
 
  private:
   class Admission;
+  class RequestLog;
   Status CheckCancelled(grpc::ServerContext* ctx) const;
   // Streams a job's progress to the caller until it ends or the caller goes (the job does not).
   grpc::Status FollowJob(grpc::ServerContext* ctx, const std::string& id, grpc::ServerWriter<v1::TrainEvent>* writer);
   // Compress after its options message: the container streams back as chunks finish.
   Status CompressStream(grpc::ServerContext* ctx,
-                        grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream, uint64_t id,
+                        grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream, RequestLog* log,
                         const v1::CompressOptions& options);
-  // The request's training options; files must lie inside train_data_dir.
+  // The request's training options under this server's limits (server/train_request.h).
   Result<train::TrainOptions> TrainOptionsFor(const v1::TrainRequest& req) const;
   Status DecodeStream(grpc::ServerContext* ctx, const std::function<bool(v1::DecompressRequest*)>& read,
                       const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary);

@@ -74,6 +74,13 @@ bool HasModelFileSuffix(const std::string& name) {
 
 const char* WeightTypeName(WeightType t) { return t == WeightType::kF16 ? "f16" : "f32"; }
 
+Result<WeightType> ParseWeightType(const std::string& name) {
+  for (WeightType t : {WeightType::kF32, WeightType::kF16}) {
+    if (name == WeightTypeName(t)) return t;
+  }
+  return Status::InvalidArgument("unknown weight type '" + name + "' (expected f32 or f16)");
+}
+
 uint64_t Tensor::numel() const {
   uint64_t n = 1;
   for (uint32_t d : shape) n *= d;

@@ -1,5 +1,6 @@
-// The BOA network's architecture and weights, the versioned model file (docs/model-format.md)
-// and deterministic random initialisation. The model id is the SHA-256 of the file's bytes.
+// The BOA network's architecture and weights, the versioned model file (docs/format.md,
+// "The model file, version 1") and deterministic random initialisation. The model id is the
+// SHA-256 of the file's bytes.
 #pragma once
 
 #include <cstdint>
@@ -32,6 +33,8 @@ struct ModelConfig {
 
 enum class WeightType : uint8_t { kF32 = 1, kF16 = 2 };
 const char* WeightTypeName(WeightType t);
+// "f32" or "f16", the names WeightTypeName gives.
+Result<WeightType> ParseWeightType(const std::string& name);
 
 struct Tensor {
   std::string name;
