@@ -13,8 +13,8 @@
 #include <vector>
 
 #include "rpc/remote_client.h"
-#include "tests/boad_process.h"
-#include "tests/test_util.h"
+#include "testkit/boad_process.h"
+#include "testkit/test_util.h"
 
 namespace boa::bench {
 namespace {

@@ -21,6 +21,26 @@ std::string ExperimentConfig::ModelOutput() const {
   return Resolve(name + "_final_model_" + precision + ".boam");
 }
 
+train::TrainOptions TrainingOf(const ExperimentConfig& c) {
+  train::TrainOptions t;
+  t.files = {c.Resolve(c.file_path)};
+  t.model = ModelConfig::Default(c.d_model, c.num_layers);
+  t.seed = c.seed;
+  t.seq_len = c.seq_len;
+  t.batch_size = c.batch_size;
+  t.lr = c.lr;
+  t.weight_decay = c.weight_decay;
+  t.epochs = c.epochs;
+  t.max_seconds = c.max_seconds;
+  t.max_bytes = c.max_bytes;
+  t.splits = c.splits;
+  t.threads = c.threads;
+  t.precision = c.precision;
+  t.patience = c.patience;
+  t.output = c.ModelOutput();
+  return t;
+}
+
 std::string ExperimentPath(const std::string& s) {
   auto ends = [&](const char* suf) {
     std::string x = suf;

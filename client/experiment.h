@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "common/train/trainer.h"
 #include "common/util/status.h"
 
 namespace boa::client {
@@ -48,6 +49,9 @@ struct ExperimentConfig {
 // is a path.
 std::string ExperimentPath(const std::string& name_or_path);
 Result<ExperimentConfig> LoadExperiment(const std::string& name_or_path);
+// The training an experiment describes: its data file, model, schedule, splits, limits and
+// precision, written to ModelOutput() (the one mapping from configs to the trainer's options).
+train::TrainOptions TrainingOf(const ExperimentConfig& c);
 // Writes a config in the same schema (used by new-experiment).
 Status SaveExperiment(const ExperimentConfig& c, const std::string& path);
 

@@ -86,12 +86,11 @@ std::string Absolute(const std::string& path) {
 
 }  // namespace
 
-int NewExperiment(std::istream& in, std::ostream& out, std::ostream& err, const std::string& root) {
+Status NewExperiment(std::istream& in, std::ostream& out, std::ostream& err, const std::string& root) {
   Asker ask(in, out, err);
   ExperimentConfig c;
-  auto end_of_input = [&] {
-    err << "boa-client: new-experiment: input ended before every question was answered; nothing written\n";
-    return 1;
+  auto end_of_input = [] {
+    return Status::InvalidArgument("new-experiment: input ended before every question was answered; nothing written");
   };
   std::string path;
   auto name = ask.Ask("Experiment name", "", [&](const std::string& v) -> std::string {
@@ -182,21 +181,12 @@ int NewExperiment(std::istream& in, std::ostream& out, std::ostream& err, const 
   });
   if (!splits) return end_of_input();
   std::string dir = root + "/experiments/" + c.name;
-  if (::mkdir((root + "/experiments").c_str(), 0777) != 0 && errno != EEXIST) {
-    err << "boa-client: " << root << "/experiments: " << ErrnoMessage(errno) << "\n";
-    return 1;
+  for (const std::string& d : {root + "/experiments", dir}) {
+    if (::mkdir(d.c_str(), 0777) != 0 && errno != EEXIST) return Status::IoError(d + ": " + ErrnoMessage(errno));
   }
-  if (::mkdir(dir.c_str(), 0777) != 0 && errno != EEXIST) {
-    err << "boa-client: " << dir << ": " << ErrnoMessage(errno) << "\n";
-    return 1;
-  }
-  Status s = SaveExperiment(c, path);
-  if (!s.ok()) {
-    err << "boa-client: " << s.message() << "\n";
-    return 1;
-  }
+  BOA_RETURN_IF_ERROR(SaveExperiment(c, path));
   out << "wrote " << path << "\nrun it with: boa-client run --config " << c.name << " --show-timings\n";
-  return 0;
+  return Status::Ok();
 }
 
 }  // namespace boa::client

@@ -7,9 +7,11 @@
 #include <ostream>
 #include <string>
 
+#include "common/util/status.h"
+
 namespace boa::client {
 
-// Returns the process exit code; `root` is the folder that holds experiments/.
-int NewExperiment(std::istream& in, std::ostream& out, std::ostream& err, const std::string& root = ".");
+// Writes <root>/experiments/NAME/NAME.yaml; invalid answers are re-asked on `err`.
+Status NewExperiment(std::istream& in, std::ostream& out, std::ostream& err, const std::string& root = ".");
 
 }  // namespace boa::client

@@ -1,21 +1,16 @@
-// `boa-client models list|show|upload|download|rm|load|unload`, `boa-client jobs
-// list|show|cancel` and `boa-client status`.
+// The commands that only exist against boad: `models list|show|upload|download|rm|load|
+// unload`, `status` and `jobs list|show|cancel|resume`.
 #include "client/server_commands.h"
 
 #include <cinttypes>
 #include <cstdio>
 
-#include "rpc/remote_client.h"
+#include "client/commands.h"
 #include "common/util/io.h"
 
 namespace boa::client {
 
 namespace {
-
-int Fail(const Status& s) {
-  std::fprintf(stderr, "boa-client: %s\n", s.message().c_str());
-  return 1;
-}
 
 void PrintModelRow(const v1::ModelInfo& m) {
   std::printf("%-24s %7u  %-12s  d_model %4u x %2u  %s  %10" PRIu64 " B  %s\n", m.name().c_str(), m.version(),
@@ -43,84 +38,123 @@ void PrintJob(const v1::JobInfo& j) {
   if (j.has_model()) std::printf("model          %s:%u (id %s)\n", j.model().name().c_str(), j.model().version(), j.model().id().c_str());
 }
 
-}  // namespace
+// A command run against one boad: connects, then RunOn.
+class ServerCommand : public Command {
+ public:
+  using Command::Command;
+  Status Run(const GlobalOptions& g) final {
+    BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> r, rpc::RemoteClient::Connect(rpc::ServerAddress(g.server)));
+    r->set_deadline(g.timeout);
+    return RunOn(*r, g);
+  }
 
-void AddServerCommands(CLI::App* app, ServerCommands* c) {
-  c->models = app->add_subcommand("models", "Models on the server: list, show, upload, download, rm, load, unload");
-  c->models->require_subcommand(1);
-  c->models->fallthrough();
-  c->list = c->models->add_subcommand("list", "List the models in the server's store");
-  c->show = c->models->add_subcommand("show", "Show one model (NAME, NAME:VERSION or id)");
-  c->show->add_option("model", c->ref, "Model reference")->required();
-  c->upload = c->models->add_subcommand("upload", "Register a model file in the server's store");
-  c->upload->add_option("file", c->file, "Model file (.boam)")->required();
-  c->upload->add_option("--name", c->name, "Name in the store")->required();
-  c->upload->add_option("--version", c->version, "Version (default: the next one)");
-  c->download = c->models->add_subcommand("download", "Fetch a model file from the server");
-  c->download->add_option("model", c->ref, "Model reference")->required();
-  c->download->add_option("-o,--output", c->output, "Output file")->required();
-  c->download->add_flag("-f,--force", c->force, "Overwrite an existing file");
-  c->rm = c->models->add_subcommand("rm", "Delete a model from the server's store");
-  c->rm->add_option("model", c->ref, "Model reference")->required();
-  c->load = c->models->add_subcommand("load", "Make a model resident on the server");
-  c->load->add_option("model", c->ref, "Model reference")->required();
-  c->unload = c->models->add_subcommand("unload", "Release a resident model's memory");
-  c->unload->add_option("model", c->ref, "Model reference")->required();
-  c->status = app->add_subcommand("status", "Server health, version, lanes, queue and loaded models");
-  c->jobs = app->add_subcommand("jobs", "Training jobs on the server: list, show, cancel, resume");
-  c->jobs->require_subcommand(1);
-  c->jobs->fallthrough();
-  c->jobs_list = c->jobs->add_subcommand("list", "List training jobs");
-  c->jobs_show = c->jobs->add_subcommand("show", "Show one job");
-  c->jobs_show->add_option("id", c->job, "Job id")->required();
-  c->jobs_cancel = c->jobs->add_subcommand("cancel", "Stop a job (a running one checkpoints first)");
-  c->jobs_cancel->add_option("id", c->job, "Job id")->required();
-  c->jobs_resume = c->jobs->add_subcommand("resume", "Continue an interrupted, cancelled or failed job from its checkpoint");
-  c->jobs_resume->add_option("id", c->job, "Job id")->required();
-}
+ protected:
+  virtual Status RunOn(rpc::RemoteClient& r, const GlobalOptions& g) = 0;
+};
 
-int FollowJob(rpc::RemoteClient& r, const std::function<Status(const JobEventFn&)>& call, const ProgressLineFn& progress,
-              bool quiet) {
-  v1::JobInfo last;
-  bool announced = false;
-  Status s = call([&](const v1::TrainEvent& e) {
-    if (e.has_job()) {
-      last = e.job();
-      if (!announced && !quiet) {
-        std::fprintf(stderr, "job %s on %s (it continues if this client stops: boa-client jobs show %s)\n",
-                     last.id().c_str(), r.address().c_str(), last.id().c_str());
-      }
-      announced = true;
-    } else if (progress) {
-      progress(e.progress().line(), e.progress().milestone());
+// A command that names one model in the store.
+class ModelRefCommand : public ServerCommand {
+ public:
+  using ServerCommand::ServerCommand;
+  void Define(CLI::App* cmd) override { cmd->add_option("model", ref_, "Model reference (NAME, NAME:VERSION or id)")->required(); }
+
+ protected:
+  std::string ref_;
+};
+
+class ModelsListCommand final : public ServerCommand {
+ public:
+  ModelsListCommand() : ServerCommand("list", "List the models in the server's store") {}
+  void Define(CLI::App*) override {}
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions& g) override {
+    BOA_ASSIGN_OR_RETURN(std::vector<v1::ModelInfo> models, r.ListModels());
+    if (models.empty()) {
+      if (!g.quiet) std::printf("no models (add one: boa-client models upload FILE --name NAME)\n");
+      return Status::Ok();
     }
-  });
-  if (!s.ok()) return Fail(s);
-  if (last.state() != v1::JOB_SUCCEEDED) {
-    return Fail(Status::Internal("job " + last.id() + " " + v1::JobState_Name(last.state()) + ": " + last.message()));
+    std::printf("%-24s %7s  %-12s  %-17s  %s  %12s  %s\n", "NAME", "VERSION", "ID", "ARCHITECTURE", "TYPE", "SIZE", "STATE");
+    for (const auto& m : models) PrintModelRow(m);
+    return Status::Ok();
   }
-  if (!quiet) {
-    std::printf("trained %s:%u (id %s): validation %.4f, test %.4f bits/byte, %.0f s\n", last.model().name().c_str(),
-                last.model().version(), last.model().id().c_str(), last.val_bpb(), last.test_bpb(), last.seconds());
-  }
-  return 0;
-}
+};
 
-int RunServerCommand(const ServerCommands& c, const std::string& server, bool quiet, double timeout,
-                     const ProgressLineFn& progress) {
-  if (!c.models->parsed() && !c.status->parsed() && !c.jobs->parsed()) return -1;
-  Result<std::unique_ptr<rpc::RemoteClient>> connected = rpc::RemoteClient::Connect(rpc::ServerAddress(server));
-  if (!connected.ok()) return Fail(connected.status());
-  rpc::RemoteClient& r = **connected;
-  r.set_deadline(timeout);
-  if (c.status->parsed()) {
-    Result<std::string> health = r.Health();
-    if (!health.ok()) return Fail(health.status());
-    Result<v1::ServerInfoResponse> info = r.Info();
-    if (!info.ok()) return Fail(info.status());
-    const v1::ServerInfoResponse& i = *info;
+class ModelsShowCommand final : public ModelRefCommand {
+ public:
+  ModelsShowCommand() : ModelRefCommand("show", "Show one model (NAME, NAME:VERSION or id)") {}
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions&) override {
+    BOA_ASSIGN_OR_RETURN(v1::ModelInfo m, r.GetModel(ref_));
+    PrintModel(m);
+    return Status::Ok();
+  }
+};
+
+class ModelsUploadCommand final : public ServerCommand {
+ public:
+  ModelsUploadCommand() : ServerCommand("upload", "Register a model file in the server's store") {}
+  void Define(CLI::App* cmd) override {
+    cmd->add_option("file", file_, "Model file (.boam)")->required();
+    cmd->add_option("--name", name_, "Name in the store")->required();
+    cmd->add_option("--version", version_, "Version (default: the next one)");
+  }
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions& g) override {
+    Result<v1::ModelInfo> m = r.UploadModel(file_, name_, version_);
+    if (!m.ok()) return m.status().WithContext(file_);
+    if (!g.quiet) std::printf("%s -> %s:%u (id %s)\n", file_.c_str(), m->name().c_str(), m->version(), m->id().c_str());
+    return Status::Ok();
+  }
+
+ private:
+  std::string file_, name_;
+  uint32_t version_ = 0;
+};
+
+class ModelsDownloadCommand final : public ModelRefCommand {
+ public:
+  ModelsDownloadCommand() : ModelRefCommand("download", "Fetch a model file from the server") {}
+  void Define(CLI::App* cmd) override {
+    ModelRefCommand::Define(cmd);
+    cmd->add_option("-o,--output", output_, "Output file")->required();
+    cmd->add_flag("-f,--force", force_, "Overwrite an existing file");
+  }
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions& g) override {
+    BOA_ASSIGN_OR_RETURN(std::unique_ptr<AtomicOutputFile> out, AtomicOutputFile::Create(output_, force_));
+    BOA_RETURN_IF_ERROR(r.DownloadModel(ref_, out.get()));
+    BOA_RETURN_IF_ERROR(out->Commit(""));
+    if (!g.quiet) std::printf("%s -> %s\n", ref_.c_str(), output_.c_str());
+    return Status::Ok();
+  }
+
+ private:
+  std::string output_;
+  bool force_ = false;
+};
+
+// rm, load and unload: one call on a model, and a line saying what happened to it.
+class ModelsActionCommand final : public ModelRefCommand {
+ public:
+  using Action = Result<v1::ModelInfo> (rpc::RemoteClient::*)(const std::string&);
+  ModelsActionCommand(const char* name, const char* description, Action action, const char* done)
+      : ModelRefCommand(name, description), action_(action), done_(done) {}
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions& g) override {
+    BOA_ASSIGN_OR_RETURN(v1::ModelInfo m, (r.*action_)(ref_));
+    if (!g.quiet) std::printf("%s:%u %s\n", m.name().c_str(), m.version(), done_);
+    return Status::Ok();
+  }
+
+ private:
+  const Action action_;
+  const char* const done_;
+};
+
+class StatusCommand final : public ServerCommand {
+ public:
+  StatusCommand() : ServerCommand("status", "Server health, version, lanes, queue and loaded models") {}
+  void Define(CLI::App*) override {}
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions&) override {
+    BOA_ASSIGN_OR_RETURN(std::string health, r.Health());
+    BOA_ASSIGN_OR_RETURN(v1::ServerInfoResponse i, r.Info());
     std::printf("server         %s (boad %s)\n", r.address().c_str(), i.version().c_str());
-    std::printf("health         %s%s\n", health->c_str(), i.draining() ? " (draining)" : "");
+    std::printf("health         %s%s\n", health.c_str(), i.draining() ? " (draining)" : "");
     std::printf("devices        ");
     for (int k = 0; k < i.devices_size(); ++k) std::printf("%s%s", k ? ", " : "", i.devices(k).c_str());
     std::printf("\nthreads        %u per model\n", i.threads());
@@ -133,66 +167,108 @@ int RunServerCommand(const ServerCommands& c, const std::string& server, bool qu
       std::printf("problems       %d (entries of the model store or jobs directory not served)\n", i.problems_size());
       for (const auto& p : i.problems()) std::printf("  %s\n", p.c_str());
     }
-    return 0;
+    return Status::Ok();
   }
-  if (c.jobs_list->parsed()) {
-    Result<std::vector<v1::JobInfo>> jobs = r.ListJobs();
-    if (!jobs.ok()) return Fail(jobs.status());
-    if (jobs->empty() && !quiet) std::printf("no jobs\n");
-    for (const auto& j : *jobs) {
+};
+
+class JobsListCommand final : public ServerCommand {
+ public:
+  JobsListCommand() : ServerCommand("list", "List training jobs") {}
+  void Define(CLI::App*) override {}
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions& g) override {
+    BOA_ASSIGN_OR_RETURN(std::vector<v1::JobInfo> jobs, r.ListJobs());
+    if (jobs.empty() && !g.quiet) std::printf("no jobs\n");
+    for (const auto& j : jobs) {
       std::printf("%-20s %-16s %-14s %s\n", j.id().c_str(), j.name().c_str(), v1::JobState_Name(j.state()).c_str(),
                   j.message().c_str());
     }
-    return 0;
+    return Status::Ok();
   }
-  if (c.jobs_resume->parsed()) {
-    return FollowJob(r, [&](const JobEventFn& on_event) { return r.ResumeJob(c.job, on_event); }, progress, quiet);
+};
+
+// A command that names one job.
+class JobCommand : public ServerCommand {
+ public:
+  using ServerCommand::ServerCommand;
+  void Define(CLI::App* cmd) override { cmd->add_option("id", job_, "Job id")->required(); }
+
+ protected:
+  std::string job_;
+};
+
+class JobsShowCommand final : public JobCommand {
+ public:
+  JobsShowCommand(const char* name, const char* description, bool cancel)
+      : JobCommand(name, description), cancel_(cancel) {}
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions&) override {
+    BOA_ASSIGN_OR_RETURN(v1::JobInfo j, cancel_ ? r.CancelJob(job_) : r.GetJob(job_));
+    PrintJob(j);
+    return Status::Ok();
   }
-  if (c.jobs_show->parsed() || c.jobs_cancel->parsed()) {
-    Result<v1::JobInfo> j = c.jobs_show->parsed() ? r.GetJob(c.job) : r.CancelJob(c.job);
-    if (!j.ok()) return Fail(j.status());
-    PrintJob(*j);
-    return 0;
+
+ private:
+  const bool cancel_;
+};
+
+class JobsResumeCommand final : public JobCommand {
+ public:
+  JobsResumeCommand()
+      : JobCommand("resume", "Continue an interrupted, cancelled or failed job from its checkpoint") {}
+  Status RunOn(rpc::RemoteClient& r, const GlobalOptions& g) override {
+    return FollowJob(r, [&](const JobEventFn& on_event) { return r.ResumeJob(job_, on_event); }, g.ProgressLines(),
+                     g.quiet);
   }
-  if (c.list->parsed()) {
-    Result<std::vector<v1::ModelInfo>> models = r.ListModels();
-    if (!models.ok()) return Fail(models.status());
-    if (models->empty()) {
-      if (!quiet) std::printf("no models (add one: boa-client models upload FILE --name NAME)\n");
-      return 0;
+};
+
+}  // namespace
+
+Status FollowJob(rpc::RemoteClient& r, const std::function<Status(const JobEventFn&)>& call,
+                 const ProgressLineFn& progress, bool quiet) {
+  v1::JobInfo last;
+  bool announced = false;
+  BOA_RETURN_IF_ERROR(call([&](const v1::TrainEvent& e) {
+    if (e.has_job()) {
+      last = e.job();
+      if (!announced && !quiet) {
+        std::fprintf(stderr, "job %s on %s (it continues if this client stops: boa-client jobs show %s)\n",
+                     last.id().c_str(), r.address().c_str(), last.id().c_str());
+      }
+      announced = true;
+    } else if (progress) {
+      progress(e.progress().line(), e.progress().milestone());
     }
-    std::printf("%-24s %7s  %-12s  %-17s  %s  %12s  %s\n", "NAME", "VERSION", "ID", "ARCHITECTURE", "TYPE", "SIZE", "STATE");
-    for (const auto& m : *models) PrintModelRow(m);
-    return 0;
+  }));
+  if (last.state() != v1::JOB_SUCCEEDED) {
+    return Status::Internal("job " + last.id() + " " + v1::JobState_Name(last.state()) + ": " + last.message());
   }
-  if (c.upload->parsed()) {
-    Result<v1::ModelInfo> m = r.UploadModel(c.file, c.name, c.version);
-    if (!m.ok()) return Fail(m.status().WithContext(c.file));
-    if (!quiet) std::printf("%s -> %s:%u (id %s)\n", c.file.c_str(), m->name().c_str(), m->version(), m->id().c_str());
-    return 0;
+  if (!quiet) {
+    std::printf("trained %s:%u (id %s): validation %.4f, test %.4f bits/byte, %.0f s\n", last.model().name().c_str(),
+                last.model().version(), last.model().id().c_str(), last.val_bpb(), last.test_bpb(), last.seconds());
   }
-  if (c.download->parsed()) {
-    Result<std::unique_ptr<AtomicOutputFile>> out = AtomicOutputFile::Create(c.output, c.force);
-    if (!out.ok()) return Fail(out.status());
-    Status s = r.DownloadModel(c.ref, out->get());
-    if (s.ok()) s = (*out)->Commit("");
-    if (!s.ok()) return Fail(s);
-    if (!quiet) std::printf("%s -> %s\n", c.ref.c_str(), c.output.c_str());
-    return 0;
-  }
-  Result<v1::ModelInfo> m = Status::Internal("no models command");
-  if (c.show->parsed()) m = r.GetModel(c.ref);
-  if (c.rm->parsed()) m = r.DeleteModel(c.ref);
-  if (c.load->parsed()) m = r.LoadModel(c.ref);
-  if (c.unload->parsed()) m = r.UnloadModel(c.ref);
-  if (!m.ok()) return Fail(m.status());
-  if (c.show->parsed()) {
-    PrintModel(*m);
-  } else if (!quiet) {
-    const char* what = c.rm->parsed() ? "deleted" : c.load->parsed() ? "loaded" : "unloaded";
-    std::printf("%s:%u %s\n", m->name().c_str(), m->version(), what);
-  }
-  return 0;
+  return Status::Ok();
+}
+
+void AddServerCommands(CommandTable* table) {
+  CLI::App* models = table->Group("models", "Models on the server: list, show, upload, download, rm, load, unload");
+  table->Add(std::make_unique<ModelsListCommand>(), models);
+  table->Add(std::make_unique<ModelsShowCommand>(), models);
+  table->Add(std::make_unique<ModelsUploadCommand>(), models);
+  table->Add(std::make_unique<ModelsDownloadCommand>(), models);
+  table->Add(std::make_unique<ModelsActionCommand>("rm", "Delete a model from the server's store",
+                                                   &rpc::RemoteClient::DeleteModel, "deleted"),
+             models);
+  table->Add(std::make_unique<ModelsActionCommand>("load", "Make a model resident on the server",
+                                                   &rpc::RemoteClient::LoadModel, "loaded"),
+             models);
+  table->Add(std::make_unique<ModelsActionCommand>("unload", "Release a resident model's memory",
+                                                   &rpc::RemoteClient::UnloadModel, "unloaded"),
+             models);
+  table->Add(std::make_unique<StatusCommand>());
+  CLI::App* jobs = table->Group("jobs", "Training jobs on the server: list, show, cancel, resume");
+  table->Add(std::make_unique<JobsListCommand>(), jobs);
+  table->Add(std::make_unique<JobsShowCommand>("show", "Show one job", false), jobs);
+  table->Add(std::make_unique<JobsShowCommand>("cancel", "Stop a job (a running one checkpoints first)", true), jobs);
+  table->Add(std::make_unique<JobsResumeCommand>(), jobs);
 }
 
 }  // namespace boa::client

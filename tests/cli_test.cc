@@ -11,7 +11,7 @@
 #include <fstream>
 #include <sstream>
 
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 namespace boa {
 namespace {
@@ -255,6 +255,25 @@ TEST_F(CliTest, TrainingAndExperimentsNeverWriteOverTheirData) {
   EXPECT_EQ(i.code, 1);
   EXPECT_NE(i.err.find("is the input file"), std::string::npos) << i.err;
   EXPECT_EQ(Read("ck.pt"), checkpoint);
+}
+
+TEST_F(CliTest, TrainTakesTheConfigAndTheCommandLineOverridesIt) {
+#ifndef BOA_HAVE_TRAIN
+  GTEST_SKIP() << "built without training";
+#endif
+  std::ofstream(dir_ + "/small.yaml") << "name: small\nfile_path: data.bin\nprogress: false\n"
+                                         "dataloader: {seq_len: 64, batch_size: 2}\nmodel: {d_model: 16, num_layers: 2}\n"
+                                         "training: {lr: 0.005, epochs: 1}\nsplits: [0.8, 0.1, 0.1]\n";
+  Outcome t = Run("train --config small.yaml --d-model 8 --splits 0.5,0.25,0.25 data.bin --dtype f16 --precision bf16");
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_FALSE(Exists("small_final_model_fp32.boam"));  // the file is named for the precision used
+  Outcome m = Run("model show small_final_model_bf16.boam");
+  EXPECT_NE(m.out.find("d_model 8, 2 layers"), std::string::npos) << m.out;  // width given, depth from the config
+  EXPECT_NE(m.out.find("f16"), std::string::npos) << m.out;
+  Outcome bad = Run("train --config small.yaml --splits 0.5,x,0.5 -o never.boam");
+  EXPECT_EQ(bad.code, 1);
+  EXPECT_EQ(Lines(bad.err), 2) << bad.err;  // the error and the usage hint
+  EXPECT_FALSE(Exists("never.boam"));
 }
 
 TEST_F(CliTest, VerifyInfoAndEval) {

@@ -11,7 +11,7 @@
 #include <cmath>
 #include <cstring>
 
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 namespace boa::engine {
 namespace {

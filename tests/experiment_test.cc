@@ -1,8 +1,9 @@
 // Experiment configs: the original schema loads, relative paths resolve against the file,
-// unknown keys are reported, wrong types and bad splits are errors naming the key's path.
+// unknown keys are reported, wrong types and bad splits are errors naming the key's path;
+// TrainingOf carries every setting to the trainer.
 #include "client/experiment.h"
 
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
@@ -49,6 +50,32 @@ compression:
   file_to_compress: ''
 splits: [0.8, 0.1, 0.1]
 )";
+
+TEST_F(ExperimentTest, TrainingOfMapsEverySetting) {
+  std::string text = kOriginal;
+  const std::string epochs = "  epochs: 50\n";
+  text.replace(text.find(epochs), epochs.size(),
+               epochs + "  seed: 7\n  max_seconds: 30\n  max_bytes: 1000\n  threads: 2\n  patience: 3\n");
+  auto r = LoadExperiment(Write(text));
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  const train::TrainOptions t = TrainingOf(*r);
+  EXPECT_EQ(t.files, std::vector<std::string>{dir_ + "/data/dataset.bin"});
+  EXPECT_EQ(t.model.d_model, 256u);
+  EXPECT_EQ(t.model.n_layers, 8u);
+  EXPECT_EQ(t.seq_len, 32768);
+  EXPECT_EQ(t.batch_size, 3);
+  EXPECT_DOUBLE_EQ(t.lr, 5e-4);
+  EXPECT_EQ(t.epochs, 50);
+  EXPECT_EQ(t.splits, (std::vector<double>{0.8, 0.1, 0.1}));
+  EXPECT_EQ(t.precision, "fp16");
+  EXPECT_EQ(t.seed, 7u);
+  EXPECT_DOUBLE_EQ(t.max_seconds, 30);
+  EXPECT_EQ(t.max_bytes, 1000u);
+  EXPECT_EQ(t.threads, 2);
+  EXPECT_EQ(t.patience, 3);
+  EXPECT_DOUBLE_EQ(t.weight_decay, 0.01);
+  EXPECT_EQ(t.output, dir_ + "/example_experiment_final_model_fp16.boam");
+}
 
 TEST_F(ExperimentTest, TheOriginalSchemaLoads) {
   auto r = LoadExperiment(Write(kOriginal));

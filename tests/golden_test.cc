@@ -4,7 +4,7 @@
 #include <gtest/gtest.h>
 
 #include "common/util/hash.h"
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 namespace boa {
 namespace {

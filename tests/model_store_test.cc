@@ -10,7 +10,7 @@
 #include <fstream>
 #include <thread>
 
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 namespace boa::server {
 namespace {

@@ -9,7 +9,7 @@
 #include <random>
 
 #include "common/engine/engine.h"
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 namespace boa {
 namespace {

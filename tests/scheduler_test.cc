@@ -9,7 +9,7 @@
 #include <chrono>
 #include <thread>
 
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 namespace boa::server {
 namespace {

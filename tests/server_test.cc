@@ -25,8 +25,8 @@
 #include "common/util/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "tests/boad_process.h"
-#include "tests/test_util.h"
+#include "testkit/boad_process.h"
+#include "testkit/test_util.h"
 
 namespace boa {
 namespace {

@@ -9,7 +9,7 @@
 #include <filesystem>
 #include <fstream>
 
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 
 namespace boa::server {
 namespace {

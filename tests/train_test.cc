@@ -11,7 +11,7 @@
 #include "common/train/boa_net.h"
 #include "common/train/selective_scan.h"
 #include "common/train/trainer.h"
-#include "tests/test_util.h"
+#include "testkit/test_util.h"
 #include "tests/train_test_util.h"
 
 namespace boa::train {

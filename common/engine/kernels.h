@@ -10,9 +10,11 @@
 #include <cstddef>
 #include <cstdint>
 #include <new>
+#include <string>
 #include <vector>
 
 #include "common/coder/frequency_table.h"
+#include "common/util/status.h"
 
 namespace boa::engine {
 
@@ -101,6 +103,8 @@ const KernelSet* Avx2Kernels();
 
 enum class Backend { kAuto, kScalar, kAvx2 };
 const char* BackendName(Backend b);
+// "auto", "scalar" or "avx2", the names BackendName gives.
+Result<Backend> ParseBackend(const std::string& name);
 bool CpuHasAvx2Fma();
 // kAuto picks AVX2 when both the build and the CPU support it. Returns nullptr if the
 // requested backend is unavailable.

@@ -132,6 +132,13 @@ const char* BackendName(Backend b) {
   return "?";
 }
 
+Result<Backend> ParseBackend(const std::string& name) {
+  for (Backend b : {Backend::kAuto, Backend::kScalar, Backend::kAvx2}) {
+    if (name == BackendName(b)) return b;
+  }
+  return Status::InvalidArgument("unknown kernel backend '" + name + "' (expected auto, scalar or avx2)");
+}
+
 bool CpuHasAvx2Fma() {
 #if defined(__x86_64__) || defined(__i386__)
   return __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");

@@ -1,4 +1,5 @@
-// Helpers shared by the tests: small seeded models and generated data.
+// Helpers shared by the tests and the benchmarks: small seeded models, generated data,
+// temporary directories.
 #pragma once
 
 #include <cstdint>

@@ -1,5 +1,5 @@
-// boad as a child process for the tests and the server benchmark: started on a free loopback
-// port (read from its first line of output), killed when the object goes away.
+// boad as a child process for the tests and the server benchmark (boad-bench): started on a
+// free loopback port (read from its first line of output), killed when the object goes away.
 #pragma once
 
 #include <signal.h>
