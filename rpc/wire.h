@@ -21,6 +21,8 @@ constexpr size_t kMessageBytes = 1u << 20;
 // A library Status as the gRPC status a handler returns (IO_ERROR is INTERNAL: the server's
 // own files are not the client's to fix).
 grpc::Status ToGrpcStatus(const Status& s);
+// "OK", "INVALID_ARGUMENT", ...: the canonical name of a gRPC code (metrics labels).
+const char* GrpcCodeName(grpc::StatusCode code);
 // A call's gRPC status as a library Status, with `address` named where it helps: an
 // unreachable server suggests starting boad or --local.
 Status FromGrpcStatus(const grpc::Status& s, const std::string& address);

@@ -16,6 +16,8 @@ PACKAGES=(
   libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev
   # training (LibTorch); without OpenBLAS's OpenMP build LibTorch uses the reference BLAS (~10x slower)
   libtorch-dev libopenblas0-openmp
+  # Prometheus: promtool lints boad's /metrics in the tests
+  prometheus
   # baselines the demo and benchmarks compare against
   xz-utils zstd brotli bzip3 bzip2
 )

@@ -12,9 +12,9 @@
 
 namespace boa::server {
 
-Result<ListenAddress> ParseListenAddress(const std::string& text) {
+Result<ListenAddress> ParseListenAddress(const std::string& text, const char* key) {
   auto bad = [&](const std::string& why) {
-    return Status::InvalidArgument("listen: '" + text + "' " + why + " (expected HOST:PORT, e.g. 127.0.0.1:50051, [::1]:50051)");
+    return Status::InvalidArgument(std::string(key) + ": '" + text + "' " + why + " (expected HOST:PORT, e.g. 127.0.0.1:50051, [::1]:50051)");
   };
   const size_t colon = text.rfind(':');
   if (colon == std::string::npos) return bad("has no port");
@@ -53,14 +53,16 @@ Status ServerConfig::LoadFile(const std::string& path) {
   }
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap()) return Status::InvalidArgument("config " + path + ": expected a mapping of keys at the top level");
-  static const std::set<std::string> kKeys = {"listen", "model_dir", "threads", "lanes", "memory_budget",
-                                             "queue_limit", "log_level", "drain_seconds", "load",
-                                             "train_data_dir", "jobs_dir", "train_memory_budget"};
+  static const std::vector<std::string> kKeys = {"listen",        "metrics_listen", "model_dir", "threads",
+                                                "lanes",         "memory_budget",  "queue_limit", "log_level",
+                                                "drain_seconds", "load",           "train_data_dir", "jobs_dir",
+                                                "train_memory_budget"};
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
-    if (!kKeys.count(key)) {
-      return Status::InvalidArgument("config " + path + ": unknown key '" + key +
-                                     "' (known: listen, model_dir, threads, lanes, memory_budget, queue_limit, log_level, drain_seconds, load, train_data_dir, jobs_dir, train_memory_budget)");
+    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+      std::string known;
+      for (const std::string& k : kKeys) known += (known.empty() ? "" : ", ") + k;
+      return Status::InvalidArgument("config " + path + ": unknown key '" + key + "' (known: " + known + ")");
     }
     const YAML::Node& v = kv.second;
     auto bad = [&](const char* expected) {
@@ -68,6 +70,7 @@ Status ServerConfig::LoadFile(const std::string& path) {
     };
     try {
       if (key == "listen") listen = v.as<std::string>();
+      if (key == "metrics_listen") metrics_listen = v.as<std::string>();
       if (key == "model_dir") model_dir = v.as<std::string>();
       if (key == "threads") threads = v.as<int>();
       if (key == "lanes") lanes = v.as<int>();
@@ -98,6 +101,7 @@ Status ServerConfig::LoadFile(const std::string& path) {
 
 Status ServerConfig::Validate() const {
   BOA_RETURN_IF_ERROR(ParseListenAddress(listen).status());
+  if (!metrics_listen.empty()) BOA_RETURN_IF_ERROR(ParseListenAddress(metrics_listen, "metrics_listen").status());
   if (model_dir.empty()) return Status::InvalidArgument("model_dir: must not be empty");
   if (jobs_dir.empty()) return Status::InvalidArgument("jobs_dir: must not be empty");
   if (threads < 0 || threads > 256) return Status::InvalidArgument("threads: must be 0 (all cores) .. 256");

@@ -12,6 +12,8 @@ namespace boa::server {
 
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";
+  // Prometheus /metrics (plain HTTP) on HOST:PORT; empty: off. The conventional port is 9464.
+  std::string metrics_listen;
   std::string model_dir = "models";
   int threads = 0;             // step threads per model; 0 = all cores
   int lanes = 256;             // lanes on the device, shared by all resident models
@@ -36,7 +38,8 @@ struct ListenAddress {
   int port = 0;
   std::string WithPort(int p) const { return host + ":" + std::to_string(p); }
 };
-Result<ListenAddress> ParseListenAddress(const std::string& text);
+// `key` names the setting in errors.
+Result<ListenAddress> ParseListenAddress(const std::string& text, const char* key = "listen");
 
 
 }  // namespace boa::server

@@ -22,6 +22,7 @@
 
 #include "common/codec/codec.h"
 #include "server/config.h"
+#include "server/metrics.h"
 #include "server/model_store.h"
 #include "server/service.h"
 
@@ -110,13 +111,16 @@ int main(int argc, char** argv) {
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
+  // A reader of stdout that went away (a script that read the first line) must not kill boad.
+  signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{"boad: the boa compression daemon (gRPC service boa.v1.Boa)"};
-  std::string config_path, listen, model_dir, log_level, train_data_dir, jobs_dir;
+  std::string config_path, listen, metrics_listen, model_dir, log_level, train_data_dir, jobs_dir;
   int threads = -1, lanes = -1;
   bool check_config = false;
   app.add_option("--config", config_path, "boad.yaml");
   app.add_option("--listen", listen, "HOST:PORT to serve on (overrides the config)");
+  app.add_option("--metrics-listen", metrics_listen, "HOST:PORT to serve Prometheus /metrics on (overrides the config)");
   app.add_option("--model-dir", model_dir, "model store directory (overrides the config)");
   app.add_option("--threads", threads, "step threads per model, 0 = all cores (overrides the config)");
   app.add_option("--lanes", lanes, "lanes on the device, shared by all resident models (overrides the config)");
@@ -137,6 +141,7 @@ int main(int argc, char** argv) {
     if (!s.ok()) return Fail(2, s.message());
   }
   if (!listen.empty()) cfg.listen = listen;
+  if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
   if (!model_dir.empty()) cfg.model_dir = model_dir;
   if (threads >= 0) cfg.threads = threads;
   if (lanes >= 0) cfg.lanes = lanes;
@@ -163,7 +168,9 @@ int main(int argc, char** argv) {
     if (!jobs_lock.ok()) return Fail(1, jobs_lock.status().message());
   }
 
+  Metrics metrics;
   ModelStore::Options so;
+  so.observe = [&metrics](const std::string& name) { return metrics.ForModel(name); };
   so.dir = cfg.model_dir;
   so.memory_budget = cfg.memory_budget;
   const int step_threads = cfg.threads > 0 ? cfg.threads : DefaultThreadCount();
@@ -182,7 +189,18 @@ int main(int argc, char** argv) {
 
   JobManager jobs(store->get(), cfg.jobs_dir);
   for (const auto& p : jobs.problems()) spdlog::warn("jobs: {}", p);
-  BoaService service(cfg, store->get(), &jobs);
+  BoaService service(cfg, store->get(), &jobs, &metrics);
+  metrics.SetStateSource([&service] { return service.State(); });
+  struct StateSourceGuard {  // the service goes before the metrics listener: stop reading it first
+    Metrics& m;
+    ~StateSourceGuard() { m.SetStateSource(nullptr); }
+  } state_source_guard{metrics};
+  std::string metrics_address;
+  if (!cfg.metrics_listen.empty()) {
+    Result<std::string> bound = metrics.Serve(cfg.metrics_listen);
+    if (!bound.ok()) return Fail(1, bound.status().message());
+    metrics_address = *bound;
+  }
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
@@ -201,6 +219,7 @@ int main(int argc, char** argv) {
   health->SetServingStatus("boa.v1.Boa", true);
   // The address actually bound (":0" picks a free port): tests and scripts read this line.
   std::printf("boad listening on %s\n", bound.c_str());
+  if (!metrics_address.empty()) std::printf("boad metrics on http://%s/metrics\n", metrics_address.c_str());
   std::fflush(stdout);
   spdlog::info("boad {} serving on {}, models in {}, {} step threads x {} lanes per model, {} lanes on the device", BOA_VERSION,
                bound, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread, cfg.lanes);

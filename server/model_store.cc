@@ -326,7 +326,9 @@ Result<std::shared_ptr<ResidentModel>> ModelStore::Load(const ModelEntry& e, uin
     if (r->model.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
     BOA_ASSIGN_OR_RETURN(r->engine, engine::Engine::Create(r->model.weights, options_.backend));
     r->model.weights.tensors = {};  // the engine has its own copy
-    BOA_ASSIGN_OR_RETURN(r->scheduler, ChunkScheduler::Create(r->engine, options_.scheduler));
+    ChunkScheduler::Options scheduler = options_.scheduler;
+    if (options_.observe) scheduler.observer = options_.observe(e.name);
+    BOA_ASSIGN_OR_RETURN(r->scheduler, ChunkScheduler::Create(r->engine, std::move(scheduler)));
     return Status::Ok();
   }));
   return r;

@@ -64,6 +64,8 @@ class ModelStore {
     uint64_t memory_budget = 4ull << 30;
     engine::Backend backend = engine::Backend::kAuto;
     ChunkScheduler::Options scheduler;
+    // The observer of a model's scheduler, by the name it was loaded under (may be empty).
+    std::function<std::shared_ptr<SchedulerObserver>(const std::string& name)> observe;
   };
   // Creates the directory if needed and indexes what it holds. Anything in it that is not a
   // valid entry (a bad name or version directory, a model file that does not load or whose

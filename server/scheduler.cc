@@ -9,6 +9,10 @@ namespace boa::server {
 
 namespace {
 
+double SecondsSince(std::chrono::steady_clock::time_point t) {
+  return std::chrono::duration<double>(std::chrono::steady_clock::now() - t).count();
+}
+
 Status OutOfMemoryForChunk(uint64_t bytes) {
   return Status::ResourceExhausted("out of memory for a chunk of " + std::to_string(bytes) + " bytes");
 }
@@ -47,6 +51,7 @@ struct ChunkScheduler::Lane {
   std::shared_ptr<RequestState> request;  // whose chunk it is
   uint64_t index = 0;    // the chunk's place in its request
   uint32_t length = 0;   // the chunk's length, for errors
+  std::chrono::steady_clock::time_point submitted;  // for the observer
   bool with_coder = false;  // encoding: rows of it are with the coder thread
   Status coder_status;      // encoding: set by the coder thread if the code could not grow
   bool ended = false;       // takes no more rows (finished, or its request failed); freed once not with the coder
@@ -139,6 +144,10 @@ struct ChunkScheduler::StepLanes {
   std::vector<Coding> coding;    // the task with the coder thread
   std::vector<Finished> finished;  // to hand back
   uint32_t to_give = 0;          // device lanes to give back once no lock is held
+  // For the observer, told once no lock is held: chunks admitted (their queue time) and
+  // chunks done (decode or not, seconds since submitted).
+  std::vector<double> admitted;
+  std::vector<std::pair<bool, double>> done;
   std::unique_ptr<CoderThread> coder;  // last: joined before the lanes it reads go
 };
 
@@ -294,6 +303,7 @@ void ChunkScheduler::HandBack(StepLanes& t) {
     MutexLock r(&ln.request->mu);
     if (f.status.ok()) {
       Deliver(*ln.request, ln.index, std::move(f.result));
+      if (options_.observer) t.done.emplace_back(ln.decoder != nullptr, SecondsSince(ln.submitted));
     } else {
       Fail(*ln.request, f.status);
     }
@@ -347,6 +357,7 @@ bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<
   if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
     MutexLock l(&request->mu);
     Deliver(*request, job.index, std::move(r));
+    if (options_.observer) t.done.emplace_back(job.decode, SecondsSince(job.submitted));
     return true;
   }
   // A lane this thread freed and has not given back yet is this chunk's at once.
@@ -361,6 +372,7 @@ bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<
   Lane& ln = t.lanes[lane];
   ln.index = job.index;
   ln.length = job.decode ? job.record.original_length : static_cast<uint32_t>(job.bytes.size());
+  ln.submitted = job.submitted;
   // The chunk's own buffers; if they cannot be had, its request fails, not the server.
   try {
     if (job.decode) {
@@ -376,6 +388,7 @@ bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<
     return true;
   }
   t.free.pop_back();
+  if (options_.observer) t.admitted.push_back(SecondsSince(job.submitted));
   t.session->ResetLane(lane);
   t.active.push_back(lane);
   ++lanes_in_use_;
@@ -395,10 +408,19 @@ bool ChunkScheduler::AdmitOrWait(StepLanes& t) {
     if (stop_) return false;
     Admit(t);
     give = std::exchange(t.to_give, 0);
-    if (t.active.empty() && give == 0) work_cv_.Wait(&mu_);
+    if (t.active.empty() && give == 0 && t.admitted.empty() && t.done.empty()) work_cv_.Wait(&mu_);
   }
   if (give) options_.device_lanes->Give(give);
+  Report(t);
   return true;
+}
+
+void ChunkScheduler::Report(StepLanes& t) {
+  if (!options_.observer) return;
+  for (double queued : t.admitted) options_.observer->OnAdmitted(queued);
+  for (const auto& [decode, seconds] : t.done) options_.observer->OnChunkDone(decode, seconds);
+  t.admitted.clear();
+  t.done.clear();
 }
 
 // A decoding lane needs each byte before its next step; an encoding lane knows all its bytes
@@ -503,7 +525,14 @@ void ChunkScheduler::StartCoding(StepLanes& t, const uint32_t* tables) {
 void ChunkScheduler::Step(StepLanes& t) {
   PlanRows(t);
   const uint32_t* tables = t.tables[t.buf].data();
-  if (!t.inputs.empty()) t.session->Forward(t.inputs.data(), static_cast<int>(t.inputs.size()), t.tables[t.buf].data());
+  if (!t.inputs.empty()) {
+    const auto start = std::chrono::steady_clock::now();
+    t.session->Forward(t.inputs.data(), static_cast<int>(t.inputs.size()), t.tables[t.buf].data());
+    if (options_.observer) {
+      options_.observer->OnStep(static_cast<uint32_t>(t.active.size()), static_cast<uint32_t>(t.lanes.size()),
+                                SecondsSince(start));
+    }
+  }
   std::vector<Coding> encoding = DecodeRows(t, tables);
   t.coder->Wait();
   CollectCoded(t);
@@ -591,6 +620,7 @@ Status SchedulerRequest::Submit(ChunkJob job) {
     while (s.failed.ok() && s.held_bytes > 0 && s.held_bytes + job.cost > sc.options_.window_bytes) sc.WaitOrCancel(s);
     BOA_RETURN_IF_ERROR(s.failed);
     job.index = s.submitted++;
+    job.submitted = std::chrono::steady_clock::now();
     s.held_bytes += job.cost;
     s.cost.emplace(job.index, job.cost);
   }

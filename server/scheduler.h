@@ -71,9 +71,23 @@ class LaneBudget {
   std::vector<ChunkScheduler*> schedulers_ BOA_GUARDED_BY(mu_);  // to wake on Give
 };
 
+// What a scheduler reports as it runs, for boad's metrics. Called from step threads with no
+// scheduler lock held; must be cheap and must not block.
+class SchedulerObserver {
+ public:
+  virtual ~SchedulerObserver() = default;
+  // A model step: `lanes` of the thread's `capacity` lanes took part; the network's time.
+  virtual void OnStep(uint32_t lanes, uint32_t capacity, double seconds) = 0;
+  // A chunk took a lane `queued_seconds` after its request submitted it.
+  virtual void OnAdmitted(double queued_seconds) = 0;
+  // A chunk's result is ready `seconds` after its request submitted it (a decode or not).
+  virtual void OnChunkDone(bool decode, double seconds) = 0;
+};
+
 // A chunk to code: bytes to encode, or a record to decode.
 struct ChunkJob {
   uint64_t index = 0;
+  std::chrono::steady_clock::time_point submitted;  // when its request handed it over
   bool decode = false;
   std::vector<uint8_t> bytes;
   ChunkRecord record;
@@ -134,6 +148,8 @@ class ChunkScheduler {
     std::chrono::milliseconds poll{20};
     // Shared with the other models on the device (may be null: no device-wide limit).
     std::shared_ptr<LaneBudget> device_lanes;
+    // Told of steps and chunks (may be null).
+    std::shared_ptr<SchedulerObserver> observer;
   };
   struct Stats {
     uint32_t lanes = 0;          // total lanes (threads x lanes_per_thread)
@@ -184,6 +200,8 @@ class ChunkScheduler {
   void Requeue(ChunkJob job, const std::shared_ptr<RequestState>& request) BOA_REQUIRES(mu_);
   // One model step over the active lanes (no lock: the lanes are this thread's).
   void Step(StepLanes& t) BOA_EXCLUDES(mu_);
+  // Tells the observer what the last admission and hand-back collected.
+  void Report(StepLanes& t) BOA_EXCLUDES(mu_);
   void PlanRows(StepLanes& t) BOA_EXCLUDES(mu_);
   std::vector<Coding> DecodeRows(StepLanes& t, const uint32_t* tables) BOA_EXCLUDES(mu_);
   void CollectCoded(StepLanes& t) BOA_EXCLUDES(mu_);

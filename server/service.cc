@@ -174,16 +174,32 @@ Status GuardMemory(F&& body) {
 // (refused, failed or done). The ratio is original / coded bytes.
 class BoaService::RequestLog {
  public:
-  RequestLog(uint64_t id, const char* op, bool compresses) : id_(id), op_(op), compresses_(compresses) {}
+  RequestLog(BoaService* service, const char* op, bool compresses)
+      : metrics_(service->metrics_), id_(service->next_request_id_++), op_(op), compresses_(compresses) {}
   RequestLog(const RequestLog&) = delete;
   RequestLog& operator=(const RequestLog&) = delete;
   ~RequestLog() {
     const uint64_t original = compresses_ ? in_ : out_, coded = compresses_ ? out_ : in_;
+    const double seconds = Seconds(t0_);
+    const char* code = rpc::GrpcCodeName(rpc::ToGrpcStatus(status_).error_code());
     spdlog::info("[req {}] {} model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id_, op_,
-                 model_.empty() ? "-" : model_, in_, out_, coded ? double(original) / double(coded) : 0.0,
-                 Seconds(t0_), peak_lanes_, status_.ok() ? "OK" : StatusCodeName(status_.code()));
+                 model_.empty() ? "-" : model_, in_, out_, coded ? double(original) / double(coded) : 0.0, seconds,
+                 peak_lanes_, code);
+    if (metrics_) {
+      RequestRecord r;
+      r.op = op_;
+      r.model = model_name_;
+      r.code = code;
+      r.raw_bytes = original;
+      r.coded_bytes = coded;
+      r.seconds = seconds;
+      metrics_->RequestFinished(r);
+    }
   }
-  void set_model(const std::string& model) { model_ = model; }
+  void set_model(const ModelEntry& e) {
+    model_ = e.Ref();
+    model_name_ = e.name;
+  }
   void set_bytes(uint64_t in, uint64_t out) {
     in_ = in;
     out_ = out;
@@ -200,11 +216,13 @@ class BoaService::RequestLog {
   }
 
  private:
+  Metrics* const metrics_;
   const uint64_t id_;
   const char* const op_;
   const bool compresses_;
   const Clock::time_point t0_ = Clock::now();
-  std::string model_;
+  std::string model_;       // as the log names it: NAME:VERSION, or the stream's model id
+  std::string model_name_;  // as the metrics label it: the store name
   uint64_t in_ = 0, out_ = 0;
   uint32_t peak_lanes_ = 0;
   Status status_;
@@ -221,10 +239,12 @@ class BoaService::Admission {
     if (s_->draining()) {
       --s_->open_codec_requests_;
       status_ = ShuttingDown();
+      if (s_->metrics_) s_->metrics_->Rejected(Rejection::kDraining);
       return;
     }
     counted_ = true;
     if (n > s_->config_.queue_limit) {
+      if (s_->metrics_) s_->metrics_->Rejected(Rejection::kQueueFull);
       status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(s_->config_.queue_limit) +
                                           " requests are open (queue_limit); retry later");
     }
@@ -260,7 +280,7 @@ Status BoaService::CheckCancelled(grpc::ServerContext* ctx) const {
 
 grpc::Status BoaService::Compress(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) {
-  RequestLog log(next_request_id_++, "Compress", true);
+  RequestLog log(this, "Compress", true);
   Admission admission(this);
   if (!admission.status().ok()) return log.End(admission.status());
   v1::CompressRequest msg;
@@ -276,7 +296,7 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
   const auto t0 = Clock::now();
   BOA_ASSIGN_OR_RETURN(ModelLease lease, store_->Acquire(opt.model()));
   const ModelEntry& entry = lease.entry;
-  log->set_model(entry.Ref());
+  log->set_model(entry);
   std::shared_ptr<ResidentModel> rm = lease.model;
   CodecOptions co;
   co.chunk_length = opt.chunk_size();
@@ -346,7 +366,8 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
 // Shared by Decompress and Verify: reads the .boa stream, decodes its chunks through the
 // scheduler of the model recorded in it, hands the bytes to `write` in order and checks the
 // content checksum at the end.
-Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bool(v1::DecompressRequest*)>& read,
+Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log,
+                                const std::function<bool(v1::DecompressRequest*)>& read,
                                 const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary) {
   const auto t0 = Clock::now();
   v1::DecompressRequest first;
@@ -376,6 +397,7 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
     }
   }
   BOA_ASSIGN_OR_RETURN(ModelLease lease, store_->Acquire(opt.model().empty() ? stream_id : opt.model()));
+  log->set_model(lease.entry);
   std::shared_ptr<ResidentModel> rm = lease.model;
   std::unique_ptr<SchedulerRequest> req =
       rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
@@ -433,13 +455,13 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, const std::function<bo
 
 grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
                                     grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) {
-  RequestLog log(next_request_id_++, "Decompress", false);
+  RequestLog log(this, "Decompress", false);
   Admission admission(this);
   if (!admission.status().ok()) return log.End(admission.status());
   v1::CodecSummary summary;
   Status s = GuardMemory([&] {
     return DecodeStream(
-        ctx, [stream](v1::DecompressRequest* m) { return stream->Read(m); },
+        ctx, &log, [stream](v1::DecompressRequest* m) { return stream->Read(m); },
         [stream](const uint8_t* p, size_t n) {
           v1::DecompressResponse r;
           r.set_data(p, n);
@@ -457,12 +479,12 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
 
 grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1::DecompressRequest>* reader,
                                 v1::CodecSummary* summary) {
-  RequestLog log(next_request_id_++, "Verify", false);
+  RequestLog log(this, "Verify", false);
   Admission admission(this);
   if (!admission.status().ok()) return log.End(admission.status());
   Status s = GuardMemory([&] {
     return DecodeStream(
-        ctx, [reader](v1::DecompressRequest* m) { return reader->Read(m); }, [](const uint8_t*, size_t) { return true; },
+        ctx, &log, [reader](v1::DecompressRequest* m) { return reader->Read(m); }, [](const uint8_t*, size_t) { return true; },
         summary);
   });
   log.set_summary(*summary);
@@ -471,7 +493,7 @@ grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1:
 
 grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::CompressRequest>* reader,
                               v1::EvalSummary* summary) {
-  RequestLog log(next_request_id_++, "Eval", true);
+  RequestLog log(this, "Eval", true);
   Admission admission(this);
   if (!admission.status().ok()) return log.End(admission.status());
   v1::CompressRequest first;
@@ -481,7 +503,7 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   const v1::CompressOptions opt = first.options();
   Result<ModelLease> lease = store_->Acquire(opt.model());
   if (!lease.ok()) return log.End(lease.status());
-  log.set_model(lease->entry.Ref());
+  log.set_model(lease->entry);
   CodecOptions co;
   co.chunk_length = opt.chunk_size();
   co.chunk_count = opt.chunk_count();
@@ -530,6 +552,7 @@ grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReade
   while (reader->Read(&msg)) {
     if (!msg.has_data()) return rpc::ToGrpcStatus(Status::InvalidArgument("UploadModel: only the first message may carry options"));
     if (file.size() + msg.data().size() > store_->memory_budget()) {
+      if (metrics_) metrics_->Rejected(Rejection::kTooLarge);
       return rpc::ToGrpcStatus(Status::ResourceExhausted("UploadModel: the model is larger than the server's memory budget (" +
                                               std::to_string(store_->memory_budget()) + " bytes)"));
     }
@@ -573,28 +596,43 @@ grpc::Status BoaService::UnloadModel(grpc::ServerContext*, const v1::ModelRef* r
   return Reply(store_->Unload(req->model()), ToInfo, resp);
 }
 
+ServerState BoaService::State() const {
+  ServerState s;
+  for (const auto& rm : store_->Resident()) {
+    ChunkScheduler::Stats st = rm->scheduler->stats();
+    s.lanes_busy += st.lanes_in_use;
+    s.queued_chunks += st.queued_chunks;
+    ++s.models_loaded;
+  }
+  s.lanes = static_cast<uint32_t>(config_.lanes);
+  s.open_requests = std::max(0, open_codec_requests_.load());
+  s.memory_budget_bytes = store_->memory_budget();
+  s.resident_bytes = store_->resident_bytes();
+  s.draining = draining();
+  for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
+                         JobState::kCancelled, JobState::kInterrupted}) {
+    s.jobs_by_state[JobStateName(state)] = 0;  // every state is a series, zero or not
+  }
+  for (const JobSnapshot& j : jobs_->List()) ++s.jobs_by_state[JobStateName(j.state)];
+  return s;
+}
+
 grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRequest*, v1::ServerInfoResponse* resp) {
   resp->set_version(BOA_VERSION);
   resp->add_devices(std::string("cpu (") + engine::SelectKernels(engine::Backend::kAuto)->name + ")");
-  uint32_t in_use = 0;
-  uint64_t queued = 0;
-  for (const auto& rm : store_->Resident()) {
-    ChunkScheduler::Stats st = rm->scheduler->stats();
-    in_use += st.lanes_in_use;
-    queued += st.queued_chunks;
-  }
+  const ServerState state = State();
   // Every name of a resident model (names that share an id share it).
   for (const ModelEntry& e : store_->List()) {
     if (e.loaded) *resp->add_loaded_models() = ToInfo(e);
   }
   resp->set_threads(static_cast<uint32_t>(config_.threads > 0 ? config_.threads : DefaultThreadCount()));
   resp->set_max_lanes(static_cast<uint32_t>(config_.lanes));
-  resp->set_lanes_in_use(in_use);
-  resp->set_queue_depth(queued);
-  resp->set_open_requests(static_cast<uint32_t>(std::max(0, open_codec_requests_.load())));
-  resp->set_memory_budget_bytes(store_->memory_budget());
-  resp->set_resident_bytes(store_->resident_bytes());
-  resp->set_draining(draining());
+  resp->set_lanes_in_use(state.lanes_busy);
+  resp->set_queue_depth(state.queued_chunks);
+  resp->set_open_requests(static_cast<uint32_t>(state.open_requests));
+  resp->set_memory_budget_bytes(state.memory_budget_bytes);
+  resp->set_resident_bytes(state.resident_bytes);
+  resp->set_draining(state.draining);
   for (const std::string& p : store_->problems()) resp->add_problems(p);
   for (const std::string& p : jobs_->problems()) resp->add_problems(p);
   return grpc::Status::OK;

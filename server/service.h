@@ -11,14 +11,16 @@
 #include "boa/v1/boa.grpc.pb.h"
 #include "server/config.h"
 #include "server/jobs.h"
+#include "server/metrics.h"
 #include "server/model_store.h"
 
 namespace boa::server {
 
 class BoaService final : public boa::v1::Boa::Service {
  public:
-  BoaService(const ServerConfig& config, ModelStore* store, JobManager* jobs)
-      : config_(config), store_(store), jobs_(jobs) {}
+  // `metrics` may be null (no metrics kept).
+  BoaService(const ServerConfig& config, ModelStore* store, JobManager* jobs, Metrics* metrics)
+      : config_(config), store_(store), jobs_(jobs), metrics_(metrics) {}
 
   // SIGTERM: new requests get UNAVAILABLE; running ones may finish until `deadline`, then
   // they fail with UNAVAILABLE as well.
@@ -28,6 +30,8 @@ class BoaService final : public boa::v1::Boa::Service {
   bool drain_expired() const;
   // Codec requests being served (the drain waits for them).
   int open_requests() const { return open_codec_requests_.load(); }
+  // Lanes, queue, memory and jobs now: what `status` and the metrics show.
+  ServerState State() const;
 
   grpc::Status Compress(grpc::ServerContext* ctx,
                         grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) override;
@@ -65,12 +69,13 @@ class BoaService final : public boa::v1::Boa::Service {
                         const v1::CompressOptions& options);
   // The request's training options under this server's limits (server/train_request.h).
   Result<train::TrainOptions> TrainOptionsFor(const v1::TrainRequest& req) const;
-  Status DecodeStream(grpc::ServerContext* ctx, const std::function<bool(v1::DecompressRequest*)>& read,
+  Status DecodeStream(grpc::ServerContext* ctx, RequestLog* log, const std::function<bool(v1::DecompressRequest*)>& read,
                       const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary);
 
   const ServerConfig config_;
   ModelStore* store_;
   JobManager* jobs_;
+  Metrics* const metrics_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> open_codec_requests_{0};

@@ -44,12 +44,18 @@ class Boad {
       _exit(127);
     }
     close(fds[1]);
-    std::string line;
-    char c;
-    while (read(fds[0], &c, 1) == 1 && c != '\n') line += c;
-    close(fds[0]);
     const std::string prefix = "boad listening on ";
+    const std::string line = ReadLine(fds[0]);
     if (line.rfind(prefix, 0) == 0) address_ = line.substr(prefix.size());
+    // With --metrics-listen, the next line names the metrics endpoint.
+    if (!address_.empty() && std::find(extra.begin(), extra.end(), "--metrics-listen") != extra.end()) {
+      const std::string metrics = ReadLine(fds[0]);
+      const std::string mprefix = "boad metrics on http://", suffix = "/metrics";
+      if (metrics.rfind(mprefix, 0) == 0 && metrics.size() > mprefix.size() + suffix.size()) {
+        metrics_address_ = metrics.substr(mprefix.size(), metrics.size() - mprefix.size() - suffix.size());
+      }
+    }
+    close(fds[0]);
   }
   ~Boad() {
     if (pid_ > 0 && !exited_) {
@@ -58,6 +64,8 @@ class Boad {
     }
   }
   const std::string& address() const { return address_; }
+  // HOST:PORT of /metrics, when started with --metrics-listen.
+  const std::string& metrics_address() const { return metrics_address_; }
   pid_t pid() const { return pid_; }
   // Sends SIGTERM and returns the exit status.
   int Terminate() {
@@ -79,9 +87,17 @@ class Boad {
   }
 
  private:
+  static std::string ReadLine(int fd) {
+    std::string line;
+    char c;
+    while (read(fd, &c, 1) == 1 && c != '\n') line += c;
+    return line;
+  }
+
   pid_t pid_ = -1;
   bool exited_ = false;
   std::string address_;
+  std::string metrics_address_;
 };
 
 }  // namespace boa::testing

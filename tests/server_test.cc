@@ -26,6 +26,7 @@
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "testkit/boad_process.h"
+#include "testkit/http_get.h"
 #include "testkit/test_util.h"
 
 namespace boa {
@@ -128,6 +129,30 @@ TEST_F(ServerTest, RoundTripsEqualTheInProcessCodec) {
   std::vector<uint8_t> data = testing::FloatTable(50000, 1), back;
   ASSERT_TRUE(RemoteDecompress(*c, Local(data, 10000), &back).ok());
   EXPECT_EQ(back, data);
+}
+
+TEST_F(ServerTest, MetricsCountWhatWasSentAndPromtoolAcceptsThem) {
+  auto b = Start({"--metrics-listen", "127.0.0.1:0"});
+  ASSERT_FALSE(b->metrics_address().empty()) << "no metrics line";
+  auto c = b->Connect();
+  ASSERT_TRUE(c);
+  const std::vector<uint8_t> in = testing::FloatTable(100000, 3);
+  std::vector<uint8_t> packed, back;
+  ASSERT_TRUE(RemoteCompress(*c, in, &packed).ok());
+  ASSERT_TRUE(RemoteDecompress(*c, packed, &back).ok());
+  ASSERT_EQ(back, in);
+  const testing::HttpReply r = testing::HttpGet(b->metrics_address(), "/metrics");
+  ASSERT_EQ(r.status, 200);
+  for (const std::string& line :
+       {std::string(R"(boad_raw_bytes_total{model="m",op="Compress"} 100000)"),
+        R"(boad_compressed_bytes_total{model="m",op="Compress"} )" + std::to_string(packed.size()),
+        std::string(R"(boad_requests_total{code="OK",model="m",op="Decompress"} 1)"),
+        std::string(R"(boad_chunks_total{kind="encode",model="m"} 25)"), std::string("boad_models_loaded 1")}) {
+    EXPECT_NE(r.body.find("\n" + line + "\n"), std::string::npos) << line << "\n" << r.body;
+  }
+  const std::string path = dir_.path() + "/scrape.txt";
+  std::ofstream(path) << r.body;
+  EXPECT_EQ(std::system(("promtool check metrics < '" + path + "'").c_str()), 0) << r.body;
 }
 
 TEST_F(ServerTest, ServesHealthAndReflection) {

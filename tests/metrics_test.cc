@@ -1,0 +1,121 @@
+// boad's metrics: requests, bytes, rejections and scheduler steps are counted under their
+// labels, the server's state is read at scrape time, /metrics answers over HTTP, and
+// promtool (Prometheus's own linter) accepts the exposition.
+#include "server/metrics.h"
+
+#include <gtest/gtest.h>
+
+#include <cstdio>
+#include <fstream>
+
+#include "testkit/http_get.h"
+#include "testkit/test_util.h"
+
+namespace boa::server {
+namespace {
+
+bool Has(const std::string& scrape, const std::string& line) {
+  return scrape.find("\n" + line + "\n") != std::string::npos;
+}
+
+// promtool's verdict on an exposition: "" if clean, else what it said.
+std::string Promtool(const std::string& exposition) {
+  testing::TempDir dir("metrics_test");
+  const std::string path = dir.path() + "/scrape.txt";
+  std::ofstream(path) << exposition;
+  FILE* p = popen(("promtool check metrics < '" + path + "' 2>&1").c_str(), "r");
+  if (!p) return "cannot run promtool";
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  const int rc = pclose(p);
+  return rc == 0 ? "" : "promtool (exit " + std::to_string(rc) + "): " + out;
+}
+
+TEST(Metrics, RequestsBytesAndFailuresAreCountedByLabel) {
+  Metrics m;
+  RequestRecord r;
+  r.op = "Compress";
+  r.model = "jets";
+  r.raw_bytes = 1000;
+  r.coded_bytes = 250;
+  r.seconds = 0.5;
+  m.RequestFinished(r);
+  m.RequestFinished(r);
+  r.op = "Verify";
+  r.code = "DATA_LOSS";
+  m.RequestFinished(r);
+  m.Rejected(Rejection::kQueueFull);
+  const std::string s = m.Scrape();
+  EXPECT_TRUE(Has(s, R"(boad_requests_total{code="OK",model="jets",op="Compress"} 2)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_raw_bytes_total{model="jets",op="Compress"} 2000)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_compressed_bytes_total{model="jets",op="Compress"} 500)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_data_loss_total{op="Verify"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_rejected_requests_total{reason="queue_full"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_rejected_requests_total{reason="draining"} 0)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_request_compression_ratio_sum{op="Compress"} 8)")) << s;  // two requests of ratio 4
+  EXPECT_TRUE(Has(s, R"(boad_request_duration_seconds_count{op="Compress"} 2)")) << s;
+  EXPECT_EQ(Promtool(s), "");
+}
+
+TEST(Metrics, SchedulerStepsAndChunksPerModel) {
+  Metrics m;
+  std::shared_ptr<SchedulerObserver> o = m.ForModel("jets");
+  o->OnStep(3, 64, 0.001);
+  o->OnStep(64, 64, 0.002);
+  o->OnAdmitted(0.01);
+  o->OnChunkDone(false, 0.2);
+  o->OnChunkDone(true, 0.3);
+  const std::string s = m.Scrape();
+  EXPECT_TRUE(Has(s, R"(boad_model_steps_total{model="jets"} 2)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_model_step_lanes_total{model="jets"} 67)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_model_step_lane_capacity_total{model="jets"} 128)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_chunks_total{kind="encode",model="jets"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_chunks_total{kind="decode",model="jets"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_queue_wait_seconds_count{model="jets"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_chunk_latency_seconds_count{model="jets"} 2)")) << s;
+  EXPECT_EQ(Promtool(s), "");
+}
+
+TEST(Metrics, StateAndProcessAreReadAtScrapeTime) {
+  Metrics m;
+  int scrapes = 0;
+  m.SetStateSource([&] {
+    ServerState st;
+    st.queued_chunks = 7 + scrapes++;
+    st.lanes = 256;
+    st.lanes_busy = 6;
+    st.jobs_by_state["running"] = 1;
+    return st;
+  });
+  std::string s = m.Scrape();
+  EXPECT_TRUE(Has(s, "boad_queued_chunks 7")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_lanes{state="idle"} 250)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_training_jobs{state="running"} 1)")) << s;
+  EXPECT_TRUE(Has(s, "boad_queued_chunks 8") || Has(m.Scrape(), "boad_queued_chunks 8"));
+  EXPECT_NE(s.find("process_resident_memory_bytes "), std::string::npos) << s;
+  EXPECT_NE(s.find("process_open_fds "), std::string::npos) << s;
+  EXPECT_NE(s.find(R"(boad_build_info{version=")"), std::string::npos) << s;
+  EXPECT_EQ(Promtool(s), "");
+  m.SetStateSource(nullptr);
+  EXPECT_EQ(m.Scrape().find("boad_queued_chunks"), std::string::npos);
+}
+
+TEST(Metrics, ServesMetricsOverHttpAndNothingElse) {
+  Metrics m;
+  Result<std::string> where = m.Serve("127.0.0.1:0");
+  ASSERT_TRUE(where.ok()) << where.status().message();
+  testing::HttpReply ok = testing::HttpGet(*where, "/metrics");
+  EXPECT_EQ(ok.status, 200);
+  EXPECT_NE(ok.body.find("boad_build_info"), std::string::npos) << ok.body;
+  EXPECT_EQ(testing::HttpGet(*where, "/").status, 404);
+  EXPECT_EQ(testing::HttpGet(*where, "/metrics/../etc/passwd").status, 404);
+  EXPECT_EQ(testing::HttpGet(*where, "/" + std::string(10000, 'a')).status, 400);  // over the request bound
+  Metrics other;
+  Result<std::string> taken = other.Serve(*where);
+  ASSERT_FALSE(taken.ok());
+  EXPECT_NE(taken.status().message().find("metrics_listen"), std::string::npos) << taken.status().message();
+}
+
+}  // namespace
+}  // namespace boa::server
