@@ -14,6 +14,7 @@
 
 #include "rpc/remote_client.h"
 #include "testkit/boad_process.h"
+#include "testkit/http_get.h"
 #include "testkit/test_util.h"
 
 namespace boa::bench {
@@ -79,6 +80,7 @@ int Main(int argc, char** argv) {
   std::string boad_path = BOAD;
   uint32_t d_model = 64, layers = 2;
   int samples = 15;
+  bool metrics = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -87,18 +89,41 @@ int Main(int argc, char** argv) {
       samples = 5;
     } else if (a == "--boad" && i + 1 < argc) {
       boad_path = argv[++i];
+    } else if (a == "--metrics") {
+      metrics = true;
     } else {
-      std::fprintf(stderr, "usage: boad-bench [--quick] [--boad PATH]\n");
+      std::fprintf(stderr, "usage: boad-bench [--quick] [--metrics] [--boad PATH]\n");
       return 2;
     }
   }
   testing::TempDir dir("boad_bench");
-  testing::Boad boad(boad_path, dir.path() + "/models");
+  std::vector<std::string> flags;
+  if (metrics) flags = {"--metrics-listen", "127.0.0.1:0"};
+  testing::Boad boad(boad_path, dir.path() + "/models", flags);
   auto c = boad.Connect();
-  if (!c) {
+  if (!c || (metrics && boad.metrics_address().empty())) {
     std::fprintf(stderr, "boad-bench: cannot start or reach %s\n", boad_path.c_str());
     return 1;
   }
+  // With --metrics, /metrics is scraped every second for the whole run (15 s is usual).
+  std::atomic<bool> done{false};
+  std::thread scraper;
+  if (metrics) {
+    scraper = std::thread([&] {
+      while (!done) {
+        testing::HttpGet(boad.metrics_address(), "/metrics");
+        for (int i = 0; i < 10 && !done; ++i) std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      }
+    });
+  }
+  struct JoinScraper {
+    std::atomic<bool>& done;
+    std::thread& t;
+    ~JoinScraper() {
+      done = true;
+      if (t.joinable()) t.join();
+    }
+  } join_scraper{done, scraper};
   const std::string model_path = dir.path() + "/bench.boam";
   ModelWeights w = InitRandomModel(ModelConfig::Default(d_model, layers), 1);
   if (!WriteFileAtomic(model_path, SerializeModel(w, WeightType::kF32, "bench"), true).ok() ||
@@ -107,7 +132,8 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const std::vector<uint8_t> data = testing::FloatTable(8 << 20, 1);
-  std::printf("# boad-bench: d_model %u x %u, boad with its defaults (all cores, 256 lanes)\n\n", d_model, layers);
+  std::printf("# boad-bench: d_model %u x %u, boad with its defaults (all cores, 256 lanes)%s\n\n", d_model, layers,
+              metrics ? ", metrics on and scraped every second" : "");
 
   // Batching efficiency.
   auto t0 = Clock::now();

@@ -60,8 +60,6 @@ void PrintError(const Status& status) { std::fprintf(stderr, "boa-client: %s\n",
 
 void PrintWarning(const std::string& message) { std::fprintf(stderr, "boa-client: warning: %s\n", message.c_str()); }
 
-int ExitCode(const Status& status) { return status.ok() ? 0 : 1; }
-
 bool IsTerminal(int fd) { return ::isatty(fd) == 1; }
 
 double SecondsSince(std::chrono::steady_clock::time_point start) {

@@ -56,6 +56,9 @@ class Command {
   // Declares the command's options on `cmd`, bound to the command's own members.
   virtual void Define(CLI::App* cmd) = 0;
   virtual Status Run(const GlobalOptions& global) = 0;
+  // The process exit code for what Run returned: 0 when it succeeded, else 1 unless a
+  // command has codes of its own (health: grpc_health_probe's).
+  virtual int ExitCode(const Status& status) const { return status.ok() ? 0 : 1; }
 
  private:
   const std::string name_;
@@ -98,7 +101,6 @@ struct CodecFlags {
 // The CLI's helpers that more than one command needs.
 void PrintError(const Status& status);  // "boa-client: <message>" on stderr
 void PrintWarning(const std::string& message);
-int ExitCode(const Status& status);
 bool IsTerminal(int fd);
 double SecondsSince(std::chrono::steady_clock::time_point start);
 // A --chunk-size value: a byte count (64K, 1M) that fits the format's 32-bit field.

@@ -13,6 +13,6 @@ void AddModelCommands(CommandTable* table);       // model init|import|show (mod
 void AddTrainCommand(CommandTable* table);        // train (train_command.cc)
 void AddBenchCommand(CommandTable* table);        // bench (bench_command.cc)
 void AddExperimentCommands(CommandTable* table);  // new-experiment, run (experiment_commands.cc)
-void AddServerCommands(CommandTable* table);      // models ..., status, jobs ... (server_commands.cc)
+void AddServerCommands(CommandTable* table);      // models ..., status, health, jobs ... (server_commands.cc)
 
 }  // namespace boa::client

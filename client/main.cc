@@ -116,7 +116,7 @@ int Main(int argc, char** argv) {
   }
   Status status = command->Run(g);
   if (!status.ok()) PrintError(status);
-  return ExitCode(status);
+  return command->ExitCode(status);
 }
 
 }  // namespace

@@ -220,6 +220,44 @@ class JobsResumeCommand final : public JobCommand {
   }
 };
 
+// `health`: for container HEALTHCHECKs and scripts, with grpc_health_probe's exit codes.
+class HealthCommand final : public Command {
+ public:
+  HealthCommand()
+      : Command("health", "Exit 0 if boad is serving (else 2: cannot connect, 3: the check failed, 4: not serving)") {}
+
+  void Define(CLI::App* cmd) override {
+    cmd->add_option("--service", service_, "Service to ask about (default boa.v1.Boa; '' for the whole server)");
+  }
+
+  Status Run(const GlobalOptions& g) override {
+    stage_ = Stage::kConnect;
+    const double connect_seconds = g.timeout > 0 ? g.timeout : 5;
+    BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> r,
+                         rpc::RemoteClient::Connect(rpc::ServerAddress(g.server), connect_seconds));
+    r->set_deadline(g.timeout);
+    stage_ = Stage::kCheck;
+    BOA_ASSIGN_OR_RETURN(std::string status, r->Health(service_));
+    stage_ = Stage::kAnswer;
+    if (status != "SERVING") {
+      return Status::Unavailable("boad at " + r->address() + " is " + status +
+                                 (service_.empty() ? std::string() : " (service " + service_ + ")"));
+    }
+    if (!g.quiet) std::printf("status: SERVING\n");
+    return Status::Ok();
+  }
+
+  int ExitCode(const Status& status) const override {
+    if (status.ok()) return 0;
+    return stage_ == Stage::kConnect ? 2 : stage_ == Stage::kCheck ? 3 : 4;
+  }
+
+ private:
+  enum class Stage { kConnect, kCheck, kAnswer };
+  std::string service_ = "boa.v1.Boa";
+  Stage stage_ = Stage::kConnect;
+};
+
 }  // namespace
 
 Status FollowJob(rpc::RemoteClient& r, const std::function<Status(const JobEventFn&)>& call,
@@ -264,6 +302,7 @@ void AddServerCommands(CommandTable* table) {
                                                    &rpc::RemoteClient::UnloadModel, "unloaded"),
              models);
   table->Add(std::make_unique<StatusCommand>());
+  table->Add(std::make_unique<HealthCommand>());
   CLI::App* jobs = table->Group("jobs", "Training jobs on the server: list, show, cancel, resume");
   table->Add(std::make_unique<JobsListCommand>(), jobs);
   table->Add(std::make_unique<JobsShowCommand>("show", "Show one job", false), jobs);

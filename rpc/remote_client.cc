@@ -362,11 +362,11 @@ Result<std::vector<v1::JobInfo>> RemoteClient::ListJobs() {
   return std::vector<v1::JobInfo>(r.jobs().begin(), r.jobs().end());
 }
 
-Result<std::string> RemoteClient::Health() {
+Result<std::string> RemoteClient::Health(const std::string& service) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline_seconds_ > 0 ? deadline_seconds_ : 10);
   grpc::health::v1::HealthCheckRequest req;
-  req.set_service("boa.v1.Boa");
+  req.set_service(service);
   grpc::health::v1::HealthCheckResponse resp;
   BOA_RETURN_IF_ERROR(FromGrpcStatus(impl_->health->Check(&ctx, req, &resp), address_));
   return std::string(grpc::health::v1::HealthCheckResponse::ServingStatus_Name(resp.status()));

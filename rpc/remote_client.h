@@ -56,7 +56,8 @@ class RemoteClient {
   // Continues an interrupted, cancelled or failed job; its events as Train's.
   Status ResumeJob(const std::string& id, const std::function<void(const v1::TrainEvent&)>& on_event);
   // "SERVING" or "NOT_SERVING".
-  Result<std::string> Health();
+  // The serving status (SERVING, NOT_SERVING, ...) of `service` ("": the whole server).
+  Result<std::string> Health(const std::string& service = "boa.v1.Boa");
 
   const std::string& address() const { return address_; }
 

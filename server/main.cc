@@ -22,6 +22,7 @@
 
 #include "common/codec/codec.h"
 #include "server/config.h"
+#include "server/grpc_metrics.h"
 #include "server/metrics.h"
 #include "server/model_store.h"
 #include "server/service.h"
@@ -168,9 +169,11 @@ int main(int argc, char** argv) {
     if (!jobs_lock.ok()) return Fail(1, jobs_lock.status().message());
   }
 
+  // Kept only when served: without metrics_listen nothing counts, so boad pays nothing for them.
   Metrics metrics;
+  const bool metrics_on = !cfg.metrics_listen.empty();
   ModelStore::Options so;
-  so.observe = [&metrics](const std::string& name) { return metrics.ForModel(name); };
+  if (metrics_on) so.observe = [&metrics](const std::string& name) { return metrics.ForModel(name); };
   so.dir = cfg.model_dir;
   so.memory_budget = cfg.memory_budget;
   const int step_threads = cfg.threads > 0 ? cfg.threads : DefaultThreadCount();
@@ -189,14 +192,14 @@ int main(int argc, char** argv) {
 
   JobManager jobs(store->get(), cfg.jobs_dir);
   for (const auto& p : jobs.problems()) spdlog::warn("jobs: {}", p);
-  BoaService service(cfg, store->get(), &jobs, &metrics);
+  BoaService service(cfg, store->get(), &jobs, metrics_on ? &metrics : nullptr);
   metrics.SetStateSource([&service] { return service.State(); });
   struct StateSourceGuard {  // the service goes before the metrics listener: stop reading it first
     Metrics& m;
     ~StateSourceGuard() { m.SetStateSource(nullptr); }
   } state_source_guard{metrics};
   std::string metrics_address;
-  if (!cfg.metrics_listen.empty()) {
+  if (metrics_on) {
     Result<std::string> bound = metrics.Serve(cfg.metrics_listen);
     if (!bound.ok()) return Fail(1, bound.status().message());
     metrics_address = *bound;
@@ -210,6 +213,11 @@ int main(int argc, char** argv) {
   int port = 0;
   builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
+  if (metrics_on) {
+    std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+    interceptors.push_back(NewGrpcMetricsInterceptorFactory(metrics.registry(), {"boa.v1.Boa"}));
+    builder.experimental().SetInterceptorCreators(std::move(interceptors));
+  }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   const ListenAddress address = ParseListenAddress(cfg.listen).value();  // validated above
   if (!server || port == 0) return Fail(1, "cannot listen on " + cfg.listen + ": " + BindError(address));

@@ -221,7 +221,9 @@ Metrics::Metrics()
       queue_wait_(Make<prometheus::Histogram>(*registry_, "boad_queue_wait_seconds", "Time a chunk waited for a lane.")),
       chunk_seconds_(Make<prometheus::Histogram>(*registry_, "boad_chunk_latency_seconds",
                                                  "Time from a chunk's submission by its request to its coded result.")) {
+  // Series that alerts watch exist (at 0) before anything happens.
   for (const char* reason : {"queue_full", "draining", "too_large"}) rejected_.Add({{"reason", reason}});
+  for (const char* op : {"Decompress", "Verify"}) data_loss_.Add({{"op", op}});
 }
 
 Metrics::~Metrics() = default;

@@ -67,6 +67,8 @@ class Metrics {
   Result<std::string> Serve(const std::string& listen);
   // The text exposition format, as /metrics serves it.
   std::string Scrape() const;
+  // For metrics kept elsewhere (the gRPC interceptor's); it outlives every user.
+  prometheus::Registry& registry() { return *registry_; }
 
  private:
   class Collector;

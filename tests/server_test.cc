@@ -16,6 +16,8 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <iterator>
+#include <regex>
 #include <thread>
 
 #include "boa/v1/boa.grpc.pb.h"
@@ -147,12 +149,32 @@ TEST_F(ServerTest, MetricsCountWhatWasSentAndPromtoolAcceptsThem) {
        {std::string(R"(boad_raw_bytes_total{model="m",op="Compress"} 100000)"),
         R"(boad_compressed_bytes_total{model="m",op="Compress"} )" + std::to_string(packed.size()),
         std::string(R"(boad_requests_total{code="OK",model="m",op="Decompress"} 1)"),
-        std::string(R"(boad_chunks_total{kind="encode",model="m"} 25)"), std::string("boad_models_loaded 1")}) {
+        std::string(R"(boad_chunks_total{kind="encode",model="m"} 25)"), std::string("boad_models_loaded 1"),
+        std::string(R"(grpc_server_handled_total{grpc_code="OK",grpc_method="Compress",grpc_service="boa.v1.Boa",)"
+                    R"(grpc_type="bidi_stream"} 1)"),
+        std::string(R"(grpc_server_started_total{grpc_method="Decompress",grpc_service="boa.v1.Boa",)"
+                    R"(grpc_type="bidi_stream"} 1)")}) {
     EXPECT_NE(r.body.find("\n" + line + "\n"), std::string::npos) << line << "\n" << r.body;
   }
   const std::string path = dir_.path() + "/scrape.txt";
   std::ofstream(path) << r.body;
   EXPECT_EQ(std::system(("promtool check metrics < '" + path + "'").c_str()), 0) << r.body;
+  // Every metric the shipped rules and alerts use is one boad exports.
+  std::ifstream rules_file(std::string(BOA_SOURCE_DIR) + "/deploy/prometheus/boad_rules.yml");
+  const std::string rules((std::istreambuf_iterator<char>(rules_file)), std::istreambuf_iterator<char>());
+  ASSERT_FALSE(rules.empty());
+  const std::regex name(R"((boad|grpc_server|process)_[a-z_]+)");
+  int checked = 0;
+  for (auto it = std::sregex_iterator(rules.begin(), rules.end(), name); it != std::sregex_iterator(); ++it) {
+    const size_t at = static_cast<size_t>(it->position()), end = at + static_cast<size_t>(it->length());
+    if ((at > 0 && rules[at - 1] == ':') || (end < rules.size() && (rules[end] == ':' || rules[end] == '.'))) {
+      continue;  // a recorded name, or a file name
+    }
+    if (at > 0 && (std::isalnum(static_cast<unsigned char>(rules[at - 1])) || rules[at - 1] == '_')) continue;
+    ++checked;
+    EXPECT_NE(r.body.find("\n" + it->str()), std::string::npos) << it->str() << " is in boad_rules.yml but not exported";
+  }
+  EXPECT_GT(checked, 10);
 }
 
 TEST_F(ServerTest, ServesHealthAndReflection) {
@@ -418,6 +440,20 @@ TEST_F(ServerTest, RequestsStillRunningAtTheDrainDeadlineGetUnavailable) {
 
 // docs/server.md, "Shutdown": during the drain the port stays open; health says NOT_SERVING,
 // new requests get UNAVAILABLE, running ones finish.
+TEST_F(ServerTest, HealthExitCodesAreGrpcHealthProbes) {
+  auto boad = Start();
+  const std::string client = std::string(BOA_CLIENT) + " --server ";
+  auto code = [](const std::string& cmd) {
+    const int rc = std::system((cmd + " > /dev/null 2>&1").c_str());
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+  };
+  EXPECT_EQ(code(client + boad->address() + " health"), 0);
+  EXPECT_EQ(code(client + boad->address() + " health --service ''"), 0);  // the whole server
+  EXPECT_EQ(code(client + "127.0.0.1:1 health --timeout 2"), 2);           // nobody there
+  EXPECT_EQ(code(client + boad->address() + " health --service no.such.Service"), 3);
+  EXPECT_EQ(code(client + boad->address() + " health --bogus"), 1);        // usage
+}
+
 TEST_F(ServerTest, DuringTheDrainClientsSeeNotServingAndUnavailable) {
   auto boad = Start();
   auto c = boad->Connect();
@@ -447,6 +483,9 @@ TEST_F(ServerTest, DuringTheDrainClientsSeeNotServingAndUnavailable) {
     EXPECT_NE(s.message().find("shutting down"), std::string::npos) << s.message();
     EXPECT_EQ(client->UploadModel(model_path_, "late", 0).status().code(), StatusCode::kUnavailable);
   }
+  // grpc_health_probe's "not serving" for container health checks.
+  const int health = std::system((std::string(BOA_CLIENT) + " --server " + boad->address() + " health -q").c_str());
+  EXPECT_TRUE(WIFEXITED(health) && WEXITSTATUS(health) == 4) << health;
   // The held request finishes normally, then boad exits.
   held->WritesDone();
   std::vector<uint8_t> packed;
