@@ -7,12 +7,14 @@
 #include <atomic>
 #include <chrono>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "rpc/remote_client.h"
+#include "server/metrics.h"
 #include "testkit/boad_process.h"
 #include "testkit/http_get.h"
 #include "testkit/test_util.h"
@@ -74,6 +76,44 @@ Percentiles Latencies(rpc::RemoteClient& c, const std::vector<uint8_t>& data, in
   p.p50 = t[t.size() / 2];
   p.p99 = t[std::min(t.size() - 1, static_cast<size_t>(0.99 * t.size()))];
   return p;
+}
+
+// A sample's value in a scrape ("name value" on its own line), or -1.
+double Sample(const std::string& scrape, const std::string& name) {
+  const size_t at = scrape.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : std::atof(scrape.c_str() + at + name.size() + 2);
+}
+
+// What the metrics cost the hot path: the bookkeeping of one model step and one chunk, timed
+// here on the same code boad runs, against the mean model step boad itself measured.
+void PrintMetricsCost(const std::string& metrics_address) {
+  const std::string scrape = testing::HttpGet(metrics_address, "/metrics").body;
+  const double step_sum = Sample(scrape, R"(boad_model_step_duration_seconds_sum{model="bench"})");
+  const double steps = Sample(scrape, R"(boad_model_step_duration_seconds_count{model="bench"})");
+  const double chunks = Sample(scrape, R"(boad_chunks_total{kind="encode",model="bench"})");
+  server::Metrics m;
+  std::shared_ptr<server::SchedulerObserver> o = m.ForModel("cost");
+  constexpr int kCalls = 1000000;
+  auto t0 = Clock::now();
+  for (int i = 0; i < kCalls; ++i) {
+    const auto start = Clock::now();  // as the scheduler times a step
+    o->OnStep(64, 128, std::chrono::duration<double>(Clock::now() - start).count());
+  }
+  const double per_step = Since(t0) / kCalls;
+  t0 = Clock::now();
+  for (int i = 0; i < kCalls; ++i) {
+    o->OnAdmitted(0.001);
+    o->OnChunkDone(false, 0.01);
+  }
+  const double per_chunk = Since(t0) / kCalls;
+  if (steps <= 0 || step_sum <= 0) return;
+  const double mean_step = step_sum / steps;
+  const double overhead = (per_step * steps + per_chunk * chunks) / step_sum;
+  std::printf("\n| metrics bookkeeping | ns |\n|---|---:|\n");
+  std::printf("| per model step (two clock reads, 3 counters, 1 histogram) | %.0f |\n", per_step * 1e9);
+  std::printf("| per chunk (2 histograms, 1 counter) | %.0f |\n", per_chunk * 1e9);
+  std::printf("| mean model step measured by boad | %.0f |\n", mean_step * 1e9);
+  std::printf("| bookkeeping / model time, this run | %.4f %% |\n", 100 * overhead);
 }
 
 int Main(int argc, char** argv) {
@@ -180,6 +220,7 @@ int Main(int argc, char** argv) {
   std::printf("| idle server | %.3f | %.3f |\n", idle.p50, idle.p99);
   std::printf("| during a 100 MiB bulk request, bulk priority | %.3f | %.3f |\n", as_bulk.p50, as_bulk.p99);
   std::printf("| during a 100 MiB bulk request, online priority | %.3f | %.3f |\n", as_online.p50, as_online.p99);
+  if (metrics) PrintMetricsCost(boad.metrics_address());
   return 0;
 }
 

@@ -18,6 +18,8 @@ PACKAGES=(
   libtorch-dev libopenblas0-openmp
   # Prometheus: promtool lints boad's /metrics in the tests
   prometheus
+  # systemd-analyze checks deploy/systemd/boad.service; sd_notify for Type=notify
+  systemd libsystemd-dev
   # baselines the demo and benchmarks compare against
   xz-utils zstd brotli bzip3 bzip2
 )

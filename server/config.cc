@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <cctype>
+#include <cstdio>
 #include <set>
 #include <thread>
 
@@ -53,15 +54,14 @@ Status ServerConfig::LoadFile(const std::string& path) {
   }
   if (root.IsNull()) return Status::Ok();
   if (!root.IsMap()) return Status::InvalidArgument("config " + path + ": expected a mapping of keys at the top level");
-  static const std::vector<std::string> kKeys = {"listen",        "metrics_listen", "model_dir", "threads",
-                                                "lanes",         "memory_budget",  "queue_limit", "log_level",
-                                                "drain_seconds", "load",           "train_data_dir", "jobs_dir",
-                                                "train_memory_budget"};
+  // The keys are the ones Values() writes: one list.
+  std::vector<std::string> keys;
+  for (const auto& kv : ServerConfig().Values()) keys.push_back(kv.first);
   for (const auto& kv : root) {
     const std::string key = kv.first.as<std::string>();
-    if (std::find(kKeys.begin(), kKeys.end(), key) == kKeys.end()) {
+    if (std::find(keys.begin(), keys.end(), key) == keys.end()) {
       std::string known;
-      for (const std::string& k : kKeys) known += (known.empty() ? "" : ", ") + k;
+      for (const std::string& k : keys) known += (known.empty() ? "" : ", ") + k;
       return Status::InvalidArgument("config " + path + ": unknown key '" + key + "' (known: " + known + ")");
     }
     const YAML::Node& v = kv.second;
@@ -97,6 +97,26 @@ Status ServerConfig::LoadFile(const std::string& path) {
     }
   }
   return Validate().WithContext("config " + path);
+}
+
+std::vector<std::pair<std::string, std::string>> ServerConfig::Values() const {
+  std::string loads;
+  for (const std::string& m : load) loads += (loads.empty() ? "" : ", ") + m;
+  char drain[32];
+  std::snprintf(drain, sizeof drain, "%g", drain_seconds);
+  return {{"listen", listen},
+          {"metrics_listen", metrics_listen},
+          {"model_dir", model_dir},
+          {"threads", std::to_string(threads)},
+          {"lanes", std::to_string(lanes)},
+          {"memory_budget", std::to_string(memory_budget)},
+          {"queue_limit", std::to_string(queue_limit)},
+          {"log_level", log_level},
+          {"drain_seconds", drain},
+          {"load", "[" + loads + "]"},
+          {"train_data_dir", train_data_dir},
+          {"jobs_dir", jobs_dir},
+          {"train_memory_budget", std::to_string(train_memory_budget)}};
 }
 
 Status ServerConfig::Validate() const {

@@ -29,7 +29,15 @@ struct ServerConfig {
   // Fills from a YAML file; unknown keys are errors naming them.
   Status LoadFile(const std::string& path);
   Status Validate() const;
+  // Every key and its value as boad.yaml would write it, in the file's order (SIGHUP names
+  // what changed).
+  std::vector<std::pair<std::string, std::string>> Values() const;
 };
+
+// The settings a SIGHUP applies at once; any other change waits for a restart.
+inline bool ReloadableKey(const std::string& key) {
+  return key == "log_level" || key == "queue_limit" || key == "drain_seconds";
+}
 
 // `listen`: HOST:PORT, where HOST is a name, an IPv4 address or a bracketed IPv6 address
 // ([::1]) and PORT is 0..65535 (0: a free one).

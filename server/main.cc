@@ -9,6 +9,7 @@
 #include <sys/file.h>
 #include <spdlog/sinks/stdout_color_sinks.h>
 #include <spdlog/spdlog.h>
+#include <systemd/sd-daemon.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -66,7 +67,7 @@ std::string BindError(const boa::server::ListenAddress& a) {
   return error;
 }
 
-// Waits up to `timeout` for SIGINT or SIGTERM (blocked in every thread); the signal or 0.
+// Waits up to `timeout` for SIGINT, SIGTERM or SIGHUP (blocked in every thread); the signal or 0.
 int WaitForSignal(const sigset_t& sigs, std::chrono::milliseconds timeout) {
   timespec ts{static_cast<time_t>(timeout.count() / 1000), static_cast<long>(timeout.count() % 1000) * 1000000};
   int sig = sigtimedwait(&sigs, nullptr, &ts);
@@ -100,6 +101,79 @@ boa::Result<int> LockDirectory(const std::string& dir, const std::string& key) {
   return fd;
 }
 
+// boad's command line: the configuration file and the settings that override it.
+struct Flags {
+  std::string config_path, listen, metrics_listen, model_dir, log_level, train_data_dir, jobs_dir;
+  int threads = -1, lanes = -1;
+};
+
+// The configuration: boad.yaml, then the flags over it. At start and on every SIGHUP.
+boa::Result<boa::server::ServerConfig> LoadConfig(const Flags& f) {
+  boa::server::ServerConfig cfg;
+  if (!f.config_path.empty()) BOA_RETURN_IF_ERROR(cfg.LoadFile(f.config_path));
+  if (!f.listen.empty()) cfg.listen = f.listen;
+  if (!f.metrics_listen.empty()) cfg.metrics_listen = f.metrics_listen;
+  if (!f.model_dir.empty()) cfg.model_dir = f.model_dir;
+  if (f.threads >= 0) cfg.threads = f.threads;
+  if (f.lanes >= 0) cfg.lanes = f.lanes;
+  if (!f.log_level.empty()) cfg.log_level = f.log_level;
+  if (!f.train_data_dir.empty()) cfg.train_data_dir = f.train_data_dir;
+  if (!f.jobs_dir.empty()) cfg.jobs_dir = f.jobs_dir;
+  if (boa::Status s = cfg.Validate(); !s.ok()) return s.WithContext("configuration");
+  return cfg;
+}
+
+// SIGHUP: reads the configuration again and applies what can change while boad runs (log
+// level, queue limit, drain time); a change to anything else is named and waits for a
+// restart. Then the model store is read again. A configuration that does not load changes
+// nothing.
+void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server::BoaService* service,
+            boa::server::ModelStore* store) {
+  using namespace boa::server;
+  boa::Result<ServerConfig> next = LoadConfig(flags);
+  if (!next.ok()) {
+    spdlog::error("SIGHUP: {}; the running configuration is kept", next.status().message());
+    return;
+  }
+  const auto now = running->Values(), then = next->Values();
+  int applied = 0;
+  for (size_t i = 0; i < now.size(); ++i) {
+    if (now[i].second == then[i].second) continue;
+    const std::string& key = now[i].first;
+    if (!ReloadableKey(key)) {
+      spdlog::warn("SIGHUP: {} changed ({} -> {}) but only a restart applies it; still {}", key, now[i].second,
+                   then[i].second, now[i].second);
+      continue;
+    }
+    spdlog::info("SIGHUP: {} {} -> {}", key, now[i].second, then[i].second);
+    ++applied;
+  }
+  running->log_level = next->log_level;
+  running->queue_limit = next->queue_limit;
+  running->drain_seconds = next->drain_seconds;
+  spdlog::set_level(spdlog::level::from_str(running->log_level));
+  service->SetQueueLimit(running->queue_limit);
+  boa::Result<ModelStore::RescanReport> r = store->Rescan();
+  if (!r.ok()) {
+    spdlog::error("SIGHUP: model store: {}", r.status().message());
+  } else {
+    spdlog::info("SIGHUP: {} settings applied; model store read again: {} models added, {} gone, {} problems", applied,
+                 r->added, r->removed, r->problems);
+    for (const auto& p : store->problems()) spdlog::warn("model store: {}", p);
+  }
+}
+
+// Whether every resident model's scheduler makes progress (boad's liveness).
+bool SchedulersLive(const boa::server::ModelStore& store) {
+  for (const auto& rm : store.Resident()) {
+    if (rm->scheduler->Stalled(std::chrono::seconds(30))) return false;
+  }
+  return true;
+}
+
+// systemd's notification socket (Type=notify): a no-op when boad is not run by systemd.
+void Notify(const char* state) { sd_notify(0, state); }
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -111,23 +185,23 @@ int main(int argc, char** argv) {
   sigemptyset(&sigs);
   sigaddset(&sigs, SIGINT);
   sigaddset(&sigs, SIGTERM);
+  sigaddset(&sigs, SIGHUP);
   pthread_sigmask(SIG_BLOCK, &sigs, nullptr);
   // A reader of stdout that went away (a script that read the first line) must not kill boad.
   signal(SIGPIPE, SIG_IGN);
 
   CLI::App app{"boad: the boa compression daemon (gRPC service boa.v1.Boa)"};
-  std::string config_path, listen, metrics_listen, model_dir, log_level, train_data_dir, jobs_dir;
-  int threads = -1, lanes = -1;
+  Flags flags;
   bool check_config = false;
-  app.add_option("--config", config_path, "boad.yaml");
-  app.add_option("--listen", listen, "HOST:PORT to serve on (overrides the config)");
-  app.add_option("--metrics-listen", metrics_listen, "HOST:PORT to serve Prometheus /metrics on (overrides the config)");
-  app.add_option("--model-dir", model_dir, "model store directory (overrides the config)");
-  app.add_option("--threads", threads, "step threads per model, 0 = all cores (overrides the config)");
-  app.add_option("--lanes", lanes, "lanes on the device, shared by all resident models (overrides the config)");
-  app.add_option("--log-level", log_level, "trace, debug, info, warn, error, off");
-  app.add_option("--train-data-dir", train_data_dir, "directory Train may read data from (off when unset)");
-  app.add_option("--jobs-dir", jobs_dir, "training jobs' files (overrides the config)");
+  app.add_option("--config", flags.config_path, "boad.yaml (read again on SIGHUP)");
+  app.add_option("--listen", flags.listen, "HOST:PORT to serve on (overrides the config)");
+  app.add_option("--metrics-listen", flags.metrics_listen, "HOST:PORT to serve Prometheus /metrics on (overrides the config)");
+  app.add_option("--model-dir", flags.model_dir, "model store directory (overrides the config)");
+  app.add_option("--threads", flags.threads, "step threads per model, 0 = all cores (overrides the config)");
+  app.add_option("--lanes", flags.lanes, "lanes on the device, shared by all resident models (overrides the config)");
+  app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, off");
+  app.add_option("--train-data-dir", flags.train_data_dir, "directory Train may read data from (off when unset)");
+  app.add_option("--jobs-dir", flags.jobs_dir, "training jobs' files (overrides the config)");
   app.add_flag("--check-config", check_config, "validate the configuration and exit");
   app.set_version_flag("--version", BOA_VERSION);
   try {
@@ -136,20 +210,9 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
-  ServerConfig cfg;
-  if (!config_path.empty()) {
-    Status s = cfg.LoadFile(config_path);
-    if (!s.ok()) return Fail(2, s.message());
-  }
-  if (!listen.empty()) cfg.listen = listen;
-  if (!metrics_listen.empty()) cfg.metrics_listen = metrics_listen;
-  if (!model_dir.empty()) cfg.model_dir = model_dir;
-  if (threads >= 0) cfg.threads = threads;
-  if (lanes >= 0) cfg.lanes = lanes;
-  if (!log_level.empty()) cfg.log_level = log_level;
-  if (!train_data_dir.empty()) cfg.train_data_dir = train_data_dir;
-  if (!jobs_dir.empty()) cfg.jobs_dir = jobs_dir;
-  if (Status s = cfg.Validate(); !s.ok()) return Fail(2, "configuration: " + s.message());
+  Result<ServerConfig> loaded = LoadConfig(flags);
+  if (!loaded.ok()) return Fail(2, loaded.status().message());
+  ServerConfig cfg = std::move(loaded).value();
   if (check_config) {
     std::printf("boad: configuration OK (listen %s, model_dir %s)\n", cfg.listen.c_str(), cfg.model_dir.c_str());
     return 0;
@@ -234,8 +297,32 @@ int main(int argc, char** argv) {
 
   // Shutdown (docs/server.md): the listener stays open while running requests finish, so
   // clients see health NOT_SERVING and new requests UNAVAILABLE rather than a closed port.
+  Notify("READY=1");
+  // Every second: liveness (a stalled scheduler turns health NOT_SERVING and stops the
+  // systemd watchdog, so the service manager restarts boad) and signals.
   int sig = 0;
-  while (sig == 0) sig = WaitForSignal(sigs, std::chrono::milliseconds(1000));
+  bool live = true;
+  while (sig == 0) {
+    sig = WaitForSignal(sigs, std::chrono::milliseconds(1000));
+    if (sig == SIGHUP) {
+      Reload(flags, &cfg, &service, store->get());
+      sig = 0;
+    }
+    if (sig != 0) break;
+    const bool now_live = SchedulersLive(**store);
+    if (now_live != live) {
+      if (now_live) {
+        spdlog::info("liveness: every scheduler moves again; health SERVING");
+      } else {
+        spdlog::error("liveness: a scheduler has made no progress for 30 s; health NOT_SERVING");
+      }
+      health->SetServingStatus(now_live);
+      health->SetServingStatus("boa.v1.Boa", now_live);
+      live = now_live;
+    }
+    if (live) Notify("WATCHDOG=1");
+  }
+  Notify("STOPPING=1");
   spdlog::info("{}: draining (up to {:.0f} s for running requests; a second signal stops at once)", SignalName(sig),
                cfg.drain_seconds);
   health->SetServingStatus(false);
@@ -250,7 +337,7 @@ int main(int argc, char** argv) {
   std::thread watcher([&] {
     while (!done) {
       const int again = WaitForSignal(sigs, std::chrono::milliseconds(50));
-      if (again == 0) continue;
+      if (again == 0 || again == SIGHUP) continue;  // nothing to reload while stopping
       if (closing) {
         spdlog::warn("{} while closing: exiting now", SignalName(again));
         spdlog::default_logger()->flush();

@@ -91,18 +91,14 @@ Status ModelStore::CheckName(const std::string& name) {
   return Status::Ok();
 }
 
-Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
-  std::error_code ec;
-  fs::create_directories(options.dir, ec);
-  if (ec || !fs::is_directory(options.dir)) {
-    return Status::IoError("model directory " + options.dir + ": cannot create or open it" + (ec ? ": " + ec.message() : ""));
-  }
-  std::unique_ptr<ModelStore> store(new ModelStore(options));
-  MutexLock l(&store->mu_);  // not shared yet; the lock keeps the analysis simple
+// Reads every entry of the store's directory: valid ones into `entries`, the rest (left on
+// disk) into `problems`. Slow (it reads every model file): never under the store's lock.
+Status ModelStore::Index(const std::string& dir, Entries* entries, std::vector<std::string>* problems) {
   auto problem = [&](const std::string& path, const std::string& what) {
-    store->problems_.push_back(path + ": " + what + " (left on disk, not served)");
+    problems->push_back(path + ": " + what + " (left on disk, not served)");
   };
-  for (const auto& name_dir : fs::directory_iterator(options.dir, ec)) {
+  std::error_code ec;
+  for (const auto& name_dir : fs::directory_iterator(dir, ec)) {
     const std::string name = name_dir.path().filename().string();
     if (name[0] == '.') continue;  // hidden files and temporaries
     if (!name_dir.is_directory()) {
@@ -116,30 +112,82 @@ Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
     std::error_code name_ec;  // an unreadable name directory is a problem, not a failure of the store
     for (const auto& ver_dir : fs::directory_iterator(name_dir.path(), name_ec)) {
       const std::string v = ver_dir.path().filename().string();
-      const std::string dir = ver_dir.path().string();
+      const std::string path = ver_dir.path().string();
       if (v[0] == '.') continue;
       Result<uint32_t> version = ParseModelVersion(v);
       if (!ver_dir.is_directory() || !version.ok() || std::to_string(*version) != v) {
-        problem(dir, "not a version directory (1.." + std::to_string(kMaxModelVersion) + ", no leading zeros)");
+        problem(path, "not a version directory (1.." + std::to_string(kMaxModelVersion) + ", no leading zeros)");
         continue;
       }
-      Result<LoadedModel> m = LoadModelFile(dir + "/" + kModelFileName);
+      Result<LoadedModel> m = LoadModelFile(path + "/" + kModelFileName);
       if (!m.ok()) {
-        problem(dir, m.status().message());
+        problem(path, m.status().message());
         continue;
       }
-      const Manifest manifest = ReadManifest(dir);
+      const Manifest manifest = ReadManifest(path);
       if (manifest.id != m->IdHex()) {
-        problem(dir, "the manifest's id " + (manifest.id.empty() ? std::string("(missing)") : manifest.id) +
-                         " is not the model file's " + m->IdHex());
+        problem(path, "the manifest's id " + (manifest.id.empty() ? std::string("(missing)") : manifest.id) +
+                          " is not the model file's " + m->IdHex());
         continue;
       }
-      store->entries_[name][*version] = EntryFor(name, *version, dir, *m, manifest.created_unix);
+      (*entries)[name][*version] = EntryFor(name, *version, path, *m, manifest.created_unix);
     }
     if (name_ec) problem(name_dir.path().string(), "cannot read it: " + name_ec.message());
   }
-  if (ec) return Status::IoError("model directory " + options.dir + ": " + ec.message());
+  if (ec) return Status::IoError("model directory " + dir + ": " + ec.message());
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
+  std::error_code ec;
+  fs::create_directories(options.dir, ec);
+  if (ec || !fs::is_directory(options.dir)) {
+    return Status::IoError("model directory " + options.dir + ": cannot create or open it" + (ec ? ": " + ec.message() : ""));
+  }
+  std::unique_ptr<ModelStore> store(new ModelStore(options));
+  Entries entries;
+  std::vector<std::string> problems;
+  BOA_RETURN_IF_ERROR(Index(options.dir, &entries, &problems));
+  MutexLock l(&store->mu_);  // not shared yet; the lock keeps the analysis simple
+  store->entries_ = std::move(entries);
+  store->problems_ = std::move(problems);
   return Result<std::unique_ptr<ModelStore>>(std::move(store));
+}
+
+Result<ModelStore::RescanReport> ModelStore::Rescan() {
+  Entries found;
+  std::vector<std::string> problems;
+  BOA_RETURN_IF_ERROR(Index(options_.dir, &found, &problems));
+  RescanReport report;
+  MutexLock l(&mu_);
+  // An entry added or removed by this boad while the directory was read is kept as it is
+  // now: entries already known stay while their directory exists.
+  for (const auto& [name, versions] : entries_) {
+    for (const auto& [v, e] : versions) {
+      std::error_code ec;
+      if (found.count(name) && found[name].count(v)) continue;
+      if (fs::exists(e.dir, ec)) {
+        found[name][v] = e;
+      } else {
+        ++report.removed;
+      }
+    }
+  }
+  for (const auto& [name, versions] : found) {
+    for (const auto& [v, e] : versions) {
+      const auto known = entries_.find(name);
+      if (known == entries_.end() || !known->second.count(v)) ++report.added;
+    }
+  }
+  entries_ = std::move(found);
+  problems_ = std::move(problems);
+  report.problems = problems_.size();
+  return report;
+}
+
+std::vector<std::string> ModelStore::problems() const {
+  MutexLock l(&mu_);
+  return problems_;
 }
 
 ModelEntry ModelStore::WithLoaded(ModelEntry e) const {

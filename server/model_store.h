@@ -71,7 +71,14 @@ class ModelStore {
   // valid entry (a bad name or version directory, a model file that does not load or whose
   // manifest disagrees) is left on disk and reported in problems(), never dropped silently.
   static Result<std::unique_ptr<ModelStore>> Open(const Options& options);
-  const std::vector<std::string>& problems() const { return problems_; }
+  std::vector<std::string> problems() const BOA_EXCLUDES(mu_);
+  // Reads the directory again (SIGHUP; a store shared by replicas): models put there by
+  // others are served, ones removed are no longer; problems() is renewed. Resident models
+  // stay resident.
+  struct RescanReport {
+    size_t added = 0, removed = 0, problems = 0;
+  };
+  Result<RescanReport> Rescan() BOA_EXCLUDES(mu_);
 
   std::vector<ModelEntry> List() const;
   // NOT_FOUND names the reference; INVALID_ARGUMENT for a malformed one.
@@ -110,10 +117,13 @@ class ModelStore {
   // Reads the model file and builds its engine and scheduler (slow: never under mu_).
   Result<std::shared_ptr<ResidentModel>> Load(const ModelEntry& e, uint64_t bytes) const BOA_EXCLUDES(mu_);
 
+  using Entries = std::map<std::string, std::map<uint32_t, ModelEntry>>;  // name -> version -> entry
+  static Status Index(const std::string& dir, Entries* entries, std::vector<std::string>* problems);
+
   const Options options_;
-  std::vector<std::string> problems_;  // written by Open only
   mutable Mutex mu_;
-  std::map<std::string, std::map<uint32_t, ModelEntry>> entries_ BOA_GUARDED_BY(mu_);  // name -> version -> entry
+  std::vector<std::string> problems_ BOA_GUARDED_BY(mu_);
+  Entries entries_ BOA_GUARDED_BY(mu_);
   struct Slot {
     std::shared_ptr<ResidentModel> model;
     std::chrono::steady_clock::time_point last_used;

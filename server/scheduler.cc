@@ -144,6 +144,7 @@ struct ChunkScheduler::StepLanes {
   std::vector<Coding> coding;    // the task with the coder thread
   std::vector<Finished> finished;  // to hand back
   uint32_t to_give = 0;          // device lanes to give back once no lock is held
+  Heartbeat* heartbeat = nullptr;  // the scheduler's, for this thread
   // For the observer, told once no lock is held: chunks admitted (their queue time) and
   // chunks done (decode or not, seconds since submitted).
   std::vector<double> admitted;
@@ -158,9 +159,13 @@ ChunkScheduler::ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Opt
     memory.push_back(std::make_unique<StepLanes>(engine_, LanesPerThread(options_), RowsPerStep(options_)));
   }
   threads_.reserve(thread_count_);
+  for (int i = 0; i < thread_count_; ++i) heartbeats_.push_back(std::make_unique<Heartbeat>());
   if (options_.device_lanes) options_.device_lanes->Subscribe(this);
   try {
-    for (auto& m : memory) threads_.emplace_back([this, m = std::move(m)]() mutable { StepThread(std::move(m)); });
+    for (size_t i = 0; i < memory.size(); ++i) {
+      memory[i]->heartbeat = heartbeats_[i].get();
+      threads_.emplace_back([this, m = std::move(memory[i])]() mutable { StepThread(std::move(m)); });
+    }
   } catch (...) {  // a thread that cannot start: stop the ones that did, then fail
     {
       MutexLock l(&mu_);
@@ -408,11 +413,28 @@ bool ChunkScheduler::AdmitOrWait(StepLanes& t) {
     if (stop_) return false;
     Admit(t);
     give = std::exchange(t.to_give, 0);
-    if (t.active.empty() && give == 0 && t.admitted.empty() && t.done.empty()) work_cv_.Wait(&mu_);
+    if (t.active.empty() && give == 0 && t.admitted.empty() && t.done.empty()) {
+      t.heartbeat->busy = false;
+      work_cv_.Wait(&mu_);
+    }
   }
+  Beat(t);
   if (give) options_.device_lanes->Give(give);
   Report(t);
   return true;
+}
+
+void ChunkScheduler::Beat(StepLanes& t) {
+  t.heartbeat->last_ns = std::chrono::steady_clock::now().time_since_epoch().count();
+  t.heartbeat->busy = !t.active.empty();
+}
+
+bool ChunkScheduler::Stalled(std::chrono::steady_clock::duration limit) const {
+  const int64_t now = std::chrono::steady_clock::now().time_since_epoch().count();
+  for (const auto& h : heartbeats_) {
+    if (h->busy && now - h->last_ns > std::chrono::duration_cast<std::chrono::nanoseconds>(limit).count()) return true;
+  }
+  return false;
 }
 
 void ChunkScheduler::Report(StepLanes& t) {
@@ -560,7 +582,10 @@ void ChunkScheduler::StepThread(std::unique_ptr<StepLanes> memory) {
   for (;;) {
     try {
       if (!AdmitOrWait(t)) break;
-      if (!t.active.empty()) Step(t);
+      if (!t.active.empty()) {
+        Step(t);
+        Beat(t);
+      }
     } catch (const std::exception& e) {
       // Something a step needed could not be had (memory, most likely): the chunks on this
       // thread's lanes fail, and their requests with them; the thread and the others go on.

@@ -171,6 +171,9 @@ class ChunkScheduler {
   ChunkScheduler(const ChunkScheduler&) = delete;
   ChunkScheduler& operator=(const ChunkScheduler&) = delete;
 
+  // Whether a step thread with chunks on its lanes has made no progress for `limit`: a
+  // wedged scheduler (boad's liveness: health turns NOT_SERVING, the watchdog stops).
+  bool Stalled(std::chrono::steady_clock::duration limit) const;
   // `cancelled` is polled by the request's own Submit/Next calls (may be empty).
   std::unique_ptr<SchedulerRequest> Open(Priority priority, std::function<Status()> cancelled) BOA_EXCLUDES(mu_);
   Stats stats() const BOA_EXCLUDES(mu_);
@@ -200,6 +203,8 @@ class ChunkScheduler {
   void Requeue(ChunkJob job, const std::shared_ptr<RequestState>& request) BOA_REQUIRES(mu_);
   // One model step over the active lanes (no lock: the lanes are this thread's).
   void Step(StepLanes& t) BOA_EXCLUDES(mu_);
+  // Marks this thread's progress for Stalled.
+  void Beat(StepLanes& t) BOA_EXCLUDES(mu_);
   // Tells the observer what the last admission and hand-back collected.
   void Report(StepLanes& t) BOA_EXCLUDES(mu_);
   void PlanRows(StepLanes& t) BOA_EXCLUDES(mu_);
@@ -231,6 +236,13 @@ class ChunkScheduler {
   uint32_t lanes_in_use_ BOA_GUARDED_BY(mu_) = 0;
   uint64_t queued_chunks_ BOA_GUARDED_BY(mu_) = 0;
   std::vector<std::thread> threads_;  // the constructor's and destructor's only
+  // One per step thread, written by it and read by Stalled: whether it has lanes to step, and
+  // when it last moved (steady-clock nanoseconds).
+  struct Heartbeat {
+    std::atomic<bool> busy{false};
+    std::atomic<int64_t> last_ns{0};
+  };
+  std::vector<std::unique_ptr<Heartbeat>> heartbeats_;  // made by the constructor
 };
 
 }  // namespace boa::server

@@ -243,9 +243,10 @@ class BoaService::Admission {
       return;
     }
     counted_ = true;
-    if (n > s_->config_.queue_limit) {
+    const int limit = s_->queue_limit_.load();
+    if (n > limit) {
       if (s_->metrics_) s_->metrics_->Rejected(Rejection::kQueueFull);
-      status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(s_->config_.queue_limit) +
+      status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(limit) +
                                           " requests are open (queue_limit); retry later");
     }
   }

@@ -20,7 +20,7 @@ class BoaService final : public boa::v1::Boa::Service {
  public:
   // `metrics` may be null (no metrics kept).
   BoaService(const ServerConfig& config, ModelStore* store, JobManager* jobs, Metrics* metrics)
-      : config_(config), store_(store), jobs_(jobs), metrics_(metrics) {}
+      : config_(config), store_(store), jobs_(jobs), metrics_(metrics), queue_limit_(config.queue_limit) {}
 
   // SIGTERM: new requests get UNAVAILABLE; running ones may finish until `deadline`, then
   // they fail with UNAVAILABLE as well.
@@ -32,6 +32,8 @@ class BoaService final : public boa::v1::Boa::Service {
   int open_requests() const { return open_codec_requests_.load(); }
   // Lanes, queue, memory and jobs now: what `status` and the metrics show.
   ServerState State() const;
+  // SIGHUP: a new queue_limit applies to requests that arrive from now on.
+  void SetQueueLimit(int limit) { queue_limit_ = limit; }
 
   grpc::Status Compress(grpc::ServerContext* ctx,
                         grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) override;
@@ -76,6 +78,7 @@ class BoaService final : public boa::v1::Boa::Service {
   ModelStore* store_;
   JobManager* jobs_;
   Metrics* const metrics_;
+  std::atomic<int> queue_limit_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> open_codec_requests_{0};

@@ -63,6 +63,33 @@ TEST(ModelStore, NamesVersionsAndIdsResolve) {
   EXPECT_FALSE(std::filesystem::exists(removed->dir));
 }
 
+TEST(ModelStore, RescanServesWhatOthersPutInTheDirectory) {
+  testing::TempDir dir("store");
+  auto mine = OpenStore(dir.path() + "/models");
+  auto other = OpenStore(dir.path() + "/models");  // another replica on the shared volume
+  ASSERT_TRUE(mine->Add("jets", 0, ModelFile(8, 1)).ok());
+  auto added = other->Add("muons", 0, ModelFile(8, 2));
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(mine->Resolve("muons").status().code(), StatusCode::kNotFound);
+  ASSERT_TRUE(mine->Acquire("jets").ok());  // resident across the rescan
+  Result<ModelStore::RescanReport> r = mine->Rescan();
+  ASSERT_TRUE(r.ok()) << r.status().message();
+  EXPECT_EQ(r->added, 1u);
+  EXPECT_EQ(r->removed, 0u);
+  EXPECT_EQ(mine->Resolve("muons")->id, added->id);
+  EXPECT_TRUE(mine->Resolve("jets")->loaded);
+
+  ASSERT_TRUE(other->Remove("muons").ok());
+  std::filesystem::create_directories(dir.path() + "/models/Bad Name");
+  r = mine->Rescan();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->removed, 1u);
+  EXPECT_EQ(r->problems, 1u);
+  EXPECT_EQ(mine->problems().size(), 1u);
+  EXPECT_EQ(mine->Resolve("muons").status().code(), StatusCode::kNotFound);
+  EXPECT_TRUE(mine->Resolve("jets").ok());
+}
+
 TEST(ModelStore, RefusesBadNamesAndBadFilesBeforeWriting) {
   testing::TempDir dir("store");
   auto store = OpenStore(dir.path());

@@ -27,6 +27,7 @@
 #include "common/util/hash.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
+#include "server/model_store.h"
 #include "testkit/boad_process.h"
 #include "testkit/http_get.h"
 #include "testkit/test_util.h"
@@ -62,6 +63,35 @@ bool WaitBusy(RemoteClient& c) {
 bool WaitDraining(RemoteClient& c) {
   return WaitForInfo(c, [](const v1::ServerInfoResponse& i) { return i.draining(); });
 }
+
+// A Compress request held open for as long as a test needs: options and some data sent,
+// no end yet.
+class HeldCompress {
+ public:
+  explicit HeldCompress(const std::string& address)
+      : stub_(v1::Boa::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()))),
+        stream_(stub_->Compress(&ctx_)) {}
+  bool Start(const std::vector<uint8_t>& bytes) {
+    v1::CompressRequest options, data;
+    options.mutable_options()->set_model("m");
+    data.set_data(bytes.data(), bytes.size());
+    return stream_->Write(options) && stream_->Write(data);
+  }
+  // Ends the input; the request's status, and the compressed stream in `packed`.
+  grpc::Status Finish(std::vector<uint8_t>* packed) {
+    stream_->WritesDone();
+    v1::CompressResponse r;
+    while (stream_->Read(&r)) {
+      if (r.has_data()) packed->insert(packed->end(), r.data().begin(), r.data().end());
+    }
+    return stream_->Finish();
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::unique_ptr<v1::Boa::Stub> stub_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::CompressRequest, v1::CompressResponse>> stream_;
+};
 
 class ServerTest : public ::testing::Test {
  protected:
@@ -438,8 +468,52 @@ TEST_F(ServerTest, RequestsStillRunningAtTheDrainDeadlineGetUnavailable) {
   }
 }
 
-// docs/server.md, "Shutdown": during the drain the port stays open; health says NOT_SERVING,
-// new requests get UNAVAILABLE, running ones finish.
+TEST_F(ServerTest, SighupAppliesLimitsRescansTheStoreAndKeepsTheRest) {
+  const std::string config = dir_.path() + "/boad.yaml";
+  std::ofstream(config) << "queue_limit: 64\nlog_level: warn\n";
+  auto boad = Start({"--config", config});
+  auto c = boad->Connect();
+  ASSERT_TRUE(c);
+  HeldCompress held(boad->address());
+  ASSERT_TRUE(held.Start(testing::FloatTable(10000, 5)));
+  EXPECT_TRUE(WaitForInfo(*c, [](const v1::ServerInfoResponse& i) { return i.open_requests() > 0; }));
+
+  // A configuration that does not load changes nothing.
+  std::ofstream(config) << "queue_limit: [\n";
+  boad->Signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  std::vector<uint8_t> out;
+  EXPECT_TRUE(RemoteCompress(*c, testing::RandomBytes(100, 1), &out).ok());
+
+  // Another replica (or an operator) puts a model in the shared store; the limit drops to
+  // one open request; the lane count can only change at a restart.
+  {
+    server::ModelStore::Options o;
+    o.dir = dir_.path() + "/store";
+    auto other = server::ModelStore::Open(o);
+    ASSERT_TRUE(other.ok());
+    ASSERT_TRUE((*other)->Add("late", 0, SerializeModel(model_.weights, WeightType::kF16, "late")).ok());
+  }
+  std::ofstream(config) << "queue_limit: 1\nlog_level: warn\nlanes: 8\n";
+  boad->Signal(SIGHUP);
+  bool found = false;
+  for (int i = 0; i < 100 && !found; ++i) {
+    found = c->GetModel("late").ok();
+    if (!found) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+  EXPECT_TRUE(found) << "the rescan did not find the new model";
+  Status busy = RemoteCompress(*c, testing::RandomBytes(100, 1), &out);
+  EXPECT_EQ(busy.code(), StatusCode::kResourceExhausted) << busy.message();
+  Result<v1::ServerInfoResponse> info = c->Info();
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->max_lanes(), 256u);
+  EXPECT_EQ(*c->Health(), "SERVING");
+
+  std::vector<uint8_t> packed;
+  EXPECT_TRUE(held.Finish(&packed).ok());
+  EXPECT_EQ(boad->Terminate(), 0);
+}
+
 TEST_F(ServerTest, HealthExitCodesAreGrpcHealthProbes) {
   auto boad = Start();
   const std::string client = std::string(BOA_CLIENT) + " --server ";
@@ -454,20 +528,15 @@ TEST_F(ServerTest, HealthExitCodesAreGrpcHealthProbes) {
   EXPECT_EQ(code(client + boad->address() + " health --bogus"), 1);        // usage
 }
 
+// docs/server.md, "Shutdown": during the drain the port stays open; health says NOT_SERVING,
+// new requests get UNAVAILABLE, running ones finish.
 TEST_F(ServerTest, DuringTheDrainClientsSeeNotServingAndUnavailable) {
   auto boad = Start();
   auto c = boad->Connect();
   ASSERT_TRUE(c);
-  // A request held open for as long as the test needs: options and some data, no end yet.
-  auto channel = grpc::CreateChannel(boad->address(), grpc::InsecureChannelCredentials());
-  auto stub = v1::Boa::NewStub(channel);
-  grpc::ClientContext ctx;
-  auto held = stub->Compress(&ctx);
-  v1::CompressRequest options, data;
-  options.mutable_options()->set_model("m");
   const std::vector<uint8_t> bytes = testing::FloatTable(10000, 5);
-  data.set_data(bytes.data(), bytes.size());
-  ASSERT_TRUE(held->Write(options) && held->Write(data));
+  HeldCompress held(boad->address());
+  ASSERT_TRUE(held.Start(bytes));
   EXPECT_TRUE(WaitForInfo(*c, [](const v1::ServerInfoResponse& i) { return i.open_requests() > 0; }));
   boad->Signal(SIGTERM);
   EXPECT_TRUE(WaitDraining(*c));
@@ -487,13 +556,8 @@ TEST_F(ServerTest, DuringTheDrainClientsSeeNotServingAndUnavailable) {
   const int health = std::system((std::string(BOA_CLIENT) + " --server " + boad->address() + " health -q").c_str());
   EXPECT_TRUE(WIFEXITED(health) && WEXITSTATUS(health) == 4) << health;
   // The held request finishes normally, then boad exits.
-  held->WritesDone();
   std::vector<uint8_t> packed;
-  v1::CompressResponse r;
-  while (held->Read(&r)) {
-    if (r.has_data()) packed.insert(packed.end(), r.data().begin(), r.data().end());
-  }
-  grpc::Status st = held->Finish();
+  grpc::Status st = held.Finish(&packed);
   EXPECT_TRUE(st.ok()) << st.error_message();
   EXPECT_EQ(packed, Local(bytes, 65536));
   EXPECT_EQ(boad->Wait(), 0);
