@@ -32,6 +32,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
+// The health service name that liveness probes ask (deploy/k8s): it follows the schedulers'
+// heartbeats only.
+constexpr const char* kLivenessService = "boad.Liveness";
+
 int Fail(int code, const std::string& msg) {
   std::fprintf(stderr, "boad: %s\n", msg.c_str());
   return code;
@@ -288,6 +292,8 @@ int main(int argc, char** argv) {
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus("boa.v1.Boa", true);
+  // For liveness probes: NOT_SERVING only while a scheduler is wedged, never while draining.
+  health->SetServingStatus(kLivenessService, true);
   // The address actually bound (":0" picks a free port): tests and scripts read this line.
   std::printf("boad listening on %s\n", bound.c_str());
   if (!metrics_address.empty()) std::printf("boad metrics on http://%s/metrics\n", metrics_address.c_str());
@@ -318,6 +324,7 @@ int main(int argc, char** argv) {
       }
       health->SetServingStatus(now_live);
       health->SetServingStatus("boa.v1.Boa", now_live);
+      health->SetServingStatus(kLivenessService, now_live);
       live = now_live;
     }
     if (live) Notify("WATCHDOG=1");
@@ -325,8 +332,9 @@ int main(int argc, char** argv) {
   Notify("STOPPING=1");
   spdlog::info("{}: draining (up to {:.0f} s for running requests; a second signal stops at once)", SignalName(sig),
                cfg.drain_seconds);
-  health->SetServingStatus(false);
+  health->SetServingStatus(false);  // every service name...
   health->SetServingStatus("boa.v1.Boa", false);
+  health->SetServingStatus(kLivenessService, live);  // ...but liveness: a draining boad is alive
   service.StartDraining(Clock::now() +
                         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.drain_seconds)));
   jobs.Shutdown();  // a running training job checkpoints and stops

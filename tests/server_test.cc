@@ -546,6 +546,7 @@ TEST_F(ServerTest, DuringTheDrainClientsSeeNotServingAndUnavailable) {
     Result<std::string> health = client->Health();
     ASSERT_TRUE(health.ok()) << health.status().message();
     EXPECT_EQ(*health, "NOT_SERVING");
+    EXPECT_EQ(*client->Health("boad.Liveness"), "SERVING") << "a draining boad is alive";
     std::vector<uint8_t> out;
     Status s = RemoteCompress(*client, testing::RandomBytes(100, 1), &out);
     EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.message();
