@@ -80,7 +80,11 @@ RemoteClient::~RemoteClient() = default;
 
 Result<std::unique_ptr<RemoteClient>> RemoteClient::Connect(const std::string& address, double connect_seconds) {
   auto impl = std::make_unique<Impl>();
-  impl->channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  // Any gRPC target works (host:port, dns:///name:port, ipv4:a:p,b:p, unix:path); requests
+  // are spread round robin over every address the target resolves to.
+  grpc::ChannelArguments args;
+  args.SetLoadBalancingPolicyName("round_robin");
+  impl->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
   auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(connect_seconds * 1000));
   // A refused connection fails at once (TRANSIENT_FAILURE) instead of retrying until the
   // deadline.

@@ -22,6 +22,7 @@ class RemoteClient {
  public:
   using ProgressFn = std::function<void(uint64_t in_bytes, uint64_t out_bytes)>;
   // Connects (waiting up to `connect_seconds`) so that an absent server is one clear error.
+  // `address` is any gRPC target; several addresses (replicas) share the requests round robin.
   static Result<std::unique_ptr<RemoteClient>> Connect(const std::string& address, double connect_seconds = 5);
   ~RemoteClient();
 

@@ -15,6 +15,7 @@
 
 #include <atomic>
 #include <cerrno>
+#include <climits>
 #include <csignal>
 #include <cstdio>
 #include <cstring>
@@ -277,6 +278,10 @@ int main(int argc, char** argv) {
   // gRPC sets SO_REUSEPORT by default: a second boad on the same port would start and take
   // half of the connections to another model store. One port, one boad.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // Clients reconnect every few minutes (GOAWAY; running streams go on to their end), so
+  // those balancing over replicas find new ones and leave removed ones.
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, INT_MAX);
   int port = 0;
   builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);

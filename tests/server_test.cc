@@ -165,6 +165,35 @@ TEST_F(ServerTest, RoundTripsEqualTheInProcessCodec) {
 
 void ExpectExported(const std::string& text, const std::string& scrape);
 
+// Requests of one client spread over two replicas behind one target, with the same output.
+TEST_F(ServerTest, OneTargetOfTwoReplicasSharesTheRequests) {
+  auto a = Start({"--metrics-listen", "127.0.0.1:0"});
+  Boad b(BOAD, dir_.path() + "/store_b", {"--metrics-listen", "127.0.0.1:0"});
+  ASSERT_FALSE(b.address().empty());
+  {
+    auto cb = b.Connect();
+    ASSERT_TRUE(cb && cb->UploadModel(model_path_, "m", 0).ok());
+  }
+  auto requests = [](const Boad& boad) {
+    const std::string scrape = testing::HttpGet(boad.metrics_address(), "/metrics").body;
+    const std::string line = R"(boad_requests_total{code="OK",model="m",op="Compress"} )";
+    const size_t at = scrape.find("\n" + line);
+    return at == std::string::npos ? 0 : std::atoi(scrape.c_str() + at + 1 + line.size());
+  };
+  Result<std::unique_ptr<RemoteClient>> both = RemoteClient::Connect("ipv4:" + a->address() + "," + b.address());
+  ASSERT_TRUE(both.ok()) << both.status().message();
+  const std::vector<uint8_t> in = testing::FloatTable(20000, 4);
+  const std::vector<uint8_t> want = Local(in);
+  for (int i = 0; i < 6; ++i) {
+    std::vector<uint8_t> out;
+    ASSERT_TRUE(RemoteCompress(**both, in, &out).ok());
+    EXPECT_EQ(out, want) << "request " << i;
+  }
+  EXPECT_GT(requests(*a), 0);
+  EXPECT_GT(requests(b), 0);
+  EXPECT_EQ(requests(*a) + requests(b), 6);
+}
+
 TEST_F(ServerTest, MetricsCountWhatWasSentAndPromtoolAcceptsThem) {
   auto b = Start({"--metrics-listen", "127.0.0.1:0"});
   ASSERT_FALSE(b->metrics_address().empty()) << "no metrics line";
