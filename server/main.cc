@@ -337,9 +337,9 @@ int main(int argc, char** argv) {
   Notify("STOPPING=1");
   spdlog::info("{}: draining (up to {:.0f} s for running requests; a second signal stops at once)", SignalName(sig),
                cfg.drain_seconds);
-  health->SetServingStatus(false);  // every service name...
+  // Readiness goes; liveness stays (a draining boad is alive).
+  health->SetServingStatus("", false);
   health->SetServingStatus("boa.v1.Boa", false);
-  health->SetServingStatus(kLivenessService, live);  // ...but liveness: a draining boad is alive
   service.StartDraining(Clock::now() +
                         std::chrono::duration_cast<Clock::duration>(std::chrono::duration<double>(cfg.drain_seconds)));
   jobs.Shutdown();  // a running training job checkpoints and stops

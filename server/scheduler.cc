@@ -132,6 +132,10 @@ struct ChunkScheduler::StepLanes {
     for (auto& t : tables) t.resize(static_cast<size_t>(rows) * kFreqTableStride);
     for (int i = lanes_count - 1; i >= 0; --i) free.push_back(i);
     active.reserve(lanes.size());
+    // The observer's buffers never grow in the step loop (an allocation failure there would
+    // leave a lane half admitted); beyond their capacity a chunk is not observed.
+    admitted.reserve(2 * lanes.size());
+    done.reserve(2 * lanes.size());
   }
   std::unique_ptr<engine::Session> session;
   // Two frequency buffers: the coder thread reads the last step's while the model writes the
@@ -308,7 +312,9 @@ void ChunkScheduler::HandBack(StepLanes& t) {
     MutexLock r(&ln.request->mu);
     if (f.status.ok()) {
       Deliver(*ln.request, ln.index, std::move(f.result));
-      if (options_.observer) t.done.emplace_back(ln.decoder != nullptr, SecondsSince(ln.submitted));
+      if (options_.observer && t.done.size() < t.done.capacity()) {
+        t.done.emplace_back(ln.decoder != nullptr, SecondsSince(ln.submitted));
+      }
     } else {
       Fail(*ln.request, f.status);
     }
@@ -362,7 +368,7 @@ bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<
   if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
     MutexLock l(&request->mu);
     Deliver(*request, job.index, std::move(r));
-    if (options_.observer) t.done.emplace_back(job.decode, SecondsSince(job.submitted));
+    if (options_.observer && t.done.size() < t.done.capacity()) t.done.emplace_back(job.decode, SecondsSince(job.submitted));
     return true;
   }
   // A lane this thread freed and has not given back yet is this chunk's at once.
@@ -393,7 +399,7 @@ bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<
     return true;
   }
   t.free.pop_back();
-  if (options_.observer) t.admitted.push_back(SecondsSince(job.submitted));
+  if (options_.observer && t.admitted.size() < t.admitted.capacity()) t.admitted.push_back(SecondsSince(job.submitted));
   t.session->ResetLane(lane);
   t.active.push_back(lane);
   ++lanes_in_use_;
