@@ -44,6 +44,18 @@ MetricFamily Gauge(const std::string& name, const std::string& help, double valu
   return f;
 }
 
+// One gauge family with a series per `state` label value.
+MetricFamily GaugeByState(const std::string& name, const std::string& help, const std::map<std::string, double>& values) {
+  MetricFamily f{name, help, MetricType::Gauge, {}};
+  for (const auto& [state, value] : values) {
+    ClientMetric m;
+    m.label = {{"state", state}};
+    m.gauge.value = value;
+    f.metric.push_back(std::move(m));
+  }
+  return f;
+}
+
 MetricFamily Counter(const std::string& name, const std::string& help, double value) {
   MetricFamily f{name, help, MetricType::Counter, {}};
   ClientMetric m;
@@ -118,15 +130,8 @@ class Metrics::Collector final : public prometheus::Collectable {
       l.unlock();
       out.push_back(Gauge("boad_queued_chunks", "Chunks waiting for a lane, over all models.",
                           static_cast<double>(s.queued_chunks)));
-      MetricFamily lanes{"boad_lanes", "Lanes of the device by state (busy: coding a chunk).", MetricType::Gauge, {}};
-      for (const auto& [state, n] : {std::pair<const char*, double>{"busy", s.lanes_busy},
-                                     std::pair<const char*, double>{"idle", double(s.lanes) - s.lanes_busy}}) {
-        ClientMetric m;
-        m.label = {{"state", state}};
-        m.gauge.value = n;
-        lanes.metric.push_back(std::move(m));
-      }
-      out.push_back(std::move(lanes));
+      out.push_back(GaugeByState("boad_lanes", "Lanes of the device by state (busy: coding a chunk).",
+                                 {{"busy", s.lanes_busy}, {"idle", double(s.lanes) - s.lanes_busy}}));
       out.push_back(Gauge("boad_open_requests", "Codec requests (streams) being served.", s.open_requests));
       out.push_back(Gauge("boad_models_loaded", "Models resident in memory.", s.models_loaded));
       out.push_back(Gauge("boad_model_memory_bytes", "Memory held by resident models and their lanes.",
@@ -134,14 +139,8 @@ class Metrics::Collector final : public prometheus::Collectable {
       out.push_back(Gauge("boad_model_memory_budget_bytes", "The memory_budget resident models may use.",
                           static_cast<double>(s.memory_budget_bytes)));
       out.push_back(Gauge("boad_draining", "1 while boad drains before stopping.", s.draining ? 1 : 0));
-      MetricFamily jobs{"boad_training_jobs", "Training jobs by state.", MetricType::Gauge, {}};
-      for (const auto& [state, n] : s.jobs_by_state) {
-        ClientMetric m;
-        m.label = {{"state", state}};
-        m.gauge.value = n;
-        jobs.metric.push_back(std::move(m));
-      }
-      out.push_back(std::move(jobs));
+      out.push_back(GaugeByState("boad_training_jobs", "Training jobs by state.",
+                                 std::map<std::string, double>(s.jobs_by_state.begin(), s.jobs_by_state.end())));
     }
     AddProcessMetrics(&out);
     std::vector<MetricFamily> registered = registry_->Collect();
