@@ -72,6 +72,8 @@ Status ServerConfig::LoadFile(const std::string& path) {
       if (key == "listen") listen = v.as<std::string>();
       if (key == "metrics_listen") metrics_listen = v.as<std::string>();
       if (key == "model_dir") model_dir = v.as<std::string>();
+      if (key == "shared_model_dir") shared_model_dir = v.as<bool>();
+      if (key == "model_rescan_seconds") model_rescan_seconds = v.as<double>();
       if (key == "threads") threads = v.as<int>();
       if (key == "lanes") lanes = v.as<int>();
       if (key == "queue_limit") queue_limit = v.as<int>();
@@ -91,7 +93,8 @@ Status ServerConfig::LoadFile(const std::string& path) {
       }
     } catch (const YAML::Exception&) {
       if (key == "threads" || key == "lanes" || key == "queue_limit") return bad("an integer");
-      if (key == "drain_seconds") return bad("a number of seconds");
+      if (key == "drain_seconds" || key == "model_rescan_seconds") return bad("a number of seconds");
+      if (key == "shared_model_dir") return bad("true or false");
       if (key == "load") return bad("a list of model references");
       return bad("a string");
     }
@@ -102,17 +105,22 @@ Status ServerConfig::LoadFile(const std::string& path) {
 std::vector<std::pair<std::string, std::string>> ServerConfig::Values() const {
   std::string loads;
   for (const std::string& m : load) loads += (loads.empty() ? "" : ", ") + m;
-  char drain[32];
-  std::snprintf(drain, sizeof drain, "%g", drain_seconds);
+  const auto seconds = [](double s) {
+    char text[32];
+    std::snprintf(text, sizeof text, "%g", s);
+    return std::string(text);
+  };
   return {{"listen", listen},
           {"metrics_listen", metrics_listen},
           {"model_dir", model_dir},
+          {"shared_model_dir", shared_model_dir ? "true" : "false"},
+          {"model_rescan_seconds", seconds(model_rescan_seconds)},
           {"threads", std::to_string(threads)},
           {"lanes", std::to_string(lanes)},
           {"memory_budget", std::to_string(memory_budget)},
           {"queue_limit", std::to_string(queue_limit)},
           {"log_level", log_level},
-          {"drain_seconds", drain},
+          {"drain_seconds", seconds(drain_seconds)},
           {"load", "[" + loads + "]"},
           {"train_data_dir", train_data_dir},
           {"jobs_dir", jobs_dir},
@@ -130,6 +138,9 @@ Status ServerConfig::Validate() const {
   if (memory_budget < (1u << 20)) return Status::InvalidArgument("memory_budget: must be at least 1M");
   if (train_memory_budget < (1u << 20)) return Status::InvalidArgument("train_memory_budget: must be at least 1M");
   if (!(drain_seconds >= 0 && drain_seconds <= 3600)) return Status::InvalidArgument("drain_seconds: must be 0 .. 3600");
+  if (!(model_rescan_seconds >= 0 && model_rescan_seconds <= 86400)) {
+    return Status::InvalidArgument("model_rescan_seconds: must be 0 .. 86400");
+  }
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(log_level)) return Status::InvalidArgument("log_level: one of trace, debug, info, warn, error, off; got '" + log_level + "'");
   return Status::Ok();

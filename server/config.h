@@ -15,6 +15,11 @@ struct ServerConfig {
   // Prometheus /metrics (plain HTTP) on HOST:PORT; empty: off. The conventional port is 9464.
   std::string metrics_listen;
   std::string model_dir = "models";
+  // Replicas share model_dir (a ReadWriteMany volume, or several boads on one host): no
+  // exclusive lock on it, and a model another replica added is found by a scan every
+  // model_rescan_seconds (0: only on SIGHUP) and whenever a reference is not found.
+  bool shared_model_dir = false;
+  double model_rescan_seconds = 30;
   int threads = 0;             // step threads per model; 0 = all cores
   int lanes = 256;             // lanes on the device, shared by all resident models
   uint64_t memory_budget = 4ull << 30;  // resident models

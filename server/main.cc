@@ -226,13 +226,21 @@ int main(int argc, char** argv) {
   spdlog::set_default_logger(spdlog::stderr_color_mt("boad"));
   spdlog::set_level(spdlog::level::from_str(cfg.log_level));
 
-  // Before anything in them is read or written.
-  Result<int> store_lock = LockDirectory(cfg.model_dir, "model_dir");
-  if (!store_lock.ok()) return Fail(1, store_lock.status().message());
+  // Before anything in them is read or written. A shared model store is safe without the
+  // lock (ModelStore publishes and removes versions with one rename each); jobs never are.
+  if (!cfg.shared_model_dir) {
+    Result<int> store_lock = LockDirectory(cfg.model_dir, "model_dir");
+    if (!store_lock.ok()) return Fail(1, store_lock.status().message());
+  }
   // The jobs directory when there are or may be jobs in it (training on, or jobs kept).
   std::error_code same_ec;
   const bool jobs_used = !cfg.train_data_dir.empty() || std::filesystem::exists(cfg.jobs_dir, same_ec);
-  if (jobs_used && !std::filesystem::equivalent(cfg.model_dir, cfg.jobs_dir, same_ec)) {
+  const bool jobs_in_store = std::filesystem::equivalent(cfg.model_dir, cfg.jobs_dir, same_ec);
+  if (jobs_used && jobs_in_store && cfg.shared_model_dir) {
+    return Fail(2, "configuration: jobs_dir " + cfg.jobs_dir + " is model_dir, which shared_model_dir shares with other "
+                   "boads: give each boad a jobs_dir of its own");
+  }
+  if (jobs_used && !jobs_in_store) {
     Result<int> jobs_lock = LockDirectory(cfg.jobs_dir, "jobs_dir");
     if (!jobs_lock.ok()) return Fail(1, jobs_lock.status().message());
   }
@@ -244,6 +252,8 @@ int main(int argc, char** argv) {
   if (metrics_on) so.observe = [&metrics](const std::string& name) { return metrics.ForModel(name); };
   so.dir = cfg.model_dir;
   so.memory_budget = cfg.memory_budget;
+  so.shared = cfg.shared_model_dir;
+  so.rescan_seconds = cfg.model_rescan_seconds;
   const int step_threads = cfg.threads > 0 ? cfg.threads : DefaultThreadCount();
   so.scheduler.threads = step_threads;
   so.scheduler.lanes_per_thread = std::max(1, cfg.lanes / step_threads);

@@ -3,8 +3,16 @@
 
 #include <yaml-cpp/yaml.h>
 
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <atomic>
 #include <cctype>
+#include <cerrno>
+#include <cstdlib>
+#include <cstring>
 #include <ctime>
 #include <filesystem>
 #include <fstream>
@@ -21,6 +29,10 @@ namespace {
 constexpr uint64_t kMaxModelFileBytes = 8ull << 30;
 constexpr const char* kModelFileName = "model.boam";
 constexpr const char* kManifestName = "manifest.yaml";
+// Hidden entries of the store's root (a scan skips names that begin with '.'): uploads being
+// written and versions being deleted.
+constexpr const char* kIncomingPrefix = ".incoming-";
+constexpr const char* kRemovedPrefix = ".removed-";
 
 bool IsDigit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
 
@@ -91,16 +103,19 @@ Status ModelStore::CheckName(const std::string& name) {
   return Status::Ok();
 }
 
-// Reads every entry of the store's directory: valid ones into `entries`, the rest (left on
-// disk) into `problems`. Slow (it reads every model file): never under the store's lock.
-Status ModelStore::Index(const std::string& dir, Entries* entries, std::vector<std::string>* problems) {
+// Reads every entry of the store's directory: valid ones into `scan`, the rest (left on
+// disk) into its problems. A model file is read (and hashed) only when it is new or its
+// size or time changed since the scan that filled `cache`. Slow on a first scan: never under
+// the store's lock.
+Status ModelStore::Index(const std::string& dir, ScanCache* cache, Scan* scan) {
+  ScanCache next;
   auto problem = [&](const std::string& path, const std::string& what) {
-    problems->push_back(path + ": " + what + " (left on disk, not served)");
+    scan->problems.push_back(path + ": " + what + " (left on disk, not served)");
   };
   std::error_code ec;
   for (const auto& name_dir : fs::directory_iterator(dir, ec)) {
     const std::string name = name_dir.path().filename().string();
-    if (name[0] == '.') continue;  // hidden files and temporaries
+    if (name[0] == '.') continue;  // hidden files, uploads being written, removals
     if (!name_dir.is_directory()) {
       problem(name_dir.path().string(), "not a model directory");
       continue;
@@ -119,24 +134,67 @@ Status ModelStore::Index(const std::string& dir, Entries* entries, std::vector<s
         problem(path, "not a version directory (1.." + std::to_string(kMaxModelVersion) + ", no leading zeros)");
         continue;
       }
-      Result<LoadedModel> m = LoadModelFile(path + "/" + kModelFileName);
-      if (!m.ok()) {
-        problem(path, m.status().message());
+      const std::string file = path + "/" + kModelFileName;
+      struct stat st {};
+      if (::stat(file.c_str(), &st) != 0) {
+        problem(path, "cannot read " + file + ": " + std::strerror(errno));
         continue;
       }
       const Manifest manifest = ReadManifest(path);
-      if (manifest.id != m->IdHex()) {
-        problem(path, "the manifest's id " + (manifest.id.empty() ? std::string("(missing)") : manifest.id) +
-                          " is not the model file's " + m->IdHex());
-        continue;
+      ScanCacheItem item;
+      item.size = static_cast<uint64_t>(st.st_size);
+      item.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      item.manifest_id = manifest.id;
+      const auto seen = cache->find(path);
+      if (seen != cache->end() && seen->second.size == item.size && seen->second.mtime_ns == item.mtime_ns &&
+          seen->second.manifest_id == item.manifest_id) {
+        item.entry = seen->second.entry;
+      } else if (Result<LoadedModel> m = LoadModelFile(file); !m.ok()) {
+        item.entry = m.status();
+      } else if (manifest.id != m->IdHex()) {
+        item.entry = Status::DataLoss("the manifest's id " + (manifest.id.empty() ? std::string("(missing)") : manifest.id) +
+                                      " is not the model file's " + m->IdHex());
+      } else {
+        ModelEntry e = EntryFor(name, *version, path, *m, manifest.created_unix);
+        e.file_mtime_ns = item.mtime_ns;
+        item.entry = std::move(e);
       }
-      (*entries)[name][*version] = EntryFor(name, *version, path, *m, manifest.created_unix);
+      if (item.entry.ok()) {
+        scan->entries[name][*version] = *item.entry;
+      } else {
+        problem(path, item.entry.status().message());
+      }
+      next[path] = std::move(item);
     }
-    if (name_ec) problem(name_dir.path().string(), "cannot read it: " + name_ec.message());
+    if (name_ec) {
+      problem(name_dir.path().string(), "cannot read it: " + name_ec.message());
+      scan->unreadable.insert(name);
+    }
   }
   if (ec) return Status::IoError("model directory " + dir + ": " + ec.message());
+  *cache = std::move(next);
   return Status::Ok();
 }
+
+namespace {
+
+// Uploads and removals that a boad killed part way left behind, once they are an hour old
+// (a replica on the same directory may still be writing a younger one).
+void RemoveStaleTemporaries(const std::string& dir) {
+  std::error_code ec;
+  const auto now = fs::file_time_type::clock::now();
+  for (const auto& entry : fs::directory_iterator(dir, ec)) {
+    const std::string name = entry.path().filename().string();
+    if (name.rfind(kIncomingPrefix, 0) != 0 && name.rfind(kRemovedPrefix, 0) != 0) continue;
+    std::error_code time_ec;
+    const auto written = fs::last_write_time(entry.path(), time_ec);
+    if (time_ec || now - written < std::chrono::hours(1)) continue;
+    std::error_code rm_ec;
+    fs::remove_all(entry.path(), rm_ec);
+  }
+}
+
+}  // namespace
 
 Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
   std::error_code ec;
@@ -144,45 +202,123 @@ Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
   if (ec || !fs::is_directory(options.dir)) {
     return Status::IoError("model directory " + options.dir + ": cannot create or open it" + (ec ? ": " + ec.message() : ""));
   }
+  RemoveStaleTemporaries(options.dir);
   std::unique_ptr<ModelStore> store(new ModelStore(options));
-  Entries entries;
-  std::vector<std::string> problems;
-  BOA_RETURN_IF_ERROR(Index(options.dir, &entries, &problems));
-  MutexLock l(&store->mu_);  // not shared yet; the lock keeps the analysis simple
-  store->entries_ = std::move(entries);
-  store->problems_ = std::move(problems);
+  BOA_RETURN_IF_ERROR(store->Rescan().status());
+  if (options.shared && options.rescan_seconds > 0) {
+    ModelStore* s = store.get();
+    store->rescanner_ = std::thread([s] { s->RescanEvery(std::chrono::duration<double>(s->options_.rescan_seconds)); });
+  }
   return Result<std::unique_ptr<ModelStore>>(std::move(store));
 }
 
+ModelStore::~ModelStore() {
+  {
+    MutexLock l(&stop_mu_);
+    stopping_ = true;
+  }
+  stop_cv_.SignalAll();
+  if (rescanner_.joinable()) rescanner_.join();
+}
+
+void ModelStore::RescanEvery(std::chrono::duration<double> period) {
+  for (;;) {
+    {
+      MutexLock l(&stop_mu_);
+      const auto until = std::chrono::steady_clock::now() + std::chrono::duration_cast<std::chrono::steady_clock::duration>(period);
+      while (!stopping_ && std::chrono::steady_clock::now() < until) stop_cv_.WaitFor(&stop_mu_, until - std::chrono::steady_clock::now());
+      if (stopping_) return;
+    }
+    Result<RescanReport> r = Rescan();
+    if (!r.ok()) {
+      spdlog::error("model store rescan: {}", r.status().message());
+    } else if (r->added + r->removed > 0) {
+      spdlog::info("model store read again: {} models added, {} gone, {} problems", r->added, r->removed, r->problems);
+    }
+  }
+}
+
 Result<ModelStore::RescanReport> ModelStore::Rescan() {
-  Entries found;
-  std::vector<std::string> problems;
-  BOA_RETURN_IF_ERROR(Index(options_.dir, &found, &problems));
+  MutexLock scan(&scan_mu_);
+  return RescanLocked();
+}
+
+Result<ModelStore::RescanReport> ModelStore::RescanLocked() {
+  last_scan_start_ = std::chrono::steady_clock::now();
+  {
+    MutexLock l(&mu_);
+    scanning_ = true;
+    touched_.clear();
+  }
+  Scan found;
+  Status indexed = Index(options_.dir, &scan_cache_, &found);
   RescanReport report;
   MutexLock l(&mu_);
-  // An entry added or removed by this boad while the directory was read is kept as it is
-  // now: entries already known stay while their directory exists.
+  scanning_ = false;
+  if (!indexed.ok()) {
+    touched_.clear();
+    return indexed;
+  }
+  Entries& next = found.entries;
+  for (const std::string& name : found.unreadable) {
+    const auto known = entries_.find(name);
+    if (known != entries_.end()) next[name] = known->second;
+  }
+  for (const auto& [name, v] : touched_) {
+    const auto known = entries_.find(name);
+    if (known != entries_.end() && known->second.count(v)) {
+      next[name][v] = known->second.at(v);
+    } else if (next.count(name)) {
+      next[name].erase(v);
+      if (next[name].empty()) next.erase(name);
+    }
+  }
+  touched_.clear();
+  const auto id_of = [](const Entries& entries, const std::string& name, uint32_t v) -> const std::string* {
+    const auto n = entries.find(name);
+    if (n == entries.end()) return nullptr;
+    const auto e = n->second.find(v);
+    return e == n->second.end() ? nullptr : &e->second.id;
+  };
+  std::set<std::string> ids;  // served after the scan
+  for (const auto& [name, versions] : next) {
+    for (const auto& [v, e] : versions) {
+      ids.insert(e.id);
+      const std::string* before = id_of(entries_, name, v);
+      if (before == nullptr || *before != e.id) ++report.added;
+    }
+  }
   for (const auto& [name, versions] : entries_) {
     for (const auto& [v, e] : versions) {
-      std::error_code ec;
-      if (found.count(name) && found[name].count(v)) continue;
-      if (fs::exists(e.dir, ec)) {
-        found[name][v] = e;
-      } else {
-        ++report.removed;
-      }
+      const std::string* after = id_of(next, name, v);
+      if (after == nullptr || *after != e.id) ++report.removed;
     }
   }
-  for (const auto& [name, versions] : found) {
-    for (const auto& [v, e] : versions) {
-      const auto known = entries_.find(name);
-      if (known == entries_.end() || !known->second.count(v)) ++report.added;
-    }
-  }
-  entries_ = std::move(found);
-  problems_ = std::move(problems);
+  // A model no name serves any more leaves memory (requests coding with it keep their lease).
+  for (auto it = resident_.begin(); it != resident_.end();) it = ids.count(it->first) ? std::next(it) : resident_.erase(it);
+  for (auto it = loading_.begin(); it != loading_.end();) it = ids.count(it->first) ? std::next(it) : loading_.erase(it);
+  entries_ = std::move(next);
+  problems_ = std::move(found.problems);
   report.problems = problems_.size();
   return report;
+}
+
+bool ModelStore::RescanAfterMiss(std::chrono::steady_clock::time_point asked) {
+  if (!options_.shared) return false;
+  MutexLock scan(&scan_mu_);
+  if (last_scan_start_ >= asked) return true;  // a scan began after the miss: it saw what there is
+  // At most one scan a second, whatever asks: a flood of unknown references costs waiting,
+  // not directory reads.
+  const auto earliest = last_scan_start_ + std::chrono::seconds(1);
+  const auto now = std::chrono::steady_clock::now();
+  if (now < earliest) std::this_thread::sleep_for(earliest - now);
+  Result<RescanReport> r = RescanLocked();
+  if (!r.ok()) {
+    spdlog::error("model store rescan: {}", r.status().message());
+  } else if (r->added + r->removed > 0) {
+    spdlog::info("model store read again for a model it did not know: {} models added, {} gone", r->added, r->removed);
+  }
+  return true;
 }
 
 std::vector<std::string> ModelStore::problems() const {
@@ -232,10 +368,19 @@ Result<ModelEntry> ModelStore::ResolveLocked(const std::string& ref) const {
   return WithLoaded(v->second);
 }
 
-Result<ModelEntry> ModelStore::Resolve(const std::string& ref) const {
+Result<ModelEntry> ModelStore::Find(const std::string& ref) {
+  const auto asked = std::chrono::steady_clock::now();
+  {
+    MutexLock l(&mu_);
+    Result<ModelEntry> e = ResolveLocked(ref);
+    if (e.ok() || e.status().code() != StatusCode::kNotFound || !options_.shared) return e;
+  }
+  RescanAfterMiss(asked);
   MutexLock l(&mu_);
   return ResolveLocked(ref);
 }
+
+Result<ModelEntry> ModelStore::Resolve(const std::string& ref) { return Find(ref); }
 
 Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file) {
   BOA_RETURN_IF_ERROR(CheckName(name));
@@ -245,69 +390,108 @@ Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, co
   Result<LoadedModel> parsed = ParseModelFile(file);
   if (!parsed.ok()) return Status::InvalidArgument("not a valid model file: " + parsed.status().message());
   const LoadedModel& m = *parsed;
-  MutexLock l(&mu_);
-  auto& versions = entries_[name];
-  auto dir_of = [&](uint32_t v) { return options_.dir + "/" + name + "/" + std::to_string(v); };
-  std::error_code ec;
-  if (version == 0) {
-    // The next after the highest served, past any directory left on disk (a problem entry).
-    version = versions.empty() ? 1 : versions.rbegin()->first + 1;
-    while (version <= kMaxModelVersion && fs::exists(dir_of(version), ec)) ++version;
-    if (version > kMaxModelVersion) {
-      if (versions.empty()) entries_.erase(name);
-      return Status::FailedPrecondition("model " + name + " has no version left after " +
-                                        std::to_string(kMaxModelVersion) + ": give a free version explicitly");
+  // Written where no scan looks (without the lock: it may be large), then renamed into place.
+  std::string tmp = options_.dir + "/" + kIncomingPrefix + "XXXXXX";
+  if (mkdtemp(tmp.data()) == nullptr) {
+    return Status::IoError("model directory " + options_.dir + ": cannot create a temporary directory: " + std::strerror(errno));
+  }
+  struct Temporary {  // removed unless it became the version
+    std::string path;
+    ~Temporary() {
+      std::error_code ec;
+      if (!path.empty()) fs::remove_all(path, ec);
     }
-  }
-  if (versions.count(version)) {
-    return Status::AlreadyExists("model " + name + ":" + std::to_string(version) + " already exists");
-  }
-  const std::string dir = dir_of(version);
-  // Only a directory made here is ever removed here: one left on disk is someone's evidence.
-  fs::create_directories(options_.dir + "/" + name, ec);
-  const bool made = !ec && fs::create_directory(dir, ec);
-  if (!made) {
-    if (versions.empty()) entries_.erase(name);
-    if (ec) return Status::IoError("model directory " + dir + ": " + ec.message());
-    return Status::FailedPrecondition(dir + " is already on disk but not served (see the problems in status): "
-                                      "mend or remove it, or upload another version");
-  }
+  } temporary{tmp};
+  BOA_RETURN_IF_ERROR(WriteFileAtomic(tmp + "/" + kModelFileName, file, false));
+  struct stat st {};
+  if (::stat((tmp + "/" + kModelFileName).c_str(), &st) != 0) return Status::IoError(tmp + ": " + std::strerror(errno));
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
-  Status s = WriteFileAtomic(dir + "/" + kModelFileName, file, false);
-  if (s.ok()) {
+  const auto write_manifest = [&](uint32_t v) {
     YAML::Emitter y;
-    y << YAML::BeginMap << YAML::Key << "name" << YAML::Value << name << YAML::Key << "version" << YAML::Value
-      << version << YAML::Key << "id" << YAML::Value << m.IdHex() << YAML::Key << "created_unix" << YAML::Value
-      << created << YAML::EndMap;
+    y << YAML::BeginMap << YAML::Key << "name" << YAML::Value << name << YAML::Key << "version" << YAML::Value << v
+      << YAML::Key << "id" << YAML::Value << m.IdHex() << YAML::Key << "created_unix" << YAML::Value << created
+      << YAML::EndMap;
     std::string text = std::string(y.c_str()) + "\n";
-    s = WriteFileAtomic(dir + "/" + kManifestName, std::vector<uint8_t>(text.begin(), text.end()), true);
+    return WriteFileAtomic(tmp + "/" + kManifestName, std::vector<uint8_t>(text.begin(), text.end()), true);
+  };
+  const std::string name_dir = options_.dir + "/" + name;
+
+  MutexLock l(&mu_);
+  const auto known = entries_.find(name);
+  const bool any = known != entries_.end() && !known->second.empty();
+  uint32_t v = version;
+  if (v == 0) {
+    v = any ? known->second.rbegin()->first + 1 : 1;  // then past anything on disk
+  } else if (any && known->second.count(v)) {
+    return Status::AlreadyExists("model " + name + ":" + std::to_string(v) + " already exists");
   }
-  if (!s.ok()) {
-    fs::remove_all(dir, ec);  // made above
-    if (versions.empty()) entries_.erase(name);
-    return s;
+  std::string dir;
+  for (int vanished = 0;;) {
+    if (v > kMaxModelVersion) {
+      return Status::FailedPrecondition("model " + name + " has no version left after " + std::to_string(kMaxModelVersion) +
+                                        ": give a free version explicitly");
+    }
+    dir = name_dir + "/" + std::to_string(v);
+    std::error_code ec;
+    fs::create_directories(name_dir, ec);
+    if (ec) return Status::IoError("model directory " + name_dir + ": " + ec.message());
+    BOA_RETURN_IF_ERROR(write_manifest(v));
+    // A directory already there is never replaced: another replica's version, or one left on
+    // disk that is someone's evidence. rename() does not replace a directory that has files,
+    // so of two replicas racing for one version exactly one gets it.
+    int err = fs::exists(dir, ec) ? EEXIST : 0;
+    if (err == 0 && ::rename(tmp.c_str(), dir.c_str()) == 0) break;
+    if (err == 0) err = errno;
+    if (err == ENOENT && ++vanished < 8) continue;  // another replica removed the (empty) name directory
+    if (err != EEXIST && err != ENOTEMPTY) return Status::IoError("model directory " + dir + ": " + std::strerror(err));
+    if (version != 0) {
+      return Status::FailedPrecondition(dir + " is already on disk but not served here (another replica's upload, served "
+                                        "after the next rescan, or a problem listed in status): upload another version");
+    }
+    ++v;
   }
-  ModelEntry e = EntryFor(name, version, dir, m, created);
-  versions[version] = e;
+  temporary.path.clear();
+  ModelEntry e = EntryFor(name, v, dir, m, created);
+  e.file_mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  entries_[name][v] = e;
+  if (scanning_) touched_.insert({name, v});
   return WithLoaded(e);
 }
 
 Result<ModelEntry> ModelStore::Remove(const std::string& ref) {
-  MutexLock l(&mu_);
-  BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
-  std::error_code ec;
-  fs::remove_all(e.dir, ec);
-  if (ec) return Status::IoError("removing " + e.dir + ": " + ec.message());
-  auto& versions = entries_[e.name];
-  versions.erase(e.version);
-  if (versions.empty()) {
-    entries_.erase(e.name);
-    fs::remove(options_.dir + "/" + e.name, ec);
+  static std::atomic<uint64_t> removals{0};
+  std::string gone;
+  ModelEntry e;
+  {
+    MutexLock l(&mu_);
+    BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
+    // Out of sight in one step (a scan, this boad's or a replica's, sees it whole or not at
+    // all), deleted after.
+    gone = options_.dir + "/" + kRemovedPrefix + e.name + "-" + std::to_string(e.version) + "-" +
+           std::to_string(getpid()) + "-" + std::to_string(++removals);
+    if (::rename(e.dir.c_str(), gone.c_str()) != 0) {
+      if (errno != ENOENT) return Status::IoError("removing " + e.dir + ": " + std::strerror(errno));
+      gone.clear();  // another replica removed it already
+    }
+    auto& versions = entries_[e.name];
+    versions.erase(e.version);
+    if (versions.empty()) entries_.erase(e.name);
+    if (scanning_) touched_.insert({e.name, e.version});
+    // A request still coding with it keeps its own reference until it ends; a load in
+    // progress finishes for its callers but does not stay. Another name with the same id
+    // keeps it.
+    bool still_served = false;
+    for (const auto& [name, others] : entries_) {
+      for (const auto& [v, other] : others) still_served = still_served || other.id == e.id;
+    }
+    if (!still_served) {
+      resident_.erase(e.id);
+      loading_.erase(e.id);
+    }
   }
-  // A request still coding with it keeps its own reference until it ends; a load in
-  // progress finishes for its callers but does not stay.
-  resident_.erase(e.id);
-  loading_.erase(e.id);
+  std::error_code ec;
+  if (!gone.empty()) fs::remove_all(gone, ec);  // what a failure leaves, the next start removes
+  fs::remove(options_.dir + "/" + e.name, ec);  // only when empty
   e.loaded = false;
   return e;
 }
@@ -383,6 +567,14 @@ Result<std::shared_ptr<ResidentModel>> ModelStore::Load(const ModelEntry& e, uin
 }
 
 Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
+  const auto asked = std::chrono::steady_clock::now();
+  Result<ModelLease> lease = AcquireKnown(ref);
+  // A shared store: the model may be new on the volume, or its file just removed by a replica.
+  if (lease.ok() || lease.status().code() != StatusCode::kNotFound || !RescanAfterMiss(asked)) return lease;
+  return AcquireKnown(ref);
+}
+
+Result<ModelLease> ModelStore::AcquireKnown(const std::string& ref) {
   ModelEntry e;
   std::shared_ptr<Loading> load;
   bool mine = false;  // this call loads it; others wait for it
@@ -456,12 +648,8 @@ Result<ModelEntry> ModelStore::Unload(const std::string& ref) {
   return e;
 }
 
-Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) const {
-  ModelEntry e;
-  {
-    MutexLock l(&mu_);
-    BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
-  }
+Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) {
+  BOA_ASSIGN_OR_RETURN(ModelEntry e, Find(ref));
   const std::string path = e.dir + "/" + kModelFileName;
   BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> file, boa::ReadFile(path, kMaxModelFileBytes));
   const Sha256Digest sha = Sha256(file.data(), file.size());

@@ -9,7 +9,10 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <set>
 #include <string>
+#include <thread>
+#include <utility>
 #include <vector>
 
 #include "common/engine/engine.h"
@@ -28,6 +31,7 @@ struct ModelEntry {
   ModelConfig config;
   std::string dtype;
   uint64_t file_bytes = 0;
+  int64_t file_mtime_ns = 0;  // when indexed: a rescan reads again only files that changed
   int64_t created_unix = 0;
   bool loaded = false;
   std::string Ref() const { return name + ":" + std::to_string(version); }
@@ -66,39 +70,55 @@ class ModelStore {
     ChunkScheduler::Options scheduler;
     // The observer of a model's scheduler, by the name it was loaded under (may be empty).
     std::function<std::shared_ptr<SchedulerObserver>(const std::string& name)> observe;
+    // Other boads use the same directory (replicas on a shared volume, `shared_model_dir`):
+    // a reference that is not found reads the directory again before it is NOT_FOUND (at
+    // most one scan a second), and with rescan_seconds > 0 a background thread reads it that
+    // often. Writes are safe either way (below).
+    bool shared = false;
+    double rescan_seconds = 0;
   };
   // Creates the directory if needed and indexes what it holds. Anything in it that is not a
   // valid entry (a bad name or version directory, a model file that does not load or whose
   // manifest disagrees) is left on disk and reported in problems(), never dropped silently.
   static Result<std::unique_ptr<ModelStore>> Open(const Options& options);
+  ~ModelStore();
   std::vector<std::string> problems() const BOA_EXCLUDES(mu_);
   // Reads the directory again (SIGHUP; a store shared by replicas): models put there by
-  // others are served, ones removed are no longer; problems() is renewed. Resident models
-  // stay resident.
+  // others are served, ones removed are no longer (and leave memory once no request uses
+  // them); problems() is renewed. Only model files that changed since the last scan are read
+  // again. What this store adds or removes while the scan runs stays as it left it, and a
+  // name directory that cannot be read keeps the versions known before.
   struct RescanReport {
     size_t added = 0, removed = 0, problems = 0;
   };
-  Result<RescanReport> Rescan() BOA_EXCLUDES(mu_);
+  Result<RescanReport> Rescan() BOA_EXCLUDES(mu_, scan_mu_);
 
   std::vector<ModelEntry> List() const;
   // NOT_FOUND names the reference; INVALID_ARGUMENT for a malformed one.
-  Result<ModelEntry> Resolve(const std::string& ref) const;
+  Result<ModelEntry> Resolve(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
   // Validates the file completely before anything is written (INVALID_ARGUMENT if it is not
-  // a valid model); version 0 = the next after the highest stored.
-  Result<ModelEntry> Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file);
-  Result<ModelEntry> Remove(const std::string& ref);
+  // a valid model); version 0 = the next after the highest stored. The version appears
+  // whole or not at all, to this store and to others on the same directory: it is written
+  // to a hidden directory and renamed into place, and a version directory that is already
+  // there (another replica's, or one left on disk) is never replaced: an explicit version
+  // is then ALREADY_EXISTS / FAILED_PRECONDITION, an automatic one takes the next.
+  Result<ModelEntry> Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file)
+      BOA_EXCLUDES(mu_);
+  // Renames the version directory to a hidden name first (other replicas stop seeing it at
+  // once), then deletes it.
+  Result<ModelEntry> Remove(const std::string& ref) BOA_EXCLUDES(mu_);
   // Loads (or finds resident) and marks as recently used. RESOURCE_EXHAUSTED when the model
   // cannot fit the memory budget with its lanes (the message says what it needs), or when
   // memory runs out while loading it. The model is loaded and its engine and scheduler built
   // without the store's lock, once: other callers asking for the same model meanwhile wait
   // for that load; everything else goes on.
-  Result<ModelLease> Acquire(const std::string& ref) BOA_EXCLUDES(mu_);
+  Result<ModelLease> Acquire(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
   // Bytes a model of `config` holds while resident: its engine (packed weights and tables)
   // and every step thread's lanes and activations (ChunkScheduler::MemoryBytes).
   uint64_t ResidentBytes(const ModelConfig& config) const;
   Result<ModelEntry> Unload(const std::string& ref);
   // The model file, checked against its id first (DATA_LOSS if it was damaged on disk).
-  Result<std::vector<uint8_t>> ReadFile(const std::string& ref) const;
+  Result<std::vector<uint8_t>> ReadFile(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
 
   std::vector<std::shared_ptr<ResidentModel>> Resident() const;
   uint64_t resident_bytes() const;
@@ -112,16 +132,46 @@ class ModelStore {
   class Loading;
   explicit ModelStore(Options options) : options_(std::move(options)) {}
   Result<ModelEntry> ResolveLocked(const std::string& ref) const BOA_REQUIRES(mu_);
+  Result<ModelLease> AcquireKnown(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
+  // ResolveLocked, and for a shared store one scan after a NOT_FOUND.
+  Result<ModelEntry> Find(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
+  // In a shared store, after `ref` was not found at `asked`: scans unless a scan began since
+  // (at most one a second; callers meanwhile wait for it). Whether it scanned.
+  bool RescanAfterMiss(std::chrono::steady_clock::time_point asked) BOA_EXCLUDES(mu_, scan_mu_);
+  Result<RescanReport> RescanLocked() BOA_REQUIRES(scan_mu_) BOA_EXCLUDES(mu_);
+  void RescanEvery(std::chrono::duration<double> period) BOA_EXCLUDES(stop_mu_, mu_, scan_mu_);
   void EvictLocked(uint64_t incoming) BOA_REQUIRES(mu_);
   ModelEntry WithLoaded(ModelEntry e) const BOA_REQUIRES(mu_);
   // Reads the model file and builds its engine and scheduler (slow: never under mu_).
   Result<std::shared_ptr<ResidentModel>> Load(const ModelEntry& e, uint64_t bytes) const BOA_EXCLUDES(mu_);
 
   using Entries = std::map<std::string, std::map<uint32_t, ModelEntry>>;  // name -> version -> entry
-  static Status Index(const std::string& dir, Entries* entries, std::vector<std::string>* problems);
+  // What the last scan learnt of each version directory, so the next reads again only model
+  // files whose size or time changed.
+  struct ScanCacheItem {
+    uint64_t size = 0;
+    int64_t mtime_ns = 0;
+    std::string manifest_id;
+    Result<ModelEntry> entry = Status::Internal("not scanned");  // or the problem
+  };
+  using ScanCache = std::map<std::string, ScanCacheItem>;  // by version directory
+  struct Scan {
+    Entries entries;
+    std::vector<std::string> problems;
+    std::set<std::string> unreadable;  // names whose directory could not be listed
+  };
+  static Status Index(const std::string& dir, ScanCache* cache, Scan* scan);
 
   const Options options_;
+  // One scan at a time; taken before mu_, never while holding it. Guards the scan cache.
+  Mutex scan_mu_ BOA_ACQUIRED_BEFORE(mu_);
+  ScanCache scan_cache_ BOA_GUARDED_BY(scan_mu_);
+  std::chrono::steady_clock::time_point last_scan_start_ BOA_GUARDED_BY(scan_mu_);
   mutable Mutex mu_;
+  // While a scan reads the directory: the versions this store added or removed meanwhile
+  // (the scan may have seen them either way; the store's own view wins).
+  bool scanning_ BOA_GUARDED_BY(mu_) = false;
+  std::set<std::pair<std::string, uint32_t>> touched_ BOA_GUARDED_BY(mu_);
   std::vector<std::string> problems_ BOA_GUARDED_BY(mu_);
   Entries entries_ BOA_GUARDED_BY(mu_);
   struct Slot {
@@ -131,6 +181,12 @@ class ModelStore {
   std::map<std::string, Slot> resident_ BOA_GUARDED_BY(mu_);  // by id
   // Loads in progress, by id; their bytes count against the budget like resident ones.
   std::map<std::string, std::shared_ptr<Loading>> loading_ BOA_GUARDED_BY(mu_);
+
+  // The background scans of a shared store (rescan_seconds).
+  Mutex stop_mu_;
+  CondVar stop_cv_;
+  bool stopping_ BOA_GUARDED_BY(stop_mu_) = false;
+  std::thread rescanner_;
 };
 
 }  // namespace boa::server

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 #include <yaml-cpp/yaml.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <map>
@@ -112,6 +113,18 @@ TEST_F(Deploy, ConfigVolumesAndTheDrain) {
   std::ofstream(file) << by_kind_["ConfigMap/" + config_map]["data"]["boad.yaml"].as<std::string>();
   server::ServerConfig cfg;
   ASSERT_TRUE(cfg.LoadFile(file).ok()) << cfg.LoadFile(file).message();
+  // Replicas share the model store: a ReadWriteMany volume that boad knows is shared (or the
+  // second pod would not start), and a jobs directory of each pod's own.
+  const int most = std::max(deployment_["spec"]["replicas"].as<int>(),
+                            by_kind_["HorizontalPodAutoscaler/boad"]["spec"]["maxReplicas"].as<int>());
+  EXPECT_GE(by_kind_["HorizontalPodAutoscaler/boad"]["spec"]["minReplicas"].as<int>(), 2) << "one pod is no service";
+  if (most > 1) {
+    EXPECT_TRUE(cfg.shared_model_dir) << "several replicas on one model store need shared_model_dir: true";
+    const YAML::Node claim = by_kind_["PersistentVolumeClaim/" + volumes["models"]["persistentVolumeClaim"]["claimName"].as<std::string>()];
+    EXPECT_EQ(claim["spec"]["accessModes"][0].as<std::string>(), "ReadWriteMany");
+    EXPECT_TRUE(volumes["jobs"]["emptyDir"]) << "each pod's jobs are its own";
+    EXPECT_NE(Arg("jobs-dir"), Arg("model-dir"));
+  }
   const YAML::Node pre_stop = container_["lifecycle"]["preStop"]["exec"]["command"];
   ASSERT_TRUE(pre_stop && pre_stop[0].as<std::string>() == "sleep");
   const double grace = pod_["spec"]["terminationGracePeriodSeconds"].as<double>();

@@ -5,9 +5,15 @@
 
 #include <gtest/gtest.h>
 
+#include <fcntl.h>
+#include <sys/stat.h>
+
 #include <algorithm>
+#include <atomic>
+#include <chrono>
 #include <filesystem>
 #include <fstream>
+#include <set>
 #include <thread>
 
 #include "testkit/test_util.h"
@@ -19,10 +25,13 @@ std::vector<uint8_t> ModelFile(uint32_t d, uint64_t seed) {
   return SerializeModel(InitRandomModel(ModelConfig::Default(d, 1), seed), WeightType::kF32, "test");
 }
 
-std::unique_ptr<ModelStore> OpenStore(const std::string& dir, uint64_t budget = 1ull << 30) {
+std::unique_ptr<ModelStore> OpenStore(const std::string& dir, uint64_t budget = 1ull << 30, bool shared = false,
+                                      double rescan_seconds = 0) {
   ModelStore::Options o;
   o.dir = dir;
   o.memory_budget = budget;
+  o.shared = shared;
+  o.rescan_seconds = rescan_seconds;
   o.scheduler.threads = 1;
   o.scheduler.lanes_per_thread = 2;
   auto s = ModelStore::Open(o);
@@ -302,6 +311,151 @@ TEST(ModelStore, NamesThatShareAModelEachResolveToThemselves) {
   EXPECT_EQ(b->entry.Ref(), "b:1");
   EXPECT_TRUE(store->Resolve("a")->loaded);
   EXPECT_TRUE(store->Resolve("b")->loaded);
+  ASSERT_TRUE(store->Remove("a").ok());
+  EXPECT_TRUE(store->Resolve("b")->loaded) << "b still serves the model";
+}
+
+// Replicas on one directory: automatic versions never collide, each version appears whole
+// (the scans running meanwhile never report a half-written one) and every store ends up
+// seeing every version.
+TEST(ModelStore, SharedStoresRacingForVersionsEachGetTheirOwn) {
+  testing::TempDir dir("store");
+  const std::string d = dir.path() + "/models";
+  std::vector<std::unique_ptr<ModelStore>> stores;
+  for (int i = 0; i < 3; ++i) stores.push_back(OpenStore(d, 1ull << 30, true));
+  constexpr int kEach = 6;
+  std::vector<std::vector<uint32_t>> versions(stores.size());
+  std::atomic<bool> done{false};
+  std::atomic<size_t> scan_problems{0};
+  std::thread scanner([&] {
+    while (!done) {
+      Result<ModelStore::RescanReport> r = stores[0]->Rescan();
+      if (r.ok()) scan_problems += r->problems;
+    }
+  });
+  std::vector<std::thread> writers;
+  for (size_t i = 0; i < stores.size(); ++i) {
+    writers.emplace_back([&, i] {
+      for (int k = 0; k < kEach; ++k) {
+        Result<ModelEntry> e = stores[i]->Add("jets", 0, ModelFile(8, 100 * i + k));
+        ASSERT_TRUE(e.ok()) << e.status().message();
+        versions[i].push_back(e->version);
+      }
+    });
+  }
+  for (auto& t : writers) t.join();
+  done = true;
+  scanner.join();
+  EXPECT_EQ(scan_problems.load(), 0u) << "a scan saw a version half written";
+  std::set<uint32_t> all;
+  for (const auto& v : versions) all.insert(v.begin(), v.end());
+  EXPECT_EQ(all.size(), stores.size() * kEach) << "two uploads got one version";
+  for (auto& store : stores) {
+    ASSERT_TRUE(store->Rescan().ok());
+    EXPECT_EQ(store->List().size(), stores.size() * kEach);
+    EXPECT_TRUE(store->problems().empty()) << store->problems()[0];
+  }
+  // An explicit version another replica took is refused, and the stored file is untouched.
+  const ModelEntry first = stores[1]->Resolve("jets:1").value();
+  EXPECT_FALSE(stores[2]->Add("jets", 1, ModelFile(8, 999)).ok());
+  EXPECT_EQ(stores[0]->Resolve("jets:1")->id, first.id);
+  // Nothing is left behind but the versions.
+  for (const auto& entry : std::filesystem::directory_iterator(d)) {
+    const std::string name = entry.path().filename().string();
+    EXPECT_TRUE(name == "jets" || name == ".boad.lock") << name;
+  }
+}
+
+// A shared store finds what a replica added when a reference misses, without a SIGHUP; a
+// store of its own does not look (nobody else writes it).
+TEST(ModelStore, ASharedStoreLooksAgainWhenAReferenceMisses) {
+  testing::TempDir dir("store");
+  const std::string d = dir.path() + "/models";
+  auto mine = OpenStore(d, 1ull << 30, true);
+  auto other = OpenStore(d, 1ull << 30, true);
+  auto alone = OpenStore(d);
+  Result<ModelEntry> added = other->Add("muons", 0, ModelFile(8, 2));
+  ASSERT_TRUE(added.ok());
+  EXPECT_EQ(alone->Resolve(added->id).status().code(), StatusCode::kNotFound);
+  EXPECT_EQ(mine->Resolve(added->id)->Ref(), "muons:1") << "found by id after one scan";
+  Result<ModelEntry> next = other->Add("muons", 0, ModelFile(8, 3));
+  ASSERT_TRUE(next.ok());
+  Result<ModelLease> lease = mine->Acquire("muons:2");
+  ASSERT_TRUE(lease.ok()) << lease.status().message();
+  EXPECT_EQ(lease->entry.id, next->id);
+  // A model a replica removed leaves memory at the next scan, once unused.
+  lease = Status::Internal("released");
+  ASSERT_TRUE(mine->Acquire("muons:1").ok());
+  ASSERT_TRUE(other->Remove("muons:1").ok());
+  Result<ModelStore::RescanReport> r = mine->Rescan();
+  ASSERT_TRUE(r.ok());
+  EXPECT_EQ(r->removed, 1u);
+  for (const auto& m : mine->Resident()) EXPECT_NE(m->id, added->id);
+  // Unknown references wait for the next allowed scan rather than scanning each time.
+  const auto start = std::chrono::steady_clock::now();
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(mine->Resolve("nothing").status().code(), StatusCode::kNotFound);
+  EXPECT_GE(std::chrono::steady_clock::now() - start, std::chrono::seconds(2)) << "at most one scan a second";
+}
+
+// With rescan_seconds, a shared store serves a replica's model without being asked.
+TEST(ModelStore, ASharedStoreRescansInTheBackground) {
+  testing::TempDir dir("store");
+  const std::string d = dir.path() + "/models";
+  auto mine = OpenStore(d, 1ull << 30, true, 0.1);
+  auto other = OpenStore(d, 1ull << 30, true);
+  ASSERT_TRUE(other->Add("jets", 0, ModelFile(8, 1)).ok());
+  for (int i = 0; i < 100 && mine->List().empty(); ++i) std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  EXPECT_EQ(mine->List().size(), 1u);
+}
+
+// A scan reads again only model files whose size or time changed: an unchanged store costs a
+// directory listing, and a file that changed is checked again.
+TEST(ModelStore, RescanReadsOnlyFilesThatChanged) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  Result<ModelEntry> e = store->Add("jets", 0, ModelFile(8, 1));
+  ASSERT_TRUE(e.ok());
+  ASSERT_TRUE(store->Rescan().ok());
+  const std::string file = e->dir + "/model.boam";
+  struct stat before {};
+  ASSERT_EQ(stat(file.c_str(), &before), 0);
+  // Same size, same time, different bytes: not read again, so still served as it was.
+  std::vector<uint8_t> bytes = ReadFile(file, 1 << 20).value();
+  bytes[bytes.size() / 2] ^= 1;
+  {
+    std::fstream f(file, std::ios::in | std::ios::out | std::ios::binary);
+    f.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  }
+  const timespec times[2] = {before.st_atim, before.st_mtim};
+  ASSERT_EQ(utimensat(AT_FDCWD, file.c_str(), times, 0), 0);
+  ASSERT_TRUE(store->Rescan().ok());
+  EXPECT_TRUE(store->problems().empty());
+  EXPECT_TRUE(store->Resolve("jets").ok());
+  // A new time: read again, and the damage is found.
+  const timespec later[2] = {before.st_atim, {before.st_mtim.tv_sec + 5, 0}};
+  ASSERT_EQ(utimensat(AT_FDCWD, file.c_str(), later, 0), 0);
+  ASSERT_TRUE(store->Rescan().ok());
+  ASSERT_EQ(store->problems().size(), 1u);
+  EXPECT_EQ(store->Resolve("jets").status().code(), StatusCode::kNotFound);
+}
+
+// Uploads and removals a killed boad left half done are hidden from scans and removed at the
+// next start once an hour old (a replica may still be writing a younger one).
+TEST(ModelStore, TemporariesAreHiddenAndStaleOnesRemoved) {
+  testing::TempDir dir("store");
+  namespace fs = std::filesystem;
+  const std::string d = dir.path();
+  fs::create_directories(d + "/.incoming-old");
+  fs::create_directories(d + "/.removed-jets-1-1-1");
+  fs::create_directories(d + "/.incoming-young");
+  std::ofstream(d + "/.incoming-old/model.boam") << "half";
+  fs::last_write_time(d + "/.incoming-old", fs::file_time_type::clock::now() - std::chrono::hours(2));
+  fs::last_write_time(d + "/.removed-jets-1-1-1", fs::file_time_type::clock::now() - std::chrono::hours(2));
+  auto store = OpenStore(d);
+  EXPECT_TRUE(store->problems().empty()) << store->problems()[0];
+  EXPECT_FALSE(fs::exists(d + "/.incoming-old"));
+  EXPECT_FALSE(fs::exists(d + "/.removed-jets-1-1-1"));
+  EXPECT_TRUE(fs::exists(d + "/.incoming-young"));
 }
 
 }  // namespace
