@@ -3,6 +3,8 @@
 //  - aggregate MB/s of 32 concurrent 256 KiB compress requests against one 8 MiB request;
 //  - p50/p99 latency of a 64 KiB compress request on an idle server and while a 100 MiB
 //    bulk request runs, with the small requests at bulk and at online priority.
+// With --replicas: three boads of one step thread each on a shared store, and the aggregate
+// MB/s of one file compressed in parts (--parallel) over 1, 2 and 3 of them.
 #include <algorithm>
 #include <atomic>
 #include <chrono>
@@ -13,6 +15,7 @@
 #include <thread>
 #include <vector>
 
+#include "rpc/parallel.h"
 #include "rpc/remote_client.h"
 #include "server/metrics.h"
 #include "testkit/boad_process.h"
@@ -116,26 +119,114 @@ void PrintMetricsCost(const std::string& metrics_address) {
   std::printf("| bookkeeping / model time, this run | %.4f %% |\n", 100 * overhead);
 }
 
+// Writes a random model of the bench's shape; its path, or "" on failure.
+std::string WriteBenchModel(const std::string& dir, uint32_t d_model, uint32_t layers) {
+  const std::string path = dir + "/bench.boam";
+  ModelWeights w = InitRandomModel(ModelConfig::Default(d_model, layers), 1);
+  return WriteFileAtomic(path, SerializeModel(w, WeightType::kF32, "bench"), true).ok() ? path : "";
+}
+
+// One file in parts over 1, 2 and 3 replicas (one step thread each, one shared store), as
+// `boa-client compress --parallel` sends it; medians over `rounds` interleaved rounds.
+int Replicas(const std::string& boad_path, uint32_t d_model, uint32_t layers, int rounds) {
+  testing::TempDir dir("boad_bench");
+  const std::string config = dir.path() + "/shared.yaml";
+  const std::string text = "shared_model_dir: true\nmodel_rescan_seconds: 0\nthreads: 1\n";
+  if (!WriteFileAtomic(config, std::vector<uint8_t>(text.begin(), text.end()), true).ok()) return 1;
+  std::vector<std::unique_ptr<testing::Boad>> boads;
+  std::vector<std::string> addresses;
+  for (int i = 0; i < 3; ++i) {
+    boads.push_back(std::make_unique<testing::Boad>(
+        boad_path, dir.path() + "/models",
+        std::vector<std::string>{"--config", config, "--jobs-dir", dir.path() + "/jobs" + std::to_string(i)}));
+    if (boads.back()->address().empty()) {
+      std::fprintf(stderr, "boad-bench: cannot start replica %d of %s\n", i, boad_path.c_str());
+      return 1;
+    }
+    addresses.push_back(boads.back()->address());
+  }
+  const std::string model_path = WriteBenchModel(dir.path(), d_model, layers);
+  auto first = boads[0]->Connect();
+  if (model_path.empty() || !first || !first->UploadModel(model_path, "bench", 0).ok()) {
+    std::fprintf(stderr, "boad-bench: cannot register the model\n");
+    return 1;
+  }
+  for (auto& b : boads) {
+    auto c = b->Connect();
+    if (!c || !c->LoadModel("bench").ok()) {
+      std::fprintf(stderr, "boad-bench: a replica cannot load the model\n");
+      return 1;
+    }
+  }
+  const size_t bytes = d_model >= 64 ? (3u << 20) : (8u << 20);
+  const std::vector<uint8_t> data = testing::FloatTable(bytes / 4, 1);
+  rpc::ParallelOptions p;
+  p.part_chunks = 8;  // 512 KiB parts of 64 KiB chunks: enough parts to keep 3 replicas busy
+  struct Row {
+    int replicas, streams;
+    std::vector<double> mbps;
+  };
+  std::vector<Row> rows = {{1, 1, {}}, {1, 2, {}}, {2, 4, {}}, {3, 6, {}}};
+  for (int r = 0; r < rounds; ++r) {
+    for (Row& row : rows) {
+      std::string target = "ipv4:";
+      for (int i = 0; i < row.replicas; ++i) target += (i ? "," : "") + addresses[i];
+      auto c = rpc::RemoteClient::Connect(target);
+      if (!c.ok()) return 1;
+      MemorySource src(data);
+      CountingSink sink;
+      p.streams = row.streams;
+      const auto t0 = Clock::now();
+      Status s = row.streams == 1 ? (*c)->Compress("bench", CodecOptions(), &src, &sink, nullptr, nullptr)
+                                  : rpc::ParallelCompress(c->get(), "bench", CodecOptions(), p, &src, &sink, nullptr, nullptr);
+      if (!s.ok()) {
+        std::fprintf(stderr, "boad-bench: %s\n", s.message().c_str());
+        return 1;
+      }
+      row.mbps.push_back(data.size() / Since(t0) / 1e6);
+    }
+  }
+  std::printf("# boad-bench --replicas: d_model %u x %u, %.1f MiB of float rows, replicas of 1 step thread each on one\n"
+              "# shared store, parts of %u x 64 KiB chunks; median of %d rounds\n\n",
+              d_model, layers, bytes / 1048576.0, p.part_chunks, rounds);
+  std::printf("| replicas | requests at once | MB/s | vs 1 replica, 1 request |\n|---:|---:|---:|---:|\n");
+  const auto median = [](std::vector<double> v) {
+    std::sort(v.begin(), v.end());
+    return v[v.size() / 2];
+  };
+  const double base = median(rows[0].mbps);
+  for (const Row& row : rows) {
+    const double m = median(row.mbps);
+    std::printf("| %d | %d%s | %.3f | %.2fx |\n", row.replicas, row.streams, row.streams == 1 ? " (no --parallel)" : "", m,
+                m / base);
+  }
+  return 0;
+}
+
 int Main(int argc, char** argv) {
   std::string boad_path = BOAD;
   uint32_t d_model = 64, layers = 2;
-  int samples = 15;
-  bool metrics = false;
+  int samples = 15, rounds = 3;
+  bool metrics = false, replicas = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
       d_model = 16;
       layers = 1;
       samples = 5;
+      rounds = 1;
+    } else if (a == "--replicas") {
+      replicas = true;
     } else if (a == "--boad" && i + 1 < argc) {
       boad_path = argv[++i];
     } else if (a == "--metrics") {
       metrics = true;
     } else {
-      std::fprintf(stderr, "usage: boad-bench [--quick] [--metrics] [--boad PATH]\n");
+      std::fprintf(stderr, "usage: boad-bench [--quick] [--metrics | --replicas] [--boad PATH]\n");
       return 2;
     }
   }
+  if (replicas) return Replicas(boad_path, d_model, layers, rounds);
   testing::TempDir dir("boad_bench");
   std::vector<std::string> flags;
   if (metrics) flags = {"--metrics-listen", "127.0.0.1:0"};
@@ -164,10 +255,8 @@ int Main(int argc, char** argv) {
       if (t.joinable()) t.join();
     }
   } join_scraper{done, scraper};
-  const std::string model_path = dir.path() + "/bench.boam";
-  ModelWeights w = InitRandomModel(ModelConfig::Default(d_model, layers), 1);
-  if (!WriteFileAtomic(model_path, SerializeModel(w, WeightType::kF32, "bench"), true).ok() ||
-      !c->UploadModel(model_path, "bench", 0).ok() || !c->LoadModel("bench").ok()) {
+  const std::string model_path = WriteBenchModel(dir.path(), d_model, layers);
+  if (model_path.empty() || !c->UploadModel(model_path, "bench", 0).ok() || !c->LoadModel("bench").ok()) {
     std::fprintf(stderr, "boad-bench: cannot register the model\n");
     return 1;
   }

@@ -30,12 +30,16 @@ class Local final : public CodecBackend {
 
 class Remote final : public CodecBackend {
  public:
-  Remote(std::unique_ptr<rpc::RemoteClient> c, std::string model, uint64_t bytes)
-      : client_(std::move(c)), model_(std::move(model)), bytes_(bytes) {}
+  Remote(std::unique_ptr<rpc::RemoteClient> c, std::string model, uint64_t bytes, int parallel)
+      : client_(std::move(c)), model_(std::move(model)), bytes_(bytes) {
+    parallel_.streams = parallel;
+  }
   Status Compress(ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) override {
+    if (parallel_.streams > 1) return rpc::ParallelCompress(client_.get(), model_, o, parallel_, in, out, stats, o.progress);
     return client_->Compress(model_, o, in, out, stats, o.progress);
   }
   Status Decompress(ByteSource* in, ByteSink* out, const CodecOptions& o, CodecStats* stats) override {
+    if (parallel_.streams > 1) return rpc::ParallelDecompress(client_.get(), model_, parallel_, in, out, stats, o.progress);
     return client_->Decompress(model_, in, out, stats, o.progress);
   }
   Status Verify(ByteSource* in, const CodecOptions&, CodecStats* stats) override {
@@ -49,6 +53,7 @@ class Remote final : public CodecBackend {
   std::unique_ptr<rpc::RemoteClient> client_;
   std::string model_;
   uint64_t bytes_;
+  rpc::ParallelOptions parallel_;
 };
 
 }  // namespace
@@ -56,8 +61,8 @@ class Remote final : public CodecBackend {
 std::unique_ptr<CodecBackend> LocalBackend(LoadedModel model) { return std::make_unique<Local>(std::move(model)); }
 
 std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<rpc::RemoteClient> client, std::string model,
-                                            uint64_t model_bytes) {
-  return std::make_unique<Remote>(std::move(client), std::move(model), model_bytes);
+                                            uint64_t model_bytes, int parallel) {
+  return std::make_unique<Remote>(std::move(client), std::move(model), model_bytes, parallel);
 }
 
 bool BackendChoice::ServerNamed() const {
@@ -72,6 +77,9 @@ bool IsModelFile(const std::string& model) {
 Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, const std::string& model) {
   if (choice.local || IsModelFile(model)) {
     if (model.empty()) return Status::InvalidArgument("no model given (use -m MODEL)");
+    if (choice.parallel > 1) {
+      return Status::InvalidArgument("--parallel spreads a file over boad's replicas; in this process use -T for threads");
+    }
     BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(model));
     return LocalBackend(std::move(m));
   }
@@ -82,7 +90,7 @@ Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, c
     BOA_ASSIGN_OR_RETURN(v1::ModelInfo info, c->GetModel(model));
     bytes = info.file_bytes();
   }
-  return RemoteBackend(std::move(c), model, bytes);
+  return RemoteBackend(std::move(c), model, bytes, choice.parallel);
 }
 
 Result<v1::ModelInfo> EnsureOnServer(rpc::RemoteClient& client, const std::string& path, const LoadedModel& model,

@@ -6,6 +6,7 @@
 #include <memory>
 #include <string>
 
+#include "rpc/parallel.h"
 #include "rpc/remote_client.h"
 #include "common/codec/codec.h"
 #include "common/model/model.h"
@@ -29,13 +30,16 @@ class CodecBackend {
 
 std::unique_ptr<CodecBackend> LocalBackend(LoadedModel model);
 // `model`: a reference in the server's store (may be empty for decompress/verify).
+// `parallel` > 1: compress and decompress send each file as that many requests at once
+// (rpc/parallel.h), spread over the server's replicas.
 std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<rpc::RemoteClient> client, std::string model,
-                                            uint64_t model_bytes = 0);
+                                            uint64_t model_bytes = 0, int parallel = 1);
 
 struct BackendChoice {
   bool local = false;      // --local
   std::string server;      // --server (empty: $BOA_SERVER or localhost:50051)
   double timeout = 0;      // --timeout, server requests only
+  int parallel = 1;        // --parallel: requests per file at once (compress, decompress; server only)
   // Whether a server was named (--server or $BOA_SERVER), for commands that run in this
   // process unless told otherwise (run).
   bool ServerNamed() const;

@@ -23,6 +23,7 @@ struct FileOptions {
   bool to_stdout = false;
   bool force = false;
   bool remove_source = false;
+  int parallel = 1;
   CodecFlags codec;
 };
 
@@ -74,6 +75,10 @@ class FileCommand final : public Command {
       cmd->add_flag("-c,--stdout", f_.to_stdout, "Write to standard output");
       cmd->add_flag("-f,--force", f_.force, "Overwrite existing outputs (and write to a terminal)");
       cmd->add_flag("--rm", f_.remove_source, "Remove the source file after success");
+      cmd->add_option("--parallel", f_.parallel,
+                      "boad: send each file as N requests at once (runs of chunks, spread over the server's replicas; "
+                      "the output is the same bytes)")
+          ->check(CLI::Range(1, 64));
     }
     f_.codec.Define(cmd, compress, mode_ == Mode::kDecompress);
   }
@@ -85,7 +90,9 @@ class FileCommand final : public Command {
       return Status::InvalidArgument("--rm needs an output file (not with -c)");
     }
     BOA_ASSIGN_OR_RETURN(CodecOptions codec, f_.codec.Options(g));
-    BOA_ASSIGN_OR_RETURN(std::unique_ptr<CodecBackend> backend, OpenBackend(g.Backend(), f_.model));
+    BackendChoice where = g.Backend();
+    where.parallel = f_.parallel;
+    BOA_ASSIGN_OR_RETURN(std::unique_ptr<CodecBackend> backend, OpenBackend(where, f_.model));
     return ForEachInput(f_.inputs, [&](const std::string& input) { return ProcessOne(input, *backend, codec, g); });
   }
 

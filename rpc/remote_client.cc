@@ -200,13 +200,14 @@ Status RemoteClient::Compress(const std::string& model, const CodecOptions& opti
 }
 
 Status RemoteClient::Decompress(const std::string& model, ByteSource* in, ByteSink* out, CodecStats* stats,
-                                const ProgressFn& progress) {
+                                const ProgressFn& progress, bool part) {
   grpc::ClientContext ctx;
   SetDeadline(&ctx, deadline_seconds_);
   auto stream = impl_->stub->Decompress(&ctx);
   v1::DecompressRequest first;
   first.mutable_options()->set_model(model);
   first.mutable_options()->set_priority(PriorityOf(online_));
+  first.mutable_options()->set_part(part);
   v1::CodecSummary summary;
   BOA_RETURN_IF_ERROR((RunCodecStream<v1::DecompressRequest, v1::DecompressResponse>(
       &ctx, stream.get(), std::move(first), in, out, progress, &summary, address_)));

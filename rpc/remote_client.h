@@ -33,9 +33,10 @@ class RemoteClient {
 
   Status Compress(const std::string& model, const CodecOptions& options, ByteSource* in, ByteSink* out,
                   CodecStats* stats, const ProgressFn& progress);
-  // `model` may be empty: the server takes the model recorded in the stream.
+  // `model` may be empty: the server takes the model recorded in the stream. `part`: the
+  // stream is one part of a larger file (DecompressOptions.part; rpc/parallel.h).
   Status Decompress(const std::string& model, ByteSource* in, ByteSink* out, CodecStats* stats,
-                    const ProgressFn& progress);
+                    const ProgressFn& progress, bool part = false);
   Status Verify(const std::string& model, ByteSource* in, CodecStats* stats);
   Result<EvalResult> Eval(const std::string& model, const CodecOptions& options, ByteSource* in);
 

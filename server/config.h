@@ -41,7 +41,8 @@ struct ServerConfig {
 
 // The settings a SIGHUP applies at once; any other change waits for a restart.
 inline bool ReloadableKey(const std::string& key) {
-  return key == "log_level" || key == "queue_limit" || key == "drain_seconds";
+  return key == "log_level" || key == "queue_limit" || key == "drain_seconds" || key == "memory_budget" ||
+         key == "train_memory_budget";
 }
 
 // `listen`: HOST:PORT, where HOST is a name, an IPv4 address or a bracketed IPv6 address

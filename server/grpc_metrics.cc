@@ -19,6 +19,17 @@ namespace boa::server {
 
 namespace {
 
+// A code as go-grpc-prometheus labels grpc_code (Go's codes.Code.String(): "OK",
+// "InvalidArgument", "Canceled", ...), so dashboards and alerts written for that de-facto
+// standard work unchanged. boad's own metrics use the canonical names (INVALID_ARGUMENT).
+const char* GoCodeName(int code) {
+  static const char* const kNames[] = {
+      "OK",           "Canceled",           "Unknown", "InvalidArgument", "DeadlineExceeded", "NotFound",
+      "AlreadyExists", "PermissionDenied",  "ResourceExhausted", "FailedPrecondition", "Aborted", "OutOfRange",
+      "Unimplemented", "Internal", "Unavailable", "DataLoss", "Unauthenticated"};
+  return code >= 0 && code < static_cast<int>(sizeof kNames / sizeof kNames[0]) ? kNames[code] : "Unknown";
+}
+
 using grpc::experimental::InterceptionHookPoints;
 using grpc::experimental::ServerRpcInfo;
 
@@ -90,7 +101,7 @@ class Families {
     s.started = &started_.Add(labels);
     for (int c = 0; c < kCodes; ++c) {
       prometheus::Labels with_code = labels;
-      with_code["grpc_code"] = rpc::GrpcCodeName(static_cast<grpc::StatusCode>(c));
+      with_code["grpc_code"] = GoCodeName(c);
       s.handled[static_cast<size_t>(c)] = &handled_.Add(with_code);
     }
     s.received = &received_.Add(labels);

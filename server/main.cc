@@ -128,9 +128,9 @@ boa::Result<boa::server::ServerConfig> LoadConfig(const Flags& f) {
   return cfg;
 }
 
-// SIGHUP: reads the configuration again and applies what can change while boad runs (log
-// level, queue limit, drain time); a change to anything else is named and waits for a
-// restart. Then the model store is read again. A configuration that does not load changes
+// SIGHUP: reads the configuration again and applies what can change while boad runs
+// (ReloadableKey: log level, limits, drain time); a change to anything else is named and
+// waits for a restart. Then the model store is read again. A configuration that does not load changes
 // nothing.
 void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server::BoaService* service,
             boa::server::ModelStore* store) {
@@ -156,8 +156,12 @@ void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server:
   running->log_level = next->log_level;
   running->queue_limit = next->queue_limit;
   running->drain_seconds = next->drain_seconds;
+  running->memory_budget = next->memory_budget;
+  running->train_memory_budget = next->train_memory_budget;
   spdlog::set_level(spdlog::level::from_str(running->log_level));
   service->SetQueueLimit(running->queue_limit);
+  service->SetTrainMemoryBudget(running->train_memory_budget);
+  store->SetMemoryBudget(running->memory_budget);
   boa::Result<ModelStore::RescanReport> r = store->Rescan();
   if (!r.ok()) {
     spdlog::error("SIGHUP: model store: {}", r.status().message());

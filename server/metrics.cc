@@ -232,12 +232,16 @@ void Metrics::RequestFinished(const RequestRecord& r) {
   requests_.Add({{"op", r.op}, {"model", model}, {"code", r.code}}).Increment();
   raw_bytes_.Add({{"op", r.op}, {"model", model}}).Increment(static_cast<double>(r.raw_bytes));
   coded_bytes_.Add({{"op", r.op}, {"model", model}}).Increment(static_cast<double>(r.coded_bytes));
-  request_seconds_.Add({{"op", r.op}}, kSecondsBuckets).Observe(r.seconds);
+  if (!r.refused) request_seconds_.Add({{"op", r.op}}, kSecondsBuckets).Observe(r.seconds);
   const std::string code = r.code;
   if (code == "OK" && r.coded_bytes > 0) {
     request_ratio_.Add({{"op", r.op}}, kRatioBuckets).Observe(static_cast<double>(r.raw_bytes) / r.coded_bytes);
   }
-  if (code == "DATA_LOSS") data_loss_.Add({{"op", r.op}}).Increment();
+  // Corrupt input found while decoding (Decompress, Verify), not a compression's failure.
+  const std::string op = r.op;
+  if (code == "DATA_LOSS" && (op == "Decompress" || op == "Verify")) {
+    data_loss_.Add({{"op", r.op}}).Increment();
+  }
 }
 
 void Metrics::Rejected(Rejection why) {

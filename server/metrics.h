@@ -46,6 +46,7 @@ struct RequestRecord {
   uint64_t raw_bytes = 0;   // original data
   uint64_t coded_bytes = 0; // .boa bytes
   double seconds = 0;
+  bool refused = false;     // before any work: not in the duration histogram
 };
 
 class Metrics {

@@ -8,6 +8,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
@@ -17,17 +18,12 @@ namespace boa::server {
 namespace {
 
 constexpr size_t kMaxRequestBytes = 8192;
-constexpr int kReadDeadlineMs = 5000;
-
-void WriteAll(int fd, const std::string& data) {
-  size_t done = 0;
-  while (done < data.size()) {
-    const ssize_t n = ::send(fd, data.data() + done, data.size() - done, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;  // the scraper went away
-    done += static_cast<size_t>(n);
-  }
-}
+// A whole exchange — request, answer, and the reading away of what follows — ends by then:
+// a scraper that stops reading cannot hold the one serving thread.
+constexpr auto kConnectionDeadline = std::chrono::seconds(5);
+// When accept fails for want of descriptors or memory, the listening socket stays readable:
+// wait this long before trying again rather than spin.
+constexpr auto kAcceptBackoff = std::chrono::milliseconds(100);
 
 std::string Response(const char* status, const char* type, const std::string& body, bool head) {
   std::string r = std::string("HTTP/1.1 ") + status + "\r\nContent-Type: " + type +
@@ -95,6 +91,35 @@ MetricsListener::~MetricsListener() {
   }
 }
 
+bool MetricsListener::Ready(int fd, short events, Clock::time_point deadline) const {
+  for (;;) {
+    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - Clock::now()).count();
+    if (left <= 0) return false;
+    pollfd fds[2] = {{fd, events, 0}, {wake_[0], POLLIN, 0}};
+    const int n = ::poll(fds, 2, static_cast<int>(left));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0 || fds[1].revents) return false;  // the deadline, or the listener stops (the pipe stays readable)
+    return true;  // readable, writable, or an error the next recv/send reports
+  }
+}
+
+bool MetricsListener::Send(int c, const std::string& data, Clock::time_point deadline) const {
+  size_t done = 0;
+  while (done < data.size()) {
+    const ssize_t n = ::send(c, data.data() + done, data.size() - done, MSG_NOSIGNAL | MSG_DONTWAIT);
+    if (n > 0) {
+      done += static_cast<size_t>(n);
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!Ready(c, POLLOUT, deadline)) return false;
+    } else {
+      return false;  // the scraper went away
+    }
+  }
+  return true;
+}
+
 void MetricsListener::Serve() {
   for (;;) {
     pollfd fds[2] = {{fd_, POLLIN, 0}, {wake_[0], POLLIN, 0}};
@@ -103,54 +128,61 @@ void MetricsListener::Serve() {
       return;
     }
     if (fds[1].revents) return;
-    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC);
-    if (c < 0) continue;  // the client gave up, or descriptors ran out: the next poll retries
-    Answer(c);
-    // The answer out first, then what the client still sends is read away (briefly): closing
-    // with unread input would reset the connection and lose the answer.
-    ::shutdown(c, SHUT_WR);
-    char sink[4096];
-    for (int i = 0; i < 16; ++i) {
-      pollfd p{c, POLLIN, 0};
-      if (::poll(&p, 1, 100) <= 0 || ::recv(c, sink, sizeof sink, 0) <= 0) break;
+    const int c = ::accept4(fd_, nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (c < 0) {
+      if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM) {
+        pollfd wake{wake_[0], POLLIN, 0};
+        ::poll(&wake, 1, static_cast<int>(kAcceptBackoff.count()));
+      }
+      continue;  // or the client gave up before it was accepted
+    }
+    const Clock::time_point deadline = Clock::now() + kConnectionDeadline;
+    if (Answer(c, deadline)) {
+      // The answer out first, then what the client still sends is read away (briefly):
+      // closing with unread input would reset the connection and lose the answer.
+      ::shutdown(c, SHUT_WR);
+      const Clock::time_point linger = std::min(deadline, Clock::now() + std::chrono::milliseconds(1600));
+      char sink[4096];
+      while (Ready(c, POLLIN, linger) && ::recv(c, sink, sizeof sink, MSG_DONTWAIT) > 0) {
+      }
     }
     ::close(c);
   }
 }
 
-void MetricsListener::Answer(int c) {
+bool MetricsListener::Answer(int c, Clock::time_point deadline) {
   std::string request;
-  const auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadDeadlineMs);
   while (request.find("\r\n\r\n") == std::string::npos) {
-    const auto left = std::chrono::duration_cast<std::chrono::milliseconds>(deadline - std::chrono::steady_clock::now());
-    if (left.count() <= 0 || request.size() >= kMaxRequestBytes) {
-      WriteAll(c, Response("400 Bad Request", "text/plain", "request too large or too slow\n", false));
-      return;
+    if (request.size() >= kMaxRequestBytes) {
+      return Send(c, Response("400 Bad Request", "text/plain", "request too large\n", false), deadline);
     }
-    pollfd p{c, POLLIN, 0};
-    if (::poll(&p, 1, static_cast<int>(left.count())) <= 0) continue;
     char buf[1024];
-    const ssize_t n = ::recv(c, buf, std::min(sizeof buf, kMaxRequestBytes - request.size()), 0);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return;
-    request.append(buf, static_cast<size_t>(n));
+    const ssize_t n = ::recv(c, buf, std::min(sizeof buf, kMaxRequestBytes - request.size()), MSG_DONTWAIT);
+    if (n > 0) {
+      request.append(buf, static_cast<size_t>(n));
+    } else if (n < 0 && errno == EINTR) {
+      continue;
+    } else if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK)) {
+      if (!Ready(c, POLLIN, deadline)) {
+        return Send(c, Response("400 Bad Request", "text/plain", "request too slow\n", false), deadline);
+      }
+    } else {
+      return false;  // closed or failed before a whole request
+    }
   }
   const std::string line = request.substr(0, request.find("\r\n"));
   const size_t sp1 = line.find(' '), sp2 = line.find(' ', sp1 + 1);
   if (sp1 == std::string::npos || sp2 == std::string::npos) {
-    WriteAll(c, Response("400 Bad Request", "text/plain", "bad request line\n", false));
-    return;
+    return Send(c, Response("400 Bad Request", "text/plain", "bad request line\n", false), deadline);
   }
   const std::string method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1);
   const std::string path = target.substr(0, target.find('?'));
   const bool head = method == "HEAD";
   if (method != "GET" && !head) {
-    WriteAll(c, Response("405 Method Not Allowed", "text/plain", "only GET /metrics\n", head));
-  } else if (path != "/metrics") {
-    WriteAll(c, Response("404 Not Found", "text/plain", "boad serves /metrics only\n", head));
-  } else {
-    WriteAll(c, Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", scrape_(), head));
+    return Send(c, Response("405 Method Not Allowed", "text/plain", "only GET /metrics\n", head), deadline);
   }
+  if (path != "/metrics") return Send(c, Response("404 Not Found", "text/plain", "boad serves /metrics only\n", head), deadline);
+  return Send(c, Response("200 OK", "text/plain; version=0.0.4; charset=utf-8", scrape_(), head), deadline);
 }
 
 }  // namespace boa::server

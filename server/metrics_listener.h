@@ -2,11 +2,13 @@
 // prometheus-cpp's own listener (CivetWeb) cannot start its threads in boad: it asks for
 // 100 KiB stacks, less than the static TLS of the libraries boad links (LibTorch), so
 // pthread_create refuses them. Scrapes are few and small, so one thread serves them in turn;
-// every request is bounded (8 KiB of headers, a 5 s read deadline) and the connection closes
-// after each answer.
+// every connection is bounded (8 KiB of headers, 5 s for the whole exchange, non-blocking
+// sockets so a scraper that stops reading cannot hold the thread) and closes after its
+// answer. Stopping interrupts whatever it waits for.
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <functional>
 #include <memory>
 #include <string>
@@ -29,9 +31,14 @@ class MetricsListener {
   int port() const { return port_; }
 
  private:
+  using Clock = std::chrono::steady_clock;
   MetricsListener(int fd, int port, std::function<std::string()> scrape);
   void Serve();
-  void Answer(int connection);
+  // Reads one request and answers it; false if the connection failed or ran out of time.
+  bool Answer(int connection, Clock::time_point deadline);
+  // Whether `fd` became ready for `events` before the deadline and before a stop.
+  bool Ready(int fd, short events, Clock::time_point deadline) const;
+  bool Send(int connection, const std::string& data, Clock::time_point deadline) const;
 
   const int fd_;
   const int port_;

@@ -528,7 +528,7 @@ void ModelStore::EvictLocked(uint64_t incoming) {
     uint64_t total = incoming;
     for (const auto& [id, slot] : resident_) total += slot.model->bytes;
     for (const auto& [id, load] : loading_) total += load->bytes();
-    if (total <= options_.memory_budget) return;
+    if (total <= memory_budget_) return;
     auto lru = resident_.end();
     for (auto it = resident_.begin(); it != resident_.end(); ++it) {
       if (it->second.model.use_count() > 1) continue;  // in use by a request
@@ -593,13 +593,13 @@ Result<ModelLease> ModelStore::AcquireKnown(const std::string& ref) {
     } else {
       // Refused before anything is allocated when the model cannot fit at all.
       const uint64_t need = ResidentBytes(e.config);
-      if (need > options_.memory_budget) {
+      if (need > memory_budget_) {
         const ChunkScheduler::Options& so = options_.scheduler;
         const uint64_t lanes = static_cast<uint64_t>(std::max(1, so.threads)) * std::max(1, so.lanes_per_thread);
         return Status::ResourceExhausted(
             "model " + e.Ref() + " needs " + MiB(need) + " resident (engine " + MiB(engine::Engine::MemoryBytesFor(e.config)) +
             ", " + std::to_string(lanes) + " lanes of " + MiB(engine::Session::MemoryBytes(e.config, 1, 0)) +
-            " state each, and activations), more than memory_budget (" + MiB(options_.memory_budget) +
+            " state each, and activations), more than memory_budget (" + MiB(memory_budget_) +
             "): raise memory_budget or lower lanes in boad.yaml");
       }
       EvictLocked(need);
@@ -665,6 +665,17 @@ std::vector<std::shared_ptr<ResidentModel>> ModelStore::Resident() const {
   std::vector<std::shared_ptr<ResidentModel>> out;
   for (const auto& [id, slot] : resident_) out.push_back(slot.model);
   return out;
+}
+
+uint64_t ModelStore::memory_budget() const {
+  MutexLock l(&mu_);
+  return memory_budget_;
+}
+
+void ModelStore::SetMemoryBudget(uint64_t bytes) {
+  MutexLock l(&mu_);
+  memory_budget_ = bytes;
+  EvictLocked(0);
 }
 
 uint64_t ModelStore::resident_bytes() const {

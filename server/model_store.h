@@ -122,7 +122,12 @@ class ModelStore {
 
   std::vector<std::shared_ptr<ResidentModel>> Resident() const;
   uint64_t resident_bytes() const;
-  uint64_t memory_budget() const { return options_.memory_budget; }
+  uint64_t memory_budget() const BOA_EXCLUDES(mu_);
+  // A new memory_budget (SIGHUP): idle models above it are unloaded at once, least recently
+  // used first; models in use stay until their requests end.
+  void SetMemoryBudget(uint64_t bytes) BOA_EXCLUDES(mu_);
+  // The device's lanes, shared by every scheduler (may be null: no device-wide budget).
+  const LaneBudget* device_lanes() const { return options_.scheduler.device_lanes.get(); }
 
   // 1..64 of A-Z a-z 0-9 _ - . (not first), not 64 hex digits (that is an id) and not
   // ending in .boam (boa-client reads that as a model file).
@@ -130,7 +135,7 @@ class ModelStore {
 
  private:
   class Loading;
-  explicit ModelStore(Options options) : options_(std::move(options)) {}
+  explicit ModelStore(Options options) : options_(std::move(options)), memory_budget_(options_.memory_budget) {}
   Result<ModelEntry> ResolveLocked(const std::string& ref) const BOA_REQUIRES(mu_);
   Result<ModelLease> AcquireKnown(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
   // ResolveLocked, and for a shared store one scan after a NOT_FOUND.
@@ -168,6 +173,7 @@ class ModelStore {
   ScanCache scan_cache_ BOA_GUARDED_BY(scan_mu_);
   std::chrono::steady_clock::time_point last_scan_start_ BOA_GUARDED_BY(scan_mu_);
   mutable Mutex mu_;
+  uint64_t memory_budget_ BOA_GUARDED_BY(mu_);  // Options::memory_budget until a SIGHUP changes it
   // While a scan reads the directory: the versions this store added or removed meanwhile
   // (the scan may have seen them either way; the store's own view wins).
   bool scanning_ BOA_GUARDED_BY(mu_) = false;

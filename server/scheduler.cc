@@ -421,7 +421,9 @@ bool ChunkScheduler::AdmitOrWait(StepLanes& t) {
     give = std::exchange(t.to_give, 0);
     if (t.active.empty() && give == 0 && t.admitted.empty() && t.done.empty()) {
       t.heartbeat->busy = false;
-      work_cv_.Wait(&mu_);
+      // Woken by new chunks, lanes given back or a stop; and every second regardless, so a
+      // wake-up that was somehow missed costs a second, never a wedged thread.
+      work_cv_.WaitFor(&mu_, std::chrono::seconds(1));
     }
   }
   Beat(t);
@@ -558,7 +560,9 @@ void ChunkScheduler::Step(StepLanes& t) {
     const auto start = options_.observer ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point();
     t.session->Forward(t.inputs.data(), static_cast<int>(t.inputs.size()), t.tables[t.buf].data());
     if (options_.observer) {
-      options_.observer->OnStep(static_cast<uint32_t>(t.active.size()), static_cast<uint32_t>(t.lanes.size()),
+      // The lanes that fed rows (one input each): a lane that ended and waits for its coder
+      // holds a lane but adds nothing to the batch.
+      options_.observer->OnStep(static_cast<uint32_t>(t.inputs.size()), static_cast<uint32_t>(t.lanes.size()),
                                 SecondsSince(start));
     }
   }

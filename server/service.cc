@@ -193,6 +193,7 @@ class BoaService::RequestLog {
       r.raw_bytes = original;
       r.coded_bytes = coded;
       r.seconds = seconds;
+      r.refused = refused_;
       metrics_->RequestFinished(r);
     }
   }
@@ -214,6 +215,11 @@ class BoaService::RequestLog {
     status_ = std::move(s);
     return rpc::ToGrpcStatus(status_);
   }
+  // Refused before any work (draining, queue full): counted, but not a request duration.
+  grpc::Status Refuse(Status s) {
+    refused_ = true;
+    return End(std::move(s));
+  }
 
  private:
   Metrics* const metrics_;
@@ -225,6 +231,7 @@ class BoaService::RequestLog {
   std::string model_name_;  // as the metrics label it: the store name
   uint64_t in_ = 0, out_ = 0;
   uint32_t peak_lanes_ = 0;
+  bool refused_ = false;
   Status status_;
 };
 
@@ -283,7 +290,7 @@ grpc::Status BoaService::Compress(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) {
   RequestLog log(this, "Compress", true);
   Admission admission(this);
-  if (!admission.status().ok()) return log.End(admission.status());
+  if (!admission.status().ok()) return log.Refuse(admission.status());
   v1::CompressRequest msg;
   if (!stream->Read(&msg) || !msg.has_options()) {
     return log.End(Status::InvalidArgument("Compress: the first message must carry the options"));
@@ -369,7 +376,8 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
 // content checksum at the end.
 Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log,
                                 const std::function<bool(v1::DecompressRequest*)>& read,
-                                const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary) {
+                                const std::function<bool(const uint8_t*, size_t)>& write, bool allow_part,
+                                v1::CodecSummary* summary) {
   const auto t0 = Clock::now();
   v1::DecompressRequest first;
   if (!read(&first)) return Status::InvalidArgument("empty request stream: expected a .boa stream");
@@ -377,6 +385,9 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log,
   std::string initial;
   if (first.has_options()) {
     opt = first.options();
+    if (opt.part() && !allow_part) {
+      return Status::InvalidArgument("options.part is for Decompress: a Verify checks a whole stream's content");
+    }
   } else {
     initial = std::move(*first.mutable_data());
   }
@@ -443,7 +454,7 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log,
   writer.join();
   BOA_RETURN_IF_ERROR(read_status);
   BOA_RETURN_IF_ERROR(write_status);
-  BOA_RETURN_IF_ERROR(reader.CheckContent(content.checksum()));
+  if (!opt.part()) BOA_RETURN_IF_ERROR(reader.CheckContent(content.checksum()));
   summary->set_model_id(stream_id);
   summary->set_input_bytes(src.total());
   summary->set_output_bytes(content.bytes());
@@ -458,7 +469,7 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
                                     grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) {
   RequestLog log(this, "Decompress", false);
   Admission admission(this);
-  if (!admission.status().ok()) return log.End(admission.status());
+  if (!admission.status().ok()) return log.Refuse(admission.status());
   v1::CodecSummary summary;
   Status s = GuardMemory([&] {
     return DecodeStream(
@@ -468,7 +479,7 @@ grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
           r.set_data(p, n);
           return stream->Write(r);
         },
-        &summary);
+        true, &summary);
   });
   log.set_summary(summary);
   if (!s.ok()) return log.End(s);
@@ -482,11 +493,11 @@ grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1:
                                 v1::CodecSummary* summary) {
   RequestLog log(this, "Verify", false);
   Admission admission(this);
-  if (!admission.status().ok()) return log.End(admission.status());
+  if (!admission.status().ok()) return log.Refuse(admission.status());
   Status s = GuardMemory([&] {
     return DecodeStream(
         ctx, &log, [reader](v1::DecompressRequest* m) { return reader->Read(m); }, [](const uint8_t*, size_t) { return true; },
-        summary);
+        false, summary);
   });
   log.set_summary(*summary);
   return log.End(s);
@@ -496,7 +507,7 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
                               v1::EvalSummary* summary) {
   RequestLog log(this, "Eval", true);
   Admission admission(this);
-  if (!admission.status().ok()) return log.End(admission.status());
+  if (!admission.status().ok()) return log.Refuse(admission.status());
   v1::CompressRequest first;
   if (!reader->Read(&first) || !first.has_options()) {
     return log.End(Status::InvalidArgument("Eval: the first message must carry the options"));
@@ -541,7 +552,7 @@ grpc::Status BoaService::GetModel(grpc::ServerContext*, const v1::ModelRef* req,
 
 grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,
                                      v1::ModelInfo* resp) {
-  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
+  if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   v1::UploadModelRequest msg;
   if (!reader->Read(&msg) || !msg.has_options()) {
     return rpc::ToGrpcStatus(Status::InvalidArgument("UploadModel: the first message must carry the options (name)"));
@@ -580,7 +591,7 @@ grpc::Status BoaService::DownloadModel(grpc::ServerContext*, const v1::ModelRef*
 }
 
 grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
-  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
+  if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<ModelEntry> e = store_->Remove(req->model());
   if (!e.ok()) return rpc::ToGrpcStatus(e.status());
   spdlog::info("model {} deleted", e->Ref());
@@ -589,12 +600,18 @@ grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* r
 }
 
 grpc::Status BoaService::LoadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
-  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
+  if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   return Reply(store_->Acquire(req->model()), [](const ModelLease& l) { return ToInfo(l.entry); }, resp);
 }
 
 grpc::Status BoaService::UnloadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
   return Reply(store_->Unload(req->model()), ToInfo, resp);
+}
+
+grpc::Status BoaService::RefuseWhileDraining() {
+  if (!draining()) return grpc::Status::OK;
+  if (metrics_) metrics_->Rejected(Rejection::kDraining);
+  return rpc::ToGrpcStatus(ShuttingDown());
 }
 
 ServerState BoaService::State() const {
@@ -606,6 +623,9 @@ ServerState BoaService::State() const {
     ++s.models_loaded;
   }
   s.lanes = static_cast<uint32_t>(config_.lanes);
+  // The device's budget counts every lane taken, also by a model unloaded while its last
+  // chunks finish (no longer among the resident ones).
+  if (const LaneBudget* budget = store_->device_lanes()) s.lanes_busy = s.lanes - std::min(s.lanes, budget->free());
   s.open_requests = std::max(0, open_codec_requests_.load());
   s.memory_budget_bytes = store_->memory_budget();
   s.resident_bytes = store_->resident_bytes();
@@ -669,14 +689,14 @@ v1::JobInfo ToJobInfo(const JobSnapshot& j) {
 Result<train::TrainOptions> BoaService::TrainOptionsFor(const v1::TrainRequest& req) const {
   TrainLimits limits;
   limits.data_dir = config_.train_data_dir;
-  limits.memory_budget = config_.train_memory_budget;
+  limits.memory_budget = train_memory_budget_.load();
   limits.threads = config_.threads;
   return TrainOptionsFromRequest(req, limits);
 }
 
 grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
                                grpc::ServerWriter<v1::TrainEvent>* writer) {
-  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
+  if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<train::TrainOptions> o = TrainOptionsFor(*req);
   if (!o.ok()) return rpc::ToGrpcStatus(o.status());
   Result<std::string> id = jobs_->Submit(*req, std::move(*o));
@@ -687,7 +707,7 @@ grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest*
 
 grpc::Status BoaService::ResumeJob(grpc::ServerContext* ctx, const v1::JobRef* req,
                                    grpc::ServerWriter<v1::TrainEvent>* writer) {
-  if (draining()) return rpc::ToGrpcStatus(ShuttingDown());
+  if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<v1::TrainRequest> request = jobs_->Request(req->id());
   if (!request.ok()) return rpc::ToGrpcStatus(request.status());
   // Checked again: the configuration or the data may have changed since it was submitted.

@@ -20,12 +20,20 @@ class BoaService final : public boa::v1::Boa::Service {
  public:
   // `metrics` may be null (no metrics kept).
   BoaService(const ServerConfig& config, ModelStore* store, JobManager* jobs, Metrics* metrics)
-      : config_(config), store_(store), jobs_(jobs), metrics_(metrics), queue_limit_(config.queue_limit) {}
+      : config_(config),
+        store_(store),
+        jobs_(jobs),
+        metrics_(metrics),
+        queue_limit_(config.queue_limit),
+        train_memory_budget_(config.train_memory_budget) {}
 
   // SIGTERM: new requests get UNAVAILABLE; running ones may finish until `deadline`, then
   // they fail with UNAVAILABLE as well.
   void StartDraining(std::chrono::steady_clock::time_point deadline);
   bool draining() const { return draining_.load(); }
+  // UNAVAILABLE while draining, counted as a rejection (calls that start work: uploads,
+  // loads, deletes, training; the codec calls go through their admission); else OK.
+  grpc::Status RefuseWhileDraining();
   // Draining, and its deadline has passed.
   bool drain_expired() const;
   // Codec requests being served (the drain waits for them).
@@ -34,6 +42,7 @@ class BoaService final : public boa::v1::Boa::Service {
   ServerState State() const;
   // SIGHUP: a new queue_limit applies to requests that arrive from now on.
   void SetQueueLimit(int limit) { queue_limit_ = limit; }
+  void SetTrainMemoryBudget(uint64_t bytes) { train_memory_budget_ = bytes; }
 
   grpc::Status Compress(grpc::ServerContext* ctx,
                         grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) override;
@@ -71,14 +80,17 @@ class BoaService final : public boa::v1::Boa::Service {
                         const v1::CompressOptions& options);
   // The request's training options under this server's limits (server/train_request.h).
   Result<train::TrainOptions> TrainOptionsFor(const v1::TrainRequest& req) const;
+  // Decompress and Verify; only Decompress (`allow_part`) takes options.part.
   Status DecodeStream(grpc::ServerContext* ctx, RequestLog* log, const std::function<bool(v1::DecompressRequest*)>& read,
-                      const std::function<bool(const uint8_t*, size_t)>& write, v1::CodecSummary* summary);
+                      const std::function<bool(const uint8_t*, size_t)>& write, bool allow_part,
+                      v1::CodecSummary* summary);
 
   const ServerConfig config_;
   ModelStore* store_;
   JobManager* jobs_;
   Metrics* const metrics_;
   std::atomic<int> queue_limit_;
+  std::atomic<uint64_t> train_memory_budget_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> open_codec_requests_{0};

@@ -45,8 +45,16 @@ TEST(Metrics, RequestsBytesAndFailuresAreCountedByLabel) {
   r.op = "Verify";
   r.code = "DATA_LOSS";
   m.RequestFinished(r);
+  r.op = "Compress";  // a model file damaged on the server: not data that failed its checks
+  r.raw_bytes = r.coded_bytes = 0;
+  m.RequestFinished(r);
+  r.code = "RESOURCE_EXHAUSTED";  // refused before any work: counted, no duration
+  r.refused = true;
+  m.RequestFinished(r);
   m.Rejected(Rejection::kQueueFull);
   const std::string s = m.Scrape();
+  EXPECT_TRUE(Has(s, R"(boad_requests_total{code="RESOURCE_EXHAUSTED",model="jets",op="Compress"} 1)")) << s;
+  EXPECT_FALSE(s.find(R"(boad_data_loss_total{op="Compress"})") != std::string::npos) << s;
   EXPECT_TRUE(Has(s, R"(boad_requests_total{code="OK",model="jets",op="Compress"} 2)")) << s;
   EXPECT_TRUE(Has(s, R"(boad_raw_bytes_total{model="jets",op="Compress"} 2000)")) << s;
   EXPECT_TRUE(Has(s, R"(boad_compressed_bytes_total{model="jets",op="Compress"} 500)")) << s;
@@ -54,7 +62,7 @@ TEST(Metrics, RequestsBytesAndFailuresAreCountedByLabel) {
   EXPECT_TRUE(Has(s, R"(boad_rejected_requests_total{reason="queue_full"} 1)")) << s;
   EXPECT_TRUE(Has(s, R"(boad_rejected_requests_total{reason="draining"} 0)")) << s;
   EXPECT_TRUE(Has(s, R"(boad_request_compression_ratio_sum{op="Compress"} 8)")) << s;  // two requests of ratio 4
-  EXPECT_TRUE(Has(s, R"(boad_request_duration_seconds_count{op="Compress"} 2)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_request_duration_seconds_count{op="Compress"} 3)")) << s;  // not the refused one
   EXPECT_EQ(Promtool(s), "");
 }
 

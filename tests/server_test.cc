@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "boa/v1/boa.grpc.pb.h"
+#include "rpc/parallel.h"
 #include "rpc/remote_client.h"
 #include "common/codec/stream.h"
 #include "common/format/container.h"
@@ -192,6 +193,97 @@ TEST_F(ServerTest, OneTargetOfTwoReplicasSharesTheRequests) {
   EXPECT_GT(requests(*a), 0);
   EXPECT_GT(requests(b), 0);
   EXPECT_EQ(requests(*a) + requests(b), 6);
+}
+
+// The value of one series in a boad's /metrics (0 when absent).
+double Scraped(const Boad& boad, const std::string& series) {
+  const std::string scrape = testing::HttpGet(boad.metrics_address(), "/metrics").body;
+  const size_t at = scrape.find("\n" + series + " ");
+  return at == std::string::npos ? 0 : std::atof(scrape.c_str() + at + 2 + series.size());
+}
+
+// Three replicas on one shared store behind one target: a model uploaded to one is served by
+// all; one file in parts (--parallel) over them is the bytes one server makes, each replica
+// coding some of its chunks; a replica killed mid-run has its parts sent to the others; with
+// every replica gone the call fails and names the part, and nothing is committed.
+TEST_F(ServerTest, OneFileInPartsOverThreeReplicasOnASharedStore) {
+  const std::string config = dir_.path() + "/shared.yaml";
+  std::ofstream(config) << "shared_model_dir: true\nmodel_rescan_seconds: 0\n";
+  std::vector<std::unique_ptr<Boad>> replicas;
+  std::string target = "ipv4:";
+  for (int i = 0; i < 3; ++i) {
+    replicas.push_back(std::make_unique<Boad>(
+        BOAD, dir_.path() + "/shared",
+        std::vector<std::string>{"--config", config, "--jobs-dir", dir_.path() + "/jobs" + std::to_string(i), "--threads",
+                                 "1", "--metrics-listen", "127.0.0.1:0"}));
+    ASSERT_FALSE(replicas.back()->address().empty()) << "replica " << i << " did not start on the shared store";
+    target += (i ? "," : "") + replicas.back()->address();
+  }
+  {
+    auto first = replicas[0]->Connect();
+    ASSERT_TRUE(first && first->UploadModel(model_path_, "m", 0).ok());
+  }
+  Result<std::unique_ptr<RemoteClient>> all = RemoteClient::Connect(target);
+  ASSERT_TRUE(all.ok()) << all.status().message();
+  const std::vector<uint8_t> in = testing::FloatTable(600000, 8);  // 2.4 MB
+  constexpr uint32_t kChunk = 8192;
+  const std::vector<uint8_t> want = Local(in, kChunk);
+  rpc::ParallelOptions p;
+  p.streams = 3;
+  p.part_chunks = 8;
+  CodecOptions o;
+  o.chunk_length = kChunk;
+  const auto compress = [&](const std::function<void()>& after_first_part, std::vector<uint8_t>* out) {
+    MemorySource src(in);
+    MemorySink sink;
+    bool first = true;
+    Status s = rpc::ParallelCompress(all->get(), "m", o, p, &src, &sink, nullptr, [&](uint64_t, uint64_t) {
+      if (first && after_first_part) after_first_part();
+      first = false;
+    });
+    *out = std::move(sink.data);
+    return s;
+  };
+  std::vector<uint8_t> packed;
+  ASSERT_TRUE(compress(nullptr, &packed).ok());
+  EXPECT_EQ(packed, want) << "the parts make the stream one server makes";
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    EXPECT_GT(Scraped(*replicas[i], R"(boad_chunks_total{kind="encode",model="m"})"), 0) << "replica " << i;
+  }
+  MemorySource packed_src(packed);
+  MemorySink back;
+  CodecStats stats;
+  ASSERT_TRUE(rpc::ParallelDecompress(all->get(), "", p, &packed_src, &back, &stats, nullptr).ok());
+  EXPECT_EQ(back.data, in);
+  EXPECT_EQ(stats.chunks, (in.size() + kChunk - 1) / kChunk);
+  for (size_t i = 0; i < replicas.size(); ++i) {
+    EXPECT_GT(Scraped(*replicas[i], R"(boad_chunks_total{kind="decode",model="m"})"), 0) << "replica " << i;
+  }
+  // A damaged chunk is found by the whole file's checks, whichever replica decodes it.
+  std::vector<uint8_t> damaged = packed;
+  damaged[damaged.size() / 2] ^= 0x10;
+  MemorySource damaged_src(damaged);
+  MemorySink ignored;
+  EXPECT_EQ(rpc::ParallelDecompress(all->get(), "", p, &damaged_src, &ignored, nullptr, nullptr).code(),
+            StatusCode::kDataLoss);
+
+  // A replica killed while parts are out: they are sent again to the others.
+  std::vector<uint8_t> again;
+  ASSERT_TRUE(compress([&] { replicas[2]->Signal(SIGKILL); }, &again).ok());
+  EXPECT_EQ(again, want);
+  // Every replica gone: the part that cannot be sent is named, and the output is not committed.
+  const std::string out_path = dir_.path() + "/never.boa";
+  Result<std::unique_ptr<AtomicOutputFile>> file = AtomicOutputFile::Create(out_path, false, {});
+  ASSERT_TRUE(file.ok());
+  MemorySource src(in);
+  Status s = rpc::ParallelCompress(all->get(), "m", o, p, &src, file->get(), nullptr, [&](uint64_t, uint64_t) {
+    replicas[0]->Signal(SIGKILL);
+    replicas[1]->Signal(SIGKILL);
+  });
+  EXPECT_EQ(s.code(), StatusCode::kUnavailable) << s.message();
+  EXPECT_NE(s.message().find("part "), std::string::npos) << s.message();
+  file->reset();
+  EXPECT_FALSE(std::filesystem::exists(out_path));
 }
 
 TEST_F(ServerTest, MetricsCountWhatWasSentAndPromtoolAcceptsThem) {
@@ -550,6 +642,14 @@ TEST_F(ServerTest, SighupAppliesLimitsRescansTheStoreAndKeepsTheRest) {
 
   std::vector<uint8_t> packed;
   EXPECT_TRUE(held.Finish(&packed).ok());
+  // A memory budget lowered below the resident models unloads the idle ones at once.
+  ASSERT_TRUE(c->LoadModel("late").ok());
+  ASSERT_GT(c->Info()->resident_bytes(), 0u);
+  std::ofstream(config) << "queue_limit: 1\nlog_level: warn\nmemory_budget: 1M\n";
+  boad->Signal(SIGHUP);
+  EXPECT_TRUE(WaitForInfo(*c, [](const v1::ServerInfoResponse& i) {
+    return i.memory_budget_bytes() == (1u << 20) && i.resident_bytes() == 0;
+  })) << "the new budget did not apply";
   EXPECT_EQ(boad->Terminate(), 0);
 }
 
@@ -797,6 +897,14 @@ TEST_F(ServerTest, ClientCommandsAgainstTheServer) {
   EXPECT_EQ(sh(client + " -l data.bin.boa"), 0) << text("err.txt");
   EXPECT_NE(text("out.txt").find("format version"), std::string::npos);
   EXPECT_EQ(sh(client + " orig.bin -m m -o z.boa && cmp z.boa local.boa"), 0) << text("err.txt");
+  // In parts, several requests at once: the same bytes both ways.
+  EXPECT_EQ(sh(client + " compress orig.bin -m m --chunk-size 4K --parallel 3 -o p.boa && " + client +
+               " --local compress orig.bin -m m.boam --chunk-size 4K -o l.boa && cmp p.boa l.boa && " + client +
+               " decompress p.boa --parallel 2 -o p.bin && cmp p.bin orig.bin"),
+            0)
+      << text("err.txt");
+  EXPECT_EQ(sh(client + " --local compress orig.bin -m m.boam --parallel 2 -o x.boa"), 256);
+  EXPECT_NE(text("err.txt").find("--parallel spreads a file over boad's replicas"), std::string::npos) << text("err.txt");
   ASSERT_EQ(sh(client + " eval orig.bin -m m"), 0) << text("err.txt");
   const std::string remote_eval = text("out.txt");
   ASSERT_EQ(sh(client + " --local eval orig.bin -m m.boam"), 0) << text("err.txt");
