@@ -34,6 +34,9 @@ constexpr const char* kManifestName = "manifest.yaml";
 constexpr const char* kIncomingPrefix = ".incoming-";
 constexpr const char* kRemovedPrefix = ".removed-";
 
+// A file's modification time as the scan cache compares it.
+int64_t MtimeNs(const struct stat& st) { return static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec; }
+
 bool IsDigit(char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; }
 
 // 64 hex digits: how a model id is written (in lower case; a name may not look like one in
@@ -143,7 +146,7 @@ Status ModelStore::Index(const std::string& dir, ScanCache* cache, Scan* scan) {
       const Manifest manifest = ReadManifest(path);
       ScanCacheItem item;
       item.size = static_cast<uint64_t>(st.st_size);
-      item.mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+      item.mtime_ns = MtimeNs(st);
       item.manifest_id = manifest.id;
       const auto seen = cache->find(path);
       if (seen != cache->end() && seen->second.size == item.size && seen->second.mtime_ns == item.mtime_ns &&
@@ -452,7 +455,7 @@ Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, co
   }
   temporary.path.clear();
   ModelEntry e = EntryFor(name, v, dir, m, created);
-  e.file_mtime_ns = static_cast<int64_t>(st.st_mtim.tv_sec) * 1000000000 + st.st_mtim.tv_nsec;
+  e.file_mtime_ns = MtimeNs(st);
   entries_[name][v] = e;
   if (scanning_) touched_.insert({name, v});
   return WithLoaded(e);
