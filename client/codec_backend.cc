@@ -83,7 +83,7 @@ Result<std::unique_ptr<CodecBackend>> OpenBackend(const BackendChoice& choice, c
     BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(model));
     return LocalBackend(std::move(m));
   }
-  BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> c, rpc::RemoteClient::Connect(rpc::ServerAddress(choice.server)));
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> c, choice.Endpoint().Connect());
   c->set_deadline(choice.timeout);
   uint64_t bytes = 0;
   if (!model.empty()) {

@@ -38,11 +38,13 @@ std::unique_ptr<CodecBackend> RemoteBackend(std::unique_ptr<rpc::RemoteClient> c
 struct BackendChoice {
   bool local = false;      // --local
   std::string server;      // --server (empty: $BOA_SERVER or localhost:50051)
+  std::string token_file;  // --token-file (empty: $BOA_TOKEN)
   double timeout = 0;      // --timeout, server requests only
   int parallel = 1;        // --parallel: requests per file at once (compress, decompress; server only)
   // Whether a server was named (--server or $BOA_SERVER), for commands that run in this
   // process unless told otherwise (run).
   bool ServerNamed() const;
+  rpc::ServerEndpoint Endpoint() const { return {server, token_file}; }
 };
 
 // A `-m` value that names a model file rather than a model on boad: a path (it contains a

@@ -14,6 +14,7 @@ BackendChoice GlobalOptions::Backend() const {
   BackendChoice c;
   c.local = local;
   c.server = server;
+  c.token_file = token_file;
   c.timeout = timeout;
   return c;
 }

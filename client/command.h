@@ -27,6 +27,7 @@ namespace boa::client {
 struct GlobalOptions {
   bool local = false;
   std::string server;
+  std::string token_file;
   double timeout = 0;
   bool quiet = false;
   bool verbose = false;
@@ -36,6 +37,8 @@ struct GlobalOptions {
 
   // Where codec work runs (--local, --server, --timeout).
   BackendChoice Backend() const;
+  // boad as --server and --token-file name it.
+  rpc::ServerEndpoint Endpoint() const { return {server, token_file}; }
   // Whether a byte-progress line is drawn on stderr: on a terminal, or with --progress.
   bool ShowProgress() const;
   // How a long job's progress lines (training) are shown.

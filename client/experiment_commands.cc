@@ -160,7 +160,7 @@ Status RunCommand::Run(const GlobalOptions& g) {
     backend = LocalBackend(std::move(*model));
   } else {
     BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> client,
-                         rpc::RemoteClient::Connect(rpc::ServerAddress(where.server)));
+                         where.Endpoint().Connect());
     bool uploaded = false;
     BOA_ASSIGN_OR_RETURN(v1::ModelInfo on_server, EnsureOnServer(*client, model_path, *model, c.name, &uploaded));
     if (uploaded && !g.quiet) {

@@ -79,6 +79,7 @@ int Main(int argc, char** argv) {
   GlobalOptions g;
   app.add_flag("--local", g.local, "Work in this process, never on boad (-m is then a model file)");
   app.add_option("--server", g.server, "boad address HOST:PORT (default $BOA_SERVER, else localhost:50051)");
+  app.add_option("--token-file", g.token_file, "File whose first line is the token boad asks for (default $BOA_TOKEN)");
   app.add_option("--timeout", g.timeout, "Give up on a server request after this many seconds (default: none)");
   app.add_flag("-q,--quiet", g.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", g.verbose, "Print more detail");

@@ -43,7 +43,7 @@ class ServerCommand : public Command {
  public:
   using Command::Command;
   Status Run(const GlobalOptions& g) final {
-    BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> r, rpc::RemoteClient::Connect(rpc::ServerAddress(g.server)));
+    BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> r, g.Endpoint().Connect());
     r->set_deadline(g.timeout);
     return RunOn(*r, g);
   }
@@ -234,7 +234,7 @@ class HealthCommand final : public Command {
     stage_ = Stage::kConnect;
     const double connect_seconds = g.timeout > 0 ? g.timeout : 5;
     BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> r,
-                         rpc::RemoteClient::Connect(rpc::ServerAddress(g.server), connect_seconds));
+                         g.Endpoint().Connect(connect_seconds));
     r->set_deadline(g.timeout);
     stage_ = Stage::kCheck;
     BOA_ASSIGN_OR_RETURN(std::string status, r->Health(service_));

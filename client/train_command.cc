@@ -94,7 +94,7 @@ class TrainCommand final : public Command {
   // The job runs on boad and goes on if this client stops; the model is registered in its
   // store as --name.
   Status TrainOnServer(const GlobalOptions& g, const train::TrainOptions& t) const {
-    BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> r, rpc::RemoteClient::Connect(rpc::ServerAddress(g.server)));
+    BOA_ASSIGN_OR_RETURN(std::unique_ptr<rpc::RemoteClient> r, g.Endpoint().Connect());
     r->set_deadline(g.timeout);
     v1::TrainRequest req;
     req.set_name(name_);

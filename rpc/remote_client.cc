@@ -12,6 +12,7 @@
 
 #include "boa/v1/boa.grpc.pb.h"
 #include "common/util/hash.h"
+#include "common/util/io.h"
 #include "rpc/wire.h"
 #include "grpc/health/v1/health.grpc.pb.h"
 
@@ -78,13 +79,66 @@ RemoteClient::RemoteClient(std::string address, std::unique_ptr<Impl> impl)
     : address_(std::move(address)), impl_(std::move(impl)) {}
 RemoteClient::~RemoteClient() = default;
 
-Result<std::unique_ptr<RemoteClient>> RemoteClient::Connect(const std::string& address, double connect_seconds) {
+namespace {
+
+// Adds the caller's token to every call's metadata. (Call credentials would not be sent
+// over a channel without TLS.)
+class BearerTokenInterceptor final : public grpc::experimental::Interceptor {
+ public:
+  explicit BearerTokenInterceptor(const std::string* header) : header_(header) {}
+  void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
+    if (methods->QueryInterceptionHookPoint(grpc::experimental::InterceptionHookPoints::PRE_SEND_INITIAL_METADATA)) {
+      methods->GetSendInitialMetadata()->insert({"authorization", *header_});
+    }
+    methods->Proceed();
+  }
+
+ private:
+  const std::string* header_;
+};
+
+class BearerTokenFactory final : public grpc::experimental::ClientInterceptorFactoryInterface {
+ public:
+  explicit BearerTokenFactory(const std::string& token) : header_("Bearer " + token) {}
+  grpc::experimental::Interceptor* CreateClientInterceptor(grpc::experimental::ClientRpcInfo*) override {
+    return new BearerTokenInterceptor(&header_);
+  }
+
+ private:
+  const std::string header_;  // lives as long as the channel, which owns the factory
+};
+
+}  // namespace
+
+Result<std::string> ServerEndpoint::Token() const {
+  if (token_file.empty()) {
+    const char* env = std::getenv("BOA_TOKEN");
+    return std::string(env ? env : "");
+  }
+  BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> bytes, ReadFile(token_file, 4096));
+  std::string token(bytes.begin(), bytes.end());
+  token = token.substr(0, token.find('\n'));
+  while (!token.empty() && (token.back() == '\r' || token.back() == ' ')) token.pop_back();
+  if (token.empty()) return Status::InvalidArgument("token file " + token_file + " is empty (expected the token on its first line)");
+  return token;
+}
+
+Result<std::unique_ptr<RemoteClient>> ServerEndpoint::Connect(double connect_seconds) const {
+  BOA_ASSIGN_OR_RETURN(std::string token, Token());
+  return RemoteClient::Connect(ServerAddress(server), connect_seconds, token);
+}
+
+Result<std::unique_ptr<RemoteClient>> RemoteClient::Connect(const std::string& address, double connect_seconds,
+                                                            const std::string& token) {
   auto impl = std::make_unique<Impl>();
   // Any gRPC target works (host:port, dns:///name:port, ipv4:a:p,b:p, unix:path); requests
   // are spread round robin over every address the target resolves to.
   grpc::ChannelArguments args;
   args.SetLoadBalancingPolicyName("round_robin");
-  impl->channel = grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
+  if (!token.empty()) interceptors.push_back(std::make_unique<BearerTokenFactory>(token));
+  impl->channel = grpc::experimental::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(), args,
+                                                                          std::move(interceptors));
   auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(connect_seconds * 1000));
   // A refused connection fails at once (TRANSIENT_FAILURE) instead of retrying until the
   // deadline.

@@ -18,12 +18,26 @@ namespace boa::rpc {
 // The server address: --server, else $BOA_SERVER, else localhost:50051.
 std::string ServerAddress(const std::string& flag);
 
+class RemoteClient;
+
+// How boa-client reaches boad: its flags, with the environment behind them.
+struct ServerEndpoint {
+  std::string server;      // --server; empty: $BOA_SERVER, else localhost:50051
+  std::string token_file;  // --token-file (the token on its first line); empty: $BOA_TOKEN, else none
+  // The token the flags and environment give ("" for none); a token file that cannot be
+  // read, or is empty, is an error naming it.
+  Result<std::string> Token() const;
+  Result<std::unique_ptr<RemoteClient>> Connect(double connect_seconds = 5) const;
+};
+
 class RemoteClient {
  public:
   using ProgressFn = std::function<void(uint64_t in_bytes, uint64_t out_bytes)>;
   // Connects (waiting up to `connect_seconds`) so that an absent server is one clear error.
   // `address` is any gRPC target; several addresses (replicas) share the requests round robin.
-  static Result<std::unique_ptr<RemoteClient>> Connect(const std::string& address, double connect_seconds = 5);
+  // `token`: sent with every call (authorization: Bearer TOKEN) to a boad that requires one.
+  static Result<std::unique_ptr<RemoteClient>> Connect(const std::string& address, double connect_seconds = 5,
+                                                       const std::string& token = "");
   ~RemoteClient();
 
   // `deadline_seconds` <= 0: no deadline.

@@ -24,6 +24,8 @@ constexpr CodePair kCodes[] = {
     {StatusCode::kCancelled, grpc::StatusCode::CANCELLED},
     {StatusCode::kDeadlineExceeded, grpc::StatusCode::DEADLINE_EXCEEDED},
     {StatusCode::kInternal, grpc::StatusCode::INTERNAL},
+    {StatusCode::kUnauthenticated, grpc::StatusCode::UNAUTHENTICATED},
+    {StatusCode::kPermissionDenied, grpc::StatusCode::PERMISSION_DENIED},
 };
 
 }  // namespace

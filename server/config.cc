@@ -81,10 +81,21 @@ Status ServerConfig::LoadFile(const std::string& path) {
       if (key == "train_data_dir") train_data_dir = v.as<std::string>();
       if (key == "jobs_dir") jobs_dir = v.as<std::string>();
       if (key == "drain_seconds") drain_seconds = v.as<double>();
-      if (key == "memory_budget" || key == "train_memory_budget") {
+      if (key == "token_file") token_file = v.as<std::string>();
+      if (key == "stream_idle_seconds") stream_idle_seconds = v.as<double>();
+      if (key == "max_requests_per_caller") max_requests_per_caller = v.as<int>();
+      if (key == "max_uploads") max_uploads = v.as<int>();
+      if (key == "max_expansion") max_expansion = v.as<double>();
+      if (key == "max_threads") max_threads = v.as<int>();
+      uint64_t* size = key == "memory_budget"         ? &memory_budget
+                       : key == "train_memory_budget" ? &train_memory_budget
+                       : key == "max_model_bytes"     ? &max_model_bytes
+                       : key == "max_output_bytes"    ? &max_output_bytes
+                                                      : nullptr;
+      if (size != nullptr) {
         Result<uint64_t> b = ParseByteSize(v.as<std::string>());
         if (!b.ok()) return Status::InvalidArgument("config " + path + ": key '" + key + "': " + b.status().message());
-        (key == "memory_budget" ? memory_budget : train_memory_budget) = *b;
+        *size = *b;
       }
       if (key == "load") {
         if (!v.IsSequence()) return bad("a list of model references");
@@ -92,8 +103,14 @@ Status ServerConfig::LoadFile(const std::string& path) {
         for (const auto& m : v) load.push_back(m.as<std::string>());
       }
     } catch (const YAML::Exception&) {
-      if (key == "threads" || key == "lanes" || key == "queue_limit") return bad("an integer");
-      if (key == "drain_seconds" || key == "model_rescan_seconds") return bad("a number of seconds");
+      if (key == "threads" || key == "lanes" || key == "queue_limit" || key == "max_requests_per_caller" ||
+          key == "max_uploads" || key == "max_threads") {
+        return bad("an integer");
+      }
+      if (key == "drain_seconds" || key == "model_rescan_seconds" || key == "stream_idle_seconds") {
+        return bad("a number of seconds");
+      }
+      if (key == "max_expansion") return bad("a number");
       if (key == "shared_model_dir") return bad("true or false");
       if (key == "load") return bad("a list of model references");
       return bad("a string");
@@ -124,7 +141,15 @@ std::vector<std::pair<std::string, std::string>> ServerConfig::Values() const {
           {"load", "[" + loads + "]"},
           {"train_data_dir", train_data_dir},
           {"jobs_dir", jobs_dir},
-          {"train_memory_budget", std::to_string(train_memory_budget)}};
+          {"train_memory_budget", std::to_string(train_memory_budget)},
+          {"token_file", token_file},
+          {"stream_idle_seconds", seconds(stream_idle_seconds)},
+          {"max_requests_per_caller", std::to_string(max_requests_per_caller)},
+          {"max_uploads", std::to_string(max_uploads)},
+          {"max_model_bytes", std::to_string(max_model_bytes)},
+          {"max_output_bytes", std::to_string(max_output_bytes)},
+          {"max_expansion", seconds(max_expansion)},
+          {"max_threads", std::to_string(max_threads)}};
 }
 
 Status ServerConfig::Validate() const {
@@ -141,6 +166,17 @@ Status ServerConfig::Validate() const {
   if (!(model_rescan_seconds >= 0 && model_rescan_seconds <= 86400)) {
     return Status::InvalidArgument("model_rescan_seconds: must be 0 .. 86400");
   }
+  if (!(stream_idle_seconds >= 0 && stream_idle_seconds <= 86400)) {
+    return Status::InvalidArgument("stream_idle_seconds: must be 0 (never) .. 86400");
+  }
+  if (max_requests_per_caller < 1) return Status::InvalidArgument("max_requests_per_caller: must be at least 1");
+  if (max_uploads < 1 || max_uploads > 1000) return Status::InvalidArgument("max_uploads: must be 1 .. 1000");
+  if (max_model_bytes < 1024 || max_model_bytes > (8ull << 30)) {
+    return Status::InvalidArgument("max_model_bytes: must be 1K .. 8G (the model file format's limit)");
+  }
+  if (max_output_bytes < (1u << 20)) return Status::InvalidArgument("max_output_bytes: must be at least 1M");
+  if (!(max_expansion >= 1)) return Status::InvalidArgument("max_expansion: must be at least 1");
+  if (max_threads < 8 || max_threads > 100000) return Status::InvalidArgument("max_threads: must be 8 .. 100000");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(log_level)) return Status::InvalidArgument("log_level: one of trace, debug, info, warn, error, off; got '" + log_level + "'");
   return Status::Ok();

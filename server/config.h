@@ -31,6 +31,16 @@ struct ServerConfig {
   std::string jobs_dir = "jobs";  // training jobs' outputs and checkpoints
   uint64_t train_memory_budget = 8ull << 30;  // a job whose estimated peak is larger is refused
 
+  // Security and limits (docs/security.md).
+  std::string token_file;       // callers' hashed tokens and roles (SIGHUP reads it again); empty: none
+  double stream_idle_seconds = 60;  // a stream stalled this long in one read or write is cancelled
+  int max_requests_per_caller = 32;  // codec requests one caller may have open at once
+  int max_uploads = 2;          // model uploads running at once; more get RESOURCE_EXHAUSTED
+  uint64_t max_model_bytes = 2ull << 30;  // the largest model file an upload may send
+  uint64_t max_output_bytes = 64ull << 30;  // what one Decompress/Verify may decode
+  double max_expansion = 4096;  // decoded bytes per received .boa byte one request may claim
+  int max_threads = 256;        // gRPC threads (one per open call); more calls get RESOURCE_EXHAUSTED
+
   // Fills from a YAML file; unknown keys are errors naming them.
   Status LoadFile(const std::string& path);
   Status Validate() const;

@@ -23,6 +23,7 @@
 #include <thread>
 
 #include "common/codec/codec.h"
+#include "server/access.h"
 #include "server/config.h"
 #include "server/grpc_metrics.h"
 #include "server/metrics.h"
@@ -108,7 +109,7 @@ boa::Result<int> LockDirectory(const std::string& dir, const std::string& key) {
 
 // boad's command line: the configuration file and the settings that override it.
 struct Flags {
-  std::string config_path, listen, metrics_listen, model_dir, log_level, train_data_dir, jobs_dir;
+  std::string config_path, listen, metrics_listen, model_dir, log_level, train_data_dir, jobs_dir, token_file;
   int threads = -1, lanes = -1;
 };
 
@@ -124,6 +125,7 @@ boa::Result<boa::server::ServerConfig> LoadConfig(const Flags& f) {
   if (!f.log_level.empty()) cfg.log_level = f.log_level;
   if (!f.train_data_dir.empty()) cfg.train_data_dir = f.train_data_dir;
   if (!f.jobs_dir.empty()) cfg.jobs_dir = f.jobs_dir;
+  if (!f.token_file.empty()) cfg.token_file = f.token_file;
   if (boa::Status s = cfg.Validate(); !s.ok()) return s.WithContext("configuration");
   return cfg;
 }
@@ -133,7 +135,7 @@ boa::Result<boa::server::ServerConfig> LoadConfig(const Flags& f) {
 // waits for a restart. Then the model store is read again. A configuration that does not load changes
 // nothing.
 void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server::BoaService* service,
-            boa::server::ModelStore* store) {
+            boa::server::ModelStore* store, boa::server::AccessControl* access) {
   using namespace boa::server;
   boa::Result<ServerConfig> next = LoadConfig(flags);
   if (!next.ok()) {
@@ -162,6 +164,13 @@ void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server:
   service->SetQueueLimit(running->queue_limit);
   service->SetTrainMemoryBudget(running->train_memory_budget);
   store->SetMemoryBudget(running->memory_budget);
+  if (access->requires_token()) {
+    if (boa::Status t = access->Reload(); !t.ok()) {
+      spdlog::error("SIGHUP: {}; the running tokens are kept", t.message());
+    } else {
+      spdlog::info("SIGHUP: token file {} read again", running->token_file);
+    }
+  }
   boa::Result<ModelStore::RescanReport> r = store->Rescan();
   if (!r.ok()) {
     spdlog::error("SIGHUP: model store: {}", r.status().message());
@@ -183,6 +192,26 @@ bool SchedulersLive(const boa::server::ModelStore& store) {
 // systemd's notification socket (Type=notify): a no-op when boad is not run by systemd.
 void Notify(const char* state) { sd_notify(0, state); }
 
+// `boad token --name NAME --roles read,write`: a new random token for a caller, and the
+// entry that grants it in the token file (which keeps only its SHA-256).
+int PrintNewToken(const std::string& name, const std::vector<std::string>& roles) {
+  using namespace boa::server;
+  std::string list;
+  for (const std::string& r : roles) {
+    if (boa::Result<Role> role = ParseRole(r); !role.ok()) return Fail(2, "token: --roles: " + role.status().message());
+    list += (list.empty() ? "" : ", ") + r;
+  }
+  boa::Result<NewToken> t = GenerateToken();
+  if (!t.ok()) return Fail(1, t.status().message());
+  std::printf("%s\n", t->token.c_str());
+  std::fprintf(stderr,
+               "boad: the line above is the token: give it to the caller (BOA_TOKEN, or a file for --token-file); it is "
+               "shown only now.\nAdd to the token file (token_file), then send boad SIGHUP:\n  - name: %s\n"
+               "    sha256: %s\n    roles: [%s]\n",
+               name.c_str(), t->sha256.c_str(), list.c_str());
+  return 0;
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
@@ -201,7 +230,7 @@ int main(int argc, char** argv) {
 
   CLI::App app{"boad: the boa compression daemon (gRPC service boa.v1.Boa)"};
   Flags flags;
-  bool check_config = false;
+  bool check_config = false, insecure = false;
   app.add_option("--config", flags.config_path, "boad.yaml (read again on SIGHUP)");
   app.add_option("--listen", flags.listen, "HOST:PORT to serve on (overrides the config)");
   app.add_option("--metrics-listen", flags.metrics_listen, "HOST:PORT to serve Prometheus /metrics on (overrides the config)");
@@ -211,7 +240,15 @@ int main(int argc, char** argv) {
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, off");
   app.add_option("--train-data-dir", flags.train_data_dir, "directory Train may read data from (off when unset)");
   app.add_option("--jobs-dir", flags.jobs_dir, "training jobs' files (overrides the config)");
+  app.add_option("--token-file", flags.token_file, "callers' hashed tokens and roles (overrides the config; SIGHUP reads it again)");
+  app.add_flag("--insecure", insecure,
+               "serve a non-loopback address without TLS or tokens: anyone who reaches the port may replace or delete models");
   app.add_flag("--check-config", check_config, "validate the configuration and exit");
+  std::string token_name;
+  std::vector<std::string> token_roles;
+  CLI::App* token = app.add_subcommand("token", "Print a new caller token and its token-file entry");
+  token->add_option("--name", token_name, "the caller's name (logs, metrics)")->required();
+  token->add_option("--roles", token_roles, "its roles: read, write, train, admin")->delimiter(',')->required();
   app.set_version_flag("--version", BOA_VERSION);
   try {
     app.parse(argc, argv);
@@ -219,9 +256,19 @@ int main(int argc, char** argv) {
     int rc = app.exit(e);
     return rc == 0 ? 0 : 2;
   }
+  if (token->parsed()) return PrintNewToken(token_name, token_roles);
   Result<ServerConfig> loaded = LoadConfig(flags);
   if (!loaded.ok()) return Fail(2, loaded.status().message());
   ServerConfig cfg = std::move(loaded).value();
+  Result<std::unique_ptr<AccessControl>> access = AccessControl::Open(cfg.token_file);
+  if (!access.ok()) return Fail(2, access.status().message());
+  // Safe by default: without tokens anyone who reaches the port may do everything.
+  const ListenAddress listen_address = ParseListenAddress(cfg.listen).value();  // validated
+  if (!(*access)->requires_token() && !IsLoopbackHost(listen_address.host) && !insecure) {
+    return Fail(2, "refusing to serve " + cfg.listen + " without tokens: anyone who can reach it could upload, replace "
+                   "or delete models and start training. Set token_file (boad token makes entries; docs/security.md), "
+                   "listen on 127.0.0.1, or start boad with --insecure on a network you trust");
+  }
   if (check_config) {
     std::printf("boad: configuration OK (listen %s, model_dir %s)\n", cfg.listen.c_str(), cfg.model_dir.c_str());
     return 0;
@@ -274,7 +321,7 @@ int main(int argc, char** argv) {
 
   JobManager jobs(store->get(), cfg.jobs_dir);
   for (const auto& p : jobs.problems()) spdlog::warn("jobs: {}", p);
-  BoaService service(cfg, store->get(), &jobs, metrics_on ? &metrics : nullptr);
+  BoaService service(cfg, store->get(), &jobs, metrics_on ? &metrics : nullptr, access->get());
   metrics.SetStateSource([&service] { return service.State(); });
   struct StateSourceGuard {  // the service goes before the metrics listener: stop reading it first
     Metrics& m;
@@ -296,6 +343,11 @@ int main(int argc, char** argv) {
   // those balancing over replicas find new ones and leave removed ones.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, INT_MAX);
+  // One thread per open call in gRPC's synchronous server: a cap, so that many open calls
+  // get RESOURCE_EXHAUSTED rather than a thread each.
+  grpc::ResourceQuota quota("boad");
+  quota.SetMaxThreads(cfg.max_threads);
+  builder.SetResourceQuota(quota);
   int port = 0;
   builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&service);
@@ -305,9 +357,8 @@ int main(int argc, char** argv) {
     builder.experimental().SetInterceptorCreators(std::move(interceptors));
   }
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
-  const ListenAddress address = ParseListenAddress(cfg.listen).value();  // validated above
-  if (!server || port == 0) return Fail(1, "cannot listen on " + cfg.listen + ": " + BindError(address));
-  const std::string bound = address.WithPort(port);
+  if (!server || port == 0) return Fail(1, "cannot listen on " + cfg.listen + ": " + BindError(listen_address));
+  const std::string bound = listen_address.WithPort(port);
   grpc::HealthCheckServiceInterface* health = server->GetHealthCheckService();
   health->SetServingStatus(true);
   health->SetServingStatus("boa.v1.Boa", true);
@@ -319,6 +370,9 @@ int main(int argc, char** argv) {
   std::fflush(stdout);
   spdlog::info("boad {} serving on {}, models in {}, {} step threads x {} lanes per model, {} lanes on the device", BOA_VERSION,
                bound, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread, cfg.lanes);
+  if (!(*access)->requires_token() && !IsLoopbackHost(listen_address.host)) {
+    spdlog::warn("--insecure: {} is served without tokens; every caller may upload, delete and train", bound);
+  }
 
   // Shutdown (docs/server.md): the listener stays open while running requests finish, so
   // clients see health NOT_SERVING and new requests UNAVAILABLE rather than a closed port.
@@ -330,7 +384,7 @@ int main(int argc, char** argv) {
   while (sig == 0) {
     sig = WaitForSignal(sigs, std::chrono::milliseconds(1000));
     if (sig == SIGHUP) {
-      Reload(flags, &cfg, &service, store->get());
+      Reload(flags, &cfg, &service, store->get(), access->get());
       sig = 0;
     }
     if (sig != 0) break;

@@ -221,7 +221,7 @@ Metrics::Metrics()
       chunk_seconds_(Make<prometheus::Histogram>(*registry_, "boad_chunk_latency_seconds",
                                                  "Time from a chunk's submission by its request to its coded result.")) {
   // Series that alerts watch exist (at 0) before anything happens.
-  for (const char* reason : {"queue_full", "draining", "too_large"}) rejected_.Add({{"reason", reason}});
+  for (Rejection why : kRejections) rejected_.Add({{"reason", RejectionName(why)}});
   for (const char* op : {"Decompress", "Verify"}) data_loss_.Add({{"op", op}});
 }
 
@@ -244,10 +244,21 @@ void Metrics::RequestFinished(const RequestRecord& r) {
   }
 }
 
-void Metrics::Rejected(Rejection why) {
-  const char* reason = why == Rejection::kQueueFull ? "queue_full" : why == Rejection::kDraining ? "draining" : "too_large";
-  rejected_.Add({{"reason", reason}}).Increment();
+const char* RejectionName(Rejection why) {
+  switch (why) {
+    case Rejection::kQueueFull: return "queue_full";
+    case Rejection::kDraining: return "draining";
+    case Rejection::kTooLarge: return "too_large";
+    case Rejection::kUnauthenticated: return "unauthenticated";
+    case Rejection::kPermissionDenied: return "permission_denied";
+    case Rejection::kCallerLimit: return "caller_limit";
+    case Rejection::kIdle: return "idle";
+    case Rejection::kUploadsBusy: return "uploads_busy";
+  }
+  return "other";
 }
+
+void Metrics::Rejected(Rejection why) { rejected_.Add({{"reason", RejectionName(why)}}).Increment(); }
 
 std::shared_ptr<SchedulerObserver> Metrics::ForModel(const std::string& model) {
   return std::make_shared<ModelObserver>(this, model);

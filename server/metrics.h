@@ -36,7 +36,21 @@ struct ServerState {
 };
 
 // Why a request was refused before any work.
-enum class Rejection { kQueueFull, kDraining, kTooLarge };
+// Why a request was refused before any work (boad_rejected_requests_total{reason}).
+enum class Rejection {
+  kQueueFull,         // queue_limit requests are open
+  kDraining,          // SIGTERM
+  kTooLarge,          // a size limit (upload, decompressed output, expansion)
+  kUnauthenticated,   // no token, or one boad does not know
+  kPermissionDenied,  // the caller's roles do not allow the RPC
+  kCallerLimit,       // the caller has its limit of open requests
+  kIdle,              // a stream sent or read nothing for stream_idle_seconds
+  kUploadsBusy,       // max_uploads uploads are running
+};
+const char* RejectionName(Rejection why);
+constexpr Rejection kRejections[] = {Rejection::kQueueFull,        Rejection::kDraining,          Rejection::kTooLarge,
+                                     Rejection::kUnauthenticated,  Rejection::kPermissionDenied,  Rejection::kCallerLimit,
+                                     Rejection::kIdle,             Rejection::kUploadsBusy};
 
 // One finished request, as the request log sees it.
 struct RequestRecord {

@@ -4,6 +4,7 @@
 #include <yaml-cpp/yaml.h>
 
 #include <spdlog/spdlog.h>
+#include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -385,27 +386,97 @@ Result<ModelEntry> ModelStore::Find(const std::string& ref) {
 
 Result<ModelEntry> ModelStore::Resolve(const std::string& ref) { return Find(ref); }
 
-Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file) {
+ModelStore::Upload::~Upload() {
+  if (fd_ >= 0) ::close(fd_);
+  std::error_code ec;
+  if (!dir_.empty()) fs::remove_all(dir_, ec);
+}
+
+Status ModelStore::Upload::Write(const uint8_t* p, size_t n) {
+  const uint64_t limit = expected_ ? std::min(expected_, max_bytes_) : max_bytes_;
+  if (n > limit - std::min(limit, written_)) {
+    return Status::ResourceExhausted(expected_ > max_bytes_ || expected_ == 0
+                                         ? "the model file is larger than this server accepts (max_model_bytes " +
+                                               std::to_string(max_bytes_) + ")"
+                                         : "the file is longer than its header promises (" + std::to_string(expected_) +
+                                               " bytes): not a valid model file");
+  }
+  if (expected_ == 0) {
+    head_.insert(head_.end(), p, p + n);
+    Result<ModelHead> head = ReadModelHead(head_.data(), head_.size());
+    if (!head.ok()) return Status::InvalidArgument("not a valid model file: " + head.status().message());
+    if (head->need == 0) {
+      expected_ = head->file_bytes;
+      if (expected_ > max_bytes_) {
+        return Status::ResourceExhausted("the model file would be " + std::to_string(expected_) +
+                                         " bytes, more than this server accepts (max_model_bytes " +
+                                         std::to_string(max_bytes_) + ")");
+      }
+      head_.clear();
+      head_.shrink_to_fit();
+      if (n > expected_ - written_) {
+        return Status::ResourceExhausted("the file is longer than its header promises (" + std::to_string(expected_) +
+                                         " bytes): not a valid model file");
+      }
+    }
+  }
+  for (size_t done = 0; done < n;) {
+    ssize_t w = ::write(fd_, p + done, n - done);
+    if (w < 0 && errno == EINTR) continue;
+    if (w < 0) return Status::IoError("model directory " + dir_ + ": writing the upload: " + std::strerror(errno));
+    done += static_cast<size_t>(w);
+  }
+  written_ += n;
+  return Status::Ok();
+}
+
+Result<std::unique_ptr<ModelStore::Upload>> ModelStore::BeginUpload(const std::string& name, uint32_t version,
+                                                                    uint64_t max_bytes) {
   BOA_RETURN_IF_ERROR(CheckName(name));
   if (version > kMaxModelVersion) {
     return Status::InvalidArgument("version " + std::to_string(version) + " is out of range 1.." + std::to_string(kMaxModelVersion));
   }
-  Result<LoadedModel> parsed = ParseModelFile(file);
-  if (!parsed.ok()) return Status::InvalidArgument("not a valid model file: " + parsed.status().message());
-  const LoadedModel& m = *parsed;
-  // Written where no scan looks (without the lock: it may be large), then renamed into place.
+  std::unique_ptr<Upload> u(new Upload());
+  u->name_ = name;
+  u->version_ = version;
+  u->max_bytes_ = std::min(max_bytes, kMaxModelFileBytes);
+  // Written where no scan looks, then renamed into place (Commit).
   std::string tmp = options_.dir + "/" + kIncomingPrefix + "XXXXXX";
   if (mkdtemp(tmp.data()) == nullptr) {
     return Status::IoError("model directory " + options_.dir + ": cannot create a temporary directory: " + std::strerror(errno));
   }
-  struct Temporary {  // removed unless it became the version
-    std::string path;
-    ~Temporary() {
-      std::error_code ec;
-      if (!path.empty()) fs::remove_all(path, ec);
-    }
-  } temporary{tmp};
-  BOA_RETURN_IF_ERROR(WriteFileAtomic(tmp + "/" + kModelFileName, file, false));
+  u->dir_ = tmp;
+  u->fd_ = ::open((tmp + "/" + kModelFileName).c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (u->fd_ < 0) return Status::IoError("model directory " + tmp + ": " + std::strerror(errno));
+  return u;
+}
+
+Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file) {
+  BOA_ASSIGN_OR_RETURN(std::unique_ptr<Upload> u, BeginUpload(name, version, kMaxModelFileBytes));
+  BOA_RETURN_IF_ERROR(u->Write(file.data(), file.size()));
+  return Commit(std::move(u));
+}
+
+Result<ModelEntry> ModelStore::Commit(std::unique_ptr<Upload> upload) {
+  Upload& u = *upload;
+  const std::string& name = u.name_;
+  const uint32_t version = u.version_;
+  if (u.expected_ == 0 || u.written_ != u.expected_) {
+    return Status::InvalidArgument("not a valid model file: it ends after " + std::to_string(u.written_) + " bytes" +
+                                   (u.expected_ ? " of the " + std::to_string(u.expected_) + " its header promises" : ""));
+  }
+  if (::fsync(u.fd_) != 0 || ::close(u.fd_) != 0) {
+    u.fd_ = -1;
+    return Status::IoError("model directory " + u.dir_ + ": writing the upload: " + std::strerror(errno));
+  }
+  u.fd_ = -1;
+  const std::string tmp = u.dir_;
+  BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> file, boa::ReadFile(tmp + "/" + kModelFileName, kMaxModelFileBytes));
+  Result<LoadedModel> parsed = ParseModelFile(file);
+  if (!parsed.ok()) return Status::InvalidArgument("not a valid model file: " + parsed.status().message());
+  file.clear();
+  file.shrink_to_fit();
+  const LoadedModel& m = *parsed;
   struct stat st {};
   if (::stat((tmp + "/" + kModelFileName).c_str(), &st) != 0) return Status::IoError(tmp + ": " + std::strerror(errno));
   const int64_t created = static_cast<int64_t>(std::time(nullptr));
@@ -453,7 +524,7 @@ Result<ModelEntry> ModelStore::Add(const std::string& name, uint32_t version, co
     }
     ++v;
   }
-  temporary.path.clear();
+  u.dir_.clear();  // published: no longer the upload's to remove
   ModelEntry e = EntryFor(name, v, dir, m, created);
   e.file_mtime_ns = MtimeNs(st);
   entries_[name][v] = e;

@@ -104,6 +104,14 @@ class ModelStore {
   // is then ALREADY_EXISTS / FAILED_PRECONDITION, an automatic one takes the next.
   Result<ModelEntry> Add(const std::string& name, uint32_t version, const std::vector<uint8_t>& file)
       BOA_EXCLUDES(mu_);
+  // Add for a file that arrives in pieces (UploadModel): each piece goes to a hidden
+  // temporary file in the store as it comes, the first bytes are checked at once
+  // (ReadModelHead: a wrong file is refused before more of it is taken) and no more is taken
+  // than its header's tensors need or `max_bytes`. Commit validates the whole file and
+  // publishes it as Add does; an upload dropped uncommitted leaves nothing behind.
+  class Upload;
+  Result<std::unique_ptr<Upload>> BeginUpload(const std::string& name, uint32_t version, uint64_t max_bytes);
+  Result<ModelEntry> Commit(std::unique_ptr<Upload> upload) BOA_EXCLUDES(mu_);
   // Renames the version directory to a hidden name first (other replicas stop seeing it at
   // once), then deletes it.
   Result<ModelEntry> Remove(const std::string& ref) BOA_EXCLUDES(mu_);
@@ -193,6 +201,29 @@ class ModelStore {
   CondVar stop_cv_;
   bool stopping_ BOA_GUARDED_BY(stop_mu_) = false;
   std::thread rescanner_;
+};
+
+class ModelStore::Upload {
+ public:
+  ~Upload();
+  Upload(const Upload&) = delete;
+  Upload& operator=(const Upload&) = delete;
+  // INVALID_ARGUMENT when the bytes so far are not the start of a model file;
+  // RESOURCE_EXHAUSTED past the size the header promises or the store's limit.
+  Status Write(const uint8_t* p, size_t n);
+  uint64_t bytes() const { return written_; }
+
+ private:
+  friend class ModelStore;
+  Upload() = default;
+  std::string name_;
+  uint32_t version_ = 0;
+  uint64_t max_bytes_ = 0;
+  std::string dir_;   // the hidden temporary directory; removed unless published
+  int fd_ = -1;       // its model file
+  std::vector<uint8_t> head_;  // the first bytes, until ReadModelHead has them all
+  uint64_t expected_ = 0;      // the file's size by its header (0: header not read yet)
+  uint64_t written_ = 0;
 };
 
 }  // namespace boa::server

@@ -55,10 +55,10 @@ grpc::Status Reply(Result<T> r, Convert convert, Msg* resp) {
 }
 
 // Buffers output and sends it as messages of at most kMessageBytes.
-template <class Response, class Stream>
+template <class Response>
 class StreamSink final : public ByteSink {
  public:
-  explicit StreamSink(Stream* stream) : stream_(stream) {}
+  explicit StreamSink(std::function<bool(const Response&)> write) : write_(std::move(write)) {}
   Status Write(const uint8_t* p, size_t n) override {
     buf_.insert(buf_.end(), p, p + n);
     while (buf_.size() >= kMessageBytes) BOA_RETURN_IF_ERROR(Send(kMessageBytes));
@@ -71,12 +71,12 @@ class StreamSink final : public ByteSink {
   Status Send(size_t n) {
     Response r;
     r.set_data(buf_.data(), n);
-    if (!stream_->Write(r)) return Status::Cancelled("the client went away");
+    if (!write_(r)) return Status::Cancelled("the client went away");
     buf_.erase(buf_.begin(), buf_.begin() + static_cast<std::ptrdiff_t>(n));
     sent_ += n;
     return Status::Ok();
   }
-  Stream* stream_;
+  std::function<bool(const Response&)> write_;
   std::vector<uint8_t> buf_;
   uint64_t sent_ = 0;
 };
@@ -161,6 +161,12 @@ double Seconds(Clock::time_point t0) { return std::chrono::duration<double>(Cloc
 
 Status ShuttingDown() { return Status::Unavailable("the server is shutting down"); }
 
+// Decoded bytes a request may claim beyond max_expansion times what it sent: one ordinary
+// chunk's worth, so a stream's first chunk is not judged by its first bytes alone.
+constexpr double kExpansionAllowance = 1 << 20;
+
+constexpr const char* kNoStream = "empty request stream: expected a .boa stream";
+
 
 // Runs `body`; running out of memory in it fails this request, not the server.
 template <class F>
@@ -182,9 +188,9 @@ class BoaService::RequestLog {
     const uint64_t original = compresses_ ? in_ : out_, coded = compresses_ ? out_ : in_;
     const double seconds = Seconds(t0_);
     const char* code = rpc::GrpcCodeName(rpc::ToGrpcStatus(status_).error_code());
-    spdlog::info("[req {}] {} model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id_, op_,
-                 model_.empty() ? "-" : model_, in_, out_, coded ? double(original) / double(coded) : 0.0, seconds,
-                 peak_lanes_, code);
+    spdlog::info("[req {}] {} caller={} model={} in={} out={} ratio={:.3f} {:.2f}s peak_lanes={} -> {}", id_, op_,
+                 caller_.empty() ? "-" : caller_, model_.empty() ? "-" : model_, in_, out_,
+                 coded ? double(original) / double(coded) : 0.0, seconds, peak_lanes_, code);
     if (metrics_) {
       RequestRecord r;
       r.op = op_;
@@ -197,6 +203,7 @@ class BoaService::RequestLog {
       metrics_->RequestFinished(r);
     }
   }
+  void set_caller(const Caller& c) { caller_ = c.name; }
   void set_model(const ModelEntry& e) {
     model_ = e.Ref();
     model_name_ = e.name;
@@ -227,6 +234,7 @@ class BoaService::RequestLog {
   const char* const op_;
   const bool compresses_;
   const Clock::time_point t0_ = Clock::now();
+  std::string caller_;
   std::string model_;       // as the log names it: NAME:VERSION, or the stream's model id
   std::string model_name_;  // as the metrics label it: the store name
   uint64_t in_ = 0, out_ = 0;
@@ -239,7 +247,7 @@ class BoaService::RequestLog {
 // queue limit is reached.
 class BoaService::Admission {
  public:
-  explicit Admission(BoaService* s) : s_(s) {
+  Admission(BoaService* s, const Caller& caller) : s_(s), caller_(caller.name) {
     // Counted before the drain is checked, so the drain (which sets draining, then waits for
     // the count) can never miss a request that got in; one refused is uncounted at once.
     const int n = ++s_->open_codec_requests_;
@@ -251,22 +259,63 @@ class BoaService::Admission {
     }
     counted_ = true;
     const int limit = s_->queue_limit_.load();
+    int mine = 0;
+    {
+      std::lock_guard<std::mutex> l(s_->callers_mu_);
+      mine = ++s_->open_by_caller_[caller_];
+    }
     if (n > limit) {
       if (s_->metrics_) s_->metrics_->Rejected(Rejection::kQueueFull);
       status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(limit) +
                                           " requests are open (queue_limit); retry later");
+    } else if (mine > s_->config_.max_requests_per_caller) {
+      if (s_->metrics_) s_->metrics_->Rejected(Rejection::kCallerLimit);
+      status_ = Status::ResourceExhausted(caller_ + " has " + std::to_string(s_->config_.max_requests_per_caller) +
+                                          " requests open (max_requests_per_caller); retry when one ends");
     }
   }
   ~Admission() {
-    if (counted_) --s_->open_codec_requests_;
+    if (!counted_) return;
+    --s_->open_codec_requests_;
+    std::lock_guard<std::mutex> l(s_->callers_mu_);
+    if (--s_->open_by_caller_[caller_] <= 0) s_->open_by_caller_.erase(caller_);
   }
   const Status& status() const { return status_; }
 
  private:
   BoaService* s_;
+  const std::string caller_;
   Status status_;
   bool counted_ = false;
 };
+
+Result<Caller> BoaService::Allow(grpc::ServerContext* ctx, Role role, const char* method) {
+  Result<Caller> c = access_->Authorize(*ctx, role, method);
+  if (!c.ok()) {
+    const bool unknown = c.status().code() == StatusCode::kUnauthenticated;
+    if (metrics_) metrics_->Rejected(unknown ? Rejection::kUnauthenticated : Rejection::kPermissionDenied);
+    spdlog::warn("{} refused from {}: {}", method, ctx->peer(), c.status().message());
+  }
+  return c;
+}
+
+Status BoaService::BeginCodec(grpc::ServerContext* ctx, const char* op, RequestLog* log, const StreamWatch& watch,
+                              const std::function<bool()>& read_first, const std::string& bad_first,
+                              std::optional<Admission>* admission) {
+  Result<Caller> caller = Allow(ctx, Role::kRead, op);
+  if (!caller.ok()) return caller.status();
+  log->set_caller(*caller);
+  if (!read_first()) return IdleOr(watch, Status::InvalidArgument(bad_first));
+  admission->emplace(this, *caller);
+  return (*admission)->status();
+}
+
+Status BoaService::IdleOr(const StreamWatch& watch, Status s) {
+  if (!watch.timed_out()) return s;
+  if (metrics_) metrics_->Rejected(Rejection::kIdle);
+  return Status::DeadlineExceeded("the stream was idle for " + std::to_string(static_cast<int>(watchdog_.idle_seconds())) +
+                                  " s (stream_idle_seconds): closed");
+}
 
 void BoaService::StartDraining(Clock::time_point deadline) {
   drain_deadline_ns_ = deadline.time_since_epoch().count();
@@ -289,18 +338,19 @@ Status BoaService::CheckCancelled(grpc::ServerContext* ctx) const {
 grpc::Status BoaService::Compress(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream) {
   RequestLog log(this, "Compress", true);
-  Admission admission(this);
-  if (!admission.status().ok()) return log.Refuse(admission.status());
+  StreamWatch watch(&watchdog_, ctx);
   v1::CompressRequest msg;
-  if (!stream->Read(&msg) || !msg.has_options()) {
-    return log.End(Status::InvalidArgument("Compress: the first message must carry the options"));
-  }
-  return log.End(GuardMemory([&] { return CompressStream(ctx, stream, &log, msg.options()); }));
+  std::optional<Admission> admission;
+  Status begun = BeginCodec(
+      ctx, "Compress", &log, watch, [&] { return watch.Read([&] { return stream->Read(&msg); }) && msg.has_options(); },
+      "Compress: the first message must carry the options", &admission);
+  if (!begun.ok()) return log.Refuse(begun);
+  return log.End(IdleOr(watch, GuardMemory([&] { return CompressStream(ctx, stream, &watch, &log, msg.options()); })));
 }
 
 Status BoaService::CompressStream(grpc::ServerContext* ctx,
                                   grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream,
-                                  RequestLog* log, const v1::CompressOptions& opt) {
+                                  StreamWatch* watch, RequestLog* log, const v1::CompressOptions& opt) {
   const auto t0 = Clock::now();
   BOA_ASSIGN_OR_RETURN(ModelLease lease, store_->Acquire(opt.model()));
   const ModelEntry& entry = lease.entry;
@@ -315,9 +365,11 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
       rm->scheduler->Open(ToPriority(opt.priority()), [this, ctx] { return CheckCancelled(ctx); });
 
   SubmitCounter counter;
-  StreamSink<v1::CompressResponse, std::remove_pointer_t<decltype(stream)>> sink(stream);
+  StreamSink<v1::CompressResponse> sink(
+      [stream, watch](const v1::CompressResponse& r) { return watch->Write([&] { return stream->Write(r); }); });
   StreamWriter out(&sink, MakeHeader(rm->model, chunk_length));
-  RequestSource<v1::CompressRequest> src([stream](v1::CompressRequest* m) { return stream->Read(m); }, "");
+  RequestSource<v1::CompressRequest> src(
+      [stream, watch](v1::CompressRequest* m) { return watch->Read([&] { return stream->Read(m); }); }, "");
   ChunkCutter cutter(&src, chunk_length);
   // From here to the join nothing may throw: both sides turn running out of memory into a
   // status, so the writer thread is always joined.
@@ -367,20 +419,18 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
   BOA_RETURN_IF_ERROR(status);
   v1::CompressResponse end;
   *end.mutable_summary() = summary;
-  stream->Write(end);
+  watch->Write([&] { return stream->Write(end); });
   return Status::Ok();
 }
 
 // Shared by Decompress and Verify: reads the .boa stream, decodes its chunks through the
 // scheduler of the model recorded in it, hands the bytes to `write` in order and checks the
 // content checksum at the end.
-Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log,
+Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log, v1::DecompressRequest first,
                                 const std::function<bool(v1::DecompressRequest*)>& read,
                                 const std::function<bool(const uint8_t*, size_t)>& write, bool allow_part,
                                 v1::CodecSummary* summary) {
   const auto t0 = Clock::now();
-  v1::DecompressRequest first;
-  if (!read(&first)) return Status::InvalidArgument("empty request stream: expected a .boa stream");
   v1::DecompressOptions opt;
   std::string initial;
   if (first.has_options()) {
@@ -437,10 +487,26 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log,
     write_status = s;
   });
   Status read_status = GuardMemory([&]() -> Status {
+    uint64_t claimed = 0;  // decoded bytes the records so far promise
     for (;;) {
       ChunkRecord rec;
       BOA_ASSIGN_OR_RETURN(bool more, reader.Next(&rec));
       if (!more) return Status::Ok();
+      // Judged before the chunk is decoded: a few bytes that claim gigabytes are refused, not
+      // decoded (a chunk of zeros codes to a byte or two, so the format alone cannot tell).
+      claimed += rec.original_length;
+      const double allowed = config_.max_expansion * static_cast<double>(src.total()) + kExpansionAllowance;
+      if (claimed > config_.max_output_bytes || static_cast<double>(claimed) > allowed) {
+        if (metrics_) metrics_->Rejected(Rejection::kTooLarge);
+        if (claimed > config_.max_output_bytes) {
+          return Status::ResourceExhausted("the stream decodes to more than " + std::to_string(config_.max_output_bytes) +
+                                           " bytes, this server's max_output_bytes per request (use --local)");
+        }
+        return Status::ResourceExhausted(
+            "the stream's first " + std::to_string(src.total()) + " bytes claim " + std::to_string(claimed) +
+            " decoded bytes, more than max_expansion (" + std::to_string(static_cast<uint64_t>(config_.max_expansion)) +
+            "x) allows: refused before decoding (use --local for such a file)");
+      }
       BOA_RETURN_IF_ERROR(req->SubmitDecode(std::move(rec)));
       counter.Add();
     }
@@ -468,50 +534,57 @@ Status BoaService::DecodeStream(grpc::ServerContext* ctx, RequestLog* log,
 grpc::Status BoaService::Decompress(grpc::ServerContext* ctx,
                                     grpc::ServerReaderWriter<v1::DecompressResponse, v1::DecompressRequest>* stream) {
   RequestLog log(this, "Decompress", false);
-  Admission admission(this);
-  if (!admission.status().ok()) return log.Refuse(admission.status());
+  StreamWatch watch(&watchdog_, ctx);
+  const auto read = [&](v1::DecompressRequest* m) { return watch.Read([&] { return stream->Read(m); }); };
+  v1::DecompressRequest first;
+  std::optional<Admission> admission;
+  Status begun = BeginCodec(ctx, "Decompress", &log, watch, [&] { return read(&first); }, kNoStream, &admission);
+  if (!begun.ok()) return log.Refuse(begun);
   v1::CodecSummary summary;
   Status s = GuardMemory([&] {
     return DecodeStream(
-        ctx, &log, [stream](v1::DecompressRequest* m) { return stream->Read(m); },
-        [stream](const uint8_t* p, size_t n) {
+        ctx, &log, std::move(first), read,
+        [&](const uint8_t* p, size_t n) {
           v1::DecompressResponse r;
           r.set_data(p, n);
-          return stream->Write(r);
+          return watch.Write([&] { return stream->Write(r); });
         },
         true, &summary);
   });
   log.set_summary(summary);
-  if (!s.ok()) return log.End(s);
+  if (!s.ok()) return log.End(IdleOr(watch, s));
   v1::DecompressResponse end;
   *end.mutable_summary() = summary;
-  stream->Write(end);
+  watch.Write([&] { return stream->Write(end); });
   return log.End(Status::Ok());
 }
 
 grpc::Status BoaService::Verify(grpc::ServerContext* ctx, grpc::ServerReader<v1::DecompressRequest>* reader,
                                 v1::CodecSummary* summary) {
   RequestLog log(this, "Verify", false);
-  Admission admission(this);
-  if (!admission.status().ok()) return log.Refuse(admission.status());
+  StreamWatch watch(&watchdog_, ctx);
+  const auto read = [&](v1::DecompressRequest* m) { return watch.Read([&] { return reader->Read(m); }); };
+  v1::DecompressRequest first;
+  std::optional<Admission> admission;
+  Status begun = BeginCodec(ctx, "Verify", &log, watch, [&] { return read(&first); }, kNoStream, &admission);
+  if (!begun.ok()) return log.Refuse(begun);
   Status s = GuardMemory([&] {
-    return DecodeStream(
-        ctx, &log, [reader](v1::DecompressRequest* m) { return reader->Read(m); }, [](const uint8_t*, size_t) { return true; },
-        false, summary);
+    return DecodeStream(ctx, &log, std::move(first), read, [](const uint8_t*, size_t) { return true; }, false, summary);
   });
   log.set_summary(*summary);
-  return log.End(s);
+  return log.End(IdleOr(watch, s));
 }
 
 grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::CompressRequest>* reader,
                               v1::EvalSummary* summary) {
   RequestLog log(this, "Eval", true);
-  Admission admission(this);
-  if (!admission.status().ok()) return log.Refuse(admission.status());
+  StreamWatch watch(&watchdog_, ctx);
   v1::CompressRequest first;
-  if (!reader->Read(&first) || !first.has_options()) {
-    return log.End(Status::InvalidArgument("Eval: the first message must carry the options"));
-  }
+  std::optional<Admission> admission;
+  Status begun = BeginCodec(
+      ctx, "Eval", &log, watch, [&] { return watch.Read([&] { return reader->Read(&first); }) && first.has_options(); },
+      "Eval: the first message must carry the options", &admission);
+  if (!begun.ok()) return log.Refuse(begun);
   const v1::CompressOptions opt = first.options();
   Result<ModelLease> lease = store_->Acquire(opt.model());
   if (!lease.ok()) return log.End(lease.status());
@@ -521,7 +594,8 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   co.chunk_count = opt.chunk_count();
   co.threads = config_.threads;
   // A diagnostic: it runs the in-process evaluator, beside the scheduler's batches.
-  RequestSource<v1::CompressRequest> src([reader](v1::CompressRequest* m) { return reader->Read(m); }, "");
+  RequestSource<v1::CompressRequest> src(
+      [&](v1::CompressRequest* m) { return watch.Read([&] { return reader->Read(m); }); }, "");
   if (opt.size_hint()) src.set_size_hint(static_cast<int64_t>(opt.size_hint()));
   Result<EvalResult> r = Status::Internal("not evaluated");
   Status guarded = GuardMemory([&] {
@@ -531,7 +605,7 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   if (!guarded.ok()) r = guarded;
   Status s = r.ok() ? CheckCancelled(ctx) : r.status();
   log.set_bytes(src.total(), 0);
-  if (!s.ok()) return log.End(s);
+  if (!s.ok()) return log.End(IdleOr(watch, s));
   summary->set_model_id(lease->entry.id);
   summary->set_bytes(r->bytes);
   summary->set_chunks(r->chunks);
@@ -541,70 +615,102 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   return log.End(Status::Ok());
 }
 
-grpc::Status BoaService::ListModels(grpc::ServerContext*, const v1::ListModelsRequest*, v1::ListModelsResponse* resp) {
+// A unary RPC's first line: the caller's refusal as the call's status.
+#define BOA_ALLOW(ctx, role, method)                                      \
+  do {                                                                    \
+    Result<Caller> allowed_caller = Allow(ctx, role, method);             \
+    if (!allowed_caller.ok()) return rpc::ToGrpcStatus(allowed_caller.status()); \
+  } while (0)
+
+grpc::Status BoaService::ListModels(grpc::ServerContext* ctx, const v1::ListModelsRequest*, v1::ListModelsResponse* resp) {
+  BOA_ALLOW(ctx, Role::kRead, "ListModels");
   for (const ModelEntry& e : store_->List()) *resp->add_models() = ToInfo(e);
   return grpc::Status::OK;
 }
 
-grpc::Status BoaService::GetModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+grpc::Status BoaService::GetModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  BOA_ALLOW(ctx, Role::kRead, "GetModel");
   return Reply(store_->Resolve(req->model()), ToInfo, resp);
 }
 
 grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReader<v1::UploadModelRequest>* reader,
                                      v1::ModelInfo* resp) {
+  Result<Caller> caller = Allow(ctx, Role::kWrite, "UploadModel");
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
+  // Each upload holds a thread and a temporary file: a few at a time.
+  struct Slot {
+    std::atomic<int>& n;
+    ~Slot() { --n; }
+  } slot{open_uploads_};
+  if (++open_uploads_ > config_.max_uploads) {
+    if (metrics_) metrics_->Rejected(Rejection::kUploadsBusy);
+    return rpc::ToGrpcStatus(Status::ResourceExhausted(std::to_string(config_.max_uploads) +
+                                                       " uploads are running (max_uploads); retry later"));
+  }
+  StreamWatch watch(&watchdog_, ctx);
+  const auto read = [&](v1::UploadModelRequest* m) { return watch.Read([&] { return reader->Read(m); }); };
+  const auto fail = [&](Status s) {
+    s = IdleOr(watch, std::move(s)).WithContext("UploadModel");
+    if (s.code() == StatusCode::kResourceExhausted && metrics_ && !watch.timed_out()) metrics_->Rejected(Rejection::kTooLarge);
+    spdlog::warn("upload refused: caller={} peer={}: {}", caller->name, ctx->peer(), s.message());
+    return rpc::ToGrpcStatus(s);
+  };
   v1::UploadModelRequest msg;
-  if (!reader->Read(&msg) || !msg.has_options()) {
-    return rpc::ToGrpcStatus(Status::InvalidArgument("UploadModel: the first message must carry the options (name)"));
+  if (!read(&msg) || !msg.has_options()) {
+    return fail(Status::InvalidArgument("the first message must carry the options (name)"));
   }
   const v1::UploadModelOptions opt = msg.options();
-  Status name_ok = ModelStore::CheckName(opt.name());
-  if (!name_ok.ok()) return rpc::ToGrpcStatus(name_ok);
-  std::vector<uint8_t> file;
-  while (reader->Read(&msg)) {
-    if (!msg.has_data()) return rpc::ToGrpcStatus(Status::InvalidArgument("UploadModel: only the first message may carry options"));
-    if (file.size() + msg.data().size() > store_->memory_budget()) {
-      if (metrics_) metrics_->Rejected(Rejection::kTooLarge);
-      return rpc::ToGrpcStatus(Status::ResourceExhausted("UploadModel: the model is larger than the server's memory budget (" +
-                                              std::to_string(store_->memory_budget()) + " bytes)"));
-    }
-    file.insert(file.end(), msg.data().begin(), msg.data().end());
+  Result<std::unique_ptr<ModelStore::Upload>> upload = store_->BeginUpload(opt.name(), opt.version(), config_.max_model_bytes);
+  if (!upload.ok()) return fail(upload.status());
+  while (read(&msg)) {
+    if (!msg.has_data()) return fail(Status::InvalidArgument("only the first message may carry options"));
+    Status w = (*upload)->Write(reinterpret_cast<const uint8_t*>(msg.data().data()), msg.data().size());
+    if (!w.ok()) return fail(w);
   }
-  if (ctx->IsCancelled()) return rpc::ToGrpcStatus(Status::Cancelled("the client cancelled the upload"));
-  Result<ModelEntry> e = store_->Add(opt.name(), opt.version(), file);
-  if (!e.ok()) return rpc::ToGrpcStatus(e.status().WithContext("UploadModel"));
-  spdlog::info("model {} uploaded: id {}, {} bytes", e->Ref(), e->id, e->file_bytes);
+  if (ctx->IsCancelled()) return fail(Status::Cancelled("the client cancelled the upload"));
+  Result<ModelEntry> e = store_->Commit(std::move(*upload));
+  if (!e.ok()) return fail(e.status());
+  spdlog::info("model {} uploaded by {}: id {}, {} bytes", e->Ref(), caller->name, e->id, e->file_bytes);
   *resp = ToInfo(*e);
   return grpc::Status::OK;
 }
 
-grpc::Status BoaService::DownloadModel(grpc::ServerContext*, const v1::ModelRef* req,
+grpc::Status BoaService::DownloadModel(grpc::ServerContext* ctx, const v1::ModelRef* req,
                                        grpc::ServerWriter<v1::DownloadModelResponse>* writer) {
+  BOA_ALLOW(ctx, Role::kRead, "DownloadModel");
+  StreamWatch watch(&watchdog_, ctx);
   Result<std::vector<uint8_t>> file = store_->ReadFile(req->model());
   if (!file.ok()) return rpc::ToGrpcStatus(file.status());
   for (size_t pos = 0; pos < file->size(); pos += kMessageBytes) {
     v1::DownloadModelResponse r;
     r.set_data(file->data() + pos, std::min(kMessageBytes, file->size() - pos));
-    if (!writer->Write(r)) return rpc::ToGrpcStatus(Status::Cancelled("the client went away"));
+    if (!watch.Write([&] { return writer->Write(r); })) {
+      return rpc::ToGrpcStatus(IdleOr(watch, Status::Cancelled("the client went away")));
+    }
   }
   return grpc::Status::OK;
 }
 
-grpc::Status BoaService::DeleteModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+grpc::Status BoaService::DeleteModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  Result<Caller> caller = Allow(ctx, Role::kWrite, "DeleteModel");
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<ModelEntry> e = store_->Remove(req->model());
   if (!e.ok()) return rpc::ToGrpcStatus(e.status());
-  spdlog::info("model {} deleted", e->Ref());
+  spdlog::info("model {} deleted by {}", e->Ref(), caller->name);
   *resp = ToInfo(*e);
   return grpc::Status::OK;
 }
 
-grpc::Status BoaService::LoadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+grpc::Status BoaService::LoadModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  BOA_ALLOW(ctx, Role::kWrite, "LoadModel");
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   return Reply(store_->Acquire(req->model()), [](const ModelLease& l) { return ToInfo(l.entry); }, resp);
 }
 
-grpc::Status BoaService::UnloadModel(grpc::ServerContext*, const v1::ModelRef* req, v1::ModelInfo* resp) {
+grpc::Status BoaService::UnloadModel(grpc::ServerContext* ctx, const v1::ModelRef* req, v1::ModelInfo* resp) {
+  BOA_ALLOW(ctx, Role::kWrite, "UnloadModel");
   return Reply(store_->Unload(req->model()), ToInfo, resp);
 }
 
@@ -638,7 +744,8 @@ ServerState BoaService::State() const {
   return s;
 }
 
-grpc::Status BoaService::ServerInfo(grpc::ServerContext*, const v1::ServerInfoRequest*, v1::ServerInfoResponse* resp) {
+grpc::Status BoaService::ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest*, v1::ServerInfoResponse* resp) {
+  BOA_ALLOW(ctx, Role::kRead, "ServerInfo");
   resp->set_version(BOA_VERSION);
   resp->add_devices(std::string("cpu (") + engine::SelectKernels(engine::Backend::kAuto)->name + ")");
   const ServerState state = State();
@@ -696,17 +803,20 @@ Result<train::TrainOptions> BoaService::TrainOptionsFor(const v1::TrainRequest& 
 
 grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest* req,
                                grpc::ServerWriter<v1::TrainEvent>* writer) {
+  Result<Caller> caller = Allow(ctx, Role::kTrain, "Train");
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<train::TrainOptions> o = TrainOptionsFor(*req);
   if (!o.ok()) return rpc::ToGrpcStatus(o.status());
   Result<std::string> id = jobs_->Submit(*req, std::move(*o));
   if (!id.ok()) return rpc::ToGrpcStatus(id.status());
-  spdlog::info("[{}] Train model={} files={}", *id, req->name(), req->files_size());
+  spdlog::info("[{}] Train caller={} model={} files={}", *id, caller->name, req->name(), req->files_size());
   return FollowJob(ctx, *id, writer);
 }
 
 grpc::Status BoaService::ResumeJob(grpc::ServerContext* ctx, const v1::JobRef* req,
                                    grpc::ServerWriter<v1::TrainEvent>* writer) {
+  BOA_ALLOW(ctx, Role::kTrain, "ResumeJob");
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<v1::TrainRequest> request = jobs_->Request(req->id());
   if (!request.ok()) return rpc::ToGrpcStatus(request.status());
@@ -721,6 +831,9 @@ grpc::Status BoaService::ResumeJob(grpc::ServerContext* ctx, const v1::JobRef* r
 
 grpc::Status BoaService::FollowJob(grpc::ServerContext* ctx, const std::string& id,
                                    grpc::ServerWriter<v1::TrainEvent>* writer) {
+  // A follower that stops reading is let go (the job goes on without it).
+  StreamWatch watch(&watchdog_, ctx);
+  const auto write = [&](const v1::TrainEvent& e) { return watch.Write([&] { return writer->Write(e); }); };
   uint64_t seen = 0;
   bool first = true;
   for (;;) {
@@ -730,19 +843,19 @@ grpc::Status BoaService::FollowJob(grpc::ServerContext* ctx, const std::string& 
     if (first) {
       v1::TrainEvent e;
       *e.mutable_job() = ToJobInfo(*j);
-      if (!writer->Write(e)) return grpc::Status::OK;  // the job goes on without the client
+      if (!write(e)) return grpc::Status::OK;  // the job goes on without the client
       first = false;
     }
     for (const JobLine& line : lines) {
       v1::TrainEvent e;
       e.mutable_progress()->set_line(line.text);
       e.mutable_progress()->set_milestone(line.milestone);
-      if (!writer->Write(e)) return grpc::Status::OK;
+      if (!write(e)) return grpc::Status::OK;
     }
     if (j->finished()) {
       v1::TrainEvent e;
       *e.mutable_job() = ToJobInfo(*j);
-      writer->Write(e);
+      write(e);
       spdlog::info("[{}] model={} -> {} ({})", id, j->name, JobStateName(j->state), j->message);
       return grpc::Status::OK;
     }
@@ -750,16 +863,19 @@ grpc::Status BoaService::FollowJob(grpc::ServerContext* ctx, const std::string& 
   }
 }
 
-grpc::Status BoaService::GetJob(grpc::ServerContext*, const v1::JobRef* req, v1::JobInfo* resp) {
+grpc::Status BoaService::GetJob(grpc::ServerContext* ctx, const v1::JobRef* req, v1::JobInfo* resp) {
+  BOA_ALLOW(ctx, Role::kTrain, "GetJob");
   return Reply(jobs_->Get(req->id()), ToJobInfo, resp);
 }
 
-grpc::Status BoaService::ListJobs(grpc::ServerContext*, const v1::ListJobsRequest*, v1::ListJobsResponse* resp) {
+grpc::Status BoaService::ListJobs(grpc::ServerContext* ctx, const v1::ListJobsRequest*, v1::ListJobsResponse* resp) {
+  BOA_ALLOW(ctx, Role::kTrain, "ListJobs");
   for (const JobSnapshot& j : jobs_->List()) *resp->add_jobs() = ToJobInfo(j);
   return grpc::Status::OK;
 }
 
-grpc::Status BoaService::CancelJob(grpc::ServerContext*, const v1::JobRef* req, v1::JobInfo* resp) {
+grpc::Status BoaService::CancelJob(grpc::ServerContext* ctx, const v1::JobRef* req, v1::JobInfo* resp) {
+  BOA_ALLOW(ctx, Role::kTrain, "CancelJob");
   return Reply(jobs_->Cancel(req->id()), ToJobInfo, resp);
 }
 

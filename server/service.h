@@ -6,24 +6,31 @@
 
 #include <atomic>
 #include <chrono>
+#include <map>
 #include <memory>
+#include <mutex>
+#include <optional>
 
 #include "boa/v1/boa.grpc.pb.h"
+#include "server/access.h"
 #include "server/config.h"
 #include "server/jobs.h"
 #include "server/metrics.h"
 #include "server/model_store.h"
+#include "server/stream_watchdog.h"
 
 namespace boa::server {
 
 class BoaService final : public boa::v1::Boa::Service {
  public:
-  // `metrics` may be null (no metrics kept).
-  BoaService(const ServerConfig& config, ModelStore* store, JobManager* jobs, Metrics* metrics)
+  // `metrics` may be null (no metrics kept). Every RPC asks `access` first.
+  BoaService(const ServerConfig& config, ModelStore* store, JobManager* jobs, Metrics* metrics, AccessControl* access)
       : config_(config),
         store_(store),
         jobs_(jobs),
         metrics_(metrics),
+        access_(access),
+        watchdog_(config.stream_idle_seconds),
         queue_limit_(config.queue_limit),
         train_memory_budget_(config.train_memory_budget) {}
 
@@ -72,16 +79,31 @@ class BoaService final : public boa::v1::Boa::Service {
   class Admission;
   class RequestLog;
   Status CheckCancelled(grpc::ServerContext* ctx) const;
+  // The caller, if it may call `method` (which needs `role`); a refusal is logged with the
+  // caller and the peer, and counted.
+  Result<Caller> Allow(grpc::ServerContext* ctx, Role role, const char* method);
+  // What every codec stream does first: its caller must have `read`; its first message must
+  // come within the idle limit and be what the RPC needs (`read_first` false: `bad_first`);
+  // only then is it admitted, so a stream that sends nothing holds no slot. A refusal leaves
+  // *admission empty; the status says why.
+  Status BeginCodec(grpc::ServerContext* ctx, const char* op, RequestLog* log, const StreamWatch& watch,
+                    const std::function<bool()>& read_first, const std::string& bad_first,
+                    std::optional<Admission>* admission);
+  // Why a stream ended early: the watchdog's timeout, else `s`.
+  Status IdleOr(const StreamWatch& watch, Status s);
   // Streams a job's progress to the caller until it ends or the caller goes (the job does not).
   grpc::Status FollowJob(grpc::ServerContext* ctx, const std::string& id, grpc::ServerWriter<v1::TrainEvent>* writer);
   // Compress after its options message: the container streams back as chunks finish.
   Status CompressStream(grpc::ServerContext* ctx,
-                        grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream, RequestLog* log,
-                        const v1::CompressOptions& options);
+                        grpc::ServerReaderWriter<v1::CompressResponse, v1::CompressRequest>* stream, StreamWatch* watch,
+                        RequestLog* log, const v1::CompressOptions& options);
   // The request's training options under this server's limits (server/train_request.h).
   Result<train::TrainOptions> TrainOptionsFor(const v1::TrainRequest& req) const;
-  // Decompress and Verify; only Decompress (`allow_part`) takes options.part.
-  Status DecodeStream(grpc::ServerContext* ctx, RequestLog* log, const std::function<bool(v1::DecompressRequest*)>& read,
+  // Decompress and Verify after the stream's first message; only Decompress (`allow_part`)
+  // takes options.part. The work is bounded before it is done: max_output_bytes and
+  // max_expansion apply to each chunk's claimed length as its record arrives.
+  Status DecodeStream(grpc::ServerContext* ctx, RequestLog* log, v1::DecompressRequest first,
+                      const std::function<bool(v1::DecompressRequest*)>& read,
                       const std::function<bool(const uint8_t*, size_t)>& write, bool allow_part,
                       v1::CodecSummary* summary);
 
@@ -89,12 +111,17 @@ class BoaService final : public boa::v1::Boa::Service {
   ModelStore* store_;
   JobManager* jobs_;
   Metrics* const metrics_;
+  AccessControl* const access_;
+  StreamWatchdog watchdog_;
   std::atomic<int> queue_limit_;
   std::atomic<uint64_t> train_memory_budget_;
   std::atomic<bool> draining_{false};
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> open_codec_requests_{0};
   std::atomic<uint64_t> next_request_id_{1};
+  std::atomic<int> open_uploads_{0};
+  std::mutex callers_mu_;
+  std::map<std::string, int> open_by_caller_;  // codec requests open per caller name; Guarded by callers_mu_
 };
 
 }  // namespace boa::server

@@ -32,7 +32,9 @@ class Boad {
       dup2(fds[1], 1);
       close(fds[0]);
       // The jobs directory beside the store, unless `extra` names one (flags override the config).
-      std::vector<std::string> args = {boad_path, "--listen", "127.0.0.1:0", "--model-dir", model_dir, "--log-level", "warn"};
+      // A free loopback port, unless `extra` names the address.
+      std::vector<std::string> args = {boad_path, "--model-dir", model_dir, "--log-level", "warn"};
+      if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) args.insert(args.end(), {"--listen", "127.0.0.1:0"});
       if (std::find(extra.begin(), extra.end(), "--config") == extra.end()) {
         args.insert(args.end(), {"--jobs-dir", model_dir + ".jobs"});
       }

@@ -113,6 +113,14 @@ TEST_F(Deploy, ConfigVolumesAndTheDrain) {
   std::ofstream(file) << by_kind_["ConfigMap/" + config_map]["data"]["boad.yaml"].as<std::string>();
   server::ServerConfig cfg;
   ASSERT_TRUE(cfg.LoadFile(file).ok()) << cfg.LoadFile(file).message();
+  // The pods listen on every interface: callers need tokens, from a mounted Secret.
+  ASSERT_FALSE(cfg.token_file.empty()) << "boad refuses a network address without tokens";
+  bool token_mounted = false;
+  for (const auto& m : container_["volumeMounts"]) {
+    const std::string at = m["mountPath"].as<std::string>() + "/";
+    if (cfg.token_file.rfind(at, 0) == 0 && volumes[m["name"].as<std::string>()]["secret"]) token_mounted = true;
+  }
+  EXPECT_TRUE(token_mounted) << cfg.token_file << " is not on a mounted Secret";
   // Replicas share the model store: a ReadWriteMany volume that boad knows is shared (or the
   // second pod would not start), and a jobs directory of each pod's own.
   const int most = std::max(deployment_["spec"]["replicas"].as<int>(),

@@ -113,6 +113,66 @@ TEST(ModelStore, RefusesBadNamesAndBadFilesBeforeWriting) {
   EXPECT_FALSE(std::filesystem::exists(dir.path() + "/broken"));
 }
 
+// Nothing of a refused or abandoned upload stays in the store directory.
+void ExpectNoTemporaries(const std::string& dir) {
+  for (const auto& e : std::filesystem::directory_iterator(dir)) {
+    EXPECT_NE(e.path().filename().string().rfind(".incoming-", 0), 0u) << e.path();
+  }
+}
+
+TEST(ModelStore, UploadsAreCheckedFromTheirFirstBytesAndBounded) {
+  testing::TempDir dir("store");
+  auto store = OpenStore(dir.path());
+  const std::vector<uint8_t> file = ModelFile(8, 1);
+  // In pieces of any size: the same model as Add.
+  for (size_t piece : {size_t{1}, size_t{7}, size_t{4096}}) {
+    auto u = store->BeginUpload("pieces", 0, 1ull << 30);
+    ASSERT_TRUE(u.ok());
+    for (size_t at = 0; at < file.size(); at += piece) {
+      ASSERT_TRUE((*u)->Write(file.data() + at, std::min(piece, file.size() - at)).ok()) << piece << " at " << at;
+    }
+    Result<ModelEntry> e = store->Commit(std::move(*u));
+    ASSERT_TRUE(e.ok()) << e.status().message();
+    EXPECT_EQ(e->id, HexString(Sha256(file.data(), file.size()).data(), 32));
+  }
+  // A wrong magic is refused at the first bytes.
+  {
+    auto u = store->BeginUpload("junk", 0, 1ull << 30);
+    ASSERT_TRUE(u.ok());
+    const std::vector<uint8_t> junk(64, 'x');
+    Status s = (*u)->Write(junk.data(), junk.size());
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(s.message().find("bad magic"), std::string::npos) << s.message();
+  }
+  // Past the header's size, past the limit, or short: refused, nothing published or left.
+  {
+    auto u = store->BeginUpload("long", 0, 1ull << 30);
+    std::vector<uint8_t> longer = file;
+    longer.push_back(0);
+    EXPECT_EQ((*u)->Write(longer.data(), longer.size()).code(), StatusCode::kResourceExhausted);
+  }
+  {
+    // Refused once the header shows the file would be larger, before the limit is reached.
+    auto u = store->BeginUpload("limited", 0, file.size() - 1);
+    Status s;
+    size_t at = 0;
+    for (; s.ok() && at < file.size(); at += 256) s = (*u)->Write(file.data() + at, std::min<size_t>(256, file.size() - at));
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted);
+    EXPECT_NE(s.message().find("would be " + std::to_string(file.size()) + " bytes"), std::string::npos) << s.message();
+    EXPECT_LT(at, file.size());
+  }
+  {
+    auto u = store->BeginUpload("short", 0, 1ull << 30);
+    ASSERT_TRUE((*u)->Write(file.data(), file.size() - 1).ok());
+    Result<ModelEntry> e = store->Commit(std::move(*u));
+    EXPECT_EQ(e.status().code(), StatusCode::kInvalidArgument);
+    EXPECT_NE(e.status().message().find("ends after"), std::string::npos) << e.status().message();
+  }
+  EXPECT_EQ(store->List().size(), 3u);
+  for (const char* gone : {"junk", "long", "limited", "short"}) EXPECT_FALSE(std::filesystem::exists(dir.path() + "/" + gone));
+  ExpectNoTemporaries(dir.path());
+}
+
 TEST(ModelStore, VersionsHaveOneRangeEverywhere) {
   testing::TempDir dir("store");
   auto store = OpenStore(dir.path());

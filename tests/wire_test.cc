@@ -24,12 +24,20 @@ TEST(Wire, EveryStatusCodeRoundTrips) {
 
 TEST(Wire, ServerSideIoErrorsAndUnknownCodesAreInternal) {
   EXPECT_EQ(ToGrpcStatus(Status::IoError("disk")).error_code(), grpc::StatusCode::INTERNAL);
-  for (grpc::StatusCode c : {grpc::StatusCode::UNKNOWN, grpc::StatusCode::UNIMPLEMENTED, grpc::StatusCode::INTERNAL,
-                             grpc::StatusCode::PERMISSION_DENIED}) {
+  for (grpc::StatusCode c : {grpc::StatusCode::UNKNOWN, grpc::StatusCode::UNIMPLEMENTED, grpc::StatusCode::INTERNAL}) {
     const Status s = FromGrpcStatus(grpc::Status(c, "odd"), "host:1");
     EXPECT_EQ(s.code(), StatusCode::kInternal);
     EXPECT_NE(s.message().find("host:1"), std::string::npos) << s.message();
   }
+}
+
+TEST(Wire, AccessRefusalsKeepTheirCodes) {
+  EXPECT_EQ(ToGrpcStatus(Status::Unauthenticated("who")).error_code(), grpc::StatusCode::UNAUTHENTICATED);
+  EXPECT_EQ(ToGrpcStatus(Status::PermissionDenied("no")).error_code(), grpc::StatusCode::PERMISSION_DENIED);
+  EXPECT_EQ(FromGrpcStatus(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "who"), "h:1").code(), StatusCode::kUnauthenticated);
+  const Status denied = FromGrpcStatus(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, "needs write"), "h:1");
+  EXPECT_EQ(denied.code(), StatusCode::kPermissionDenied);
+  EXPECT_EQ(denied.message(), "needs write");
 }
 
 TEST(Wire, AnUnreachableServerIsNamedWithWhatToDo) {

@@ -240,6 +240,64 @@ std::vector<uint8_t> SerializeModel(const ModelWeights& w, WeightType type,
   return out;
 }
 
+namespace {
+
+// The fixed fields after the magic, version and header length (16 bytes), as ModelHead reads them.
+Status ReadHeadFields(ByteReader& h, ModelHead* head) {
+  ModelConfig& c = head->config;
+  c.d_model = h.U32();
+  c.n_layers = h.U32();
+  c.d_state = h.U32();
+  c.d_conv = h.U32();
+  c.expand = h.U32();
+  c.dt_rank = h.U32();
+  c.vocab = h.U32();
+  uint8_t type = h.U8();
+  h.Bytes(3);
+  head->n_tensors = h.U32();
+  if (!h.ok()) return Corrupt("header truncated");
+  Status valid = c.Validate();
+  if (!valid.ok()) return Corrupt(valid.message());
+  if (type != 1 && type != 2) return Corrupt("weight type " + std::to_string(type) + " unknown (1 = f32, 2 = f16)");
+  head->type = static_cast<WeightType>(type);
+  if (head->n_tensors != ExpectedTensorShapes(c).size()) {
+    return Corrupt("has " + std::to_string(head->n_tensors) + " tensors, the architecture needs " +
+                   std::to_string(ExpectedTensorShapes(c).size()));
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+Result<ModelHead> ReadModelHead(const uint8_t* p, size_t n) {
+  ModelHead head;
+  if (n < 16) {
+    head.need = 16;
+    return head;
+  }
+  if (std::memcmp(p, kMagic, 8) != 0) return Corrupt("not a boa model file (bad magic)");
+  ByteReader top(p, 16);
+  top.Bytes(8);
+  const uint32_t version = top.U32();
+  if (version != kFormatVersion) {
+    return Status::DataLoss("unsupported model file version " + std::to_string(version) +
+                            " (this build reads version " + std::to_string(kFormatVersion) + ")");
+  }
+  head.header_bytes = top.U32();
+  if (head.header_bytes > kMaxHeaderBytes) return Corrupt("header length " + std::to_string(head.header_bytes) + " out of range");
+  if (n < 16 + static_cast<size_t>(head.header_bytes)) {
+    head.need = 16 + head.header_bytes;
+    return head;
+  }
+  ByteReader h(p + 16, head.header_bytes);
+  BOA_RETURN_IF_ERROR(ReadHeadFields(h, &head));
+  const size_t elem = head.type == WeightType::kF16 ? 2 : 4;
+  uint64_t data = 0;
+  for (const Tensor& t : ExpectedTensorShapes(head.config)) data = AlignUp(data + t.numel() * elem);
+  head.file_bytes = AlignUp(16 + head.header_bytes) + data + 8;
+  return head;
+}
+
 Result<LoadedModel> ParseModelFile(const std::vector<uint8_t>& bytes) {
   if (bytes.size() < 16 + 8 || std::memcmp(bytes.data(), kMagic, 8) != 0) {
     return Corrupt("not a boa model file (bad magic)");
@@ -263,29 +321,15 @@ Result<LoadedModel> ParseModelFile(const std::vector<uint8_t>& bytes) {
   }
   ByteReader h(bytes.data() + 16, header_bytes);
   LoadedModel m;
-  ModelConfig& c = m.weights.config;
-  c.d_model = h.U32();
-  c.n_layers = h.U32();
-  c.d_state = h.U32();
-  c.d_conv = h.U32();
-  c.expand = h.U32();
-  c.dt_rank = h.U32();
-  c.vocab = h.U32();
-  uint8_t type = h.U8();
-  h.Bytes(3);
-  uint32_t n_tensors = h.U32();
-  if (!h.ok()) return Corrupt("header truncated");
-  Status valid = c.Validate();
-  if (!valid.ok()) return Corrupt(valid.message());
-  if (type != 1 && type != 2) return Corrupt("weight type " + std::to_string(type) + " unknown (1 = f32, 2 = f16)");
-  m.stored_type = static_cast<WeightType>(type);
-  size_t elem = type == 2 ? 2 : 4;
+  ModelHead head;
+  BOA_RETURN_IF_ERROR(ReadHeadFields(h, &head));
+  m.weights.config = head.config;
+  const ModelConfig& c = m.weights.config;
+  m.stored_type = head.type;
+  const uint32_t n_tensors = head.n_tensors;
+  size_t elem = head.type == WeightType::kF16 ? 2 : 4;
 
   std::vector<Tensor> expected = ExpectedTensorShapes(c);
-  if (n_tensors != expected.size()) {
-    return Corrupt("has " + std::to_string(n_tensors) + " tensors, the architecture needs " +
-                   std::to_string(expected.size()));
-  }
   size_t data_start = AlignUp(16 + header_bytes);
   if (data_start > body) return Corrupt("data section missing");
   uint64_t data_bytes = body - data_start;

@@ -63,6 +63,19 @@ struct LoadedModel {
   std::string IdHex() const { return HexString(id.data(), id.size()); }
 };
 
+// What a model file's first bytes promise, checked as ParseModelFile checks them (magic,
+// version, header length, architecture, weight type, tensor count), so a receiver can refuse
+// a wrong file at its first bytes and bound how much it accepts. With fewer bytes than it
+// needs, `need` says how many (16, then 16 + header_bytes) and nothing else is set.
+struct ModelHead {
+  size_t need = 0;
+  ModelConfig config;
+  WeightType type = WeightType::kF32;
+  uint32_t header_bytes = 0;
+  uint32_t n_tensors = 0;
+  uint64_t file_bytes = 0;  // the size of the file SerializeModel writes for this header
+};
+Result<ModelHead> ReadModelHead(const uint8_t* p, size_t n);
 // Parses and validates a model file image (sizes, shapes, names, checksum, NaN/Inf).
 Result<LoadedModel> ParseModelFile(const std::vector<uint8_t>& bytes);
 Result<LoadedModel> LoadModelFile(const std::string& path);

@@ -23,6 +23,8 @@ enum class StatusCode {
   kDeadlineExceeded,    // the caller's deadline passed
   kIoError,             // the operating system refused a read or write
   kInternal,
+  kUnauthenticated,     // the caller did not say who it is (no or an unknown token)
+  kPermissionDenied,    // the caller may not do this (its roles)
 };
 
 const char* StatusCodeName(StatusCode code);
@@ -44,6 +46,8 @@ class [[nodiscard]] Status {
   static Status DeadlineExceeded(std::string m) { return {StatusCode::kDeadlineExceeded, std::move(m)}; }
   static Status IoError(std::string m) { return {StatusCode::kIoError, std::move(m)}; }
   static Status Internal(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
+  static Status Unauthenticated(std::string m) { return {StatusCode::kUnauthenticated, std::move(m)}; }
+  static Status PermissionDenied(std::string m) { return {StatusCode::kPermissionDenied, std::move(m)}; }
 
   bool ok() const { return code_ == StatusCode::kOk; }
   StatusCode code() const { return code_; }

@@ -1,0 +1,530 @@
+// boad on a shared network (docs/security.md), against a real boad: tokens and roles gate
+// every RPC, a network address needs tokens or --insecure, and the known holes stay closed:
+// idle streams hold no admission slot or thread, uploads are checked at their first bytes
+// and never buffered whole, and a few .boa bytes that claim gigabytes are refused before work.
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <functional>
+#include <iterator>
+#include <map>
+#include <set>
+#include <thread>
+
+#include <google/protobuf/descriptor.h>
+
+#include "boa/v1/boa.grpc.pb.h"
+#include "common/format/container.h"
+#include "common/util/hash.h"
+#include "rpc/remote_client.h"
+#include "server/access.h"
+#include "testkit/boad_process.h"
+#include "testkit/http_get.h"
+#include "testkit/test_util.h"
+
+namespace boa {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+using testing::Boad;
+
+// A status line of /proc/PID/status ("Threads", "VmHWM"), as a number.
+uint64_t ProcStatus(pid_t pid, const std::string& key) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stoull(line.substr(key.size() + 1));
+  }
+  return 0;
+}
+
+// Runs a command; its exit status and what it wrote to stdout and stderr.
+int RunCommand(const std::string& cmd, std::string* output) {
+  FILE* p = popen(("{ " + cmd + "; } 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
+
+class SecurityTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    model_ = testing::MakeModel(16, 1, 5, 4.0f);
+    model_file_ = SerializeModel(model_.weights, WeightType::kF32, "test");
+    model_path_ = dir_.path() + "/m.boam";
+    ASSERT_TRUE(WriteFileAtomic(model_path_, model_file_, true).ok());
+  }
+  // A token file granting each name its roles; the tokens by name.
+  std::map<std::string, std::string> WriteTokens(const std::map<std::string, std::string>& roles) {
+    std::map<std::string, std::string> tokens;
+    std::string yaml = "tokens:\n";
+    for (const auto& [name, r] : roles) {
+      Result<server::NewToken> t = server::GenerateToken();
+      EXPECT_TRUE(t.ok());
+      tokens[name] = t->token;
+      yaml += "  - name: " + name + "\n    sha256: " + t->sha256 + "\n    roles: [" + r + "]\n";
+    }
+    std::ofstream(token_file()) << yaml;
+    return tokens;
+  }
+  std::string token_file() const { return dir_.path() + "/tokens.yaml"; }
+  std::string config(const std::string& yaml) {
+    const std::string path = dir_.path() + "/boad.yaml";
+    std::ofstream(path) << yaml;
+    return path;
+  }
+  std::unique_ptr<rpc::RemoteClient> Connect(const Boad& b, const std::string& token = "") {
+    auto c = rpc::RemoteClient::Connect(b.address(), 10, token);
+    return c.ok() ? std::move(c).value() : nullptr;
+  }
+  std::string store() const { return dir_.path() + "/store"; }
+
+  testing::TempDir dir_{"security_test"};
+  LoadedModel model_;
+  std::vector<uint8_t> model_file_;
+  std::string model_path_;
+};
+
+// A call of every boa.v1.Boa method with an empty request, on a raw stub with `token`:
+// the status of each, by method name.
+std::map<std::string, grpc::StatusCode> CallEveryMethod(const std::string& address, const std::string& token) {
+  auto channel = grpc::CreateChannel(address, grpc::InsecureChannelCredentials());
+  auto stub = v1::Boa::NewStub(channel);
+  std::map<std::string, grpc::StatusCode> codes;
+  const auto ctx = [&](grpc::ClientContext* c) {
+    if (!token.empty()) c->AddMetadata("authorization", "Bearer " + token);
+    c->set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+  };
+  const auto unary = [&](const std::string& name, auto call) {
+    grpc::ClientContext c;
+    ctx(&c);
+    codes[name] = call(&c).error_code();
+  };
+  v1::ModelRef ref;
+  ref.set_model("m");
+  v1::JobRef job;
+  job.set_id("j-none");
+  v1::ModelInfo info;
+  v1::JobInfo jinfo;
+  unary("ListModels", [&](grpc::ClientContext* c) {
+    v1::ListModelsResponse r;
+    return stub->ListModels(c, v1::ListModelsRequest(), &r);
+  });
+  unary("GetModel", [&](grpc::ClientContext* c) { return stub->GetModel(c, ref, &info); });
+  unary("DeleteModel", [&](grpc::ClientContext* c) { return stub->DeleteModel(c, ref, &info); });
+  unary("LoadModel", [&](grpc::ClientContext* c) { return stub->LoadModel(c, ref, &info); });
+  unary("UnloadModel", [&](grpc::ClientContext* c) { return stub->UnloadModel(c, ref, &info); });
+  unary("ServerInfo", [&](grpc::ClientContext* c) {
+    v1::ServerInfoResponse r;
+    return stub->ServerInfo(c, v1::ServerInfoRequest(), &r);
+  });
+  unary("GetJob", [&](grpc::ClientContext* c) { return stub->GetJob(c, job, &jinfo); });
+  unary("ListJobs", [&](grpc::ClientContext* c) {
+    v1::ListJobsResponse r;
+    return stub->ListJobs(c, v1::ListJobsRequest(), &r);
+  });
+  unary("CancelJob", [&](grpc::ClientContext* c) { return stub->CancelJob(c, job, &jinfo); });
+  unary("DownloadModel", [&](grpc::ClientContext* c) {
+    auto r = stub->DownloadModel(c, ref);
+    v1::DownloadModelResponse m;
+    while (r->Read(&m)) {
+    }
+    return r->Finish();
+  });
+  unary("Train", [&](grpc::ClientContext* c) {
+    auto r = stub->Train(c, v1::TrainRequest());
+    v1::TrainEvent e;
+    while (r->Read(&e)) {
+    }
+    return r->Finish();
+  });
+  unary("ResumeJob", [&](grpc::ClientContext* c) {
+    auto r = stub->ResumeJob(c, job);
+    v1::TrainEvent e;
+    while (r->Read(&e)) {
+    }
+    return r->Finish();
+  });
+  unary("UploadModel", [&](grpc::ClientContext* c) {
+    v1::ModelInfo i;
+    auto w = stub->UploadModel(c, &i);
+    w->WritesDone();
+    return w->Finish();
+  });
+  unary("Verify", [&](grpc::ClientContext* c) {
+    v1::CodecSummary s;
+    auto w = stub->Verify(c, &s);
+    w->WritesDone();
+    return w->Finish();
+  });
+  unary("Eval", [&](grpc::ClientContext* c) {
+    v1::EvalSummary s;
+    auto w = stub->Eval(c, &s);
+    w->WritesDone();
+    return w->Finish();
+  });
+  unary("Compress", [&](grpc::ClientContext* c) {
+    auto rw = stub->Compress(c);
+    rw->WritesDone();
+    v1::CompressResponse r;
+    while (rw->Read(&r)) {
+    }
+    return rw->Finish();
+  });
+  unary("Decompress", [&](grpc::ClientContext* c) {
+    auto rw = stub->Decompress(c);
+    rw->WritesDone();
+    v1::DecompressResponse r;
+    while (rw->Read(&r)) {
+    }
+    return rw->Finish();
+  });
+  return codes;
+}
+
+TEST_F(SecurityTest, TokensAndRolesGateEveryMethod) {
+  auto tokens = WriteTokens({{"reader", "read"}, {"writer", "read, write"}, {"ops", "admin"}});
+  Boad b(BOAD, store(), {"--token-file", token_file(), "--metrics-listen", "127.0.0.1:0"});
+  ASSERT_FALSE(b.address().empty());
+  // Every method of the service is in the table, and each refuses a call without a token
+  // before it does anything.
+  const std::map<std::string, grpc::StatusCode> anonymous = CallEveryMethod(b.address(), "");
+  const google::protobuf::ServiceDescriptor* service =
+      google::protobuf::DescriptorPool::generated_pool()->FindServiceByName(v1::Boa::service_full_name());
+  ASSERT_NE(service, nullptr);
+  std::set<std::string> methods;
+  for (int i = 0; i < service->method_count(); ++i) methods.insert(service->method(i)->name());
+  std::set<std::string> called;
+  for (const auto& [name, code] : anonymous) {
+    called.insert(name);
+    EXPECT_EQ(code, grpc::StatusCode::UNAUTHENTICATED) << name;
+  }
+  EXPECT_EQ(called, methods) << "a method of boa.v1.Boa is missing from CallEveryMethod";
+  // An unknown token is no better.
+  for (const auto& [name, code] : CallEveryMethod(b.address(), "boa_not-a-token")) {
+    EXPECT_EQ(code, grpc::StatusCode::UNAUTHENTICATED) << name;
+  }
+  // A reader may read, not change the store or train.
+  const std::set<std::string> write_or_train = {"UploadModel", "DeleteModel", "LoadModel", "UnloadModel",
+                                                "Train",       "GetJob",      "ListJobs",  "CancelJob", "ResumeJob"};
+  for (const auto& [name, code] : CallEveryMethod(b.address(), tokens["reader"])) {
+    if (write_or_train.count(name)) {
+      EXPECT_EQ(code, grpc::StatusCode::PERMISSION_DENIED) << name;
+    } else {
+      EXPECT_NE(code, grpc::StatusCode::PERMISSION_DENIED) << name;
+      EXPECT_NE(code, grpc::StatusCode::UNAUTHENTICATED) << name;
+    }
+  }
+  // The writer uploads; the reader compresses with it; admin may do anything.
+  auto writer = Connect(b, tokens["writer"]);
+  ASSERT_TRUE(writer);
+  ASSERT_TRUE(writer->UploadModel(model_path_, "jets", 0).ok());
+  auto reader = Connect(b, tokens["reader"]);
+  Result<std::vector<v1::ModelInfo>> list = reader->ListModels();
+  ASSERT_TRUE(list.ok()) << list.status().message();
+  ASSERT_EQ(list->size(), 1u);
+  Result<v1::ModelInfo> denied = reader->DeleteModel("jets");
+  EXPECT_EQ(denied.status().code(), StatusCode::kPermissionDenied);
+  EXPECT_NE(denied.status().message().find("needs the role write; reader has read"), std::string::npos)
+      << denied.status().message();
+  for (const auto& [name, code] : CallEveryMethod(b.address(), tokens["ops"])) {
+    EXPECT_NE(code, grpc::StatusCode::PERMISSION_DENIED) << name;
+    EXPECT_NE(code, grpc::StatusCode::UNAUTHENTICATED) << name;
+  }
+  // Refusals are counted by reason.
+  const std::string scrape = testing::HttpGet(b.metrics_address(), "/metrics").body;
+  EXPECT_EQ(scrape.find("boad_rejected_requests_total{reason=\"unauthenticated\"} 0"), std::string::npos) << scrape;
+  EXPECT_EQ(scrape.find("boad_rejected_requests_total{reason=\"permission_denied\"} 0"), std::string::npos) << scrape;
+}
+
+// The reported attack: from another host, with no credentials, `models rm prod` and an
+// upload of jets:2 that every `-m jets` would then resolve to.
+TEST_F(SecurityTest, AnUnauthenticatedClientCannotReplaceOrDeleteModels) {
+  auto tokens = WriteTokens({{"operator", "read, write"}});
+  Boad b(BOAD, store(), {"--token-file", token_file()});
+  auto op = Connect(b, tokens["operator"]);
+  ASSERT_TRUE(op);
+  ASSERT_TRUE(op->UploadModel(model_path_, "prod", 0).ok());
+  ASSERT_TRUE(op->UploadModel(model_path_, "jets", 1).ok());
+  auto attacker = Connect(b);
+  ASSERT_TRUE(attacker);
+  EXPECT_EQ(attacker->DeleteModel("prod").status().code(), StatusCode::kUnauthenticated);
+  LoadedModel other = testing::MakeModel(16, 1, 99, 4.0f);
+  const std::string evil = dir_.path() + "/evil.boam";
+  ASSERT_TRUE(WriteFileAtomic(evil, SerializeModel(other.weights, WeightType::kF32, "evil"), true).ok());
+  Result<v1::ModelInfo> up = attacker->UploadModel(evil, "jets", 2);
+  EXPECT_EQ(up.status().code(), StatusCode::kUnauthenticated);
+  EXPECT_NE(up.status().message().find("requires a token"), std::string::npos) << up.status().message();
+  Result<v1::ModelInfo> jets = op->GetModel("jets");
+  ASSERT_TRUE(jets.ok());
+  EXPECT_EQ(jets->version(), 1u);
+  EXPECT_EQ(jets->id(), model_.IdHex());
+  EXPECT_TRUE(op->GetModel("prod").ok());
+}
+
+TEST_F(SecurityTest, SighupReadsTheTokenFileAgain) {
+  auto first = WriteTokens({{"a", "read"}});
+  Boad b(BOAD, store(), {"--token-file", token_file()});
+  auto a = Connect(b, first["a"]);
+  ASSERT_TRUE(a->ListModels().ok());
+  auto second = WriteTokens({{"b", "read"}});  // a's token is gone, b's is new
+  b.Signal(SIGHUP);
+  auto bc = Connect(b, second["b"]);
+  const auto t0 = Clock::now();
+  while (!bc->ListModels().ok() && Clock::now() - t0 < std::chrono::seconds(10)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  EXPECT_TRUE(bc->ListModels().ok());
+  EXPECT_EQ(a->ListModels().status().code(), StatusCode::kUnauthenticated);
+  // A broken file keeps the running table.
+  std::ofstream(token_file()) << "tokens: [{name: x}]\n";
+  b.Signal(SIGHUP);
+  std::this_thread::sleep_for(std::chrono::milliseconds(1500));
+  EXPECT_TRUE(bc->ListModels().ok());
+}
+
+TEST_F(SecurityTest, ANetworkAddressNeedsTokensOrInsecure) {
+  std::string out;
+  EXPECT_EQ(RunCommand(std::string(BOAD) + " --listen 0.0.0.0:0 --model-dir " + store(), &out), 2) << out;
+  EXPECT_NE(out.find("refusing to serve 0.0.0.0:0 without tokens"), std::string::npos) << out;
+  // With tokens it serves; with --insecure too, loudly.
+  WriteTokens({{"a", "read"}});
+  Boad with_tokens(BOAD, store(), {"--listen", "0.0.0.0:0", "--token-file", token_file()});
+  EXPECT_FALSE(with_tokens.address().empty());
+  Boad insecure(BOAD, store() + "2", {"--listen", "0.0.0.0:0", "--insecure"});
+  EXPECT_FALSE(insecure.address().empty());
+  // A token file with a mistake names the key.
+  std::ofstream(token_file()) << "tokens:\n  - name: a\n    sha256: " << std::string(64, 'a') << "\n    roles: [reed]\n";
+  out.clear();
+  EXPECT_EQ(RunCommand(std::string(BOAD) + " --token-file " + token_file() + " --model-dir " + store() + "3", &out), 2);
+  EXPECT_NE(out.find("tokens[0].roles[0]: 'reed' is not a role"), std::string::npos) << out;
+}
+
+TEST_F(SecurityTest, BoadTokenAndTheClientFlags) {
+  std::string out;
+  const std::string printed = dir_.path() + "/printed", entry_file = dir_.path() + "/entry";
+  ASSERT_EQ(RunCommand(std::string(BOAD) + " token --name daq --roles read,write > " + printed + " 2> " + entry_file, &out), 0)
+      << out;
+  std::string token, entry;
+  std::getline(std::ifstream(printed), token);
+  ASSERT_EQ(token.rfind("boa_", 0), 0u) << token;
+  std::ifstream e(entry_file);
+  entry.assign(std::istreambuf_iterator<char>(e), std::istreambuf_iterator<char>());
+  EXPECT_NE(entry.find("sha256: " + server::TokenDigest(token)), std::string::npos) << entry;
+  EXPECT_NE(entry.find("roles: [read, write]"), std::string::npos) << entry;
+  EXPECT_EQ(entry.find(token), std::string::npos) << "the entry must not hold the token";
+  std::ofstream(token_file()) << "tokens:\n  - name: daq\n    sha256: " << server::TokenDigest(token)
+                              << "\n    roles: [read, write]\n";
+  Boad b(BOAD, store(), {"--token-file", token_file()});
+  const std::string client = std::string(BOA_CLIENT) + " --server " + b.address();
+  out.clear();
+  EXPECT_NE(RunCommand(client + " models list", &out), 0);
+  EXPECT_NE(out.find("requires a token"), std::string::npos) << out;
+  const std::string file = dir_.path() + "/daq.token";
+  std::ofstream(file) << token << "\n";
+  out.clear();
+  EXPECT_EQ(RunCommand(client + " --token-file " + file + " models upload " + model_path_ + " --name jets", &out), 0) << out;
+  out.clear();
+  EXPECT_EQ(RunCommand("BOA_TOKEN=" + token + " " + client + " models list", &out), 0) << out;
+  EXPECT_NE(out.find("jets"), std::string::npos) << out;
+  out.clear();
+  EXPECT_NE(RunCommand(client + " --token-file " + dir_.path() + "/missing.token models list", &out), 0);
+  EXPECT_NE(out.find("missing.token"), std::string::npos) << out;
+}
+
+// 64 streams that never send a message held every admission slot for good; now a stream
+// is admitted when its options arrive, and one that stalls is closed after
+// stream_idle_seconds.
+TEST_F(SecurityTest, SilentStreamsHoldNoSlotAndAreClosed) {
+  Boad b(BOAD, store(), {"--config", config("queue_limit: 4\nstream_idle_seconds: 1\n"), "--metrics-listen", "127.0.0.1:0"});
+  auto c = Connect(b);
+  ASSERT_TRUE(c);
+  ASSERT_TRUE(c->UploadModel(model_path_, "m", 0).ok());
+  auto channel = grpc::CreateChannel(b.address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Boa::NewStub(channel);
+  struct Silent {
+    grpc::ClientContext ctx;
+    std::unique_ptr<grpc::ClientReaderWriter<v1::CompressRequest, v1::CompressResponse>> stream;
+  };
+  std::vector<std::unique_ptr<Silent>> silent;
+  for (int i = 0; i < 16; ++i) {
+    silent.push_back(std::make_unique<Silent>());
+    silent.back()->stream = stub->Compress(&silent.back()->ctx);
+  }
+  // One that sent its options and then stalls holds a slot, until the idle limit.
+  auto stalled = std::make_unique<Silent>();
+  stalled->stream = stub->Compress(&stalled->ctx);
+  v1::CompressRequest opt;
+  opt.mutable_options()->set_model("m");
+  ASSERT_TRUE(stalled->stream->Write(opt));
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  // A real client is served meanwhile.
+  const std::vector<uint8_t> in = testing::FloatTable(20000, 1);
+  MemorySource src(in);
+  MemorySink sink;
+  CodecOptions o;
+  o.chunk_length = 4096;
+  Status s = c->Compress("m", o, &src, &sink, nullptr, nullptr);
+  EXPECT_TRUE(s.ok()) << s.message();
+  // Every silent stream is closed by the server within a few idle limits.
+  const auto t0 = Clock::now();
+  for (auto& q : silent) {
+    v1::CompressResponse r;
+    while (q->stream->Read(&r)) {
+    }
+    EXPECT_FALSE(q->stream->Finish().ok());
+  }
+  v1::CompressResponse r;
+  while (stalled->stream->Read(&r)) {
+  }
+  EXPECT_FALSE(stalled->stream->Finish().ok());
+  EXPECT_LT(Clock::now() - t0, std::chrono::seconds(10));
+  const auto t1 = Clock::now();
+  Result<v1::ServerInfoResponse> info = c->Info();
+  while (info.ok() && info->open_requests() != 0 && Clock::now() - t1 < std::chrono::seconds(5)) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+    info = c->Info();
+  }
+  ASSERT_TRUE(info.ok());
+  EXPECT_EQ(info->open_requests(), 0u);
+  const std::string scrape = testing::HttpGet(b.metrics_address(), "/metrics").body;
+  EXPECT_EQ(scrape.find("boad_rejected_requests_total{reason=\"idle\"} 0"), std::string::npos) << scrape;
+}
+
+// 1000 idle uploads made 1000 server threads; now uploads beyond max_uploads are refused at
+// once and the rest time out, so boad's threads stay few.
+TEST_F(SecurityTest, IdleUploadsDoNotEachTakeAThread) {
+  Boad b(BOAD, store(), {"--config", config("max_uploads: 2\nstream_idle_seconds: 2\n")});
+  auto channel = grpc::CreateChannel(b.address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Boa::NewStub(channel);
+  const uint64_t threads_before = ProcStatus(b.pid(), "Threads");
+  struct Idle {
+    grpc::ClientContext ctx;
+    v1::ModelInfo info;
+    std::unique_ptr<grpc::ClientWriter<v1::UploadModelRequest>> w;
+  };
+  std::vector<std::unique_ptr<Idle>> idle;
+  for (int i = 0; i < 200; ++i) {
+    idle.push_back(std::make_unique<Idle>());
+    idle.back()->w = stub->UploadModel(&idle.back()->ctx, &idle.back()->info);
+  }
+  std::this_thread::sleep_for(std::chrono::milliseconds(800));
+  const uint64_t threads_during = ProcStatus(b.pid(), "Threads");
+  EXPECT_LT(threads_during, threads_before + 40) << "before " << threads_before;
+  int exhausted = 0;
+  for (auto& u : idle) exhausted += u->w->Finish().error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
+  EXPECT_GE(exhausted, 190);
+}
+
+// A 1 GiB garbage upload was buffered whole (1.3 GB RSS) before its magic was looked at.
+TEST_F(SecurityTest, AGarbageUploadIsRefusedAtItsFirstBytes) {
+  Boad b(BOAD, store());
+  const uint64_t hwm_before = ProcStatus(b.pid(), "VmHWM");  // kB
+  auto stub = v1::Boa::NewStub(grpc::CreateChannel(b.address(), grpc::InsecureChannelCredentials()));
+  grpc::ClientContext ctx;
+  v1::ModelInfo info;
+  auto w = stub->UploadModel(&ctx, &info);
+  v1::UploadModelRequest opt;
+  opt.mutable_options()->set_name("junk");
+  ASSERT_TRUE(w->Write(opt));
+  v1::UploadModelRequest data;
+  data.set_data(std::string(1 << 20, 'x'));
+  int sent = 0;
+  while (sent < 256 && w->Write(data)) ++sent;  // the server ends the call at the first message
+  w->WritesDone();
+  grpc::Status s = w->Finish();
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << s.error_message();
+  EXPECT_NE(s.error_message().find("bad magic"), std::string::npos) << s.error_message();
+  EXPECT_LT(sent, 200);
+  const uint64_t hwm_after = ProcStatus(b.pid(), "VmHWM");
+  EXPECT_LT(hwm_after, hwm_before + 64 * 1024) << "peak RSS grew from " << hwm_before << " kB to " << hwm_after << " kB";
+  // Nothing of it is left in the store.
+  for (const auto& e : std::filesystem::directory_iterator(store())) {
+    EXPECT_NE(e.path().filename().string().rfind(".incoming-", 0), 0u) << e.path();
+  }
+}
+
+TEST_F(SecurityTest, AnUploadLongerThanItsHeaderOrTheLimitIsRefused) {
+  Boad b(BOAD, store(), {"--config", config("max_model_bytes: 4K\n")});
+  auto c = Connect(b);
+  Result<v1::ModelInfo> up = c->UploadModel(model_path_, "m", 0);
+  ASSERT_FALSE(up.ok());
+  EXPECT_EQ(up.status().code(), StatusCode::kResourceExhausted) << up.status().message();
+  EXPECT_NE(up.status().message().find("max_model_bytes"), std::string::npos) << up.status().message();
+  // A valid file with bytes appended: refused when they come, nothing published.
+  Boad b2(BOAD, store() + "2");
+  std::vector<uint8_t> longer = model_file_;
+  longer.resize(longer.size() + 100, 0);
+  const std::string path = dir_.path() + "/longer.boam";
+  ASSERT_TRUE(WriteFileAtomic(path, longer, true).ok());
+  auto c2 = Connect(b2);
+  up = c2->UploadModel(path, "m", 0);
+  EXPECT_FALSE(up.ok());
+  EXPECT_NE(up.status().message().find("longer than its header promises"), std::string::npos) << up.status().message();
+  EXPECT_TRUE(c2->ListModels()->empty());
+  EXPECT_TRUE(c2->UploadModel(model_path_, "m", 0).ok());
+}
+
+// 368 bytes — a header declaring 16 MiB chunks and a hundred 3-byte records — kept the
+// server decoding for 12 s; now a request may claim no more than max_expansion times what
+// it sent, and the claim is judged before a chunk is decoded.
+TEST_F(SecurityTest, AFewBytesThatClaimGigabytesAreRefusedBeforeWork) {
+  Boad b(BOAD, store(), {"--metrics-listen", "127.0.0.1:0"});
+  auto c = Connect(b);
+  ASSERT_TRUE(c->UploadModel(model_path_, "m", 0).ok());
+  ContainerHeader h;
+  h.chunk_length = format::kMaxChunkLength;
+  h.model_id = model_.id;
+  std::vector<uint8_t> bomb = EncodeHeader(h);
+  for (int i = 0; i < 100; ++i) bomb.insert(bomb.end(), {0x01, 0x01, 0x00});  // model chunk, 1 payload byte
+  ASSERT_EQ(bomb.size(), 368u);
+  for (bool verify : {true, false}) {
+    const auto t0 = Clock::now();
+    MemorySource src(bomb);
+    MemorySink sink;
+    Status s = verify ? c->Verify("", &src, nullptr) : c->Decompress("", &src, &sink, nullptr, nullptr);
+    EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+    EXPECT_NE(s.message().find("max_expansion"), std::string::npos) << s.message();
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(2));
+    EXPECT_TRUE(sink.data.empty());
+  }
+  Result<v1::ServerInfoResponse> info = c->Info();
+  EXPECT_EQ(info->lanes_in_use(), 0u);
+  // An ordinary stream still decodes.
+  const std::vector<uint8_t> in = testing::FloatTable(50000, 2);
+  MemorySource src(in);
+  MemorySink packed;
+  CodecOptions o;
+  o.chunk_length = 8192;
+  ASSERT_TRUE(c->Compress("m", o, &src, &packed, nullptr, nullptr).ok());
+  MemorySource psrc(packed.data);
+  EXPECT_TRUE(c->Verify("", &psrc, nullptr).ok());
+}
+
+TEST_F(SecurityTest, TheDecompressedOutputBudgetIsPerRequest) {
+  Boad b(BOAD, store(), {"--config", config("max_output_bytes: 1M\n")});
+  auto c = Connect(b);
+  ASSERT_TRUE(c->UploadModel(model_path_, "m", 0).ok());
+  const std::vector<uint8_t> in = testing::RandomBytes(2 << 20, 4);  // stored chunks: as long coded as not
+  MemorySink packed;
+  CodecOptions o;
+  o.chunk_length = 1 << 16;
+  MemorySource rsrc(in);
+  ASSERT_TRUE(c->Compress("m", o, &rsrc, &packed, nullptr, nullptr).ok());
+  MemorySource psrc(packed.data);
+  MemorySink out;
+  Status s = c->Decompress("", &psrc, &out, nullptr, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kResourceExhausted) << s.message();
+  EXPECT_NE(s.message().find("max_output_bytes"), std::string::npos) << s.message();
+}
+
+}  // namespace
+}  // namespace boa
