@@ -39,12 +39,13 @@ struct BackendChoice {
   bool local = false;      // --local
   std::string server;      // --server (empty: $BOA_SERVER or localhost:50051)
   std::string token_file;  // --token-file (empty: $BOA_TOKEN)
+  rpc::TlsOptions tls;     // --tls, --tls-ca, --tls-cert, --tls-key, --tls-server-name
   double timeout = 0;      // --timeout, server requests only
   int parallel = 1;        // --parallel: requests per file at once (compress, decompress; server only)
   // Whether a server was named (--server or $BOA_SERVER), for commands that run in this
   // process unless told otherwise (run).
   bool ServerNamed() const;
-  rpc::ServerEndpoint Endpoint() const { return {server, token_file}; }
+  rpc::ServerEndpoint Endpoint() const { return {server, token_file, tls}; }
 };
 
 // A `-m` value that names a model file rather than a model on boad: a path (it contains a

@@ -15,6 +15,7 @@ BackendChoice GlobalOptions::Backend() const {
   c.local = local;
   c.server = server;
   c.token_file = token_file;
+  c.tls = tls;
   c.timeout = timeout;
   return c;
 }

@@ -28,6 +28,7 @@ struct GlobalOptions {
   bool local = false;
   std::string server;
   std::string token_file;
+  rpc::TlsOptions tls;
   double timeout = 0;
   bool quiet = false;
   bool verbose = false;
@@ -38,7 +39,7 @@ struct GlobalOptions {
   // Where codec work runs (--local, --server, --timeout).
   BackendChoice Backend() const;
   // boad as --server and --token-file name it.
-  rpc::ServerEndpoint Endpoint() const { return {server, token_file}; }
+  rpc::ServerEndpoint Endpoint() const { return {server, token_file, tls}; }
   // Whether a byte-progress line is drawn on stderr: on a terminal, or with --progress.
   bool ShowProgress() const;
   // How a long job's progress lines (training) are shown.

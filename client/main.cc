@@ -80,6 +80,12 @@ int Main(int argc, char** argv) {
   app.add_flag("--local", g.local, "Work in this process, never on boad (-m is then a model file)");
   app.add_option("--server", g.server, "boad address HOST:PORT (default $BOA_SERVER, else localhost:50051)");
   app.add_option("--token-file", g.token_file, "File whose first line is the token boad asks for (default $BOA_TOKEN)");
+  app.add_flag("--tls", g.tls.enabled, "Connect to boad with TLS, checked against the system's CAs (on with any --tls-*)");
+  app.add_option("--tls-ca", g.tls.ca, "CA certificates (PEM) that sign boad's certificate (default $BOA_TLS_CA)");
+  app.add_option("--tls-cert", g.tls.cert, "This client's certificate (PEM), for mutual TLS (default $BOA_TLS_CERT)");
+  app.add_option("--tls-key", g.tls.key, "Its private key (PEM) (default $BOA_TLS_KEY)");
+  app.add_option("--tls-server-name", g.tls.server_name,
+                 "The name boad's certificate must carry, when --server names it otherwise (default $BOA_TLS_SERVER_NAME)");
   app.add_option("--timeout", g.timeout, "Give up on a server request after this many seconds (default: none)");
   app.add_flag("-q,--quiet", g.quiet, "Print nothing but errors");
   app.add_flag("-v,--verbose", g.verbose, "Print more detail");

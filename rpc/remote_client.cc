@@ -125,20 +125,45 @@ Result<std::string> ServerEndpoint::Token() const {
 
 Result<std::unique_ptr<RemoteClient>> ServerEndpoint::Connect(double connect_seconds) const {
   BOA_ASSIGN_OR_RETURN(std::string token, Token());
-  return RemoteClient::Connect(ServerAddress(server), connect_seconds, token);
+  return RemoteClient::Connect(ServerAddress(server), connect_seconds, token, tls.WithEnvironment());
 }
 
+namespace {
+
+// The channel's credentials: plaintext, or TLS with the PEM files of `tls`.
+Result<std::shared_ptr<grpc::ChannelCredentials>> ChannelCredentials(const TlsOptions& tls) {
+  if (!tls.enabled) return grpc::InsecureChannelCredentials();
+  if (tls.cert.empty() != tls.key.empty()) {
+    return Status::InvalidArgument("--tls-cert and --tls-key go together (the client's certificate and its key)");
+  }
+  if (!tls.cert.empty()) BOA_RETURN_IF_ERROR(CheckCertificateFiles({tls.cert, tls.key, "", "--tls-cert", "--tls-key", ""}));
+  const auto pem = [](const std::string& path, const char* flag) -> Result<std::string> {
+    if (path.empty()) return std::string();
+    Result<std::vector<uint8_t>> bytes = ReadFile(path, 1 << 20);
+    if (!bytes.ok()) return bytes.status().WithContext(flag);
+    return std::string(bytes->begin(), bytes->end());
+  };
+  grpc::SslCredentialsOptions o;
+  BOA_ASSIGN_OR_RETURN(o.pem_root_certs, pem(tls.ca, "--tls-ca"));
+  BOA_ASSIGN_OR_RETURN(o.pem_cert_chain, pem(tls.cert, "--tls-cert"));
+  BOA_ASSIGN_OR_RETURN(o.pem_private_key, pem(tls.key, "--tls-key"));
+  return grpc::SslCredentials(o);
+}
+
+}  // namespace
+
 Result<std::unique_ptr<RemoteClient>> RemoteClient::Connect(const std::string& address, double connect_seconds,
-                                                            const std::string& token) {
+                                                            const std::string& token, const TlsOptions& tls) {
   auto impl = std::make_unique<Impl>();
   // Any gRPC target works (host:port, dns:///name:port, ipv4:a:p,b:p, unix:path); requests
   // are spread round robin over every address the target resolves to.
   grpc::ChannelArguments args;
   args.SetLoadBalancingPolicyName("round_robin");
+  if (!tls.server_name.empty()) args.SetSslTargetNameOverride(tls.server_name);
+  BOA_ASSIGN_OR_RETURN(std::shared_ptr<grpc::ChannelCredentials> credentials, ChannelCredentials(tls));
   std::vector<std::unique_ptr<grpc::experimental::ClientInterceptorFactoryInterface>> interceptors;
   if (!token.empty()) interceptors.push_back(std::make_unique<BearerTokenFactory>(token));
-  impl->channel = grpc::experimental::CreateCustomChannelWithInterceptors(address, grpc::InsecureChannelCredentials(), args,
-                                                                          std::move(interceptors));
+  impl->channel = grpc::experimental::CreateCustomChannelWithInterceptors(address, credentials, args, std::move(interceptors));
   auto deadline = std::chrono::system_clock::now() + std::chrono::milliseconds(static_cast<int64_t>(connect_seconds * 1000));
   // A refused connection fails at once (TRANSIENT_FAILURE) instead of retrying until the
   // deadline.
@@ -147,6 +172,7 @@ Result<std::unique_ptr<RemoteClient>> RemoteClient::Connect(const std::string& a
     if (state == GRPC_CHANNEL_READY) break;
     if (state == GRPC_CHANNEL_TRANSIENT_FAILURE || state == GRPC_CHANNEL_SHUTDOWN ||
         !impl->channel->WaitForStateChange(state, deadline)) {
+      if (tls.enabled) BOA_RETURN_IF_ERROR(DiagnoseTls(address, tls));
       return Status::Unavailable("cannot reach boad at " + address + " (start it with `boad`, or use --local)");
     }
   }

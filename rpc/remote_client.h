@@ -12,6 +12,7 @@
 #include "common/codec/codec.h"
 #include "common/util/io.h"
 #include "common/util/status.h"
+#include "rpc/tls.h"
 
 namespace boa::rpc {
 
@@ -24,6 +25,7 @@ class RemoteClient;
 struct ServerEndpoint {
   std::string server;      // --server; empty: $BOA_SERVER, else localhost:50051
   std::string token_file;  // --token-file (the token on its first line); empty: $BOA_TOKEN, else none
+  TlsOptions tls;          // --tls-ca, --tls-cert, --tls-key, --tls-server-name; $BOA_TLS_* behind them
   // The token the flags and environment give ("" for none); a token file that cannot be
   // read, or is empty, is an error naming it.
   Result<std::string> Token() const;
@@ -36,8 +38,10 @@ class RemoteClient {
   // Connects (waiting up to `connect_seconds`) so that an absent server is one clear error.
   // `address` is any gRPC target; several addresses (replicas) share the requests round robin.
   // `token`: sent with every call (authorization: Bearer TOKEN) to a boad that requires one.
+  // With `tls.enabled` the channel is TLS (mutual with a client certificate); a handshake
+  // that fails is diagnosed in the error (rpc/tls.h).
   static Result<std::unique_ptr<RemoteClient>> Connect(const std::string& address, double connect_seconds = 5,
-                                                       const std::string& token = "");
+                                                       const std::string& token = "", const TlsOptions& tls = {});
   ~RemoteClient();
 
   // `deadline_seconds` <= 0: no deadline.

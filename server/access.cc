@@ -73,6 +73,14 @@ Result<NewToken> GenerateToken() {
 }
 
 Result<TokenTable> TokenTable::Load(const std::string& path) {
+  try {
+    return Parse(path);
+  } catch (const YAML::Exception& e) {  // a value of the wrong kind where a key or string belongs
+    return Status::InvalidArgument("token file " + path + ": " + e.what());
+  }
+}
+
+Result<TokenTable> TokenTable::Parse(const std::string& path) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -86,11 +94,23 @@ Result<TokenTable> TokenTable::Load(const std::string& path) {
   };
   if (!root.IsMap()) return bad("(top)", "expected a map with the key tokens");
   for (const auto& kv : root) {
-    if (kv.first.as<std::string>() != "tokens") return bad(kv.first.as<std::string>(), "unknown key (expected tokens)");
+    const std::string k = kv.first.as<std::string>();
+    if (k != "tokens" && k != "certificates") return bad(k, "unknown key (expected tokens, certificates)");
   }
-  const YAML::Node list = root["tokens"];
-  if (!list || !list.IsSequence()) return bad("tokens", "expected a list of {name, sha256, roles}");
+  const YAML::Node list = root["tokens"] ? root["tokens"] : YAML::Node(YAML::NodeType::Sequence);
+  if (!list.IsSequence()) return bad("tokens", "expected a list of {name, sha256, roles}");
   TokenTable table;
+  const auto parse_roles = [&](const YAML::Node& roles, const std::string& at, Caller* c) -> Status {
+    if (!roles || !roles.IsSequence() || roles.size() == 0) {
+      return bad(at + ".roles", "expected a list of roles (read, write, train, admin)");
+    }
+    for (size_t j = 0; j < roles.size(); ++j) {
+      Result<Role> r = ParseRole(roles[j].IsScalar() ? roles[j].as<std::string>() : "");
+      if (!r.ok()) return bad(at + ".roles[" + std::to_string(j) + "]", r.status().message());
+      c->roles |= static_cast<uint8_t>(*r);
+    }
+    return Status::Ok();
+  };
   std::map<std::string, bool> names;
   for (size_t i = 0; i < list.size(); ++i) {
     const std::string at = "tokens[" + std::to_string(i) + "]";
@@ -116,18 +136,36 @@ Result<TokenTable> TokenTable::Load(const std::string& path) {
     }
     const std::string digest = e["sha256"].as<std::string>();
     if (table.by_digest_.count(digest)) return bad(at + ".sha256", "the same token is given twice");
-    const YAML::Node roles = e["roles"];
-    if (!roles || !roles.IsSequence() || roles.size() == 0) {
-      return bad(at + ".roles", "expected a list of roles (read, write, train, admin)");
-    }
-    for (size_t j = 0; j < roles.size(); ++j) {
-      Result<Role> r = ParseRole(roles[j].IsScalar() ? roles[j].as<std::string>() : "");
-      if (!r.ok()) return bad(at + ".roles[" + std::to_string(j) + "]", r.status().message());
-      c.roles |= static_cast<uint8_t>(*r);
-    }
+    BOA_RETURN_IF_ERROR(parse_roles(e["roles"], at, &c));
     table.by_digest_[digest] = std::move(c);
   }
+  const YAML::Node certs = root["certificates"] ? root["certificates"] : YAML::Node(YAML::NodeType::Sequence);
+  if (!certs.IsSequence()) return bad("certificates", "expected a list of {identity, roles}");
+  for (size_t i = 0; i < certs.size(); ++i) {
+    const std::string at = "certificates[" + std::to_string(i) + "]";
+    const YAML::Node e = certs[i];
+    if (!e.IsMap()) return bad(at, "expected a map with identity and roles");
+    for (const auto& kv : e) {
+      const std::string k = kv.first.as<std::string>();
+      if (k != "identity" && k != "roles") return bad(at + "." + k, "unknown key (expected identity, roles)");
+    }
+    Caller c;
+    if (!e["identity"] || !e["identity"].IsScalar() || e["identity"].as<std::string>().empty()) {
+      return bad(at + ".identity", "missing (a certificate's CN or subject alternative name, or *)");
+    }
+    c.name = e["identity"].as<std::string>();
+    if (c.name.size() > 255) return bad(at + ".identity", "longer than 255 characters");
+    if (table.by_identity_.count(c.name)) return bad(at + ".identity", "'" + c.name + "' is named twice");
+    BOA_RETURN_IF_ERROR(parse_roles(e["roles"], at, &c));
+    table.by_identity_[c.name] = std::move(c);
+  }
   return table;
+}
+
+const Caller* TokenTable::FindCertificate(const std::string& identity) const {
+  auto it = by_identity_.find(identity);
+  if (it == by_identity_.end()) it = by_identity_.find("*");
+  return it == by_identity_.end() ? nullptr : &it->second;
 }
 
 const Caller* TokenTable::Find(const std::string& token) const {
@@ -135,8 +173,8 @@ const Caller* TokenTable::Find(const std::string& token) const {
   return it == by_digest_.end() ? nullptr : &it->second;
 }
 
-Result<std::unique_ptr<AccessControl>> AccessControl::Open(const std::string& token_file) {
-  std::unique_ptr<AccessControl> a(new AccessControl(token_file));
+Result<std::unique_ptr<AccessControl>> AccessControl::Open(const std::string& token_file, Transport transport) {
+  std::unique_ptr<AccessControl> a(new AccessControl(token_file, transport));
   if (a->requires_token()) BOA_RETURN_IF_ERROR(a->Reload());
   return a;
 }
@@ -160,12 +198,34 @@ std::string BearerToken(const grpc::ServerContext& ctx) {
   return value.substr(prefix.size());
 }
 
+namespace {
+
+// The first value of an auth context property, or "".
+std::string Property(const grpc::AuthContext& auth, const char* name) {
+  const std::vector<grpc::string_ref> values = auth.FindPropertyValues(name);
+  return values.empty() ? std::string() : std::string(values[0].data(), values[0].size());
+}
+
+}  // namespace
+
 Result<Caller> AccessControl::Authorize(const grpc::ServerContext& ctx, Role role, const char* method) const {
   Caller c;
   c.peer = ctx.peer();
-  if (!requires_token()) {
+  const std::shared_ptr<const grpc::AuthContext> auth = ctx.auth_context();
+  const std::string security = auth ? Property(*auth, GRPC_TRANSPORT_SECURITY_TYPE_PROPERTY_NAME) : "";
+  if (transport_.tls && security != GRPC_TLS_TRANSPORT_SECURITY_TYPE && security != GRPC_SSL_TRANSPORT_SECURITY_TYPE) {
+    return Status::Unauthenticated(std::string(method) + ": this port serves only health checks; boad takes calls over TLS");
+  }
+  // A verified client certificate's identity (gRPC checked it against the client CA).
+  std::string identity;
+  if (transport_.client_certs && auth && auth->IsPeerAuthenticated()) {
+    identity = Property(*auth, GRPC_X509_CN_PROPERTY_NAME);
+    if (identity.empty()) identity = Property(*auth, GRPC_X509_SAN_PROPERTY_NAME);
+  }
+  if (!authenticates()) {
     c.name = "anonymous";
     c.roles = static_cast<uint8_t>(Role::kAdmin);
+    c.key = c.peer.substr(0, c.peer.rfind(':'));  // ipv4:10.0.0.7 (one key per host, whatever its ports)
     return c;
   }
   std::shared_ptr<const TokenTable> tokens;
@@ -174,18 +234,30 @@ Result<Caller> AccessControl::Authorize(const grpc::ServerContext& ctx, Role rol
     tokens = tokens_;
   }
   const std::string token = BearerToken(ctx);
-  if (token.empty()) {
+  if (!token.empty()) {
+    const Caller* known = tokens ? tokens->Find(token) : nullptr;
+    if (known == nullptr) return Status::Unauthenticated(std::string(method) + ": the token is not known to this server");
+    c.name = known->name;
+    c.roles = known->roles;
+  } else if (!identity.empty()) {
+    c.name = identity;
+    if (!tokens) {
+      c.roles = static_cast<uint8_t>(Role::kAdmin);  // mutual TLS alone: the CA decides who may call
+    } else if (const Caller* entry = tokens->FindCertificate(identity)) {
+      c.roles = entry->roles;
+    } else {
+      return Status::PermissionDenied(std::string(method) + ": the client certificate " + identity +
+                                      " has no roles in the token file (certificates:)");
+    }
+  } else {
     return Status::Unauthenticated(std::string(method) +
                                    ": this server requires a token (boa-client --token-file FILE, or BOA_TOKEN)");
   }
-  const Caller* known = tokens->Find(token);
-  if (known == nullptr) return Status::Unauthenticated(std::string(method) + ": the token is not known to this server");
-  c.name = known->name;
-  c.roles = known->roles;
   if (!c.Has(role)) {
     return Status::PermissionDenied(std::string(method) + " needs the role " + RoleName(role) + "; " + c.name +
                                     " has " + c.RoleList());
   }
+  c.key = c.name;
   return c;
 }
 

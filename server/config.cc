@@ -82,9 +82,14 @@ Status ServerConfig::LoadFile(const std::string& path) {
       if (key == "jobs_dir") jobs_dir = v.as<std::string>();
       if (key == "drain_seconds") drain_seconds = v.as<double>();
       if (key == "token_file") token_file = v.as<std::string>();
+      if (key == "tls_cert") tls_cert = v.as<std::string>();
+      if (key == "tls_key") tls_key = v.as<std::string>();
+      if (key == "tls_client_ca") tls_client_ca = v.as<std::string>();
+      if (key == "tls_reload_seconds") tls_reload_seconds = v.as<double>();
+      if (key == "health_listen") health_listen = v.as<std::string>();
       if (key == "stream_idle_seconds") stream_idle_seconds = v.as<double>();
       if (key == "max_requests_per_caller") max_requests_per_caller = v.as<int>();
-      if (key == "max_uploads") max_uploads = v.as<int>();
+      if (key == "max_model_transfers") max_model_transfers = v.as<int>();
       if (key == "max_expansion") max_expansion = v.as<double>();
       if (key == "max_threads") max_threads = v.as<int>();
       uint64_t* size = key == "memory_budget"         ? &memory_budget
@@ -104,10 +109,11 @@ Status ServerConfig::LoadFile(const std::string& path) {
       }
     } catch (const YAML::Exception&) {
       if (key == "threads" || key == "lanes" || key == "queue_limit" || key == "max_requests_per_caller" ||
-          key == "max_uploads" || key == "max_threads") {
+          key == "max_model_transfers" || key == "max_threads") {
         return bad("an integer");
       }
-      if (key == "drain_seconds" || key == "model_rescan_seconds" || key == "stream_idle_seconds") {
+      if (key == "drain_seconds" || key == "model_rescan_seconds" || key == "stream_idle_seconds" ||
+          key == "tls_reload_seconds") {
         return bad("a number of seconds");
       }
       if (key == "max_expansion") return bad("a number");
@@ -143,9 +149,14 @@ std::vector<std::pair<std::string, std::string>> ServerConfig::Values() const {
           {"jobs_dir", jobs_dir},
           {"train_memory_budget", std::to_string(train_memory_budget)},
           {"token_file", token_file},
+          {"tls_cert", tls_cert},
+          {"tls_key", tls_key},
+          {"tls_client_ca", tls_client_ca},
+          {"tls_reload_seconds", seconds(tls_reload_seconds)},
+          {"health_listen", health_listen},
           {"stream_idle_seconds", seconds(stream_idle_seconds)},
           {"max_requests_per_caller", std::to_string(max_requests_per_caller)},
-          {"max_uploads", std::to_string(max_uploads)},
+          {"max_model_transfers", std::to_string(max_model_transfers)},
           {"max_model_bytes", std::to_string(max_model_bytes)},
           {"max_output_bytes", std::to_string(max_output_bytes)},
           {"max_expansion", seconds(max_expansion)},
@@ -166,11 +177,19 @@ Status ServerConfig::Validate() const {
   if (!(model_rescan_seconds >= 0 && model_rescan_seconds <= 86400)) {
     return Status::InvalidArgument("model_rescan_seconds: must be 0 .. 86400");
   }
+  if (tls_cert.empty() != tls_key.empty()) return Status::InvalidArgument("tls_cert and tls_key: give both (or neither)");
+  if (!tls_client_ca.empty() && tls_cert.empty()) {
+    return Status::InvalidArgument("tls_client_ca: mutual TLS needs tls_cert and tls_key as well");
+  }
+  if (!(tls_reload_seconds >= 1 && tls_reload_seconds <= 86400)) {
+    return Status::InvalidArgument("tls_reload_seconds: must be 1 .. 86400");
+  }
+  if (!health_listen.empty()) BOA_RETURN_IF_ERROR(ParseListenAddress(health_listen, "health_listen").status());
   if (!(stream_idle_seconds >= 0 && stream_idle_seconds <= 86400)) {
     return Status::InvalidArgument("stream_idle_seconds: must be 0 (never) .. 86400");
   }
   if (max_requests_per_caller < 1) return Status::InvalidArgument("max_requests_per_caller: must be at least 1");
-  if (max_uploads < 1 || max_uploads > 1000) return Status::InvalidArgument("max_uploads: must be 1 .. 1000");
+  if (max_model_transfers < 1 || max_model_transfers > 1000) return Status::InvalidArgument("max_model_transfers: must be 1 .. 1000");
   if (max_model_bytes < 1024 || max_model_bytes > (8ull << 30)) {
     return Status::InvalidArgument("max_model_bytes: must be 1K .. 8G (the model file format's limit)");
   }

@@ -33,9 +33,13 @@ struct ServerConfig {
 
   // Security and limits (docs/security.md).
   std::string token_file;       // callers' hashed tokens and roles (SIGHUP reads it again); empty: none
+  std::string tls_cert, tls_key;  // PEM: listen speaks TLS (both set) and re-reads them for rotation
+  std::string tls_client_ca;    // PEM: mutual TLS, callers need a certificate it signed
+  double tls_reload_seconds = 60;  // how often the TLS files are read again
+  std::string health_listen;    // HOST:PORT of a plaintext port for health checks only (with TLS)
   double stream_idle_seconds = 60;  // a stream stalled this long in one read or write is cancelled
   int max_requests_per_caller = 32;  // codec requests one caller may have open at once
-  int max_uploads = 2;          // model uploads running at once; more get RESOURCE_EXHAUSTED
+  int max_model_transfers = 2;  // model uploads and downloads at once; more get RESOURCE_EXHAUSTED
   uint64_t max_model_bytes = 2ull << 30;  // the largest model file an upload may send
   uint64_t max_output_bytes = 64ull << 30;  // what one Decompress/Verify may decode
   double max_expansion = 4096;  // decoded bytes per received .boa byte one request may claim

@@ -4,6 +4,8 @@
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <grpcpp/health_check_service_interface.h>
+#include <grpcpp/security/tls_certificate_provider.h>
+#include <grpcpp/security/tls_credentials_options.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <sys/file.h>
@@ -13,6 +15,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <atomic>
 #include <cerrno>
 #include <climits>
@@ -23,6 +26,7 @@
 #include <thread>
 
 #include "common/codec/codec.h"
+#include "rpc/tls.h"
 #include "server/access.h"
 #include "server/config.h"
 #include "server/grpc_metrics.h"
@@ -109,7 +113,7 @@ boa::Result<int> LockDirectory(const std::string& dir, const std::string& key) {
 
 // boad's command line: the configuration file and the settings that override it.
 struct Flags {
-  std::string config_path, listen, metrics_listen, model_dir, log_level, train_data_dir, jobs_dir, token_file;
+  std::string config_path, listen, metrics_listen, health_listen, model_dir, log_level, train_data_dir, jobs_dir, token_file;
   int threads = -1, lanes = -1;
 };
 
@@ -119,6 +123,7 @@ boa::Result<boa::server::ServerConfig> LoadConfig(const Flags& f) {
   if (!f.config_path.empty()) BOA_RETURN_IF_ERROR(cfg.LoadFile(f.config_path));
   if (!f.listen.empty()) cfg.listen = f.listen;
   if (!f.metrics_listen.empty()) cfg.metrics_listen = f.metrics_listen;
+  if (!f.health_listen.empty()) cfg.health_listen = f.health_listen;
   if (!f.model_dir.empty()) cfg.model_dir = f.model_dir;
   if (f.threads >= 0) cfg.threads = f.threads;
   if (f.lanes >= 0) cfg.lanes = f.lanes;
@@ -135,11 +140,12 @@ boa::Result<boa::server::ServerConfig> LoadConfig(const Flags& f) {
 // waits for a restart. Then the model store is read again. A configuration that does not load changes
 // nothing.
 void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server::BoaService* service,
-            boa::server::ModelStore* store, boa::server::AccessControl* access) {
+            boa::server::ModelStore* store, boa::server::AccessControl* access, boa::server::Metrics* metrics) {
   using namespace boa::server;
   boa::Result<ServerConfig> next = LoadConfig(flags);
   if (!next.ok()) {
     spdlog::error("SIGHUP: {}; the running configuration is kept", next.status().message());
+    metrics->ConfigReloaded(false);
     return;
   }
   const auto now = running->Values(), then = next->Values();
@@ -164,14 +170,17 @@ void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server:
   service->SetQueueLimit(running->queue_limit);
   service->SetTrainMemoryBudget(running->train_memory_budget);
   store->SetMemoryBudget(running->memory_budget);
+  bool reloaded = true;
   if (access->requires_token()) {
     if (boa::Status t = access->Reload(); !t.ok()) {
       spdlog::error("SIGHUP: {}; the running tokens are kept", t.message());
+      reloaded = false;
     } else {
       spdlog::info("SIGHUP: token file {} read again", running->token_file);
     }
   }
   boa::Result<ModelStore::RescanReport> r = store->Rescan();
+  metrics->ConfigReloaded(reloaded && r.ok());
   if (!r.ok()) {
     spdlog::error("SIGHUP: model store: {}", r.status().message());
   } else {
@@ -191,6 +200,35 @@ bool SchedulersLive(const boa::server::ModelStore& store) {
 
 // systemd's notification socket (Type=notify): a no-op when boad is not run by systemd.
 void Notify(const char* state) { sd_notify(0, state); }
+
+// Takes gRPC's reflection service (registered by linking it) off a server.
+class WithoutReflection final : public grpc::ServerBuilderOption {
+ public:
+  void UpdateArguments(grpc::ChannelArguments*) override {}
+  void UpdatePlugins(std::vector<std::unique_ptr<grpc::ServerBuilderPlugin>>* plugins) override {
+    plugins->erase(std::remove_if(plugins->begin(), plugins->end(),
+                                  [](const auto& p) { return p->name() == "proto_server_reflection"; }),
+                   plugins->end());
+  }
+};
+
+// The main port's credentials: plaintext, or TLS from files that are read again every
+// tls_reload_seconds (a renewed certificate is served without a restart), mutual with
+// tls_client_ca.
+std::shared_ptr<grpc::ServerCredentials> ServerCredentials(const boa::server::ServerConfig& cfg) {
+  if (cfg.tls_cert.empty()) return grpc::InsecureServerCredentials();
+  auto provider = std::make_shared<grpc::experimental::FileWatcherCertificateProvider>(
+      cfg.tls_key, cfg.tls_cert, cfg.tls_client_ca, static_cast<unsigned>(cfg.tls_reload_seconds));
+  grpc::experimental::TlsServerCredentialsOptions options(provider);
+  options.watch_identity_key_cert_pairs();
+  if (!cfg.tls_client_ca.empty()) {
+    options.watch_root_certs();
+    options.set_cert_request_type(GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  } else {
+    options.set_cert_request_type(GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE);
+  }
+  return grpc::experimental::TlsServerCredentials(options);
+}
 
 // `boad token --name NAME --roles read,write`: a new random token for a caller, and the
 // entry that grants it in the token file (which keeps only its SHA-256).
@@ -234,6 +272,8 @@ int main(int argc, char** argv) {
   app.add_option("--config", flags.config_path, "boad.yaml (read again on SIGHUP)");
   app.add_option("--listen", flags.listen, "HOST:PORT to serve on (overrides the config)");
   app.add_option("--metrics-listen", flags.metrics_listen, "HOST:PORT to serve Prometheus /metrics on (overrides the config)");
+  app.add_option("--health-listen", flags.health_listen,
+                 "HOST:PORT of a plaintext port for health checks only, beside a TLS listen (overrides the config)");
   app.add_option("--model-dir", flags.model_dir, "model store directory (overrides the config)");
   app.add_option("--threads", flags.threads, "step threads per model, 0 = all cores (overrides the config)");
   app.add_option("--lanes", flags.lanes, "lanes on the device, shared by all resident models (overrides the config)");
@@ -260,14 +300,23 @@ int main(int argc, char** argv) {
   Result<ServerConfig> loaded = LoadConfig(flags);
   if (!loaded.ok()) return Fail(2, loaded.status().message());
   ServerConfig cfg = std::move(loaded).value();
-  Result<std::unique_ptr<AccessControl>> access = AccessControl::Open(cfg.token_file);
+  Transport transport;
+  transport.tls = !cfg.tls_cert.empty();
+  transport.client_certs = !cfg.tls_client_ca.empty();
+  if (transport.tls) {
+    Status files = rpc::CheckCertificateFiles(
+        {cfg.tls_cert, cfg.tls_key, cfg.tls_client_ca, "tls_cert", "tls_key", "tls_client_ca"});
+    if (!files.ok()) return Fail(2, "configuration: " + files.message());
+  }
+  Result<std::unique_ptr<AccessControl>> access = AccessControl::Open(cfg.token_file, transport);
   if (!access.ok()) return Fail(2, access.status().message());
-  // Safe by default: without tokens anyone who reaches the port may do everything.
+  // Safe by default: without tokens or client certificates anyone who reaches the port may
+  // do everything.
   const ListenAddress listen_address = ParseListenAddress(cfg.listen).value();  // validated
-  if (!(*access)->requires_token() && !IsLoopbackHost(listen_address.host) && !insecure) {
+  if (!(*access)->authenticates() && !IsLoopbackHost(listen_address.host) && !insecure) {
     return Fail(2, "refusing to serve " + cfg.listen + " without tokens: anyone who can reach it could upload, replace "
-                   "or delete models and start training. Set token_file (boad token makes entries; docs/security.md), "
-                   "listen on 127.0.0.1, or start boad with --insecure on a network you trust");
+                   "or delete models and start training. Set token_file (boad token makes entries) or tls_client_ca "
+                   "(docs/security.md), listen on 127.0.0.1, or start boad with --insecure on a network you trust");
   }
   if (check_config) {
     std::printf("boad: configuration OK (listen %s, model_dir %s)\n", cfg.listen.c_str(), cfg.model_dir.c_str());
@@ -348,8 +397,14 @@ int main(int argc, char** argv) {
   grpc::ResourceQuota quota("boad");
   quota.SetMaxThreads(cfg.max_threads);
   builder.SetResourceQuota(quota);
-  int port = 0;
-  builder.AddListeningPort(cfg.listen, grpc::InsecureServerCredentials(), &port);
+  // Reflection's streams wait for their caller without a token check or a timeout: served
+  // only by a boad that trusts every caller (loopback, --insecure).
+  if ((*access)->authenticates()) builder.SetOption(std::make_unique<WithoutReflection>());
+  int port = 0, health_port = 0;
+  builder.AddListeningPort(cfg.listen, ServerCredentials(cfg), &port);
+  // With TLS, probes that cannot speak it (kubelet, systemd) ask health here; every boa.v1.Boa
+  // call on it is refused (AccessControl).
+  if (!cfg.health_listen.empty()) builder.AddListeningPort(cfg.health_listen, grpc::InsecureServerCredentials(), &health_port);
   builder.RegisterService(&service);
   if (metrics_on) {
     std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
@@ -367,10 +422,17 @@ int main(int argc, char** argv) {
   // The address actually bound (":0" picks a free port): tests and scripts read this line.
   std::printf("boad listening on %s\n", bound.c_str());
   if (!metrics_address.empty()) std::printf("boad metrics on http://%s/metrics\n", metrics_address.c_str());
+  if (health_port != 0) {
+    std::printf("boad health on %s\n", ParseListenAddress(cfg.health_listen).value().WithPort(health_port).c_str());
+  }
   std::fflush(stdout);
   spdlog::info("boad {} serving on {}, models in {}, {} step threads x {} lanes per model, {} lanes on the device", BOA_VERSION,
                bound, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread, cfg.lanes);
-  if (!(*access)->requires_token() && !IsLoopbackHost(listen_address.host)) {
+  if (!cfg.health_listen.empty() && health_port == 0) {
+    return Fail(1, "cannot listen on " + cfg.health_listen + " (health_listen): " +
+                       BindError(ParseListenAddress(cfg.health_listen).value()));
+  }
+  if (!(*access)->authenticates() && !IsLoopbackHost(listen_address.host)) {
     spdlog::warn("--insecure: {} is served without tokens; every caller may upload, delete and train", bound);
   }
 
@@ -384,7 +446,7 @@ int main(int argc, char** argv) {
   while (sig == 0) {
     sig = WaitForSignal(sigs, std::chrono::milliseconds(1000));
     if (sig == SIGHUP) {
-      Reload(flags, &cfg, &service, store->get(), access->get());
+      Reload(flags, &cfg, &service, store->get(), access->get(), &metrics);
       sig = 0;
     }
     if (sig != 0) break;

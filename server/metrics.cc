@@ -209,6 +209,8 @@ Metrics::Metrics()
       data_loss_(Make<prometheus::Counter>(*registry_, "boad_data_loss_total",
                                            "Decompress or Verify requests whose data failed its checks (corrupt input or a broken promise).")),
       rejected_(Make<prometheus::Counter>(*registry_, "boad_rejected_requests_total", "Requests refused before any work, by reason.")),
+      reloads_(Make<prometheus::Counter>(*registry_, "boad_config_reloads_total",
+                                         "SIGHUP reloads, by result (error: the running configuration or tokens were kept).")),
       request_seconds_(Make<prometheus::Histogram>(*registry_, "boad_request_duration_seconds", "Codec request duration.")),
       request_ratio_(Make<prometheus::Histogram>(*registry_, "boad_request_compression_ratio",
                                                  "Original over compressed size of each successful codec request.")),
@@ -222,6 +224,7 @@ Metrics::Metrics()
                                                  "Time from a chunk's submission by its request to its coded result.")) {
   // Series that alerts watch exist (at 0) before anything happens.
   for (Rejection why : kRejections) rejected_.Add({{"reason", RejectionName(why)}});
+  for (const char* result : {"ok", "error"}) reloads_.Add({{"result", result}});
   for (const char* op : {"Decompress", "Verify"}) data_loss_.Add({{"op", op}});
 }
 
@@ -253,10 +256,12 @@ const char* RejectionName(Rejection why) {
     case Rejection::kPermissionDenied: return "permission_denied";
     case Rejection::kCallerLimit: return "caller_limit";
     case Rejection::kIdle: return "idle";
-    case Rejection::kUploadsBusy: return "uploads_busy";
+    case Rejection::kTransfersBusy: return "transfers_busy";
   }
   return "other";
 }
+
+void Metrics::ConfigReloaded(bool ok) { reloads_.Add({{"result", ok ? "ok" : "error"}}).Increment(); }
 
 void Metrics::Rejected(Rejection why) { rejected_.Add({{"reason", RejectionName(why)}}).Increment(); }
 

@@ -45,12 +45,12 @@ enum class Rejection {
   kPermissionDenied,  // the caller's roles do not allow the RPC
   kCallerLimit,       // the caller has its limit of open requests
   kIdle,              // a stream sent or read nothing for stream_idle_seconds
-  kUploadsBusy,       // max_uploads uploads are running
+  kTransfersBusy,       // max_model_transfers uploads are running
 };
 const char* RejectionName(Rejection why);
 constexpr Rejection kRejections[] = {Rejection::kQueueFull,        Rejection::kDraining,          Rejection::kTooLarge,
                                      Rejection::kUnauthenticated,  Rejection::kPermissionDenied,  Rejection::kCallerLimit,
-                                     Rejection::kIdle,             Rejection::kUploadsBusy};
+                                     Rejection::kIdle,             Rejection::kTransfersBusy};
 
 // One finished request, as the request log sees it.
 struct RequestRecord {
@@ -72,6 +72,8 @@ class Metrics {
 
   void RequestFinished(const RequestRecord& r);
   void Rejected(Rejection why);
+  // SIGHUP: whether the configuration and token file loaded (boad_config_reloads_total{result}).
+  void ConfigReloaded(bool ok);
   // The observer a model's scheduler reports to (steps, batch fill, queue wait, chunks).
   std::shared_ptr<SchedulerObserver> ForModel(const std::string& model);
   // Where a scrape reads the server's state (set once the service exists; may stay unset).
@@ -98,6 +100,7 @@ class Metrics {
   prometheus::Family<prometheus::Counter>& coded_bytes_;
   prometheus::Family<prometheus::Counter>& data_loss_;
   prometheus::Family<prometheus::Counter>& rejected_;
+  prometheus::Family<prometheus::Counter>& reloads_;
   prometheus::Family<prometheus::Histogram>& request_seconds_;
   prometheus::Family<prometheus::Histogram>& request_ratio_;
   prometheus::Family<prometheus::Counter>& chunks_;

@@ -465,11 +465,13 @@ Result<ModelEntry> ModelStore::Commit(std::unique_ptr<Upload> upload) {
     return Status::InvalidArgument("not a valid model file: it ends after " + std::to_string(u.written_) + " bytes" +
                                    (u.expected_ ? " of the " + std::to_string(u.expected_) + " its header promises" : ""));
   }
-  if (::fsync(u.fd_) != 0 || ::close(u.fd_) != 0) {
-    u.fd_ = -1;
-    return Status::IoError("model directory " + u.dir_ + ": writing the upload: " + std::strerror(errno));
-  }
+  const bool synced = ::fsync(u.fd_) == 0;
+  const int sync_errno = errno;
+  const bool closed = ::close(u.fd_) == 0;
   u.fd_ = -1;
+  if (!synced || !closed) {
+    return Status::IoError("model directory " + u.dir_ + ": writing the upload: " + std::strerror(synced ? errno : sync_errno));
+  }
   const std::string tmp = u.dir_;
   BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> file, boa::ReadFile(tmp + "/" + kModelFileName, kMaxModelFileBytes));
   Result<LoadedModel> parsed = ParseModelFile(file);

@@ -243,40 +243,46 @@ class BoaService::RequestLog {
   Status status_;
 };
 
-// Counts an open codec request for its lifetime; refuses it while draining or when the
-// queue limit is reached.
+// A codec stream's two counts for its lifetime: its caller's open streams from the moment
+// it is allowed (max_requests_per_caller: silent streams count, so one caller cannot take
+// every thread), and, once its first message has come, the server's open requests
+// (queue_limit; refused while draining).
 class BoaService::Admission {
  public:
-  Admission(BoaService* s, const Caller& caller) : s_(s), caller_(caller.name) {
-    // Counted before the drain is checked, so the drain (which sets draining, then waits for
-    // the count) can never miss a request that got in; one refused is uncounted at once.
-    const int n = ++s_->open_codec_requests_;
-    if (s_->draining()) {
-      --s_->open_codec_requests_;
-      status_ = ShuttingDown();
-      if (s_->metrics_) s_->metrics_->Rejected(Rejection::kDraining);
-      return;
-    }
-    counted_ = true;
-    const int limit = s_->queue_limit_.load();
+  Admission(BoaService* s, const Caller& caller) : s_(s), caller_(caller.key) {
     int mine = 0;
     {
       std::lock_guard<std::mutex> l(s_->callers_mu_);
       mine = ++s_->open_by_caller_[caller_];
     }
+    if (mine > s_->config_.max_requests_per_caller) {
+      if (s_->metrics_) s_->metrics_->Rejected(Rejection::kCallerLimit);
+      status_ = Status::ResourceExhausted(caller.name + " has " + std::to_string(s_->config_.max_requests_per_caller) +
+                                          " requests open (max_requests_per_caller); retry when one ends");
+    }
+  }
+  // The first message has come: counts the request among the server's open ones.
+  Status Admit() {
+    if (!status_.ok()) return status_;
+    // Counted before the drain is checked, so the drain (which sets draining, then waits for
+    // the count) can never miss a request that got in; one refused is uncounted at once.
+    const int n = ++s_->open_codec_requests_;
+    if (s_->draining()) {
+      --s_->open_codec_requests_;
+      if (s_->metrics_) s_->metrics_->Rejected(Rejection::kDraining);
+      return status_ = ShuttingDown();
+    }
+    counted_ = true;
+    const int limit = s_->queue_limit_.load();
     if (n > limit) {
       if (s_->metrics_) s_->metrics_->Rejected(Rejection::kQueueFull);
       status_ = Status::ResourceExhausted("the server is busy: " + std::to_string(limit) +
                                           " requests are open (queue_limit); retry later");
-    } else if (mine > s_->config_.max_requests_per_caller) {
-      if (s_->metrics_) s_->metrics_->Rejected(Rejection::kCallerLimit);
-      status_ = Status::ResourceExhausted(caller_ + " has " + std::to_string(s_->config_.max_requests_per_caller) +
-                                          " requests open (max_requests_per_caller); retry when one ends");
     }
+    return status_;
   }
   ~Admission() {
-    if (!counted_) return;
-    --s_->open_codec_requests_;
+    if (counted_) --s_->open_codec_requests_;
     std::lock_guard<std::mutex> l(s_->callers_mu_);
     if (--s_->open_by_caller_[caller_] <= 0) s_->open_by_caller_.erase(caller_);
   }
@@ -284,7 +290,7 @@ class BoaService::Admission {
 
  private:
   BoaService* s_;
-  const std::string caller_;
+  const std::string caller_;  // Caller::key
   Status status_;
   bool counted_ = false;
 };
@@ -305,9 +311,30 @@ Status BoaService::BeginCodec(grpc::ServerContext* ctx, const char* op, RequestL
   Result<Caller> caller = Allow(ctx, Role::kRead, op);
   if (!caller.ok()) return caller.status();
   log->set_caller(*caller);
-  if (!read_first()) return IdleOr(watch, Status::InvalidArgument(bad_first));
   admission->emplace(this, *caller);
-  return (*admission)->status();
+  BOA_RETURN_IF_ERROR((*admission)->status());
+  if (!read_first()) return IdleOr(watch, Status::InvalidArgument(bad_first));
+  return (*admission)->Admit();
+}
+
+// One model upload or download for its lifetime (each holds a thread and the whole file in
+// memory at some point): at most max_model_transfers at once.
+class BoaService::TransferSlot {
+ public:
+  explicit TransferSlot(std::atomic<int>* n) : n_(n) { ++*n_; }
+  ~TransferSlot() { --*n_; }
+  int count() const { return n_->load(); }
+
+ private:
+  std::atomic<int>* n_;
+};
+
+Status BoaService::TakeTransferSlot(std::optional<TransferSlot>* slot) {
+  slot->emplace(&open_transfers_);
+  if ((*slot)->count() <= config_.max_model_transfers) return Status::Ok();
+  if (metrics_) metrics_->Rejected(Rejection::kTransfersBusy);
+  return Status::ResourceExhausted(std::to_string(config_.max_model_transfers) +
+                                   " model uploads and downloads are running (max_model_transfers); retry later");
 }
 
 Status BoaService::IdleOr(const StreamWatch& watch, Status s) {
@@ -638,16 +665,8 @@ grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReade
   Result<Caller> caller = Allow(ctx, Role::kWrite, "UploadModel");
   if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
-  // Each upload holds a thread and a temporary file: a few at a time.
-  struct Slot {
-    std::atomic<int>& n;
-    ~Slot() { --n; }
-  } slot{open_uploads_};
-  if (++open_uploads_ > config_.max_uploads) {
-    if (metrics_) metrics_->Rejected(Rejection::kUploadsBusy);
-    return rpc::ToGrpcStatus(Status::ResourceExhausted(std::to_string(config_.max_uploads) +
-                                                       " uploads are running (max_uploads); retry later"));
-  }
+  std::optional<TransferSlot> slot;
+  if (Status busy = TakeTransferSlot(&slot); !busy.ok()) return rpc::ToGrpcStatus(busy);
   StreamWatch watch(&watchdog_, ctx);
   const auto read = [&](v1::UploadModelRequest* m) { return watch.Read([&] { return reader->Read(m); }); };
   const auto fail = [&](Status s) {
@@ -661,7 +680,9 @@ grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReade
     return fail(Status::InvalidArgument("the first message must carry the options (name)"));
   }
   const v1::UploadModelOptions opt = msg.options();
-  Result<std::unique_ptr<ModelStore::Upload>> upload = store_->BeginUpload(opt.name(), opt.version(), config_.max_model_bytes);
+  // Validating the whole file at the end holds it in memory: no larger than the memory budget.
+  Result<std::unique_ptr<ModelStore::Upload>> upload =
+      store_->BeginUpload(opt.name(), opt.version(), std::min(config_.max_model_bytes, store_->memory_budget()));
   if (!upload.ok()) return fail(upload.status());
   while (read(&msg)) {
     if (!msg.has_data()) return fail(Status::InvalidArgument("only the first message may carry options"));
@@ -679,6 +700,8 @@ grpc::Status BoaService::UploadModel(grpc::ServerContext* ctx, grpc::ServerReade
 grpc::Status BoaService::DownloadModel(grpc::ServerContext* ctx, const v1::ModelRef* req,
                                        grpc::ServerWriter<v1::DownloadModelResponse>* writer) {
   BOA_ALLOW(ctx, Role::kRead, "DownloadModel");
+  std::optional<TransferSlot> slot;
+  if (Status busy = TakeTransferSlot(&slot); !busy.ok()) return rpc::ToGrpcStatus(busy);
   StreamWatch watch(&watchdog_, ctx);
   Result<std::vector<uint8_t>> file = store_->ReadFile(req->model());
   if (!file.ok()) return rpc::ToGrpcStatus(file.status());

@@ -78,14 +78,17 @@ class BoaService final : public boa::v1::Boa::Service {
  private:
   class Admission;
   class RequestLog;
+  class TransferSlot;
+  // A slot among max_model_transfers (kept in *slot, also when refused).
+  Status TakeTransferSlot(std::optional<TransferSlot>* slot);
   Status CheckCancelled(grpc::ServerContext* ctx) const;
   // The caller, if it may call `method` (which needs `role`); a refusal is logged with the
   // caller and the peer, and counted.
   Result<Caller> Allow(grpc::ServerContext* ctx, Role role, const char* method);
-  // What every codec stream does first: its caller must have `read`; its first message must
-  // come within the idle limit and be what the RPC needs (`read_first` false: `bad_first`);
-  // only then is it admitted, so a stream that sends nothing holds no slot. A refusal leaves
-  // *admission empty; the status says why.
+  // What every codec stream does first: its caller must have `read` and be under its limit of
+  // open streams; its first message must come within the idle limit and be what the RPC needs
+  // (`read_first` false: `bad_first`); only then is it admitted among the open requests, so a
+  // stream that sends nothing holds no queue slot. The status says why it was refused.
   Status BeginCodec(grpc::ServerContext* ctx, const char* op, RequestLog* log, const StreamWatch& watch,
                     const std::function<bool()>& read_first, const std::string& bad_first,
                     std::optional<Admission>* admission);
@@ -119,9 +122,9 @@ class BoaService final : public boa::v1::Boa::Service {
   std::atomic<int64_t> drain_deadline_ns_{0};
   std::atomic<int> open_codec_requests_{0};
   std::atomic<uint64_t> next_request_id_{1};
-  std::atomic<int> open_uploads_{0};
+  std::atomic<int> open_transfers_{0};
   std::mutex callers_mu_;
-  std::map<std::string, int> open_by_caller_;  // codec requests open per caller name; Guarded by callers_mu_
+  std::map<std::string, int> open_by_caller_;  // codec streams open per Caller::key; Guarded by callers_mu_
 };
 
 }  // namespace boa::server

@@ -57,6 +57,11 @@ class Boad {
         metrics_address_ = metrics.substr(mprefix.size(), metrics.size() - mprefix.size() - suffix.size());
       }
     }
+    // With --health-listen, the next line names the health port.
+    if (!address_.empty() && std::find(extra.begin(), extra.end(), "--health-listen") != extra.end()) {
+      const std::string health = ReadLine(fds[0]), hprefix = "boad health on ";
+      if (health.rfind(hprefix, 0) == 0) health_address_ = health.substr(hprefix.size());
+    }
     close(fds[0]);
   }
   ~Boad() {
@@ -68,6 +73,8 @@ class Boad {
   const std::string& address() const { return address_; }
   // HOST:PORT of /metrics, when started with --metrics-listen.
   const std::string& metrics_address() const { return metrics_address_; }
+  // HOST:PORT of the plaintext health port, when started with --health-listen.
+  const std::string& health_address() const { return health_address_; }
   pid_t pid() const { return pid_; }
   // Sends SIGTERM and returns the exit status.
   int Terminate() {
@@ -100,6 +107,7 @@ class Boad {
   bool exited_ = false;
   std::string address_;
   std::string metrics_address_;
+  std::string health_address_;
 };
 
 }  // namespace boa::testing
