@@ -86,7 +86,22 @@ class Reader {
 
 }  // namespace
 
+namespace {
+Result<ExperimentConfig> ParseExperiment(const std::string& name_or_path);
+}  // namespace
+
 Result<ExperimentConfig> LoadExperiment(const std::string& name_or_path) {
+  // A value of the wrong kind where a key or a string belongs (fuzzing found a map as a key).
+  try {
+    return ParseExperiment(name_or_path);
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument(ExperimentPath(name_or_path) + ": " + e.what());
+  }
+}
+
+namespace {
+
+Result<ExperimentConfig> ParseExperiment(const std::string& name_or_path) {
   ExperimentConfig c;
   c.path = ExperimentPath(name_or_path);
   if (!PathExists(c.path)) {
@@ -177,6 +192,8 @@ Result<ExperimentConfig> LoadExperiment(const std::string& name_or_path) {
   if (!(c.lr > 0)) return r.Error("training.lr", "must be > 0");
   return c;
 }
+
+}  // namespace
 
 Status SaveExperiment(const ExperimentConfig& c, const std::string& path) {
   YAML::Emitter out;

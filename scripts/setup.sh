@@ -9,8 +9,9 @@ PACKAGES=(
   libxxhash-dev libssl-dev libcli11-dev
   # tests and benchmarks
   libgtest-dev libgmock-dev libbenchmark-dev
-  # clang's -Wthread-safety analysis of the annotated locking (a ctest)
-  clang
+  # clang's -Wthread-safety analysis of the annotated locking (a ctest); libFuzzer and the
+  # sanitizers for the fuzz targets (scripts/fuzz.sh)
+  clang libclang-rt-14-dev
   # daemon and wire contract
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
   libyaml-cpp-dev libspdlog-dev libfmt-dev prometheus-cpp-dev

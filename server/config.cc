@@ -44,6 +44,15 @@ Result<ListenAddress> ParseListenAddress(const std::string& text, const char* ke
 }
 
 Status ServerConfig::LoadFile(const std::string& path) {
+  // A value of the wrong kind where a key belongs (a map as a key) throws from yaml-cpp.
+  try {
+    return Parse(path);
+  } catch (const YAML::Exception& e) {
+    return Status::InvalidArgument("config " + path + ": " + e.what());
+  }
+}
+
+Status ServerConfig::Parse(const std::string& path) {
   YAML::Node root;
   try {
     root = YAML::LoadFile(path);
@@ -89,13 +98,19 @@ Status ServerConfig::LoadFile(const std::string& path) {
       if (key == "health_listen") health_listen = v.as<std::string>();
       if (key == "stream_idle_seconds") stream_idle_seconds = v.as<double>();
       if (key == "max_requests_per_caller") max_requests_per_caller = v.as<int>();
+      if (key == "max_jobs_per_caller") max_jobs_per_caller = v.as<int>();
       if (key == "max_model_transfers") max_model_transfers = v.as<int>();
       if (key == "max_expansion") max_expansion = v.as<double>();
       if (key == "max_threads") max_threads = v.as<int>();
+      if (key == "max_streams_per_connection") max_streams_per_connection = v.as<int>();
+      if (key == "handshake_timeout_seconds") handshake_timeout_seconds = v.as<double>();
+      if (key == "connection_idle_seconds") connection_idle_seconds = v.as<double>();
+      if (key == "min_ping_seconds") min_ping_seconds = v.as<double>();
       uint64_t* size = key == "memory_budget"         ? &memory_budget
                        : key == "train_memory_budget" ? &train_memory_budget
                        : key == "max_model_bytes"     ? &max_model_bytes
                        : key == "max_output_bytes"    ? &max_output_bytes
+                       : key == "max_message_bytes"   ? &max_message_bytes
                                                       : nullptr;
       if (size != nullptr) {
         Result<uint64_t> b = ParseByteSize(v.as<std::string>());
@@ -109,11 +124,13 @@ Status ServerConfig::LoadFile(const std::string& path) {
       }
     } catch (const YAML::Exception&) {
       if (key == "threads" || key == "lanes" || key == "queue_limit" || key == "max_requests_per_caller" ||
-          key == "max_model_transfers" || key == "max_threads") {
+          key == "max_model_transfers" || key == "max_threads" || key == "max_streams_per_connection" ||
+          key == "max_jobs_per_caller") {
         return bad("an integer");
       }
       if (key == "drain_seconds" || key == "model_rescan_seconds" || key == "stream_idle_seconds" ||
-          key == "tls_reload_seconds") {
+          key == "tls_reload_seconds" || key == "handshake_timeout_seconds" || key == "connection_idle_seconds" ||
+          key == "min_ping_seconds") {
         return bad("a number of seconds");
       }
       if (key == "max_expansion") return bad("a number");
@@ -156,11 +173,17 @@ std::vector<std::pair<std::string, std::string>> ServerConfig::Values() const {
           {"health_listen", health_listen},
           {"stream_idle_seconds", seconds(stream_idle_seconds)},
           {"max_requests_per_caller", std::to_string(max_requests_per_caller)},
+          {"max_jobs_per_caller", std::to_string(max_jobs_per_caller)},
           {"max_model_transfers", std::to_string(max_model_transfers)},
           {"max_model_bytes", std::to_string(max_model_bytes)},
           {"max_output_bytes", std::to_string(max_output_bytes)},
           {"max_expansion", seconds(max_expansion)},
-          {"max_threads", std::to_string(max_threads)}};
+          {"max_threads", std::to_string(max_threads)},
+          {"max_message_bytes", std::to_string(max_message_bytes)},
+          {"max_streams_per_connection", std::to_string(max_streams_per_connection)},
+          {"handshake_timeout_seconds", seconds(handshake_timeout_seconds)},
+          {"connection_idle_seconds", seconds(connection_idle_seconds)},
+          {"min_ping_seconds", seconds(min_ping_seconds)}};
 }
 
 Status ServerConfig::Validate() const {
@@ -189,6 +212,7 @@ Status ServerConfig::Validate() const {
     return Status::InvalidArgument("stream_idle_seconds: must be 0 (never) .. 86400");
   }
   if (max_requests_per_caller < 1) return Status::InvalidArgument("max_requests_per_caller: must be at least 1");
+  if (max_jobs_per_caller < 1) return Status::InvalidArgument("max_jobs_per_caller: must be at least 1");
   if (max_model_transfers < 1 || max_model_transfers > 1000) return Status::InvalidArgument("max_model_transfers: must be 1 .. 1000");
   if (max_model_bytes < 1024 || max_model_bytes > (8ull << 30)) {
     return Status::InvalidArgument("max_model_bytes: must be 1K .. 8G (the model file format's limit)");
@@ -196,6 +220,18 @@ Status ServerConfig::Validate() const {
   if (max_output_bytes < (1u << 20)) return Status::InvalidArgument("max_output_bytes: must be at least 1M");
   if (!(max_expansion >= 1)) return Status::InvalidArgument("max_expansion: must be at least 1");
   if (max_threads < 8 || max_threads > 100000) return Status::InvalidArgument("max_threads: must be 8 .. 100000");
+  if (max_message_bytes < (1100u << 10) || max_message_bytes > (256u << 20)) {
+    return Status::InvalidArgument("max_message_bytes: must be 1100K .. 256M (clients send messages of 1 MiB)");
+  }
+  if (max_streams_per_connection < 1) return Status::InvalidArgument("max_streams_per_connection: must be at least 1");
+  const auto seconds_in = [](double v, double lo, double hi) { return v >= lo && v <= hi; };
+  if (!seconds_in(handshake_timeout_seconds, 0.1, 600)) {
+    return Status::InvalidArgument("handshake_timeout_seconds: must be 0.1 .. 600");
+  }
+  if (!seconds_in(connection_idle_seconds, 1, 86400 * 7)) {
+    return Status::InvalidArgument("connection_idle_seconds: must be 1 .. 604800");
+  }
+  if (!seconds_in(min_ping_seconds, 1, 86400)) return Status::InvalidArgument("min_ping_seconds: must be 1 .. 86400");
   static const std::set<std::string> kLevels = {"trace", "debug", "info", "warn", "error", "off"};
   if (!kLevels.count(log_level)) return Status::InvalidArgument("log_level: one of trace, debug, info, warn, error, off; got '" + log_level + "'");
   return Status::Ok();

@@ -39,11 +39,17 @@ struct ServerConfig {
   std::string health_listen;    // HOST:PORT of a plaintext port for health checks only (with TLS)
   double stream_idle_seconds = 60;  // a stream stalled this long in one read or write is cancelled
   int max_requests_per_caller = 32;  // codec requests one caller may have open at once
+  int max_jobs_per_caller = 2;  // training jobs one caller may have queued or running
   int max_model_transfers = 2;  // model uploads and downloads at once; more get RESOURCE_EXHAUSTED
   uint64_t max_model_bytes = 2ull << 30;  // the largest model file an upload may send
   uint64_t max_output_bytes = 64ull << 30;  // what one Decompress/Verify may decode
   double max_expansion = 4096;  // decoded bytes per received .boa byte one request may claim
   int max_threads = 256;        // gRPC threads (one per open call); more calls get RESOURCE_EXHAUSTED
+  uint64_t max_message_bytes = 4ull << 20;  // the largest gRPC message boad takes (clients send 1 MiB)
+  int max_streams_per_connection = 100;     // HTTP/2 streams one connection may have open
+  double handshake_timeout_seconds = 10;    // a connection must finish its handshake in this time
+  double connection_idle_seconds = 600;     // a connection with no call for this long is closed
+  double min_ping_seconds = 60;             // keepalive pings closer than this (without data) are strikes; two close it
 
   // Fills from a YAML file; unknown keys are errors naming them.
   Status LoadFile(const std::string& path);
@@ -51,6 +57,9 @@ struct ServerConfig {
   // Every key and its value as boad.yaml would write it, in the file's order (SIGHUP names
   // what changed).
   std::vector<std::pair<std::string, std::string>> Values() const;
+
+ private:
+  Status Parse(const std::string& path);
 };
 
 // The settings a SIGHUP applies at once; any other change waits for a restart.

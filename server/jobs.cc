@@ -56,6 +56,7 @@ const char* JobStateName(JobState state) {
 
 struct JobManager::Job {
   std::string id, name;
+  std::string owner;  // the caller that submitted or last resumed it (per-caller limits)
   v1::TrainRequest request;
   JobState state = JobState::kQueued;
   std::string message;
@@ -181,19 +182,30 @@ Status JobManager::Enqueue(const std::shared_ptr<Job>& j, train::TrainOptions op
   return Status::Ok();
 }
 
-Result<std::string> JobManager::Submit(const v1::TrainRequest& request, train::TrainOptions options) {
+Status JobManager::CheckOwnerLocked(const std::string& owner, int max_active) const {
+  int active = 0;
+  for (const auto& [id, j] : jobs_) active += j->owner == owner && !j->finished();
+  if (active < max_active) return Status::Ok();
+  return Status::ResourceExhausted(owner + " has " + std::to_string(active) +
+                                   " training jobs queued or running (max_jobs_per_caller); wait for one to end");
+}
+
+Result<std::string> JobManager::Submit(const v1::TrainRequest& request, train::TrainOptions options,
+                                       const std::string& owner, int max_active) {
 #ifndef BOA_WITH_TRAIN
   return Status::FailedPrecondition("this boad was built without LibTorch: it cannot train");
 #else
   BOA_RETURN_IF_ERROR(ModelStore::CheckName(request.name()));
   auto j = std::make_shared<Job>();
   j->name = request.name();
+  j->owner = owner;
   j->request = request;
   j->created_unix = static_cast<int64_t>(std::time(nullptr));
   std::string text;
   if (!google::protobuf::TextFormat::PrintToString(request, &text)) return Status::Internal("cannot write the request");
   std::lock_guard<std::mutex> lk(mu_);
   if (shutdown_) return Status::Unavailable("the server is shutting down");
+  BOA_RETURN_IF_ERROR(CheckOwnerLocked(owner, max_active));
   char buf[32];
   std::snprintf(buf, sizeof buf, "job-%llu-%06x", static_cast<unsigned long long>(next_++),
                 static_cast<unsigned>(std::random_device()() & 0xffffff));
@@ -219,7 +231,8 @@ Result<v1::TrainRequest> JobManager::Request(const std::string& id) const {
   return it->second->request;
 }
 
-Result<JobSnapshot> JobManager::Resume(const std::string& id, train::TrainOptions options) {
+Result<JobSnapshot> JobManager::Resume(const std::string& id, train::TrainOptions options, const std::string& owner,
+                                       int max_active) {
   std::lock_guard<std::mutex> lk(mu_);
   auto it = jobs_.find(id);
   if (it == jobs_.end()) return Status::NotFound("no job '" + id + "'");
@@ -228,6 +241,8 @@ Result<JobSnapshot> JobManager::Resume(const std::string& id, train::TrainOption
     return Status::FailedPrecondition("job " + id + " is " + JobStateName(j.state) +
                                       ": only an interrupted, cancelled or failed job can be resumed");
   }
+  BOA_RETURN_IF_ERROR(CheckOwnerLocked(owner, max_active));
+  j.owner = owner;
   options.resume = true;
   j.message = "resumed: queued";
   j.lines.clear();

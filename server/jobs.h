@@ -62,14 +62,18 @@ class JobManager {
 
   // Queues a job. `request` is kept with it (Resume runs it again); `options` is what the
   // server made of it (`options.output`, the checkpoint directory and the hooks are set
-  // here). Fails when training is not built in.
-  Result<std::string> Submit(const v1::TrainRequest& request, train::TrainOptions options);
+  // here). Fails when training is not built in. `owner` (the caller) may have at most
+  // `max_active` jobs queued or running: RESOURCE_EXHAUSTED beyond.
+  Result<std::string> Submit(const v1::TrainRequest& request, train::TrainOptions options, const std::string& owner = "",
+                             int max_active = 1 << 30);
   // The request a job was submitted with.
   Result<v1::TrainRequest> Request(const std::string& id) const;
   // Queues an INTERRUPTED, CANCELLED or FAILED job again, to continue from its checkpoint
   // (or start over where it has none). FAILED_PRECONDITION for a job that is queued,
   // running or succeeded.
-  Result<JobSnapshot> Resume(const std::string& id, train::TrainOptions options);
+  // The job's owner becomes `owner`, under the same limit as Submit.
+  Result<JobSnapshot> Resume(const std::string& id, train::TrainOptions options, const std::string& owner = "",
+                             int max_active = 1 << 30);
   Result<JobSnapshot> Get(const std::string& id) const;
   std::vector<JobSnapshot> List() const;
   Result<JobSnapshot> Cancel(const std::string& id);
@@ -88,6 +92,8 @@ class JobManager {
   void Worker();
   void Load();
   Status Enqueue(const std::shared_ptr<Job>& j, train::TrainOptions options);
+  // RESOURCE_EXHAUSTED when `owner` has `max_active` jobs queued or running.
+  Status CheckOwnerLocked(const std::string& owner, int max_active) const;
   JobSnapshot SnapshotLocked(const Job& j) const;
   // Rewrites <jobs_dir>/<id>/job.yaml; a failure is logged (the job goes on).
   void PersistLocked(const Job& j) const;

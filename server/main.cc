@@ -392,6 +392,16 @@ int main(int argc, char** argv) {
   // those balancing over replicas find new ones and leave removed ones.
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_MS, 5 * 60 * 1000);
   builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_AGE_GRACE_MS, INT_MAX);
+  // Transport limits (docs/security.md): a message, a connection's streams and headers, a
+  // connection that never finishes its handshake or sits idle, pings as a flood.
+  const auto ms = [](double seconds) { return static_cast<int>(std::min(seconds * 1000, double{INT_MAX})); };
+  builder.SetMaxReceiveMessageSize(static_cast<int>(cfg.max_message_bytes));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, cfg.max_streams_per_connection);
+  builder.AddChannelArgument(GRPC_ARG_MAX_METADATA_SIZE, 16 << 10);
+  builder.AddChannelArgument(GRPC_ARG_SERVER_HANDSHAKE_TIMEOUT_MS, ms(cfg.handshake_timeout_seconds));
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONNECTION_IDLE_MS, ms(cfg.connection_idle_seconds));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MIN_RECV_PING_INTERVAL_WITHOUT_DATA_MS, ms(cfg.min_ping_seconds));
+  builder.AddChannelArgument(GRPC_ARG_HTTP2_MAX_PING_STRIKES, 2);
   // One thread per open call in gRPC's synchronous server: a cap, so that many open calls
   // get RESOURCE_EXHAUSTED rather than a thread each.
   grpc::ResourceQuota quota("boad");

@@ -831,7 +831,7 @@ grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest*
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<train::TrainOptions> o = TrainOptionsFor(*req);
   if (!o.ok()) return rpc::ToGrpcStatus(o.status());
-  Result<std::string> id = jobs_->Submit(*req, std::move(*o));
+  Result<std::string> id = jobs_->Submit(*req, std::move(*o), caller->key, config_.max_jobs_per_caller);
   if (!id.ok()) return rpc::ToGrpcStatus(id.status());
   spdlog::info("[{}] Train caller={} model={} files={}", *id, caller->name, req->name(), req->files_size());
   return FollowJob(ctx, *id, writer);
@@ -839,16 +839,17 @@ grpc::Status BoaService::Train(grpc::ServerContext* ctx, const v1::TrainRequest*
 
 grpc::Status BoaService::ResumeJob(grpc::ServerContext* ctx, const v1::JobRef* req,
                                    grpc::ServerWriter<v1::TrainEvent>* writer) {
-  BOA_ALLOW(ctx, Role::kTrain, "ResumeJob");
+  Result<Caller> caller = Allow(ctx, Role::kTrain, "ResumeJob");
+  if (!caller.ok()) return rpc::ToGrpcStatus(caller.status());
   if (grpc::Status refused = RefuseWhileDraining(); !refused.ok()) return refused;
   Result<v1::TrainRequest> request = jobs_->Request(req->id());
   if (!request.ok()) return rpc::ToGrpcStatus(request.status());
   // Checked again: the configuration or the data may have changed since it was submitted.
   Result<train::TrainOptions> o = TrainOptionsFor(*request);
   if (!o.ok()) return rpc::ToGrpcStatus(o.status().WithContext("job " + req->id()));
-  Result<JobSnapshot> j = jobs_->Resume(req->id(), std::move(*o));
+  Result<JobSnapshot> j = jobs_->Resume(req->id(), std::move(*o), caller->key, config_.max_jobs_per_caller);
   if (!j.ok()) return rpc::ToGrpcStatus(j.status());
-  spdlog::info("[{}] resumed: model={}", req->id(), request->name());
+  spdlog::info("[{}] resumed by {}: model={}", req->id(), caller->name, request->name());
   return FollowJob(ctx, req->id(), writer);
 }
 

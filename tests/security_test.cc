@@ -4,6 +4,9 @@
 // and never buffered whole, and a few .boa bytes that claim gigabytes are refused before work.
 #include <grpcpp/grpcpp.h>
 #include <gtest/gtest.h>
+#include <arpa/inet.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -484,6 +487,92 @@ TEST_F(SecurityTest, IdleUploadsDoNotEachTakeAThread) {
   for (auto& u : idle) exhausted += u->w->Finish().error_code() == grpc::StatusCode::RESOURCE_EXHAUSTED;
   EXPECT_GE(exhausted, 190);
 }
+
+// The transport's limits: a message too large, a connection that never says anything, one
+// that sits idle.
+TEST_F(SecurityTest, TransportLimitsCloseWhatOverstays) {
+  Boad b(BOAD, store(),
+         {"--config", config("max_message_bytes: 1100K\nhandshake_timeout_seconds: 0.5\nconnection_idle_seconds: 1\n")});
+  ASSERT_FALSE(b.address().empty());
+  ASSERT_TRUE(Connect(b)->UploadModel(model_path_, "m", 0).ok());
+  auto channel = grpc::CreateChannel(b.address(), grpc::InsecureChannelCredentials());
+  auto stub = v1::Boa::NewStub(channel);
+  {
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
+    v1::EvalSummary summary;
+    auto w = stub->Eval(&ctx, &summary);
+    v1::CompressRequest opt, big;
+    opt.mutable_options()->set_model("m");
+    big.set_data(std::string(2 << 20, 'x'));
+    w->Write(opt);
+    w->Write(big);
+    w->WritesDone();
+    const grpc::Status st = w->Finish();
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << st.error_message();
+  }
+  // A TCP connection that sends nothing is closed after the handshake timeout.
+  {
+    const std::string port = b.address().substr(b.address().rfind(':') + 1);
+    const int fd = socket(AF_INET, SOCK_STREAM, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(static_cast<uint16_t>(std::stoi(port)));
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd, reinterpret_cast<sockaddr*>(&a), sizeof a), 0);
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    const auto t0 = Clock::now();
+    char buf[256];
+    ssize_t n;
+    while ((n = recv(fd, buf, sizeof buf, 0)) > 0) {
+    }
+    EXPECT_EQ(n, 0) << "the server did not close the connection";
+    EXPECT_LT(Clock::now() - t0, std::chrono::seconds(4));
+    close(fd);
+  }
+  // An idle connection is let go (GOAWAY): the channel leaves READY.
+  ASSERT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + std::chrono::seconds(5)));
+  EXPECT_TRUE(WaitUntil([&] { return channel->GetState(false) != GRPC_CHANNEL_READY; }, 5));
+}
+
+#ifdef BOA_HAVE_TRAIN
+TEST_F(SecurityTest, TrainingJobsAreLimitedPerCaller) {
+  const std::string data_dir = dir_.path() + "/data";
+  std::filesystem::create_directories(data_dir);
+  ASSERT_TRUE(WriteFileAtomic(data_dir + "/jets.bin", testing::FloatTable(40000, 8), true).ok());
+  auto tokens = WriteTokens({{"alice", "train"}, {"bob", "train"}});
+  Boad b(BOAD, store(),
+         {"--token-file", token_file(), "--train-data-dir", data_dir, "--config", config("max_jobs_per_caller: 1\n")});
+  auto stub = v1::Boa::NewStub(grpc::CreateChannel(b.address(), grpc::InsecureChannelCredentials()));
+  v1::TrainRequest req;
+  req.set_name("slow");
+  req.add_files("jets.bin");
+  req.set_d_model(16);
+  req.set_n_layers(1);
+  req.set_seq_len(64);
+  req.set_max_seconds(60);
+  // Alice's first job runs (its stream is left open, unread); her second is refused, Bob's is not.
+  grpc::ClientContext first_ctx;
+  first_ctx.AddMetadata("authorization", "Bearer " + tokens["alice"]);
+  auto first = stub->Train(&first_ctx, req);
+  v1::TrainEvent e;
+  ASSERT_TRUE(first->Read(&e));
+  const std::string job = e.job().id();
+  auto alice = Connect(b, tokens["alice"]), bob = Connect(b, tokens["bob"]);
+  req.set_max_seconds(0.5);
+  Status again = alice->Train(req, [](const v1::TrainEvent&) {});
+  EXPECT_EQ(again.code(), StatusCode::kResourceExhausted) << again.message();
+  EXPECT_NE(again.message().find("alice has 1 training jobs queued or running (max_jobs_per_caller)"), std::string::npos)
+      << again.message();
+  EXPECT_TRUE(bob->Train(req, [](const v1::TrainEvent&) {}).ok());
+  ASSERT_TRUE(alice->CancelJob(job).ok());
+  EXPECT_TRUE(WaitUntil([&] { return alice->GetJob(job).ok() && alice->GetJob(job)->state() != v1::JOB_RUNNING &&
+                                     alice->GetJob(job)->state() != v1::JOB_QUEUED; }, 30));
+  EXPECT_TRUE(alice->Train(req, [](const v1::TrainEvent&) {}).ok());
+  first_ctx.TryCancel();
+}
+#endif
 
 // The health port beside TLS answers probes in plaintext and nothing else; reflection (whose
 // streams wait without a token check) is not served where callers must authenticate.
