@@ -182,9 +182,10 @@ Status ModelStore::Index(const std::string& dir, ScanCache* cache, Scan* scan) {
 
 namespace {
 
-// Uploads and removals that a boad killed part way left behind, once they are an hour old
-// (a replica on the same directory may still be writing a younger one).
-void RemoveStaleTemporaries(const std::string& dir) {
+// Uploads and removals that a boad killed part way left behind: all of them in a store this
+// boad holds alone, those an hour old in a shared one (a replica on the same directory may
+// still be writing a younger one).
+void RemoveStaleTemporaries(const std::string& dir, bool shared) {
   std::error_code ec;
   const auto now = fs::file_time_type::clock::now();
   for (const auto& entry : fs::directory_iterator(dir, ec)) {
@@ -192,7 +193,7 @@ void RemoveStaleTemporaries(const std::string& dir) {
     if (name.rfind(kIncomingPrefix, 0) != 0 && name.rfind(kRemovedPrefix, 0) != 0) continue;
     std::error_code time_ec;
     const auto written = fs::last_write_time(entry.path(), time_ec);
-    if (time_ec || now - written < std::chrono::hours(1)) continue;
+    if (shared && (time_ec || now - written < std::chrono::hours(1))) continue;
     std::error_code rm_ec;
     fs::remove_all(entry.path(), rm_ec);
   }
@@ -206,7 +207,7 @@ Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
   if (ec || !fs::is_directory(options.dir)) {
     return Status::IoError("model directory " + options.dir + ": cannot create or open it" + (ec ? ": " + ec.message() : ""));
   }
-  RemoveStaleTemporaries(options.dir);
+  RemoveStaleTemporaries(options.dir, options.shared);
   std::unique_ptr<ModelStore> store(new ModelStore(options));
   BOA_RETURN_IF_ERROR(store->Rescan().status());
   if (options.shared && options.rescan_seconds > 0) {

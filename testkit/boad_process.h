@@ -8,11 +8,18 @@
 #include <unistd.h>
 
 #include <algorithm>
+#include <chrono>
+#include <cstdio>
+#include <fstream>
+#include <functional>
+#include <iterator>
 #include <memory>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "rpc/remote_client.h"
+#include "testkit/http_get.h"
 
 namespace boa::testing {
 
@@ -31,11 +38,19 @@ class Boad {
       }
       dup2(fds[1], 1);
       close(fds[0]);
-      // The jobs directory beside the store, unless `extra` names one (flags override the config).
+      // The jobs directory beside the store, unless `extra` or its config names one (never
+      // boad's default, relative to the working directory that tests run side by side in).
       // A free loopback port, unless `extra` names the address.
       std::vector<std::string> args = {boad_path, "--model-dir", model_dir, "--log-level", "warn"};
       if (std::find(extra.begin(), extra.end(), "--listen") == extra.end()) args.insert(args.end(), {"--listen", "127.0.0.1:0"});
-      if (std::find(extra.begin(), extra.end(), "--config") == extra.end()) {
+      const auto config = std::find(extra.begin(), extra.end(), "--config");
+      std::string config_text;
+      if (config != extra.end() && config + 1 != extra.end()) {
+        std::ifstream f(*(config + 1));
+        config_text.assign(std::istreambuf_iterator<char>(f), std::istreambuf_iterator<char>());
+      }
+      if (std::find(extra.begin(), extra.end(), "--jobs-dir") == extra.end() &&
+          config_text.find("jobs_dir:") == std::string::npos) {
         args.insert(args.end(), {"--jobs-dir", model_dir + ".jobs"});
       }
       args.insert(args.end(), extra.begin(), extra.end());
@@ -109,5 +124,43 @@ class Boad {
   std::string metrics_address_;
   std::string health_address_;
 };
+
+// A line of /proc/PID/status ("Threads"; "VmRSS", "VmHWM" in kB), as a number; 0 if absent.
+inline uint64_t ProcStatus(pid_t pid, const std::string& key) {
+  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(f, line)) {
+    if (line.rfind(key + ":", 0) == 0) return std::stoull(line.substr(key.size() + 1));
+  }
+  return 0;
+}
+
+// The value of one series in a scrape of boad's /metrics (-1 when it is not there).
+inline double MetricSeries(const Boad& b, const std::string& series) {
+  const std::string scrape = HttpGet(b.metrics_address(), "/metrics").body;
+  const size_t at = scrape.find("\n" + series + " ");
+  if (at == std::string::npos) return -1;
+  return std::stod(scrape.substr(at + series.size() + 2));
+}
+
+// Polls `done` every 20 ms for up to `seconds`.
+inline bool WaitUntil(const std::function<bool()>& done, double seconds = 10) {
+  const auto t0 = std::chrono::steady_clock::now();
+  while (!done()) {
+    if (std::chrono::steady_clock::now() - t0 > std::chrono::duration<double>(seconds)) return false;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  return true;
+}
+
+// Runs a shell command; its exit status, and what it wrote to stdout and stderr in `output`.
+inline int RunCommand(const std::string& cmd, std::string* output) {
+  FILE* p = popen(("{ " + cmd + "; } 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+}
 
 }  // namespace boa::testing

@@ -38,44 +38,10 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 using testing::Boad;
-
-// A status line of /proc/PID/status ("Threads", "VmHWM"), as a number.
-uint64_t ProcStatus(pid_t pid, const std::string& key) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(key + ":", 0) == 0) return std::stoull(line.substr(key.size() + 1));
-  }
-  return 0;
-}
-
-// The value of one series in a /metrics scrape (-1 when it is not there).
-double Series(const Boad& b, const std::string& series) {
-  const std::string scrape = testing::HttpGet(b.metrics_address(), "/metrics").body;
-  const size_t at = scrape.find("\n" + series + " ");
-  if (at == std::string::npos) return -1;
-  return std::stod(scrape.substr(at + series.size() + 2));
-}
-
-// Polls `done` every 20 ms for up to `seconds`.
-bool WaitUntil(const std::function<bool()>& done, double seconds = 10) {
-  const auto t0 = Clock::now();
-  while (!done()) {
-    if (Clock::now() - t0 > std::chrono::duration<double>(seconds)) return false;
-    std::this_thread::sleep_for(std::chrono::milliseconds(20));
-  }
-  return true;
-}
-
-// Runs a command; its exit status and what it wrote to stdout and stderr.
-int RunCommand(const std::string& cmd, std::string* output) {
-  FILE* p = popen(("{ " + cmd + "; } 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
-}
+using testing::MetricSeries;
+using testing::ProcStatus;
+using testing::RunCommand;
+using testing::WaitUntil;
 
 class SecurityTest : public ::testing::Test {
  protected:
@@ -263,8 +229,8 @@ TEST_F(SecurityTest, TokensAndRolesGateEveryMethod) {
     EXPECT_NE(code, grpc::StatusCode::UNAUTHENTICATED) << name;
   }
   // Refusals are counted by reason.
-  EXPECT_GE(Series(b, "boad_rejected_requests_total{reason=\"unauthenticated\"}"), 2 * methods.size());
-  EXPECT_GE(Series(b, "boad_rejected_requests_total{reason=\"permission_denied\"}"), 10);
+  EXPECT_GE(MetricSeries(b, "boad_rejected_requests_total{reason=\"unauthenticated\"}"), 2 * methods.size());
+  EXPECT_GE(MetricSeries(b, "boad_rejected_requests_total{reason=\"permission_denied\"}"), 10);
 }
 
 // The reported attack: from another host, with no credentials, `models rm prod` and an
@@ -306,13 +272,13 @@ TEST_F(SecurityTest, SighupReadsTheTokenFileAgain) {
   }
   EXPECT_TRUE(bc->ListModels().ok());
   EXPECT_EQ(a->ListModels().status().code(), StatusCode::kUnauthenticated);
-  EXPECT_EQ(Series(b, "boad_config_reloads_total{result=\"ok\"}"), 1);
+  EXPECT_EQ(MetricSeries(b, "boad_config_reloads_total{result=\"ok\"}"), 1);
   // A broken file keeps the running table; so does one that is not even a list.
   for (const char* broken : {"tokens: [{name: x}]\n", "tokens:\n  ? [a, b]\n  : c\n", "{[1]: 2}\n"}) {
-    const double errors = Series(b, "boad_config_reloads_total{result=\"error\"}");
+    const double errors = MetricSeries(b, "boad_config_reloads_total{result=\"error\"}");
     std::ofstream(token_file()) << broken;
     b.Signal(SIGHUP);
-    EXPECT_TRUE(WaitUntil([&] { return Series(b, "boad_config_reloads_total{result=\"error\"}") == errors + 1; })) << broken;
+    EXPECT_TRUE(WaitUntil([&] { return MetricSeries(b, "boad_config_reloads_total{result=\"error\"}") == errors + 1; })) << broken;
     EXPECT_TRUE(bc->ListModels().ok()) << broken;
   }
 }
@@ -425,7 +391,7 @@ TEST_F(SecurityTest, SilentStreamsHoldNoSlotAndAreClosed) {
   }
   ASSERT_TRUE(info.ok());
   EXPECT_EQ(info->open_requests(), 0u);
-  EXPECT_GE(Series(b, "boad_rejected_requests_total{reason=\"idle\"}"), 17);
+  EXPECT_GE(MetricSeries(b, "boad_rejected_requests_total{reason=\"idle\"}"), 17);
 }
 
 // Silent streams count against their caller from the start: one caller cannot hold every

@@ -959,14 +959,7 @@ class HashingSink final : public ByteSink {
 };
 
 // Resident memory of a process from /proc, in bytes: "VmRSS" now, "VmHWM" the peak.
-uint64_t Rss(pid_t pid, const std::string& field) {
-  std::ifstream f("/proc/" + std::to_string(pid) + "/status");
-  std::string line;
-  while (std::getline(f, line)) {
-    if (line.rfind(field + ":", 0) == 0) return std::stoull(line.substr(field.size() + 1)) * 1024;
-  }
-  return 0;
-}
+uint64_t Rss(pid_t pid, const std::string& field) { return testing::ProcStatus(pid, field) * 1024; }
 
 TEST_F(ServerTest, LargeStreamsPassWithBoundedServerMemory) {
   auto boad = Start();
@@ -1145,8 +1138,10 @@ TEST_F(ServerTest, SigtermCheckpointsARunningTrainingJob) {
             StatusCode::kDeadlineExceeded);
   ASSERT_FALSE(id.empty());
   EXPECT_EQ(boad->Terminate(), 0);
-  EXPECT_TRUE(std::filesystem::exists(jobs_dir + "/" + id + "/ckpt/state.txt")) << "the job checkpointed";
-  EXPECT_TRUE(std::filesystem::exists(jobs_dir + "/" + id + "/ckpt/model.pt"));
+  const std::string ckpt = jobs_dir + "/" + id + "/ckpt";
+  ASSERT_TRUE(std::filesystem::exists(ckpt + "/CURRENT")) << "the job checkpointed";
+  const std::vector<uint8_t> current = ReadFile(ckpt + "/CURRENT", 64).value();
+  EXPECT_TRUE(std::filesystem::exists(ckpt + "/" + std::string(current.begin(), current.end() - 1) + "/model.pt"));
 }
 // Jobs outlive boad: one stopped by a shutdown, or running when boad was killed, is listed
 // after the restart as interrupted and continues from its checkpoint when resumed.

@@ -11,6 +11,7 @@
 #include "common/train/boa_net.h"
 #include "common/train/selective_scan.h"
 #include "common/train/trainer.h"
+#include "common/util/io.h"
 #include "testkit/test_util.h"
 #include "tests/train_test_util.h"
 
@@ -189,6 +190,33 @@ TEST_F(TrainerFiles, SeededRunsAreReproducibleAndResumeContinuesExactly) {
   EXPECT_NE(j.find("\"test_bpb\""), std::string::npos) << j;
   EXPECT_NE(j.find("\"bytes_seen\": " + std::to_string(a.bytes_seen)), std::string::npos) << j;
   EXPECT_EQ(std::count(cs.begin(), cs.end(), '\n'), static_cast<long>(a.loss_curve.size() + 1));
+}
+
+// What a run killed while checkpointing leaves: the next generation half written, CURRENT's
+// temporary. Resume takes the last complete checkpoint, removes the rest, and is still exact.
+TEST_F(TrainerFiles, AKillWhileCheckpointingLeavesTheLastCompleteCheckpoint) {
+  TrainReport a, first, resumed;
+  ASSERT_TRUE(Train(Options("a.boam"), &a).ok());
+  TrainOptions o = Options("k.boam");
+  o.run_epochs = 1;
+  ASSERT_TRUE(Train(o, &first).ok());
+  const std::string ckpt = dir_ + "/k.boam.ckpt";
+  EXPECT_EQ(Bytes("k.boam.ckpt/CURRENT"), std::vector<uint8_t>({'g', 'e', 'n', '-', '0', '0', '0', '0', '0', '1', '\n'}));
+  std::filesystem::create_directories(ckpt + "/gen-000002");
+  ASSERT_TRUE(WriteFileAtomic(ckpt + "/gen-000002/model.pt", {1, 2, 3}, true).ok());
+  ASSERT_TRUE(WriteFileAtomic(ckpt + "/.CURRENT.tmp-abcdef", {'g'}, true).ok());
+  o.run_epochs = 0;
+  o.resume = true;
+  ASSERT_TRUE(Train(o, &resumed).ok());
+  EXPECT_TRUE(resumed.resumed);
+  EXPECT_EQ(Bytes("k.boam"), Bytes("a.boam"));
+  EXPECT_FALSE(Exists("k.boam.ckpt/.CURRENT.tmp-abcdef"));
+  EXPECT_FALSE(Exists("k.boam.ckpt/gen-000001")) << "superseded generations are removed";
+  // A CURRENT that names no complete checkpoint is reported, not trained over.
+  ASSERT_TRUE(WriteFileAtomic(ckpt + "/CURRENT", {'g', 'e', 'n', '-', '0', '0', '0', '0', '0', '9', '\n'}, true).ok());
+  Status s = Train(o, &resumed);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.message();
+  EXPECT_NE(s.message().find("CURRENT: names gen-000009"), std::string::npos) << s.message();
 }
 
 TEST_F(TrainerFiles, ReportedSecondsAreWallTimeAcrossEpochCheckpoints) {

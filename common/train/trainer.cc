@@ -8,7 +8,10 @@
 #include <cstdio>
 #include <filesystem>
 #include <random>
+#include <sstream>
 #include <thread>
+
+#include <unistd.h>
 
 #include <malloc.h>
 
@@ -145,6 +148,50 @@ Status LoadProgress(const std::string& dir, Progress* p, TrainReport* r) {
   return Status::Ok();
 }
 
+// A checkpoint is one directory, CHECKPOINT_DIR/gen-NNNNNN, whose files are all written and
+// synced before CHECKPOINT_DIR/CURRENT (replaced atomically) names it, as LevelDB's CURRENT
+// names its manifest: a process killed at any moment leaves the previous checkpoint whole and
+// never pairs one step's module with another step's optimizer.
+constexpr char kCurrentFile[] = "CURRENT";
+
+std::string GenerationName(uint64_t g) {
+  char buf[32];
+  std::snprintf(buf, sizeof buf, "gen-%06llu", static_cast<unsigned long long>(g));
+  return buf;
+}
+
+// The generation CURRENT names; 0 when there is no checkpoint.
+Result<uint64_t> CurrentGeneration(const std::string& ckpt) {
+  const std::string path = ckpt + "/" + kCurrentFile;
+  if (!PathExists(path)) return uint64_t{0};
+  BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> text, ReadFile(path, 64));
+  const std::string s(text.begin(), text.end());
+  unsigned long long g = 0;
+  int end = 0;
+  if (std::sscanf(s.c_str(), "gen-%6llu\n%n", &g, &end) != 1 || g == 0 || static_cast<size_t>(end) != s.size() ||
+      s != GenerationName(g) + "\n") {
+    return Status::DataLoss(path + ": expected one line gen-NNNNNN naming the checkpoint");
+  }
+  if (!PathExists(ckpt + "/" + GenerationName(g) + "/state.txt")) {
+    return Status::DataLoss(path + ": names " + GenerationName(g) + ", which is not a complete checkpoint");
+  }
+  return uint64_t{g};
+}
+
+// Removes every generation but `keep` (older ones, and one a killed run left half written)
+// and CURRENT's temporaries.
+void RemoveOtherGenerations(const std::string& ckpt, uint64_t keep) {
+  std::error_code ec;
+  const std::string kept = GenerationName(keep), temporary = std::string(".") + kCurrentFile + ".tmp-";
+  for (const auto& entry : std::filesystem::directory_iterator(ckpt, ec)) {
+    const std::string name = entry.path().filename().string();
+    if ((name.rfind("gen-", 0) == 0 && name != kept) || name.rfind(temporary, 0) == 0) {
+      std::error_code rm;
+      std::filesystem::remove_all(entry.path(), rm);
+    }
+  }
+}
+
 std::string FormatDuration(double s) {
   char buf[32];
   int t = static_cast<int>(s + 0.5);
@@ -268,13 +315,19 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
   TrainReport r;
   Progress state;
   const std::string ckpt = CheckpointDir(o);
-  if (o.resume && PathExists(ckpt + "/state.txt")) {
-    BOA_RETURN_IF_ERROR(LoadProgress(ckpt, &state, &r));
+  uint64_t generation = 0;  // the checkpoint CURRENT names; 0: none yet
+  if (o.resume) {
+    BOA_ASSIGN_OR_RETURN(generation, CurrentGeneration(ckpt));
+    RemoveOtherGenerations(ckpt, generation);
+  }
+  const std::string resumed_from = ckpt + "/" + GenerationName(generation);
+  if (generation > 0) {
+    BOA_RETURN_IF_ERROR(LoadProgress(resumed_from, &state, &r));
     try {
-      torch::load(net, ckpt + "/model.pt");
-      torch::load(optimizer, ckpt + "/optimizer.pt");
+      torch::load(net, resumed_from + "/model.pt");
+      torch::load(optimizer, resumed_from + "/optimizer.pt");
     } catch (const c10::Error& e) {
-      return Status::DataLoss(ckpt + ": cannot load the checkpoint (does it belong to this architecture?)");
+      return Status::DataLoss(resumed_from + ": cannot load the checkpoint (does it belong to this architecture?)");
     }
     r.resumed = true;
     r.steps = state.steps;
@@ -283,8 +336,8 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
     o.progress("no checkpoint in " + ckpt + ": starting from scratch", true);
   }
   ModelWeights best = ExportWeights(net);
-  if (state.epoch > 0 && state.best_epoch > 0 && PathExists(ckpt + "/best.boam")) {
-    BOA_ASSIGN_OR_RETURN(LoadedModel b, LoadModelFile(ckpt + "/best.boam"));
+  if (state.epoch > 0 && state.best_epoch > 0 && PathExists(resumed_from + "/best.boam")) {
+    BOA_ASSIGN_OR_RETURN(LoadedModel b, LoadModelFile(resumed_from + "/best.boam"));
     best = std::move(b.weights);
   }
 
@@ -324,17 +377,31 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
     state.steps = r.steps;
     state.bytes_seen = r.bytes_seen;
     state.seconds = elapsed();
+    const uint64_t next = generation + 1;
+    const std::string dir = ckpt + "/" + GenerationName(next), previous = ckpt + "/" + GenerationName(generation);
     std::error_code ec;
-    std::filesystem::create_directories(ckpt, ec);
-    if (ec) return Status::IoError(ckpt + ": cannot create the checkpoint directory: " + ec.message());
+    std::filesystem::remove_all(dir, ec);  // half written by a run that was killed
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return Status::IoError(dir + ": cannot create the checkpoint directory: " + ec.message());
+    std::ostringstream module_bytes, optimizer_bytes;
     try {
-      torch::save(net, ckpt + "/model.pt");
-      torch::save(optimizer, ckpt + "/optimizer.pt");
+      torch::save(net, module_bytes);
+      torch::save(optimizer, optimizer_bytes);
     } catch (const c10::Error& e) {
-      return Status::IoError(ckpt + ": cannot write the checkpoint");
+      return Status::Internal(dir + ": cannot serialize the checkpoint");
     }
-    if (best_changed) BOA_RETURN_IF_ERROR(WriteFileAtomic(ckpt + "/best.boam", SerializeModel(best, WeightType::kF32, ""), true));
-    return SaveProgress(ckpt, state, r);
+    BOA_RETURN_IF_ERROR(WriteText(dir + "/model.pt", module_bytes.str()));
+    BOA_RETURN_IF_ERROR(WriteText(dir + "/optimizer.pt", optimizer_bytes.str()));
+    // An unchanged best model is the previous generation's file, linked rather than written.
+    if (state.best_epoch > 0 &&
+        (best_changed || ::link((previous + "/best.boam").c_str(), (dir + "/best.boam").c_str()) != 0)) {
+      BOA_RETURN_IF_ERROR(WriteFileAtomic(dir + "/best.boam", SerializeModel(best, WeightType::kF32, ""), true));
+    }
+    BOA_RETURN_IF_ERROR(SaveProgress(dir, state, r));
+    BOA_RETURN_IF_ERROR(WriteText(ckpt + "/" + kCurrentFile, GenerationName(next) + "\n"));
+    generation = next;
+    RemoveOtherGenerations(ckpt, generation);
+    return Status::Ok();
   };
   for (int epoch = state.epoch; epoch < last_epoch && !stop; ++epoch) {
     net->train();
