@@ -10,8 +10,8 @@ cd "$(dirname "$0")/.."
 seconds=${1:-30}
 BUILD=build-tsan
 if [ ! -f "$BUILD/build.ninja" ]; then
-  CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOA_BUILD_BENCH=OFF \
-    -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON -DCMAKE_C_FLAGS=-fsanitize=thread -DCMAKE_CXX_FLAGS=-fsanitize=thread \
+  CC=clang CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+    -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON -DCMAKE_CXX_FLAGS=-fsanitize=thread \
     -DCMAKE_EXE_LINKER_FLAGS=-fsanitize=thread > /dev/null
 fi
 cmake --build "$BUILD" -j "$(nproc)" --target boad scheduler_test

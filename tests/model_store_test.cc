@@ -501,21 +501,25 @@ TEST(ModelStore, RescanReadsOnlyFilesThatChanged) {
 
 // Uploads and removals a killed boad left half done are hidden from scans and removed at the
 // next start once an hour old (a replica may still be writing a younger one).
+// What a killed upload or removal left: in a shared store only once an hour old (another
+// replica may still be writing a younger one); in one this boad holds alone, all of it.
 TEST(ModelStore, TemporariesAreHiddenAndStaleOnesRemoved) {
-  testing::TempDir dir("store");
   namespace fs = std::filesystem;
-  const std::string d = dir.path();
-  fs::create_directories(d + "/.incoming-old");
-  fs::create_directories(d + "/.removed-jets-1-1-1");
-  fs::create_directories(d + "/.incoming-young");
-  std::ofstream(d + "/.incoming-old/model.boam") << "half";
-  fs::last_write_time(d + "/.incoming-old", fs::file_time_type::clock::now() - std::chrono::hours(2));
-  fs::last_write_time(d + "/.removed-jets-1-1-1", fs::file_time_type::clock::now() - std::chrono::hours(2));
-  auto store = OpenStore(d);
-  EXPECT_TRUE(store->problems().empty()) << store->problems()[0];
-  EXPECT_FALSE(fs::exists(d + "/.incoming-old"));
-  EXPECT_FALSE(fs::exists(d + "/.removed-jets-1-1-1"));
-  EXPECT_TRUE(fs::exists(d + "/.incoming-young"));
+  for (const bool shared : {true, false}) {
+    testing::TempDir dir("store");
+    const std::string d = dir.path();
+    fs::create_directories(d + "/.incoming-old");
+    fs::create_directories(d + "/.removed-jets-1-1-1");
+    fs::create_directories(d + "/.incoming-young");
+    std::ofstream(d + "/.incoming-old/model.boam") << "half";
+    fs::last_write_time(d + "/.incoming-old", fs::file_time_type::clock::now() - std::chrono::hours(2));
+    fs::last_write_time(d + "/.removed-jets-1-1-1", fs::file_time_type::clock::now() - std::chrono::hours(2));
+    auto store = OpenStore(d, 1ull << 30, shared);
+    EXPECT_TRUE(store->problems().empty()) << store->problems()[0];
+    EXPECT_FALSE(fs::exists(d + "/.incoming-old"));
+    EXPECT_FALSE(fs::exists(d + "/.removed-jets-1-1-1"));
+    EXPECT_EQ(fs::exists(d + "/.incoming-young"), shared) << (shared ? "shared" : "held alone");
+  }
 }
 
 }  // namespace
