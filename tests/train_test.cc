@@ -212,11 +212,23 @@ TEST_F(TrainerFiles, AKillWhileCheckpointingLeavesTheLastCompleteCheckpoint) {
   EXPECT_EQ(Bytes("k.boam"), Bytes("a.boam"));
   EXPECT_FALSE(Exists("k.boam.ckpt/.CURRENT.tmp-abcdef"));
   EXPECT_FALSE(Exists("k.boam.ckpt/gen-000001")) << "superseded generations are removed";
+  // A new run over that directory numbers after it: CURRENT never names what it overwrites.
+  const auto current = [&] {
+    const std::vector<uint8_t> c = Bytes("k.boam.ckpt/CURRENT");
+    return std::stoi(std::string(c.begin() + 4, c.end()));
+  };
+  const int before = current();
+  o.resume = false;
+  o.run_epochs = 1;
+  ASSERT_TRUE(Train(o, &first).ok());
+  EXPECT_EQ(current(), before + 1);
+  o.resume = true;
+  o.run_epochs = 0;
   // A CURRENT that names no complete checkpoint is reported, not trained over.
-  ASSERT_TRUE(WriteFileAtomic(ckpt + "/CURRENT", {'g', 'e', 'n', '-', '0', '0', '0', '0', '0', '9', '\n'}, true).ok());
+  ASSERT_TRUE(WriteFileAtomic(ckpt + "/CURRENT", {'g', 'e', 'n', '-', '9', '9', '9', '9', '9', '9', '\n'}, true).ok());
   Status s = Train(o, &resumed);
   EXPECT_EQ(s.code(), StatusCode::kDataLoss) << s.message();
-  EXPECT_NE(s.message().find("CURRENT: names gen-000009"), std::string::npos) << s.message();
+  EXPECT_NE(s.message().find("CURRENT: names gen-999999"), std::string::npos) << s.message();
 }
 
 TEST_F(TrainerFiles, ReportedSecondsAreWallTimeAcrossEpochCheckpoints) {

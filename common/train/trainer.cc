@@ -321,7 +321,14 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
     RemoveOtherGenerations(ckpt, generation);
   }
   const std::string resumed_from = ckpt + "/" + GenerationName(generation);
-  if (generation > 0) {
+  const bool resuming = generation > 0;
+  if (!o.resume) {
+    // A new run numbers its checkpoints after an earlier run's, so until its first one is
+    // complete CURRENT still names a whole (if unrelated) checkpoint.
+    Result<uint64_t> earlier = CurrentGeneration(ckpt);
+    if (earlier.ok()) generation = *earlier;
+  }
+  if (resuming) {
     BOA_RETURN_IF_ERROR(LoadProgress(resumed_from, &state, &r));
     try {
       torch::load(net, resumed_from + "/model.pt");
