@@ -51,7 +51,8 @@ void PrintSummary(Mode mode, const std::string& label, const std::string& dest, 
                mode == Mode::kCompress ? original : packed, mode == Mode::kCompress ? packed : original, ratio, secs,
                HumanBytes(secs > 0 ? original / secs : 0).c_str(), dest.empty() ? "" : (" -> " + dest).c_str());
   if (verbose) {
-    std::fprintf(stderr, "  chunks %" PRIu64 " (%" PRIu64 " stored), chunk length %u, %d threads\n", stats.chunks,
+    std::fprintf(stderr, "  chunks %" PRIu64 " (%" PRIu64 " model-coded, %" PRIu64 " lzma2, %" PRIu64 " stored), chunk length %u, %d threads\n",
+                 stats.chunks, stats.chunks - stats.lzma2_chunks - stats.stored_chunks, stats.lzma2_chunks,
                  stats.stored_chunks, stats.chunk_length, stats.threads);
   }
 }

@@ -98,6 +98,7 @@ class ModelShowCommand final : public Command {
     std::printf("  parameters       %" PRIu64 " (%" PRIu64 " multiply-adds per byte)\n", c.ParameterCount(),
                 c.MacsPerByte());
     std::printf("  weights          %s, file %" PRIu64 " bytes\n", WeightTypeName(m.stored_type), m.file_bytes);
+    std::printf("  match model      %s\n", c.match_model ? "on (mixed into the network's tables)" : "off (the network alone)");
     if (!m.metadata.empty()) {
       std::printf("  metadata\n");
       size_t start = 0;

@@ -39,6 +39,9 @@ class TrainCommand final : public Command {
     cmd->add_option("--max-bytes", max_bytes_, "Stop after this many training bytes, e.g. 50M (0: no limit)");
     Setting(cmd, "-T,--threads", &train::TrainOptions::threads, "Threads (default: all cores)");
     Setting(cmd, "--patience", &train::TrainOptions::patience, "Stop after this many epochs without validation gain (0: off)");
+    Setting(cmd, "--match-model", &train::TrainOptions::match_model,
+            "auto, on or off: the match model in the written model (auto: where it codes held-out data smaller)")
+        ->check(CLI::IsMember({"auto", "on", "off"}));
     Setting(cmd, "--checkpoint-dir", &train::TrainOptions::checkpoint_dir, "Where epoch checkpoints go (default <output>.ckpt)");
     cmd->add_flag("--resume", resume_, "Continue from the last epoch checkpoint (<output>.ckpt)");
     cmd->add_option("--dtype", dtype_, "Stored weight type of the model file: f32 or f16 (default f32)");
@@ -132,6 +135,10 @@ class TrainCommand final : public Command {
       std::printf("bits per byte: train %.4f, validation %.4f (best, epoch %d), test %.4f (ratio ~%.2f)%s\n",
                   r.final_loss_bpb, r.val_bpb, r.best_epoch, r.test_bpb, r.test_bpb > 0 ? 8 / r.test_bpb : 0,
                   r.early_stopped ? ", stopped early" : "");
+      if (r.probe_network_bytes > 0) {
+        std::printf("match model: %s (held-out data codes to %.0f bytes with it, %.0f without)\n",
+                    r.match_model ? "on" : "off", r.probe_match_bytes, r.probe_network_bytes);
+      }
       std::printf("report %s.report.json, loss curve %s.loss.csv\n", t.output.c_str(), t.output.c_str());
     }
     return Status::Ok();

@@ -214,6 +214,7 @@ Status ParallelCompress(RemoteClient* client, const std::string& model, const Co
     stats->output_bytes = writer->bytes_written();
     stats->chunks = writer->chunks();
     stats->stored_chunks = writer->stored_chunks();
+    stats->lzma2_chunks = writer->lzma2_chunks();
     stats->chunk_length = chunk_length;
     stats->threads = parallel.streams;
   }
@@ -227,7 +228,7 @@ Status ParallelDecompress(RemoteClient* client, const std::string& model, const 
   ContainerHeader header;
   BOA_RETURN_IF_ERROR(reader.ReadHeader(&header));
   bool records_ended = false;
-  uint64_t chunks = 0, stored = 0;
+  uint64_t chunks = 0, stored = 0, lzma2 = 0;
   const auto next = [&](Part* part) -> Result<bool> {
     if (records_ended) return false;
     MemorySink sink;
@@ -241,6 +242,7 @@ Status ParallelDecompress(RemoteClient* client, const std::string& model, const 
         break;
       }
       stored += rec.method == ChunkMethod::kStored;
+      lzma2 += rec.method == ChunkMethod::kLzma2;
       BOA_RETURN_IF_ERROR(w.Add(ToEncoded(std::move(rec))));
     }
     if (w.chunks() == 0) return false;
@@ -280,6 +282,7 @@ Status ParallelDecompress(RemoteClient* client, const std::string& model, const 
     stats->output_bytes = decoded;
     stats->chunks = chunks;
     stats->stored_chunks = stored;
+    stats->lzma2_chunks = lzma2;
     stats->chunk_length = header.chunk_length;
     stats->threads = parallel.streams;
   }

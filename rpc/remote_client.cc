@@ -342,6 +342,9 @@ Result<EvalResult> RemoteClient::Eval(const std::string& model, const CodecOptio
   r.predicted = summary.predicted();
   r.cross_entropy_bits = summary.cross_entropy_bits();
   r.ideal_code_bits = summary.ideal_code_bits();
+  r.network_code_bits = summary.network_code_bits();
+  r.match_code_bits = summary.match_code_bits();
+  r.match_model = summary.match_model();
   return r;
 }
 

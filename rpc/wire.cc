@@ -66,6 +66,7 @@ CodecStats StatsFromSummary(const v1::CodecSummary& s) {
   stats.output_bytes = s.output_bytes();
   stats.chunks = s.chunks();
   stats.stored_chunks = s.stored_chunks();
+  stats.lzma2_chunks = s.lzma2_chunks();
   stats.chunk_length = s.chunk_size();
   stats.threads = 0;
   return stats;

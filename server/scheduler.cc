@@ -365,7 +365,14 @@ void ChunkScheduler::Admit(StepLanes& t) {
 
 bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<RequestState>& request) {
   ChunkResult r;
-  if (job.decode ? DecodeWithoutModel(&job.record, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded)) {
+  Result<bool> without_model =
+      job.decode ? DecodeWithoutModel(&job.record, job.index, &r.decoded) : EncodeWithoutModel(&job.bytes, &r.encoded);
+  if (!without_model.ok()) {
+    MutexLock l(&request->mu);
+    Fail(*request, without_model.status());
+    return true;
+  }
+  if (*without_model) {
     MutexLock l(&request->mu);
     Deliver(*request, job.index, std::move(r));
     if (options_.observer && t.done.size() < t.done.capacity()) t.done.emplace_back(job.decode, SecondsSince(job.submitted));
@@ -387,9 +394,9 @@ bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<
   // The chunk's own buffers; if they cannot be had, its request fails, not the server.
   try {
     if (job.decode) {
-      ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index);
+      ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index, engine_->config().match_model);
     } else {
-      ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes));
+      ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes), engine_->config().match_model);
     }
   } catch (const std::bad_alloc&) {
     MutexLock l(&request->mu);

@@ -439,6 +439,7 @@ Status BoaService::CompressStream(grpc::ServerContext* ctx,
   summary.set_output_bytes(sink.sent());
   summary.set_chunks(out.chunks());
   summary.set_stored_chunks(out.stored_chunks());
+  summary.set_lzma2_chunks(out.lzma2_chunks());
   summary.set_chunk_size(chunk_length);
   summary.set_seconds(Seconds(t0));
   summary.set_peak_lanes(req->peak_lanes());
@@ -639,6 +640,9 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   summary->set_predicted(r->predicted);
   summary->set_cross_entropy_bits(r->cross_entropy_bits);
   summary->set_ideal_code_bits(r->ideal_code_bits);
+  summary->set_network_code_bits(r->network_code_bits);
+  summary->set_match_code_bits(r->match_code_bits);
+  summary->set_match_model(r->match_model);
   return log.End(Status::Ok());
 }
 

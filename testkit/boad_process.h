@@ -20,6 +20,7 @@
 
 #include "rpc/remote_client.h"
 #include "testkit/http_get.h"
+#include "testkit/test_util.h"
 
 namespace boa::testing {
 
@@ -151,16 +152,6 @@ inline bool WaitUntil(const std::function<bool()>& done, double seconds = 10) {
     std::this_thread::sleep_for(std::chrono::milliseconds(20));
   }
   return true;
-}
-
-// Runs a shell command; its exit status, and what it wrote to stdout and stderr in `output`.
-inline int RunCommand(const std::string& cmd, std::string* output) {
-  FILE* p = popen(("{ " + cmd + "; } 2>&1").c_str(), "r");
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
-  int status = pclose(p);
-  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 }  // namespace boa::testing

@@ -2,7 +2,11 @@
 // temporary directories.
 #pragma once
 
+#include <sys/wait.h>
+
+#include <cmath>
 #include <cstdint>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
@@ -18,8 +22,9 @@ namespace boa::testing {
 
 // A model as the codec sees it: serialised and parsed back, so its id is real.
 inline LoadedModel MakeModel(uint32_t d_model, uint32_t layers, uint64_t seed,
-                             float head_scale = 1.0f, WeightType type = WeightType::kF32) {
+                             float head_scale = 1.0f, WeightType type = WeightType::kF32, bool match_model = false) {
   ModelWeights w = InitRandomModel(ModelConfig::Default(d_model, layers), seed);
+  w.config.match_model = match_model;
   if (head_scale != 1.0f) {
     // Sharper predictions than a fresh initialisation gives, like a trained model's.
     for (float& v : w.Find("head.2.weight")->data) v *= head_scale;
@@ -27,6 +32,16 @@ inline LoadedModel MakeModel(uint32_t d_model, uint32_t layers, uint64_t seed,
   Result<LoadedModel> m = ParseModelFile(SerializeModel(w, type, "test"));
   if (!m.ok()) std::abort();
   return std::move(m).value();
+}
+
+// Runs a shell command; its exit status, and what it wrote to stdout and stderr in `output`.
+inline int RunCommand(const std::string& cmd, std::string* output) {
+  FILE* p = popen(("{ " + cmd + "; } 2>&1").c_str(), "r");
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) output->append(buf, n);
+  int status = pclose(p);
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
 }
 
 // A fresh directory under /tmp, removed with everything in it when the object goes away.
@@ -96,6 +111,34 @@ inline std::vector<uint8_t> FloatTable(size_t bytes, uint64_t seed) {
   }
   out.resize(bytes);
   return out;
+}
+
+// Text like a HepMC3 event record: E/P lines with barcodes and 17-digit numbers, where the
+// line heads and constants repeat and the mantissas do not (LZMA2's ground more than an
+// untrained model's).
+inline std::vector<uint8_t> EventText(size_t bytes, uint64_t seed) {
+  std::string s;
+  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 5;
+  auto next = [&]() {
+    x ^= x << 13;
+    x ^= x >> 7;
+    x ^= x << 17;
+    return x;
+  };
+  char buf[200];
+  for (int event = 0; s.size() < bytes; ++event) {
+    std::snprintf(buf, sizeof buf, "E %d 12 40\nU GEV MM\nW 1.0000000000000000e+00\n", event);
+    s += buf;
+    for (int p = 1; p <= 40 && s.size() < bytes; ++p) {
+      const int pdg[] = {211, -211, 22, 111, 321, 2212};
+      const double px = static_cast<double>(next() % 100000) / 3e3 - 15, pz = static_cast<double>(next() % 100000) / 1e3 - 50;
+      std::snprintf(buf, sizeof buf, "P %d %d %d %.16e %.16e %.16e %.16e 1.3957000000000000e-01 %d\n", p, p / 3,
+                    pdg[next() % 6], px, -px / 2, pz, std::fabs(pz) + std::fabs(px), p < 30 ? 2 : 1);
+      s += buf;
+    }
+  }
+  s.resize(bytes);
+  return {s.begin(), s.end()};
 }
 
 // Bytes drawn from the model's own predictions, one sequence from a fresh state: data the

@@ -1,6 +1,7 @@
 // The per-chunk state machines: however the model's rows are split into calls, an encoder
-// writes the same record; a decoder reads it back byte for byte; a record that coding would
-// not shrink is stored; a corrupt code is DATA_LOSS naming the chunk, never a crash.
+// writes the same record; a decoder reads it back byte for byte; LZMA2 records a chunk when
+// its code is smaller than the model's; a record that coding would not shrink is stored; a
+// corrupt code is DATA_LOSS naming the chunk, never a crash.
 #include "common/codec/chunk_coder.h"
 
 #include <gtest/gtest.h>
@@ -30,20 +31,24 @@ std::vector<uint32_t> TablesFor(const engine::LaneInput& in) {
   return t;
 }
 
+// Bytes the stand-in model predicts well and LZMA2 does not: each is the previous one or
+// one more, at random, with a rare jump.
 std::vector<uint8_t> Runs(size_t n, uint64_t seed) {
   std::mt19937_64 rng(seed);
   std::vector<uint8_t> v(n);
   uint8_t b = 7;
   for (auto& x : v) {
-    if (rng() % 8 == 0) b = static_cast<uint8_t>(rng());
+    const uint64_t r = rng();
+    if (r % 64 == 0) b = static_cast<uint8_t>(r >> 8);
+    else b = static_cast<uint8_t>(b + (r >> 7) % 2);
     x = b;
   }
   return v;
 }
 
 // Encodes taking `step` inputs at a time (the last call takes what is left).
-EncodedChunk Encode(const std::vector<uint8_t>& chunk, size_t step) {
-  ChunkEncoder enc(chunk);
+EncodedChunk Encode(const std::vector<uint8_t>& chunk, size_t step, bool match_model = false) {
+  ChunkEncoder enc(chunk, match_model);
   while (enc.inputs_left() > 0) {
     const engine::LaneInput in = enc.TakeInputs(3, std::min(step, enc.inputs_left()));
     EXPECT_EQ(in.lane, 3);
@@ -53,14 +58,15 @@ EncodedChunk Encode(const std::vector<uint8_t>& chunk, size_t step) {
   return enc.Seal();
 }
 
-Result<std::vector<uint8_t>> Decode(EncodedChunk e, uint64_t index) {
+Result<std::vector<uint8_t>> Decode(EncodedChunk e, uint64_t index, bool match_model = false) {
   ChunkRecord rec;
   rec.method = e.method;
   rec.original_length = e.original_length;
   rec.payload = std::move(e.payload);
   std::vector<uint8_t> out;
-  if (DecodeWithoutModel(&rec, &out)) return out;
-  ChunkDecoder dec(std::move(rec), index);
+  BOA_ASSIGN_OR_RETURN(bool without_model, DecodeWithoutModel(&rec, index, &out));
+  if (without_model) return out;
+  ChunkDecoder dec(std::move(rec), index, match_model);
   std::vector<uint32_t> t(kFreqTableStride);
   for (;;) {
     const engine::LaneInput in = dec.Input(0);
@@ -119,7 +125,8 @@ TEST(ChunkCoder, ASingleByteNeedsNoModel) {
   model_coded.original_length = 1;
   model_coded.payload = {9};
   std::vector<uint8_t> out;
-  ASSERT_TRUE(DecodeWithoutModel(&model_coded, &out));
+  Result<bool> decoded = DecodeWithoutModel(&model_coded, 0, &out);
+  ASSERT_TRUE(decoded.ok() && *decoded);
   EXPECT_EQ(out, std::vector<uint8_t>{9});
 }
 
@@ -140,6 +147,83 @@ TEST(ChunkCoder, ACorruptCodeEndsAndAnInconsistentOneIsDataLossNamingTheChunk) {
   ASSERT_FALSE(back.ok());
   EXPECT_EQ(back.status().code(), StatusCode::kDataLoss);
   EXPECT_NE(back.status().message().find("chunk 77"), std::string::npos) << back.status().message();
+}
+
+// Text the stand-in model knows nothing about, with long exact repeats: LZMA2's ground.
+std::vector<uint8_t> RepeatedLines(size_t n) {
+  std::string s;
+  for (int i = 0; s.size() < n; ++i) s += "E " + std::to_string(i % 7) + " 0 1.3000000000000000e+04 2 0 0 0 0\n";
+  s.resize(n);
+  return {s.begin(), s.end()};
+}
+
+TEST(ChunkCoder, LzmaRecordsAChunkWhenItsCodeIsSmallerThanTheModels) {
+  const std::vector<uint8_t> chunk = RepeatedLines(20000);
+  const EncodedChunk e = Encode(chunk, 1000);
+  ASSERT_EQ(e.method, ChunkMethod::kLzma2);
+  EXPECT_LT(e.payload.size(), chunk.size() / 20);
+  Result<std::vector<uint8_t>> back = Decode(e, 3);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, chunk);
+  // However the rows were split, the same record.
+  EXPECT_EQ(Encode(chunk, 1).payload, e.payload);
+  // The model's code wins where it is smaller, on the same kind of decision.
+  EXPECT_EQ(Encode(Runs(20000, 4), 1000).method, ChunkMethod::kModel);
+}
+
+// The match model is part of the model's code: however rows are split, the same record;
+// the decoder, fed a byte per step, follows it; on repeats it shortens the code.
+TEST(ChunkCoder, TheMatchModelMixesIntoTheModelsCode) {
+  std::vector<uint8_t> chunk = Runs(6000, 21);
+  const std::vector<uint8_t> again(chunk.begin(), chunk.begin() + 3000);
+  chunk.insert(chunk.end(), again.begin(), again.end());  // the first half, repeated
+  const EncodedChunk plain = Encode(chunk, 1);
+  const EncodedChunk mixed = Encode(chunk, 1, true);
+  ASSERT_EQ(plain.method, ChunkMethod::kModel);
+  ASSERT_EQ(mixed.method, ChunkMethod::kModel);
+  EXPECT_LT(mixed.payload.size() * 10, plain.payload.size() * 8) << plain.payload.size() << " -> " << mixed.payload.size();
+  for (size_t step : {7, 512, 8999, 10000}) EXPECT_EQ(Encode(chunk, step, true).payload, mixed.payload) << step;
+  Result<std::vector<uint8_t>> back = Decode(mixed, 0, true);
+  ASSERT_TRUE(back.ok()) << back.status().message();
+  EXPECT_EQ(*back, chunk);
+  // Decoded without the match model, the same record is a different (wrong) chunk or an error.
+  Result<std::vector<uint8_t>> wrong = Decode(mixed, 0, false);
+  EXPECT_TRUE(!wrong.ok() || *wrong != chunk);
+}
+
+TEST(ChunkCoder, DamagedLzmaDataIsDataLossNamingTheChunk) {
+  const std::vector<uint8_t> chunk = RepeatedLines(30000);
+  const EncodedChunk good = Encode(chunk, 4096);
+  ASSERT_EQ(good.method, ChunkMethod::kLzma2);
+  std::mt19937_64 rng(12);
+  int refused = 0;
+  for (int trial = 0; trial < 200; ++trial) {  // every damage ends: no hang, no crash, no overrun
+    EncodedChunk bad = good;
+    bad.payload[rng() % bad.payload.size()] ^= static_cast<uint8_t>(1 + rng() % 255);
+    Result<std::vector<uint8_t>> back = Decode(bad, 41);
+    if (back.ok()) {
+      EXPECT_EQ(back->size(), chunk.size());  // a wrong decode is the checksum's to catch
+    } else {
+      ++refused;
+      EXPECT_EQ(back.status().code(), StatusCode::kDataLoss);
+      EXPECT_NE(back.status().message().find("chunk 41"), std::string::npos) << back.status().message();
+    }
+  }
+  EXPECT_GT(refused, 100);
+  for (size_t cut : {size_t{1}, good.payload.size() / 2, good.payload.size() - 1}) {  // truncated
+    EncodedChunk bad = good;
+    bad.payload.resize(cut);
+    EXPECT_FALSE(Decode(bad, 41).ok()) << cut;
+  }
+  EncodedChunk longer = good;  // a byte after the end of the LZMA2 data
+  longer.payload.push_back(0);
+  EXPECT_FALSE(Decode(longer, 41).ok());
+  EncodedChunk shorter = good;  // the data decodes to more than the record's length
+  shorter.original_length -= 1;
+  EXPECT_FALSE(Decode(shorter, 41).ok());
+  EncodedChunk more = good;  // or to less
+  more.original_length += 1;
+  EXPECT_FALSE(Decode(more, 41).ok());
 }
 
 }  // namespace

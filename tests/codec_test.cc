@@ -1,9 +1,14 @@
 // Whole-stream round trips through the .boa container, invariance of the output to threads
-// and backends, and refusal of every single-bit flip and truncation of a small file.
+// and backends, refusal of every single-bit flip and truncation of a small file (chunks of
+// every method in both), and the hybrid's promise: no chunk larger than `xz -9` makes it.
 #include "common/codec/codec.h"
 
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <map>
+
+#include "common/format/container.h"
 #include "testkit/test_util.h"
 
 namespace boa {
@@ -11,6 +16,7 @@ namespace {
 
 using testing::CompressBytes;
 using testing::DecompressBytes;
+using testing::EventText;
 using testing::FloatTable;
 using testing::MakeModel;
 using testing::RandomBytes;
@@ -32,6 +38,36 @@ class CodecTest : public ::testing::Test {
   static LoadedModel* model_;
 };
 LoadedModel* CodecTest::model_ = nullptr;
+
+// The records of a stream, in order.
+std::vector<ChunkRecord> Records(const std::vector<uint8_t>& packed) {
+  MemorySource src(packed);
+  ContainerReader r(&src);
+  ContainerHeader h;
+  EXPECT_TRUE(r.ReadHeader(&h).ok());
+  std::vector<ChunkRecord> out;
+  for (;;) {
+    ChunkRecord rec;
+    Result<bool> more = r.Next(&rec);
+    EXPECT_TRUE(more.ok()) << more.status().message();
+    if (!more.ok() || !*more) return out;
+    out.push_back(std::move(rec));
+  }
+}
+
+std::map<ChunkMethod, int> MethodCounts(const std::vector<uint8_t>& packed) {
+  std::map<ChunkMethod, int> n;
+  for (const ChunkRecord& r : Records(packed)) ++n[r.method];
+  return n;
+}
+
+// A float table, then event text, then random bytes: chunks of all three methods.
+std::vector<uint8_t> Mixed(size_t floats, size_t text, size_t random) {
+  std::vector<uint8_t> in = FloatTable(floats, 8), t = EventText(text, 2), r = testing::RandomBytes(random, 3);
+  in.insert(in.end(), t.begin(), t.end());
+  in.insert(in.end(), r.begin(), r.end());
+  return in;
+}
 
 TEST_F(CodecTest, EmptyInput) {
   std::vector<uint8_t> packed = RoundTrip({});
@@ -89,12 +125,16 @@ TEST_F(CodecTest, ChunkCountOption) {
 }
 
 TEST_F(CodecTest, OutputDoesNotDependOnThreadsLanesOrBackend) {
-  std::vector<uint8_t> in = FloatTable(30000, 8);
+  std::vector<uint8_t> in = Mixed(30000, 12000, 2000);
   CodecOptions base;
   base.chunk_length = 1000;
   base.threads = 1;
   std::vector<uint8_t> ref;
   ASSERT_TRUE(CompressBytes(*model_, in, &ref, base).ok());
+  std::map<ChunkMethod, int> methods = MethodCounts(ref);
+  ASSERT_GT(methods[ChunkMethod::kModel], 10);
+  ASSERT_GT(methods[ChunkMethod::kLzma2], 5);
+  ASSERT_GT(methods[ChunkMethod::kStored], 0);
   for (int threads : {1, 2, 3}) {
     for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
       if (!engine::SelectKernels(backend)) continue;
@@ -109,6 +149,43 @@ TEST_F(CodecTest, OutputDoesNotDependOnThreadsLanesOrBackend) {
         std::vector<uint8_t> back;
         Status s = DecompressBytes(*model_, ref, &back, o);
         ASSERT_TRUE(s.ok()) << s.message();
+        EXPECT_EQ(back, in) << lanes << " lanes";
+      }
+    }
+  }
+}
+
+// A model that mixes the match model: its streams too are the same for every thread count,
+// backend and lane count (encoding runs chunk mode, decoding step mode), and smaller on
+// repeats than the same network's alone.
+TEST_F(CodecTest, MatchModelOutputDoesNotDependOnThreadsLanesOrBackend) {
+  const LoadedModel matching = MakeModel(16, 1, 4, 4.0f, WeightType::kF32, true);
+  ASSERT_TRUE(matching.weights.config.match_model);
+  std::vector<uint8_t> in = Mixed(20000, 0, 0), t = EventText(20000, 5);
+  // Repeats the model cannot predict from a few bytes of context: whole earlier stretches.
+  for (int r = 0; r < 4; ++r) in.insert(in.end(), in.begin() + 3000 * r, in.begin() + 3000 * r + 2500);
+  in.insert(in.end(), t.begin(), t.end());
+  CodecOptions base;
+  base.chunk_length = 4000;
+  base.threads = 1;
+  std::vector<uint8_t> ref, plain;
+  ASSERT_TRUE(CompressBytes(matching, in, &ref, base).ok());
+  ASSERT_TRUE(CompressBytes(*model_, in, &plain, base).ok());
+  EXPECT_LT(ref.size(), plain.size()) << "the match model should pay on repeats";
+  for (int threads : {1, 2, 3}) {
+    for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
+      if (!engine::SelectKernels(backend)) continue;
+      CodecOptions o = base;
+      o.threads = threads;
+      o.backend = backend;
+      std::vector<uint8_t> packed;
+      ASSERT_TRUE(CompressBytes(matching, in, &packed, o).ok());
+      EXPECT_EQ(packed, ref) << threads << " threads, " << engine::BackendName(backend);
+      for (int lanes : {1, 3, 64}) {
+        o.lanes = lanes;
+        std::vector<uint8_t> back;
+        Status st = DecompressBytes(matching, ref, &back, o);
+        ASSERT_TRUE(st.ok()) << st.message();
         EXPECT_EQ(back, in) << lanes << " lanes";
       }
     }
@@ -131,8 +208,14 @@ TEST_F(CodecTest, EveryBitFlipAndTruncationIsAnError) {
   o.chunk_length = 40;
   std::vector<uint8_t> in = FloatTable(150, 3);
   in[100] = 0x5a;
+  const std::string lines = "E 1 2 3\nE 1 2 3\nE 1 2 3\nE 1 2 3\nE 1 2 3\n";
+  in.insert(in.begin() + 80, lines.begin(), lines.end());
   std::vector<uint8_t> packed;
   ASSERT_TRUE(CompressBytes(*model_, in, &packed, o).ok());
+  std::map<ChunkMethod, int> methods = MethodCounts(packed);
+  ASSERT_GT(methods[ChunkMethod::kModel], 0);
+  ASSERT_GT(methods[ChunkMethod::kLzma2], 0);
+  ASSERT_GT(methods[ChunkMethod::kStored], 0);
   size_t flips = 0;
   for (size_t i = 0; i < packed.size(); ++i) {
     for (int bit = 0; bit < 8; ++bit, ++flips) {
@@ -154,6 +237,36 @@ TEST_F(CodecTest, EveryBitFlipAndTruncationIsAnError) {
   EXPECT_EQ(DecompressBytes(*model_, longer, &back, o).code(), StatusCode::kDataLoss);
   std::printf("[ codec ] %zu bit flips and %zu truncations of a %zu-byte file refused\n", flips,
               packed.size(), packed.size());
+}
+
+// Event text the model was not trained for: every chunk's record is no larger than the
+// real `xz -9` output for that chunk alone, and the file decodes.
+TEST_F(CodecTest, NoChunkIsLargerThanXz9MakesIt) {
+  const std::vector<uint8_t> in = EventText(150000, 7);
+  for (uint32_t chunk : {4096u, 32768u}) {
+    CodecOptions o;
+    o.chunk_length = chunk;
+    const std::vector<uint8_t> packed = RoundTrip(in, o);
+    const std::vector<ChunkRecord> records = Records(packed);
+    ASSERT_EQ(records.size(), (in.size() + chunk - 1) / chunk);
+    int lzma2 = 0;
+    for (size_t i = 0; i < records.size(); ++i) {
+      const size_t begin = i * chunk, n = std::min<size_t>(chunk, in.size() - begin);
+      testing::TempDir dir("boa_codec_xz");
+      const std::string path = dir.path() + "/chunk";
+      FILE* f = std::fopen(path.c_str(), "wb");
+      ASSERT_EQ(std::fwrite(in.data() + begin, 1, n, f), n);
+      std::fclose(f);
+      std::string out;
+      ASSERT_EQ(testing::RunCommand("xz -9 -c " + path + " | wc -c", &out), 0) << out;
+      const size_t xz = std::stoul(out);
+      // The whole record: tag, coded length (at most 3 bytes here), payload.
+      const size_t record = 1 + (records[i].method == ChunkMethod::kStored ? 0 : 3) + records[i].payload.size();
+      EXPECT_LE(record, xz) << "chunk " << i << " of " << chunk << " bytes, " << ChunkMethodName(records[i].method);
+      lzma2 += records[i].method == ChunkMethod::kLzma2;
+    }
+    EXPECT_GT(lzma2, 0) << "the untrained model should lose to LZMA2 on text";
+  }
 }
 
 TEST_F(CodecTest, GarbageNeverCrashes) {

@@ -1,8 +1,11 @@
-// The .boa container: writer/reader agreement, strict limits, and the random-access info.
+// The .boa container: writer/reader agreement, strict limits, the random-access info, and
+// versions: 3 adds LZMA2 records, which a version 2 file may not hold.
 #include "common/format/container.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
+
+#include <cstring>
 
 #include "common/util/io.h"
 
@@ -165,6 +168,96 @@ TEST(Container, InfoAppliesTheReadersStructuralChecks) {
   ASSERT_TRUE(good.ok()) << good.status().message();
   EXPECT_EQ(good->trailer.original_length, 23u);
   unlink(path.c_str());
+}
+
+// Header, 0x03 varint(4) + 4 LZMA2 bytes (a 10-byte chunk), 0x82 varint(3) + 3 stored bytes.
+std::vector<uint8_t> WithLzma2(uint16_t version) {
+  MemorySink sink;
+  ContainerHeader h = Header(10);
+  h.version = version;
+  ContainerWriter w(&sink, h);
+  EXPECT_TRUE(w.WriteHeader().ok());
+  std::vector<uint8_t> coded = {9, 8, 7, 6}, tail = {1, 2, 3};
+  EXPECT_TRUE(w.WriteChunk(ChunkMethod::kLzma2, 10, coded.data(), coded.size()).ok());
+  EXPECT_TRUE(w.WriteChunk(ChunkMethod::kStored, 3, tail.data(), tail.size()).ok());
+  EXPECT_TRUE(w.Finish(7).ok());
+  return sink.data;
+}
+
+TEST(Container, Lzma2RecordsInVersion3) {
+  const std::vector<uint8_t> bytes = WithLzma2(3);
+  ASSERT_EQ(bytes[8], 3);
+  ASSERT_EQ(bytes[format::kHeaderBytes], 0x03);
+  ASSERT_EQ(bytes[format::kHeaderBytes + 1], 4);  // its payload length, as a model record has
+  MemorySource src(bytes);
+  ContainerReader r(&src);
+  ContainerHeader h;
+  ASSERT_TRUE(r.ReadHeader(&h).ok());
+  ChunkRecord rec;
+  ASSERT_TRUE(*r.Next(&rec));
+  EXPECT_EQ(rec.method, ChunkMethod::kLzma2);
+  EXPECT_EQ(rec.original_length, 10u);
+  EXPECT_EQ(rec.payload, (std::vector<uint8_t>{9, 8, 7, 6}));
+  ASSERT_TRUE(*r.Next(&rec));
+  Result<bool> more = r.Next(&rec);
+  ASSERT_TRUE(more.ok()) << more.status().message();
+  EXPECT_FALSE(*more);
+
+  const std::string path = WriteTemp(bytes);
+  std::vector<ChunkInfo> seen;
+  Result<ContainerInfo> info = ReadContainerInfo(path, [&](const ChunkInfo& c) { seen.push_back(c); });
+  ASSERT_TRUE(info.ok()) << info.status().message();
+  EXPECT_EQ(info->lzma2_chunks, 1u);
+  EXPECT_EQ(info->stored_chunks, 1u);
+  EXPECT_EQ(info->model_chunks, 0u);
+  ASSERT_EQ(seen.size(), 2u);
+  EXPECT_EQ(seen[0].method, ChunkMethod::kLzma2);
+  EXPECT_EQ(seen[0].offset, format::kHeaderBytes);
+  EXPECT_EQ(seen[0].record_bytes, 6u);
+  EXPECT_EQ(seen[1].method, ChunkMethod::kStored);
+  EXPECT_EQ(seen[1].original_length, 3u);
+  EXPECT_EQ(seen[1].offset, format::kHeaderBytes + 6);
+  EXPECT_STREQ(ChunkMethodName(ChunkMethod::kLzma2), "lzma2");
+  unlink(path.c_str());
+}
+
+TEST(Container, VersionsReadAndRefused) {
+  MemorySink sink;  // a writer for version 2 refuses an LZMA2 record
+  ContainerHeader v2 = Header(10);
+  v2.version = 2;
+  ContainerWriter w(&sink, v2);
+  ASSERT_TRUE(w.WriteHeader().ok());
+  std::vector<uint8_t> coded = {1, 2};
+  EXPECT_FALSE(w.WriteChunk(ChunkMethod::kLzma2, 10, coded.data(), coded.size()).ok());
+
+  // A version 2 file holding one anyway (hand-made) is refused by both readers, naming it.
+  const std::vector<uint8_t> bytes = WithLzma2(3);
+  std::vector<uint8_t> old = bytes;
+  old[8] = 2;
+  const uint32_t hc = static_cast<uint32_t>(Xxh3(old.data(), 64));
+  std::memcpy(&old[64], &hc, 4);
+  Status s = ReadSequentially(old);
+  EXPECT_EQ(s.code(), StatusCode::kDataLoss);
+  EXPECT_NE(s.message().find("unknown coding method 3 for format version 2"), std::string::npos) << s.message();
+  const std::string path = WriteTemp(old);
+  Result<ContainerInfo> info = ReadContainerInfo(path);
+  EXPECT_NE(info.status().message().find("unknown coding method 3 for format version 2"), std::string::npos);
+  unlink(path.c_str());
+
+  for (uint16_t version : {1, 4, 0xffff}) {  // versions this build does not know: named
+    ContainerHeader h = Header(10);
+    h.version = version;
+    const std::vector<uint8_t> head = EncodeHeader(h);
+    ContainerHeader out;
+    Status d = DecodeHeader(head.data(), &out);
+    EXPECT_EQ(d.code(), StatusCode::kDataLoss);
+    EXPECT_NE(d.message().find("unsupported .boa format version " + std::to_string(version) + " (this build reads versions 2 to 3)"),
+              std::string::npos) << d.message();
+  }
+  // Methods above 3 are unknown in version 3 too.
+  std::vector<uint8_t> four = bytes;
+  four[format::kHeaderBytes] = 0x04;
+  EXPECT_NE(ReadSequentially(four).message().find("unknown coding method 4"), std::string::npos);
 }
 
 }  // namespace

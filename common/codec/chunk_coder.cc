@@ -1,27 +1,42 @@
 // The per-chunk state machines (see chunk_coder.h).
 #include "common/codec/chunk_coder.h"
 
+#include <algorithm>
 #include <string>
+
+#include "common/coder/lzma2.h"
 
 namespace boa {
 
 namespace {
 
-// The record of a coded chunk: the code when it saves something, else the bytes stored.
-EncodedChunk Sealed(std::vector<uint8_t> chunk, std::vector<uint8_t> payload) {
+// The record of a coded chunk: the smallest code (the model's on a tie) when it saves
+// something, else the bytes stored. `lzma2` is empty when there is no LZMA2 candidate.
+EncodedChunk Sealed(std::vector<uint8_t> chunk, std::vector<uint8_t> payload, std::vector<uint8_t> lzma2) {
   EncodedChunk e;
   e.original_length = static_cast<uint32_t>(chunk.size());
+  if (!lzma2.empty() && lzma2.size() < payload.size()) {
+    payload = std::move(lzma2);
+    e.method = ChunkMethod::kLzma2;
+  } else {
+    e.method = ChunkMethod::kModel;
+  }
   if (payload.size() >= chunk.size()) {
     e.method = ChunkMethod::kStored;
     e.payload = std::move(chunk);
   } else {
-    e.method = ChunkMethod::kModel;
     e.payload = std::move(payload);
   }
   return e;
 }
 
 std::vector<uint8_t> FirstByte(const std::vector<uint8_t>& chunk) { return {chunk.front()}; }
+
+std::unique_ptr<MatchModel> MatchModelFor(bool on, uint32_t length, std::vector<uint32_t>* mixed) {
+  if (!on) return nullptr;
+  mixed->resize(kFreqTableStride);
+  return std::make_unique<MatchModel>(length);
+}
 
 }  // namespace
 
@@ -31,46 +46,66 @@ engine::LaneInput ChunkFeed::TakeInputs(int lane, size_t count) {
   return in;
 }
 
-ChunkEncoder::ChunkEncoder(std::vector<uint8_t> chunk)
-    : ChunkFeed(std::move(chunk)), payload_(FirstByte(chunk_)), encoder_(&payload_) {}
+ChunkEncoder::ChunkEncoder(std::vector<uint8_t> chunk, bool match_model)
+    : ChunkFeed(std::move(chunk)),
+      payload_(FirstByte(chunk_)),
+      encoder_(&payload_),
+      match_(MatchModelFor(match_model, static_cast<uint32_t>(chunk_.size()), &mixed_)) {}
 
 void ChunkEncoder::Code(const uint32_t* tables, size_t count) {
   for (size_t k = 0; k < count; ++k, tables += kFreqTableStride) {
-    const uint8_t b = chunk_[pos_++];
-    encoder_.Encode(tables[b], tables[b + 1] - tables[b]);
+    const uint8_t b = chunk_[pos_];
+    const uint32_t* t = match_ ? match_->Mix(chunk_.data(), tables, mixed_.data()) : tables;
+    encoder_.Encode(t[b], t[b + 1] - t[b]);
+    if (match_) match_->Update(chunk_.data(), pos_);
+    ++pos_;
   }
-  if (coded()) encoder_.Finish();
+  if (coded()) {
+    encoder_.Finish();
+    // Only a code shorter than both the model's and the chunk can be recorded; liblzma
+    // stops once it passes that.
+    lzma2_ = lzma2::Encode(chunk_.data(), chunk_.size(), std::min(payload_.size(), chunk_.size()));
+  }
 }
 
-EncodedChunk ChunkEncoder::Seal() { return Sealed(std::move(chunk_), std::move(payload_)); }
+EncodedChunk ChunkEncoder::Seal() { return Sealed(std::move(chunk_), std::move(payload_), std::move(lzma2_)); }
 
-ChunkDecoder::ChunkDecoder(ChunkRecord record, uint64_t index)
+ChunkDecoder::ChunkDecoder(ChunkRecord record, uint64_t index, bool match_model)
     : record_(std::move(record)),
       index_(index),
       out_(record_.original_length),
-      decoder_(record_.payload.data() + 1, record_.payload.size() - 1) {
+      decoder_(record_.payload.data() + 1, record_.payload.size() - 1),
+      match_(MatchModelFor(match_model, record_.original_length, &mixed_)) {
   out_[0] = record_.payload[0];
 }
 
 Result<bool> ChunkDecoder::Decode(const uint32_t* table) {
-  const int sym = decoder_.Decode(table);
+  const uint32_t* t = match_ ? match_->Mix(out_.data(), table, mixed_.data()) : table;
+  const int sym = decoder_.Decode(t);
   if (sym < 0) {
     return Status::DataLoss("corrupt .boa: chunk " + std::to_string(index_) + ": coded data is inconsistent");
   }
-  out_[pos_++] = static_cast<uint8_t>(sym);
+  out_[pos_] = static_cast<uint8_t>(sym);
+  if (match_) match_->Update(out_.data(), pos_);
+  ++pos_;
   return pos_ == out_.size();
 }
 
 bool EncodeWithoutModel(std::vector<uint8_t>* chunk, EncodedChunk* out) {
   if (chunk->size() != 1) return false;
   std::vector<uint8_t> payload = *chunk;
-  *out = Sealed(std::move(*chunk), std::move(payload));
+  *out = Sealed(std::move(*chunk), std::move(payload), {});
   return true;
 }
 
-bool DecodeWithoutModel(ChunkRecord* rec, std::vector<uint8_t>* out) {
+Result<bool> DecodeWithoutModel(ChunkRecord* rec, uint64_t index, std::vector<uint8_t>* out) {
   if (rec->method == ChunkMethod::kStored) {
     *out = std::move(rec->payload);
+    return true;
+  }
+  if (rec->method == ChunkMethod::kLzma2) {
+    out->resize(rec->original_length);
+    BOA_RETURN_IF_ERROR(lzma2::Decode(rec->payload.data(), rec->payload.size(), index, rec->original_length, out->data()));
     return true;
   }
   if (rec->original_length == 1) {

@@ -4,7 +4,9 @@
 //
 // A chunk's first byte is stored as is; every following byte is range-coded with the
 // frequency table the model gives after seeing the bytes before it. The model input of a
-// lane's row k is the byte before the k-th predicted one.
+// lane's row k is the byte before the k-th predicted one. A model with the match model mixes
+// its prediction into each table before the byte is coded (match_model.h). The record is the
+// smallest of that code, the chunk's LZMA2 code and the bytes themselves.
 #pragma once
 
 #include <cstdint>
@@ -13,13 +15,14 @@
 
 #include "common/coder/frequency_table.h"
 #include "common/coder/range_coder.h"
+#include "common/codec/match_model.h"
 #include "common/engine/engine.h"
 #include "common/format/container.h"
 #include "common/util/status.h"
 
 namespace boa {
 
-// A chunk as it is recorded: coded with the model, or stored when that saved nothing.
+// A chunk as it is recorded: coded with the model, with LZMA2, or stored, whichever is smallest.
 struct EncodedChunk {
   ChunkMethod method = ChunkMethod::kStored;
   uint32_t original_length = 0;
@@ -49,27 +52,33 @@ class ChunkFeed {
 // model one step ahead of its coder thread); tables are consumed in the same order.
 class ChunkEncoder : public ChunkFeed {
  public:
-  // A chunk of at least two bytes (EncodeWithoutModel takes the others).
-  explicit ChunkEncoder(std::vector<uint8_t> chunk);
+  // A chunk of at least two bytes (EncodeWithoutModel takes the others); `match_model` as
+  // the model's config says.
+  ChunkEncoder(std::vector<uint8_t> chunk, bool match_model);
   ChunkEncoder(ChunkEncoder&&) = delete;  // the range encoder points into payload_
-  // Codes the next `count` bytes, the tables of their rows `kFreqTableStride` apart.
+  // Codes the next `count` bytes, the tables of their rows `kFreqTableStride` apart. The
+  // call that codes the last byte also tries LZMA2 (on the caller's thread: a scheduler's
+  // coder thread or a codec worker, never the model's step).
   void Code(const uint32_t* tables, size_t count);
   bool coded() const { return pos_ == chunk().size(); }
-  // Once coded(): the record (the range code, or the bytes stored when that is no smaller).
-  // The encoder is spent afterwards.
+  // Once coded(): the record (the range code, the LZMA2 code if strictly smaller, or the
+  // bytes stored when neither is smaller). The encoder is spent afterwards.
   EncodedChunk Seal();
 
  private:
   size_t pos_ = 1;  // bytes coded so far, the first included
   std::vector<uint8_t> payload_;
+  std::vector<uint8_t> lzma2_;  // empty unless smaller than payload_ and the chunk
   RangeEncoder encoder_;
+  std::unique_ptr<MatchModel> match_;  // null: the network alone
+  std::vector<uint32_t> mixed_;        // the table the match model mixed
 };
 
 // Decodes one chunk, a byte per model step (each byte is the next step's input).
 class ChunkDecoder {
  public:
   // A record that needs the model (DecodeWithoutModel said no). `index` names it in errors.
-  ChunkDecoder(ChunkRecord record, uint64_t index);
+  ChunkDecoder(ChunkRecord record, uint64_t index, bool match_model);
   ChunkDecoder(ChunkDecoder&&) = delete;  // the range decoder points into the record
   // The model input for the next step: the last byte decoded.
   engine::LaneInput Input(int lane) const { return engine::LaneInput{lane, &out_[pos_ - 1], 1}; }
@@ -86,11 +95,14 @@ class ChunkDecoder {
   std::vector<uint8_t> out_;
   size_t pos_ = 1;
   RangeDecoder decoder_;
+  std::unique_ptr<MatchModel> match_;
+  std::vector<uint32_t> mixed_;
 };
 
 // A chunk that is coded without the model (a single byte) gives its record at once.
 bool EncodeWithoutModel(std::vector<uint8_t>* chunk, EncodedChunk* out);
-// A record that decodes without the model (stored, or a single byte) gives its bytes.
-bool DecodeWithoutModel(ChunkRecord* record, std::vector<uint8_t>* out);
+// A record that decodes without the model (stored, LZMA2, or a single byte) gives its bytes
+// (true), or DATA_LOSS naming chunk `index` for damaged LZMA2 data.
+Result<bool> DecodeWithoutModel(ChunkRecord* record, uint64_t index, std::vector<uint8_t>* out);
 
 }  // namespace boa

@@ -317,14 +317,14 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
   ChunkCutter cutter(in, chunk_length);
   Status s = RunChunkPipeline<EncodedChunk>(
       engine, &cutter, chunk_length, threads,
-      [](Session& session, std::vector<std::vector<uint8_t>>& chunks, std::vector<uint32_t>& tables,
-         std::vector<EncodedChunk>& outs) {
+      [match_model = engine->config().match_model](Session& session, std::vector<std::vector<uint8_t>>& chunks,
+                                                   std::vector<uint32_t>& tables, std::vector<EncodedChunk>& outs) {
         std::vector<std::unique_ptr<ChunkEncoder>> encoders;
         std::vector<ChunkEncoder*> feeds;
         std::vector<size_t> slot;  // the output of each encoder
         for (size_t i = 0; i < chunks.size(); ++i) {
           if (EncodeWithoutModel(&chunks[i], &outs[i])) continue;
-          encoders.push_back(std::make_unique<ChunkEncoder>(std::move(chunks[i])));
+          encoders.push_back(std::make_unique<ChunkEncoder>(std::move(chunks[i]), match_model));
           feeds.push_back(encoders.back().get());
           slot.push_back(i);
         }
@@ -345,6 +345,7 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
     stats->output_bytes = writer.bytes_written();
     stats->chunks = writer.chunks();
     stats->stored_chunks = writer.stored_chunks();
+    stats->lzma2_chunks = writer.lzma2_chunks();
     stats->chunk_length = chunk_length;
     stats->threads = threads;
   }
@@ -360,7 +361,7 @@ struct DecodedChunk {
 
 // Decodes the chunks dealt to one worker, up to `lanes` at a time in step mode: every step
 // advances every active lane by one byte; a chunk takes a lane as soon as one is free.
-void DecodeWorker(int w, Session& session, OrderedPool<ChunkRecord, DecodedChunk>& pool) {
+void DecodeWorker(int w, Session& session, bool match_model, OrderedPool<ChunkRecord, DecodedChunk>& pool) {
   const int lanes = session.lanes();
   struct Lane {
     uint64_t index = 0;
@@ -382,14 +383,16 @@ void DecodeWorker(int w, Session& session, OrderedPool<ChunkRecord, DecodedChunk
     }
     for (auto& job : jobs) {
       DecodedChunk trivial;
-      if (DecodeWithoutModel(&job.second, &trivial.data)) {
+      Result<bool> without_model = DecodeWithoutModel(&job.second, job.first, &trivial.data);
+      if (!without_model.ok() || *without_model) {
+        if (!without_model.ok()) trivial.status = without_model.status();
         pool.Publish(job.first, std::move(trivial));
         continue;
       }
       const int lane = free_lanes.back();
       free_lanes.pop_back();
       state[lane].index = job.first;
-      state[lane].decoder = std::make_unique<ChunkDecoder>(std::move(job.second), job.first);
+      state[lane].decoder = std::make_unique<ChunkDecoder>(std::move(job.second), job.first, match_model);
       session.ResetLane(lane);
       active.push_back(lane);
     }
@@ -442,7 +445,7 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
   Status status;
   {
     WorkerThreads workers;
-    status = StartWorkers(workers, pool, threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], pool); }); });
+    status = StartWorkers(workers, pool, threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], engine->config().match_model, pool); }); });
     uint64_t next_out = 0;
     bool end = false;
     // The pool is aborted below, not left waiting, whatever happens here.
@@ -508,8 +511,8 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
   ChunkCutter cutter(in, chunk_length);
   Status s = RunChunkPipeline<EvalResult>(
       engine, &cutter, chunk_length, threads,
-      [](Session& session, std::vector<std::vector<uint8_t>>& chunks, std::vector<uint32_t>& tables,
-         std::vector<EvalResult>& outs) {
+      [match_model = engine->config().match_model](Session& session, std::vector<std::vector<uint8_t>>& chunks,
+                                                   std::vector<uint32_t>& tables, std::vector<EvalResult>& outs) {
         std::vector<ChunkFeed> feeds;
         feeds.reserve(chunks.size());
         for (size_t i = 0; i < chunks.size(); ++i) {
@@ -521,15 +524,27 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
         std::vector<ChunkFeed*> lanes;
         for (ChunkFeed& f : feeds) lanes.push_back(&f);
         std::vector<size_t> next(feeds.size(), 1);  // each chunk's next predicted byte
+        // The match model as the coder runs it, whether or not the model uses it: both
+        // ideal sizes are reported (how `train` decides to turn it on).
+        std::vector<MatchModel> matches;
+        for (const ChunkFeed& f : feeds) matches.emplace_back(static_cast<uint32_t>(f.chunk().size()));
+        std::vector<uint32_t> mixed(kFreqTableStride);
         RunChunkGroup(session, lanes, tables, [&](size_t i, const uint32_t* t, const float* l, size_t count) {
           for (size_t k = 0; k < count; ++k, t += kFreqTableStride, l += 256) {
-            const uint8_t b = feeds[i].chunk()[next[i]++];
+            const size_t pos = next[i]++;
+            const uint8_t b = feeds[i].chunk()[pos];
+            const uint32_t* m_t = matches[i].Mix(feeds[i].chunk().data(), t, mixed.data());
+            matches[i].Update(feeds[i].chunk().data(), pos);
+            const double network_bits = kProbBits - std::log2(static_cast<double>(t[b + 1] - t[b]));
+            const double match_bits = kProbBits - std::log2(static_cast<double>(m_t[b + 1] - m_t[b]));
+            outs[i].network_code_bits += network_bits;
+            outs[i].match_code_bits += match_bits;
+            outs[i].ideal_code_bits += match_model ? match_bits : network_bits;
             double m = l[0];
             for (int v = 1; v < 256; ++v) m = std::max<double>(m, l[v]);
             double sum = 0;
             for (int v = 0; v < 256; ++v) sum += std::exp(static_cast<double>(l[v]) - m);
             outs[i].cross_entropy_bits += (m + std::log(sum) - l[b]) / std::log(2.0);
-            outs[i].ideal_code_bits += kProbBits - std::log2(static_cast<double>(t[b + 1] - t[b]));
           }
         });
       },
@@ -539,9 +554,12 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
         total.predicted += r.predicted;
         total.cross_entropy_bits += r.cross_entropy_bits;
         total.ideal_code_bits += r.ideal_code_bits;
+        total.network_code_bits += r.network_code_bits;
+        total.match_code_bits += r.match_code_bits;
         return Status::Ok();
       });
   BOA_RETURN_IF_ERROR(s);
+  total.match_model = engine->config().match_model;
   return total;
 }
 

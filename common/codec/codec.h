@@ -36,6 +36,7 @@ struct CodecStats {
   uint64_t output_bytes = 0;
   uint64_t chunks = 0;
   uint64_t stored_chunks = 0;
+  uint64_t lzma2_chunks = 0;
   uint32_t chunk_length = 0;
   int threads = 0;
 };
@@ -60,7 +61,10 @@ struct EvalResult {
   uint64_t chunks = 0;
   uint64_t predicted = 0;       // bytes the model predicts (all but each chunk's first)
   double cross_entropy_bits = 0;  // -Σ log2 softmax(logits)[byte] over predicted bytes
-  double ideal_code_bits = 0;   // -Σ log2(freq / 2^24) with the quantized frequencies
+  double ideal_code_bits = 0;   // -Σ log2(freq / 2^24) with the frequencies the coder uses
+  bool match_model = false;     // whether those include the match model (the model's flag)
+  double network_code_bits = 0;  // the same with the network's tables alone
+  double match_code_bits = 0;    // and with the match model mixed in
   double bits_per_byte() const { return predicted ? cross_entropy_bits / predicted : 0; }
   // Ideal coded size: first bytes stored raw plus the ideal code of the rest.
   double ideal_bytes() const { return chunks + ideal_code_bits / 8; }

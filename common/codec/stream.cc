@@ -34,6 +34,7 @@ Status StreamWriter::Add(const EncodedChunk& chunk) {
   input_bytes_ += chunk.original_length;
   ++chunks_;
   stored_chunks_ += chunk.method == ChunkMethod::kStored;
+  lzma2_chunks_ += chunk.method == ChunkMethod::kLzma2;
   return Status::Ok();
 }
 

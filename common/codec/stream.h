@@ -54,12 +54,14 @@ class StreamWriter {
   uint64_t input_bytes() const { return input_bytes_; }
   uint64_t chunks() const { return chunks_; }
   uint64_t stored_chunks() const { return stored_chunks_; }
+  uint64_t lzma2_chunks() const { return lzma2_chunks_; }
 
  private:
   ContainerWriter writer_;
   uint64_t input_bytes_ = 0;
   uint64_t chunks_ = 0;
   uint64_t stored_chunks_ = 0;
+  uint64_t lzma2_chunks_ = 0;
 };
 
 // Reads a .boa stream's records in order, and checks the decoded content (hashed by the

@@ -83,8 +83,8 @@ class Session {
   // cumulative frequency table [kFreqTableStride] of the byte that follows that row's input
   // byte. Lanes in one call must be distinct; total bytes <= max_rows. Two stages, each
   // bit-exact on every backend: the network's logits for every row, then their quantization
-  // into frequency tables. A predictor that mixes other models into the network's (the
-  // prediction stage) goes between the two, on the logits of the rows and the lanes' inputs.
+  // into frequency tables. The match model mixes into those tables afterwards, in integers,
+  // in the chunk coders (common/codec/match_model.h): no backend has to reproduce it.
   void Forward(const LaneInput* inputs, int n_inputs, uint32_t* tables);
   // Logits [rows][256] of the last Forward call.
   const float* logits() const { return logits_; }

@@ -46,6 +46,15 @@ void PutVarint(std::vector<uint8_t>* out, uint64_t v) {
 
 }  // namespace
 
+const char* ChunkMethodName(ChunkMethod m) {
+  switch (m) {
+    case ChunkMethod::kModel: return "model";
+    case ChunkMethod::kStored: return "stored";
+    case ChunkMethod::kLzma2: return "lzma2";
+  }
+  return "unknown";
+}
+
 std::vector<uint8_t> EncodeHeader(const ContainerHeader& h) {
   ByteWriter w;
   w.Bytes(format::kMagic, 8);
@@ -69,9 +78,9 @@ Status DecodeHeader(const uint8_t* p, ContainerHeader* h) {
   if (std::memcmp(p, format::kMagic, 8) != 0) return Status::DataLoss("not a .boa file (bad magic)");
   ByteReader r(p + 8, format::kHeaderBytes - 8);
   h->version = r.U16();
-  if (h->version != format::kVersion) {
-    return Status::DataLoss("unsupported .boa format version " + std::to_string(h->version) +
-                            " (this build reads version " + std::to_string(format::kVersion) + ")");
+  if (h->version < format::kOldestVersion || h->version > format::kVersion) {
+    return Status::DataLoss("unsupported .boa format version " + std::to_string(h->version) + " (this build reads versions " +
+                            std::to_string(format::kOldestVersion) + " to " + std::to_string(format::kVersion) + ")");
   }
   uint16_t flags = r.U16();
   h->chunk_length = r.U32();
@@ -117,6 +126,7 @@ Status ContainerWriter::WriteChunk(ChunkMethod method, uint32_t original_length,
   if (method == ChunkMethod::kStored ? n != original_length : (n == 0 || n > original_length)) {
     return Status::Internal("chunk payload length out of range");
   }
+  if (method == ChunkMethod::kLzma2 && header_.version < 3) return Status::Internal("LZMA2 chunk in a version 2 container");
   std::vector<uint8_t> head;
   uint8_t tag = static_cast<uint8_t>(method);
   if (original_length < header_.chunk_length) {
@@ -125,7 +135,7 @@ Status ContainerWriter::WriteChunk(ChunkMethod method, uint32_t original_length,
   }
   head.push_back(tag);
   if (tag & format::kTagExplicitLength) PutVarint(&head, original_length);
-  if (method == ChunkMethod::kModel) PutVarint(&head, n);
+  if (method != ChunkMethod::kStored) PutVarint(&head, n);
   BOA_RETURN_IF_ERROR(Put(head.data(), head.size()));
   BOA_RETURN_IF_ERROR(Put(payload, n));
   PutVarint(&index_, head.size() + n);
@@ -184,7 +194,7 @@ Status ContainerReader::ReadHeader(ContainerHeader* header) {
   hash_.Update(h, sizeof h);
   offset_ = sizeof h;
   BOA_RETURN_IF_ERROR(DecodeHeader(h, &header_));
-  rules_ = RecordRules(header_.chunk_length);
+  rules_ = RecordRules(header_.chunk_length, header_.version);
   *header = header_;
   return Status::Ok();
 }
@@ -193,8 +203,9 @@ Result<RecordHead> RecordRules::Parse(uint8_t tag, uint64_t index,
                                       const std::function<Result<uint64_t>(const char* what)>& varint) {
   const std::string where = "chunk " + std::to_string(index) + ": ";
   const uint8_t method = tag & ~format::kTagExplicitLength;
-  if (method != static_cast<uint8_t>(ChunkMethod::kModel) && method != static_cast<uint8_t>(ChunkMethod::kStored)) {
-    return Corrupt(where + "unknown coding method " + std::to_string(method));
+  const uint8_t known = version_ >= 3 ? 3 : 2;  // methods 1..known
+  if (method == 0 || method > known) {
+    return Corrupt(where + "unknown coding method " + std::to_string(method) + " for format version " + std::to_string(version_));
   }
   if (short_chunk_seen_) return Corrupt(where + "follows the final (short) chunk");
   uint64_t length = chunk_length_;
@@ -206,7 +217,7 @@ Result<RecordHead> RecordRules::Parse(uint8_t tag, uint64_t index,
     short_chunk_seen_ = true;
   }
   uint64_t payload = length;
-  if (method == static_cast<uint8_t>(ChunkMethod::kModel)) {
+  if (method != static_cast<uint8_t>(ChunkMethod::kStored)) {
     BOA_ASSIGN_OR_RETURN(payload, varint("payload length"));
     if (payload == 0 || payload > length) {
       return Corrupt(where + "coded length " + std::to_string(payload) + " must be 1.." + std::to_string(length));
@@ -309,7 +320,7 @@ Status PreadExact(int fd, uint8_t* p, size_t n, uint64_t off) {
 
 }  // namespace
 
-Result<ContainerInfo> ReadContainerInfo(const std::string& path) {
+Result<ContainerInfo> ReadContainerInfo(const std::string& path, const std::function<void(const ChunkInfo&)>& each_chunk) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
   if (fd < 0) {
     int err = errno;
@@ -362,7 +373,7 @@ Result<ContainerInfo> ReadContainerInfo(const std::string& path) {
   uint64_t record = format::kHeaderBytes;
   const uint64_t records_end = tr.index_offset - 1;
   // Each record's head, checked as the sequential reader checks it.
-  RecordRules rules(info.header.chunk_length);
+  RecordRules rules(info.header.chunk_length, info.header.version);
   uint64_t original = 0;
   for (uint64_t i = 0; i < count; ++i) {
     BOA_ASSIGN_OR_RETURN(const uint64_t size, DecodeVarint(next_byte, "index"));
@@ -385,7 +396,10 @@ Result<ContainerInfo> ReadContainerInfo(const std::string& path) {
       return Corrupt("chunk " + std::to_string(i) + ": the record is " + std::to_string(at + h.payload_length) +
                      " bytes, the index says " + std::to_string(size));
     }
-    ++(h.method == ChunkMethod::kModel ? info.model_chunks : info.stored_chunks);
+    ++(h.method == ChunkMethod::kModel    ? info.model_chunks
+       : h.method == ChunkMethod::kLzma2 ? info.lzma2_chunks
+                                          : info.stored_chunks);
+    if (each_chunk) each_chunk(ChunkInfo{i, record, size, h.method, h.original_length});
     original += h.original_length;
     record += size;
   }

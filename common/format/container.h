@@ -1,4 +1,4 @@
-// The .boa container, version 2 (normative spec: docs/format.md). Format constants live here.
+// The .boa container, version 3 (normative spec: docs/format.md). Format constants live here.
 //
 //   header   68 bytes: magic, version, chunk length, model id and summary, header checksum
 //   records  one per chunk: tag, [original length], [payload length], payload
@@ -27,7 +27,8 @@ namespace boa {
 namespace format {
 constexpr uint8_t kMagic[8] = {0x89, 'B', 'O', 'A', '\r', '\n', 0x1a, '\n'};
 constexpr uint8_t kEndMagic[4] = {'B', 'O', 'A', 'E'};
-constexpr uint16_t kVersion = 2;
+constexpr uint16_t kVersion = 3;         // written
+constexpr uint16_t kOldestVersion = 2;   // read: version 2 is version 3 without LZMA2 chunks
 constexpr size_t kHeaderBytes = 68;
 constexpr size_t kTrailerBytes = 44;
 constexpr uint32_t kMinChunkLength = 1;
@@ -36,7 +37,10 @@ constexpr uint8_t kTagEnd = 0;
 constexpr uint8_t kTagExplicitLength = 0x80;  // flag: original length follows (final short chunk)
 }  // namespace format
 
-enum class ChunkMethod : uint8_t { kModel = 1, kStored = 2 };
+// How a chunk is recorded. A writer takes whichever is smallest (docs/format.md).
+enum class ChunkMethod : uint8_t { kModel = 1, kStored = 2, kLzma2 = 3 };
+// "model", "stored", "lzma2".
+const char* ChunkMethodName(ChunkMethod m);
 
 struct ModelSummary {
   uint32_t d_model = 0;
@@ -62,7 +66,7 @@ struct ContainerTrailer {
 struct ChunkRecord {
   ChunkMethod method = ChunkMethod::kStored;
   uint32_t original_length = 0;
-  std::vector<uint8_t> payload;  // model: first byte + range-coded bytes; stored: raw bytes
+  std::vector<uint8_t> payload;  // model: first byte + range-coded bytes; stored: raw bytes; lzma2: raw LZMA2
 };
 
 std::vector<uint8_t> EncodeHeader(const ContainerHeader& h);
@@ -92,8 +96,8 @@ class ContainerWriter {
 
 // The head of a chunk record — tag, then the original length of a final short chunk, then
 // a model chunk's payload length — checked by the rules every reader applies (docs/format.md):
-// a known method, nothing after the final short chunk, a short length of 1..chunk_length-1,
-// a model payload of 1..original length.
+// a method the header's version knows, nothing after the final short chunk, a short length
+// of 1..chunk_length-1, a model or LZMA2 payload of 1..original length.
 struct RecordHead {
   ChunkMethod method = ChunkMethod::kStored;
   uint32_t original_length = 0;
@@ -101,13 +105,14 @@ struct RecordHead {
 };
 class RecordRules {
  public:
-  explicit RecordRules(uint32_t chunk_length) : chunk_length_(chunk_length) {}
+  RecordRules(uint32_t chunk_length, uint16_t version) : chunk_length_(chunk_length), version_(version) {}
   // `tag` is the record's first byte (not the end marker); `varint` reads the next number of
   // the head, naming the field for its errors. `index` is the chunk's, for messages.
   Result<RecordHead> Parse(uint8_t tag, uint64_t index, const std::function<Result<uint64_t>(const char* what)>& varint);
 
  private:
   uint32_t chunk_length_;
+  uint16_t version_;
   bool short_chunk_seen_ = false;
 };
 
@@ -130,7 +135,7 @@ class ContainerReader {
   Status ReadEnd();
   ByteSource* src_;
   ContainerHeader header_;
-  RecordRules rules_{format::kMaxChunkLength};  // set from the header
+  RecordRules rules_{format::kMaxChunkLength, format::kVersion};  // set from the header
   Xxh3Hasher hash_;
   Xxh3Hasher index_hash_;  // hash of the varint record sizes seen, to check the index
   uint64_t offset_ = 0;
@@ -150,7 +155,19 @@ struct ContainerInfo {
   uint64_t file_bytes = 0;
   uint64_t model_chunks = 0;
   uint64_t stored_chunks = 0;
+  uint64_t lzma2_chunks = 0;
 };
-Result<ContainerInfo> ReadContainerInfo(const std::string& path);
+// One chunk as the index and its record's head describe it.
+struct ChunkInfo {
+  uint64_t index = 0;
+  uint64_t offset = 0;        // of the record in the file
+  uint64_t record_bytes = 0;  // tag through payload
+  ChunkMethod method = ChunkMethod::kStored;
+  uint32_t original_length = 0;
+};
+// `each_chunk`, if given, sees every chunk in order once its head has been checked (the
+// file may still be refused later, e.g. for a wrong total).
+Result<ContainerInfo> ReadContainerInfo(const std::string& path,
+                                        const std::function<void(const ChunkInfo&)>& each_chunk = nullptr);
 
 }  // namespace boa

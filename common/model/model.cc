@@ -14,7 +14,19 @@ namespace boa {
 namespace {
 
 constexpr char kMagic[8] = {'B', 'O', 'A', 'M', 'O', 'D', 'E', 'L'};
-constexpr uint32_t kFormatVersion = 1;
+// Version 2 adds a flags byte (bit 0: the match model mixes into the network's tables); a
+// model without flags is written as version 1, byte for byte as before (same id).
+constexpr uint32_t kFormatVersion = 2;
+constexpr uint32_t kOldestFormatVersion = 1;
+constexpr uint8_t kFlagMatchModel = 1;
+
+Status CheckFormatVersion(uint32_t version) {
+  if (version < kOldestFormatVersion || version > kFormatVersion) {
+    return Status::DataLoss("unsupported model file version " + std::to_string(version) + " (this build reads versions " +
+                            std::to_string(kOldestFormatVersion) + " to " + std::to_string(kFormatVersion) + ")");
+  }
+  return Status::Ok();
+}
 constexpr uint32_t kMaxHeaderBytes = 1u << 20;
 constexpr uint32_t kMaxMetadataBytes = 64u << 10;
 constexpr uint64_t kMaxModelFileBytes = 8ull << 30;
@@ -196,7 +208,7 @@ std::vector<uint8_t> SerializeModel(const ModelWeights& w, WeightType type,
   h.U32(c.dt_rank);
   h.U32(c.vocab);
   h.U8(static_cast<uint8_t>(type));
-  h.U8(0);
+  h.U8(c.match_model ? kFlagMatchModel : 0);
   h.U8(0);
   h.U8(0);
   h.U32(static_cast<uint32_t>(w.tensors.size()));
@@ -214,7 +226,7 @@ std::vector<uint8_t> SerializeModel(const ModelWeights& w, WeightType type,
 
   ByteWriter f;
   f.Bytes(reinterpret_cast<const uint8_t*>(kMagic), 8);
-  f.U32(kFormatVersion);
+  f.U32(c.match_model ? 2 : 1);
   f.U32(static_cast<uint32_t>(h.size()));
   f.Bytes(h.data().data(), h.size());
   std::vector<uint8_t>& out = f.data();
@@ -243,7 +255,7 @@ std::vector<uint8_t> SerializeModel(const ModelWeights& w, WeightType type,
 namespace {
 
 // The fixed fields after the magic, version and header length (16 bytes), as ModelHead reads them.
-Status ReadHeadFields(ByteReader& h, ModelHead* head) {
+Status ReadHeadFields(ByteReader& h, uint32_t version, ModelHead* head) {
   ModelConfig& c = head->config;
   c.d_model = h.U32();
   c.n_layers = h.U32();
@@ -253,9 +265,14 @@ Status ReadHeadFields(ByteReader& h, ModelHead* head) {
   c.dt_rank = h.U32();
   c.vocab = h.U32();
   uint8_t type = h.U8();
-  h.Bytes(3);
+  const uint8_t flags = h.U8();
+  h.Bytes(2);
   head->n_tensors = h.U32();
   if (!h.ok()) return Corrupt("header truncated");
+  if (version >= 2) {  // version 1 had no flags (the byte was written as zero, never read)
+    if (flags & ~kFlagMatchModel) return Corrupt("unknown flags " + std::to_string(flags) + " (bit 0 = match model)");
+    c.match_model = flags & kFlagMatchModel;
+  }
   Status valid = c.Validate();
   if (!valid.ok()) return Corrupt(valid.message());
   if (type != 1 && type != 2) return Corrupt("weight type " + std::to_string(type) + " unknown (1 = f32, 2 = f16)");
@@ -279,10 +296,7 @@ Result<ModelHead> ReadModelHead(const uint8_t* p, size_t n) {
   ByteReader top(p, 16);
   top.Bytes(8);
   const uint32_t version = top.U32();
-  if (version != kFormatVersion) {
-    return Status::DataLoss("unsupported model file version " + std::to_string(version) +
-                            " (this build reads version " + std::to_string(kFormatVersion) + ")");
-  }
+  BOA_RETURN_IF_ERROR(CheckFormatVersion(version));
   head.header_bytes = top.U32();
   if (head.header_bytes > kMaxHeaderBytes) return Corrupt("header length " + std::to_string(head.header_bytes) + " out of range");
   if (n < 16 + static_cast<size_t>(head.header_bytes)) {
@@ -290,7 +304,7 @@ Result<ModelHead> ReadModelHead(const uint8_t* p, size_t n) {
     return head;
   }
   ByteReader h(p + 16, head.header_bytes);
-  BOA_RETURN_IF_ERROR(ReadHeadFields(h, &head));
+  BOA_RETURN_IF_ERROR(ReadHeadFields(h, version, &head));
   const size_t elem = head.type == WeightType::kF16 ? 2 : 4;
   uint64_t data = 0;
   for (const Tensor& t : ExpectedTensorShapes(head.config)) data = AlignUp(data + t.numel() * elem);
@@ -305,11 +319,8 @@ Result<LoadedModel> ParseModelFile(const std::vector<uint8_t>& bytes) {
   if (bytes.size() > kMaxModelFileBytes) return Corrupt("file larger than 8 GiB");
   ByteReader top(bytes.data(), bytes.size());
   top.Bytes(8);
-  uint32_t version = top.U32();
-  if (version != kFormatVersion) {
-    return Status::DataLoss("unsupported model file version " + std::to_string(version) +
-                            " (this build reads version " + std::to_string(kFormatVersion) + ")");
-  }
+  const uint32_t version = top.U32();
+  BOA_RETURN_IF_ERROR(CheckFormatVersion(version));
   // Checksum first: everything after it may then be trusted not to be random damage.
   size_t body = bytes.size() - 8;
   ByteReader tail(bytes.data() + body, 8);
@@ -322,7 +333,7 @@ Result<LoadedModel> ParseModelFile(const std::vector<uint8_t>& bytes) {
   ByteReader h(bytes.data() + 16, header_bytes);
   LoadedModel m;
   ModelHead head;
-  BOA_RETURN_IF_ERROR(ReadHeadFields(h, &head));
+  BOA_RETURN_IF_ERROR(ReadHeadFields(h, version, &head));
   m.weights.config = head.config;
   const ModelConfig& c = m.weights.config;
   m.stored_type = head.type;

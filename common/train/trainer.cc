@@ -15,6 +15,7 @@
 
 #include <malloc.h>
 
+#include "common/codec/codec.h"
 #include "common/train/boa_net.h"
 #include "common/train/replicated_net.h"
 #include "common/util/io.h"
@@ -60,6 +61,9 @@ Status ValidateOptions(const TrainOptions& o) {
                                    "' is not supported by this CPU build of LibTorch for training "
                                    "(supported: fp32, bf16)");
   }
+  if (o.match_model != "auto" && o.match_model != "on" && o.match_model != "off") {
+    return Status::InvalidArgument("match model '" + o.match_model + "': expected auto, on or off");
+  }
   return Status::Ok();
 }
 
@@ -93,13 +97,15 @@ std::string ReportJson(const TrainOptions& o, const TrainReport& r) {
                 "\"epochs\": %d, \"max_seconds\": %g, \"seed\": %llu, \"precision\": \"%s\"},\n"
                 "  \"steps\": %llu,\n  \"epochs_done\": %d,\n  \"best_epoch\": %d,\n  \"early_stopped\": %s,\n"
                 "  \"bytes_seen\": %llu,\n  \"seconds\": %.3f,\n  \"train_bpb\": %.6f,\n  \"val_bpb\": %.6f,\n"
-                "  \"test_bpb\": %.6f\n}\n",
+                "  \"test_bpb\": %.6f,\n  \"match_model\": %s,\n  \"probe_network_bytes\": %.0f,\n"
+                "  \"probe_match_bytes\": %.0f\n}\n",
                 o.model.d_model, o.model.n_layers, o.model.d_state, o.model.d_conv, o.model.expand, o.model.dt_rank,
                 static_cast<unsigned long long>(o.model.ParameterCount()), files.c_str(), o.splits[0], o.splits[1],
                 o.splits[2], static_cast<long long>(o.seq_len), static_cast<long long>(o.batch_size), o.lr,
                 o.weight_decay, o.epochs, o.max_seconds, static_cast<unsigned long long>(o.seed), o.precision.c_str(),
                 static_cast<unsigned long long>(r.steps), r.epochs_done, r.best_epoch, r.early_stopped ? "true" : "false",
-                static_cast<unsigned long long>(r.bytes_seen), r.seconds, r.final_loss_bpb, r.val_bpb, r.test_bpb);
+                static_cast<unsigned long long>(r.bytes_seen), r.seconds, r.final_loss_bpb, r.val_bpb, r.test_bpb,
+                r.match_model ? "true" : "false", r.probe_network_bytes, r.probe_match_bytes);
   return buf;
 }
 
@@ -114,14 +120,16 @@ struct Progress {
   double best_val = 0;
   uint64_t steps = 0, bytes_seen = 0;
   double seconds = 0;
+  uint64_t planned_steps = 0;  // the schedule's length once planned (0: not yet)
 };
 
 Status SaveProgress(const std::string& dir, const Progress& p, const TrainReport& r) {
   char buf[512];
   std::snprintf(buf, sizeof buf,
-                "epoch=%d\nbest_epoch=%d\nsince_best=%d\nbest_val=%.17g\nsteps=%llu\nbytes_seen=%llu\nseconds=%.17g\n",
+                "epoch=%d\nbest_epoch=%d\nsince_best=%d\nbest_val=%.17g\nsteps=%llu\nbytes_seen=%llu\nseconds=%.17g\n"
+                "planned_steps=%llu\n",
                 p.epoch, p.best_epoch, p.since_best, p.best_val, static_cast<unsigned long long>(p.steps),
-                static_cast<unsigned long long>(p.bytes_seen), p.seconds);
+                static_cast<unsigned long long>(p.bytes_seen), p.seconds, static_cast<unsigned long long>(p.planned_steps));
   BOA_RETURN_IF_ERROR(WriteText(dir + "/loss.csv", LossCsv(r)));
   return WriteText(dir + "/state.txt", buf);
 }
@@ -129,13 +137,17 @@ Status SaveProgress(const std::string& dir, const Progress& p, const TrainReport
 Status LoadProgress(const std::string& dir, Progress* p, TrainReport* r) {
   BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> text, ReadFile(dir + "/state.txt", 1 << 16));
   std::string s(text.begin(), text.end());
-  unsigned long long steps = 0, bytes = 0;
-  if (std::sscanf(s.c_str(), "epoch=%d\nbest_epoch=%d\nsince_best=%d\nbest_val=%lf\nsteps=%llu\nbytes_seen=%llu\nseconds=%lf",
-                  &p->epoch, &p->best_epoch, &p->since_best, &p->best_val, &steps, &bytes, &p->seconds) != 7) {
+  unsigned long long steps = 0, bytes = 0, planned = 0;
+  // planned_steps is absent from checkpoints of earlier builds: planned again on resume.
+  if (std::sscanf(s.c_str(),
+                  "epoch=%d\nbest_epoch=%d\nsince_best=%d\nbest_val=%lf\nsteps=%llu\nbytes_seen=%llu\nseconds=%lf\n"
+                  "planned_steps=%llu",
+                  &p->epoch, &p->best_epoch, &p->since_best, &p->best_val, &steps, &bytes, &p->seconds, &planned) < 7) {
     return Status::DataLoss(dir + "/state.txt: not a boa training checkpoint");
   }
   p->steps = steps;
   p->bytes_seen = bytes;
+  p->planned_steps = planned;
   BOA_ASSIGN_OR_RETURN(std::vector<uint8_t> csv, ReadFile(dir + "/loss.csv", 1ull << 30));
   std::string c(csv.begin(), csv.end());
   size_t pos = c.find('\n');
@@ -206,6 +218,7 @@ namespace {
 Status TrainOrThrow(const TrainOptions& o, TrainReport* report);
 Status OutOfMemory(const TrainOptions& o);
 
+
 int CoresToUse(int threads) {
   return threads > 0 ? threads : static_cast<int>(std::max(1u, std::thread::hardware_concurrency()));
 }
@@ -253,6 +266,30 @@ Result<uint64_t> EstimateTrainingBytes(const TrainOptions& o) {
   const Real total = Real(256ull << 20) + weights + std::max(train, eval) * sizeof(float) + held;
   return total >= Real(UINT64_MAX) ? UINT64_MAX : static_cast<uint64_t>(total);
 }
+
+namespace {
+
+// Sets the written model's match-model flag as o.match_model says; "auto" codes `probe`
+// (held-out bytes) with the engine both ways, as the codec would, and keeps the match model
+// where it saves at least 0.1 %.
+Status ChooseMatchModel(const TrainOptions& o, const std::vector<uint8_t>& probe, ModelWeights* best, TrainReport* r) {
+  best->config.match_model = o.match_model == "on";
+  if (o.match_model == "auto" && !probe.empty()) {
+    BOA_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Engine> engine, engine::Engine::Create(*best, engine::Backend::kAuto));
+    MemorySource src(probe);
+    CodecOptions co;
+    co.chunk_length = static_cast<uint32_t>(o.eval_chunk);
+    co.threads = CoresToUse(o.threads);
+    BOA_ASSIGN_OR_RETURN(EvalResult e, Evaluate(engine, &src, co));
+    r->probe_network_bytes = static_cast<double>(e.chunks) + e.network_code_bits / 8;
+    r->probe_match_bytes = static_cast<double>(e.chunks) + e.match_code_bits / 8;
+    best->config.match_model = r->probe_match_bytes < r->probe_network_bytes * 0.999;
+  }
+  r->match_model = best->config.match_model;
+  return Status::Ok();
+}
+
+}  // namespace
 
 Status Train(const TrainOptions& o, TrainReport* report) {
   try {
@@ -350,8 +387,21 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
 
   const int64_t windows = std::max<int64_t>(1, static_cast<int64_t>(train_end) / o.seq_len);
   const int64_t steps_per_epoch = (windows + o.batch_size - 1) / o.batch_size;
-  const int64_t total_steps = steps_per_epoch * o.epochs;
-  const int64_t warmup = std::max<int64_t>(1, static_cast<int64_t>(o.warmup_fraction * total_steps));
+  // The learning-rate schedule (warm-up, cosine decay) spans the steps this run will make:
+  // all epochs, fewer under --max-bytes, and under --max-seconds as many as the step time
+  // measured over the first kCalibrationSteps allows. A schedule planned for 100 epochs but
+  // cut by the clock after a few would stop while the rate is still high (or still warming
+  // up). The plan is kept in checkpoints, so a resumed run follows the same schedule.
+  constexpr int64_t kCalibrationSteps = 20;
+  const int64_t step_bytes = static_cast<int64_t>(o.batch_size) * o.seq_len;
+  int64_t planned = steps_per_epoch * o.epochs;
+  if (o.max_bytes > 0) planned = std::min<int64_t>(planned, (o.max_bytes + step_bytes - 1) / step_bytes);
+  if (state.planned_steps > 0) planned = std::min<int64_t>(planned, state.planned_steps);
+  bool plan_fixed = o.max_seconds <= 0 || state.planned_steps > 0;
+  auto warmup_for = [&](int64_t steps) {
+    return std::max<int64_t>(1, static_cast<int64_t>(o.warmup_fraction * steps));
+  };
+  int64_t warmup = warmup_for(planned);
   std::uniform_int_distribution<int64_t> offset(0, static_cast<int64_t>(train_end) - o.seq_len - 1);
   torch::Tensor train_bytes =
       torch::from_blob(const_cast<uint8_t*>(bytes), {static_cast<int64_t>(train_end)}, torch::kUInt8);
@@ -375,6 +425,7 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
   auto elapsed = [&] {
     return earlier_seconds + std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
   };
+  const uint64_t run_first_step = r.steps;  // steps before this run (resume)
   double recent = 0;
   int recent_n = 0;
   bool stop = false;
@@ -427,7 +478,7 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
       if (step < warmup) {
         lr = o.lr * (step + 1) / warmup;
       } else {
-        double progress = static_cast<double>(step - warmup) / std::max<int64_t>(1, total_steps - warmup);
+        double progress = std::min(1.0, static_cast<double>(step - warmup) / std::max<int64_t>(1, planned - warmup));
         lr = o.lr * (0.1 + 0.9 * 0.5 * (1 + std::cos(M_PI * progress)));
       }
       for (auto& group : optimizer.param_groups()) static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
@@ -453,20 +504,40 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
       recent += bpb;
       ++recent_n;
       const double t = elapsed();
+      const int64_t run_steps = static_cast<int64_t>(r.steps - run_first_step);
+      const double step_seconds = (t - earlier_seconds) / std::max<int64_t>(1, run_steps);
+      if (!plan_fixed && run_steps >= kCalibrationSteps) {
+        // Evaluation also spends the budget: a validation pass per epoch end and the test
+        // pass, each byte a forward pass (about a third of a training byte's work).
+        const double eval_byte_seconds = step_seconds / static_cast<double>(step_bytes) / 3;
+        int64_t fit = static_cast<int64_t>(r.steps) +
+                      static_cast<int64_t>(std::max(0.0, o.max_seconds - t) / step_seconds);
+        for (int pass = 0; pass < 2; ++pass) {
+          const double evals = static_cast<double>(val.size()) * static_cast<double>((fit + steps_per_epoch - 1) / steps_per_epoch) +
+                               static_cast<double>(test.size());
+          fit = static_cast<int64_t>(r.steps) +
+                static_cast<int64_t>(std::max(0.0, o.max_seconds - t - evals * eval_byte_seconds) / step_seconds);
+        }
+        planned = std::clamp<int64_t>(fit, static_cast<int64_t>(r.steps), planned);
+        warmup = std::min(warmup, warmup_for(planned));
+        state.planned_steps = static_cast<uint64_t>(planned);
+        plan_fixed = true;
+      }
       if (o.progress && (s % 5 == 0 || s + 1 == steps_per_epoch)) {
         double avg = recent / recent_n;
         double rate = r.bytes_seen / std::max(t, 1e-9);
-        double eta = t / r.steps * (total_steps - r.steps);
+        double eta = step_seconds * static_cast<double>(std::max<int64_t>(0, planned - static_cast<int64_t>(r.steps)));
         if (o.max_seconds > 0) eta = std::min(eta, std::max(0.0, o.max_seconds - t));
         char line[256];
-        std::snprintf(line, sizeof line, "epoch %d/%d  step %lld/%lld  loss %.4f bits/byte  ratio ~%.2f  %.1f KB/s  ETA %s",
-                      epoch + 1, o.epochs, static_cast<long long>(s + 1), static_cast<long long>(steps_per_epoch), avg,
+        std::snprintf(line, sizeof line, "epoch %d/%lld  step %lld/%lld  loss %.4f bits/byte  ratio ~%.2f  %.1f KB/s  ETA %s",
+                      epoch + 1, static_cast<long long>((planned + steps_per_epoch - 1) / steps_per_epoch),
+                      static_cast<long long>(s + 1), static_cast<long long>(steps_per_epoch), avg,
                       8 / std::max(avg, 1e-9), rate / 1e3, FormatDuration(eta).c_str());
         o.progress(line, false);
         recent = 0;
         recent_n = 0;
       }
-      if ((o.max_seconds > 0 && t >= o.max_seconds) || (o.max_bytes > 0 && r.bytes_seen >= o.max_bytes)) {
+      if ((o.max_seconds > 0 && t >= o.max_seconds) || static_cast<int64_t>(r.steps) >= planned) {
         stop = true;
         epoch_complete = s + 1 == steps_per_epoch;
         break;
@@ -512,6 +583,7 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
   if (!val.empty()) r.val_bpb = state.best_val;
   replicas.Sync();
   if (!test.empty()) BOA_RETURN_IF_ERROR(evaluate(test, &r.test_bpb));
+  BOA_RETURN_IF_ERROR(ChooseMatchModel(o, !val.empty() ? val : test, &best, &r));
   r.seconds = elapsed();
   std::string meta = "created_by=boa-client train\nseed=" + std::to_string(o.seed) +
                      "\nsteps=" + std::to_string(r.steps) + "\nbytes_seen=" + std::to_string(r.bytes_seen) +
