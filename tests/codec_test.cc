@@ -61,9 +61,11 @@ std::map<ChunkMethod, int> MethodCounts(const std::vector<uint8_t>& packed) {
   return n;
 }
 
-// A float table, then event text, then random bytes: chunks of all three methods.
-std::vector<uint8_t> Mixed(size_t floats, size_t text, size_t random) {
-  std::vector<uint8_t> in = FloatTable(floats, 8), t = EventText(text, 2), r = testing::RandomBytes(random, 3);
+// Bytes sampled from `model` (which it codes best), then event text (which LZMA2 codes
+// better than an untrained model), then random bytes: chunks of all three methods.
+std::vector<uint8_t> Mixed(const LoadedModel& model, size_t sampled, size_t text, size_t random) {
+  std::vector<uint8_t> in = testing::SampleFromModel(model, sampled, 8), t = EventText(text, 2),
+                       r = testing::RandomBytes(random, 3);
   in.insert(in.end(), t.begin(), t.end());
   in.insert(in.end(), r.begin(), r.end());
   return in;
@@ -125,7 +127,7 @@ TEST_F(CodecTest, ChunkCountOption) {
 }
 
 TEST_F(CodecTest, OutputDoesNotDependOnThreadsLanesOrBackend) {
-  std::vector<uint8_t> in = Mixed(30000, 12000, 2000);
+  std::vector<uint8_t> in = Mixed(*model_, 30000, 12000, 2000);
   CodecOptions base;
   base.chunk_length = 1000;
   base.threads = 1;
@@ -161,9 +163,15 @@ TEST_F(CodecTest, OutputDoesNotDependOnThreadsLanesOrBackend) {
 TEST_F(CodecTest, MatchModelOutputDoesNotDependOnThreadsLanesOrBackend) {
   const LoadedModel matching = MakeModel(16, 1, 4, 4.0f, WeightType::kF32, true);
   ASSERT_TRUE(matching.weights.config.match_model);
-  std::vector<uint8_t> in = Mixed(20000, 0, 0), t = EventText(20000, 5);
-  // Repeats the model cannot predict from a few bytes of context: whole earlier stretches.
-  for (int r = 0; r < 4; ++r) in.insert(in.end(), in.begin() + 3000 * r, in.begin() + 3000 * r + 2500);
+  // Repeats the network cannot predict from a few bytes of context: each 4000-byte chunk
+  // is 2500 sampled bytes followed by a copy of its first 1500 (chunks are coded alone, so
+  // a repeat must lie in its chunk), then event text.
+  const std::vector<uint8_t> sampled = testing::SampleFromModel(*model_, 10000, 8), t = EventText(20000, 5);
+  std::vector<uint8_t> in;
+  for (int r = 0; r < 4; ++r) {
+    in.insert(in.end(), sampled.begin() + 2500 * r, sampled.begin() + 2500 * (r + 1));
+    in.insert(in.end(), sampled.begin() + 2500 * r, sampled.begin() + 2500 * r + 1500);
+  }
   in.insert(in.end(), t.begin(), t.end());
   CodecOptions base;
   base.chunk_length = 4000;
@@ -206,10 +214,11 @@ TEST_F(CodecTest, WrongModelIsRefusedBeforeAnyOutput) {
 TEST_F(CodecTest, EveryBitFlipAndTruncationIsAnError) {
   CodecOptions o;
   o.chunk_length = 40;
-  std::vector<uint8_t> in = FloatTable(150, 3);
-  in[100] = 0x5a;
+  std::vector<uint8_t> in = testing::SampleFromModel(*model_, 600, 3);
   const std::string lines = "E 1 2 3\nE 1 2 3\nE 1 2 3\nE 1 2 3\nE 1 2 3\n";
   in.insert(in.begin() + 80, lines.begin(), lines.end());
+  const std::vector<uint8_t> noise = testing::RandomBytes(40, 9);  // a chunk stored as it is
+  in.insert(in.end(), noise.begin(), noise.end());
   std::vector<uint8_t> packed;
   ASSERT_TRUE(CompressBytes(*model_, in, &packed, o).ok());
   std::map<ChunkMethod, int> methods = MethodCounts(packed);

@@ -32,10 +32,9 @@ TEST(MatchModel, PredictsWhatFollowedTheContextBefore) {
   const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
   MatchModel m(static_cast<uint32_t>(text.size()));
   const std::vector<uint32_t> uniform = Uniform();
-  std::vector<uint32_t> mixed(kFreqTableStride);
   double first = 0, later = 0;
   for (size_t pos = 1; pos < text.size(); ++pos) {
-    const uint32_t* t = m.Mix(bytes, uniform.data(), mixed.data());
+    const uint32_t* t = m.Mix(bytes, uniform.data());
     ExpectValid(t);
     (pos < 26 ? first : later) += Bits(t, bytes[pos]);
     m.Update(bytes, pos);
@@ -49,7 +48,7 @@ TEST(MatchModel, MixedTablesAreValidForAnyNetworkTable) {
   std::vector<uint8_t> bytes(20000);
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = i >= 5000 && rng() % 4 ? bytes[i - 5000] : static_cast<uint8_t>(rng() % 4);
   MatchModel m(static_cast<uint32_t>(bytes.size()));
-  std::vector<uint32_t> t(kFreqTableStride), mixed(kFreqTableStride);
+  std::vector<uint32_t> t(kFreqTableStride);
   int mixed_rows = 0;
   for (size_t pos = 1; pos < bytes.size(); ++pos) {
     // Tables from flat to one byte holding all but 255 of the mass.
@@ -69,9 +68,9 @@ TEST(MatchModel, MixedTablesAreValidForAnyNetworkTable) {
     t[0] = 0;
     for (int s = 0; s < 256; ++s) t[s + 1] = t[s] + f[s];
     ASSERT_EQ(t[256], kProbTotal);
-    const uint32_t* out = m.Mix(bytes.data(), t.data(), mixed.data());
+    const uint32_t* out = m.Mix(bytes.data(), t.data());
     ExpectValid(out);
-    mixed_rows += out == mixed.data();
+    mixed_rows += out != t.data();
     m.Update(bytes.data(), pos);
   }
   EXPECT_GT(mixed_rows, 5000);
@@ -88,11 +87,10 @@ TEST(MatchModel, ConfidenceFollowsHowOftenMatchesComeTrue) {
   }
   MatchModel m(static_cast<uint32_t>(bytes.size()));
   const std::vector<uint32_t> uniform = Uniform();
-  std::vector<uint32_t> mixed(kFreqTableStride);
   double late_wrong_cost = 0;
   int n = 0;
   for (size_t pos = 1; pos < bytes.size(); ++pos) {
-    const uint32_t* t = m.Mix(bytes.data(), uniform.data(), mixed.data());
+    const uint32_t* t = m.Mix(bytes.data(), uniform.data());
     if (pos > bytes.size() - 900 && pos % 9 == 8) {  // the letter after "context:"
       late_wrong_cost += Bits(t, bytes[pos]);
       ++n;
@@ -109,14 +107,13 @@ TEST(MatchModel, NeverReadsAByteNotYetKnown) {
   std::vector<uint8_t> a(3000);
   for (auto& x : a) x = static_cast<uint8_t>("abcab"[rng() % 5]);
   const std::vector<uint32_t> uniform = Uniform();
-  std::vector<uint32_t> ma(kFreqTableStride), mb(kFreqTableStride);
   MatchModel x(3000), y(3000);
   std::vector<uint8_t> b(3000, 0);
   for (size_t pos = 1; pos < a.size(); ++pos) {
     std::copy(a.begin(), a.begin() + static_cast<long>(pos), b.begin());
     for (size_t i = pos; i < b.size(); ++i) b[i] = static_cast<uint8_t>(rng());
-    const uint32_t* ta = x.Mix(a.data(), uniform.data(), ma.data());
-    const uint32_t* tb = y.Mix(b.data(), uniform.data(), mb.data());
+    const uint32_t* ta = x.Mix(a.data(), uniform.data());
+    const uint32_t* tb = y.Mix(b.data(), uniform.data());
     ASSERT_TRUE(std::equal(ta, ta + kFreqTableStride, tb)) << "position " << pos;
     b[pos] = a[pos];
     x.Update(a.data(), pos);

@@ -32,9 +32,8 @@ EncodedChunk Sealed(std::vector<uint8_t> chunk, std::vector<uint8_t> payload, st
 
 std::vector<uint8_t> FirstByte(const std::vector<uint8_t>& chunk) { return {chunk.front()}; }
 
-std::unique_ptr<MatchModel> MatchModelFor(bool on, uint32_t length, std::vector<uint32_t>* mixed) {
+std::unique_ptr<MatchModel> MatchModelFor(bool on, uint32_t length) {
   if (!on) return nullptr;
-  mixed->resize(kFreqTableStride);
   return std::make_unique<MatchModel>(length);
 }
 
@@ -50,12 +49,12 @@ ChunkEncoder::ChunkEncoder(std::vector<uint8_t> chunk, bool match_model)
     : ChunkFeed(std::move(chunk)),
       payload_(FirstByte(chunk_)),
       encoder_(&payload_),
-      match_(MatchModelFor(match_model, static_cast<uint32_t>(chunk_.size()), &mixed_)) {}
+      match_(MatchModelFor(match_model, static_cast<uint32_t>(chunk_.size()))) {}
 
 void ChunkEncoder::Code(const uint32_t* tables, size_t count) {
   for (size_t k = 0; k < count; ++k, tables += kFreqTableStride) {
     const uint8_t b = chunk_[pos_];
-    const uint32_t* t = match_ ? match_->Mix(chunk_.data(), tables, mixed_.data()) : tables;
+    const uint32_t* t = match_ ? match_->Mix(chunk_.data(), tables) : tables;
     encoder_.Encode(t[b], t[b + 1] - t[b]);
     if (match_) match_->Update(chunk_.data(), pos_);
     ++pos_;
@@ -75,12 +74,12 @@ ChunkDecoder::ChunkDecoder(ChunkRecord record, uint64_t index, bool match_model)
       index_(index),
       out_(record_.original_length),
       decoder_(record_.payload.data() + 1, record_.payload.size() - 1),
-      match_(MatchModelFor(match_model, record_.original_length, &mixed_)) {
+      match_(MatchModelFor(match_model, record_.original_length)) {
   out_[0] = record_.payload[0];
 }
 
 Result<bool> ChunkDecoder::Decode(const uint32_t* table) {
-  const uint32_t* t = match_ ? match_->Mix(out_.data(), table, mixed_.data()) : table;
+  const uint32_t* t = match_ ? match_->Mix(out_.data(), table) : table;
   const int sym = decoder_.Decode(t);
   if (sym < 0) {
     return Status::DataLoss("corrupt .boa: chunk " + std::to_string(index_) + ": coded data is inconsistent");

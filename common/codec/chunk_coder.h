@@ -71,7 +71,6 @@ class ChunkEncoder : public ChunkFeed {
   std::vector<uint8_t> lzma2_;  // empty unless smaller than payload_ and the chunk
   RangeEncoder encoder_;
   std::unique_ptr<MatchModel> match_;  // null: the network alone
-  std::vector<uint32_t> mixed_;        // the table the match model mixed
 };
 
 // Decodes one chunk, a byte per model step (each byte is the next step's input).
@@ -96,7 +95,6 @@ class ChunkDecoder {
   size_t pos_ = 1;
   RangeDecoder decoder_;
   std::unique_ptr<MatchModel> match_;
-  std::vector<uint32_t> mixed_;
 };
 
 // A chunk that is coded without the model (a single byte) gives its record at once.

@@ -528,12 +528,11 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
         // ideal sizes are reported (how `train` decides to turn it on).
         std::vector<MatchModel> matches;
         for (const ChunkFeed& f : feeds) matches.emplace_back(static_cast<uint32_t>(f.chunk().size()));
-        std::vector<uint32_t> mixed(kFreqTableStride);
         RunChunkGroup(session, lanes, tables, [&](size_t i, const uint32_t* t, const float* l, size_t count) {
           for (size_t k = 0; k < count; ++k, t += kFreqTableStride, l += 256) {
             const size_t pos = next[i]++;
             const uint8_t b = feeds[i].chunk()[pos];
-            const uint32_t* m_t = matches[i].Mix(feeds[i].chunk().data(), t, mixed.data());
+            const uint32_t* m_t = matches[i].Mix(feeds[i].chunk().data(), t);
             matches[i].Update(feeds[i].chunk().data(), pos);
             const double network_bits = kProbBits - std::log2(static_cast<double>(t[b + 1] - t[b]));
             const double match_bits = kProbBits - std::log2(static_cast<double>(m_t[b + 1] - m_t[b]));

@@ -2,6 +2,7 @@
 #include "common/codec/match_model.h"
 
 #include <algorithm>
+#include <tuple>
 #include <cstring>
 
 #include "common/coder/frequency_table.h"
@@ -37,7 +38,9 @@ uint32_t MatchModel::Bucket(uint32_t match_length, uint32_t network_frequency) {
   return l * 4 + (network_frequency >> (kProbBits - 2));
 }
 
-const uint32_t* MatchModel::Mix(const uint8_t* bytes, const uint32_t* cum, uint32_t* mixed) {
+const uint32_t* MatchModel::Mix(const uint8_t* bytes, const uint32_t* cum) {
+  static_assert(std::tuple_size<decltype(mixed_)>::value == kFreqTableStride);
+  uint32_t* mixed = mixed_.data();
   bucket_ = -1;
   if (match_len_ == 0) return cum;
   predicted_ = bytes[match_ptr_];

@@ -26,8 +26,9 @@ class MatchModel {
   explicit MatchModel(uint32_t length);
 
   // The table to code the next byte with (`bytes` holds those before it): `cum`
-  // (the network's cumulative table) when no match predicts it, else `mixed`, filled here.
-  const uint32_t* Mix(const uint8_t* bytes, const uint32_t* cum, uint32_t* mixed);
+  // (the network's cumulative table) when no match predicts it, else the model's own mixed
+  // table, valid until the next call.
+  const uint32_t* Mix(const uint8_t* bytes, const uint32_t* cum);
   // Byte `pos` is now known: the counters learn from it, the match follows or ends, the
   // context is indexed and, without a match, looked up.
   void Update(const uint8_t* bytes, size_t pos);
@@ -48,6 +49,7 @@ class MatchModel {
   int32_t bucket_ = -1;          // the counter of the prediction Mix made (-1: none)
   uint8_t predicted_ = 0;
   std::array<Counter, kLengthBuckets * 4> counters_{};
+  std::array<uint32_t, 257> mixed_{};  // Mix's output (a kFreqTableStride table)
 };
 
 }  // namespace boa

@@ -388,16 +388,20 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
   const int64_t windows = std::max<int64_t>(1, static_cast<int64_t>(train_end) / o.seq_len);
   const int64_t steps_per_epoch = (windows + o.batch_size - 1) / o.batch_size;
   // The learning-rate schedule (warm-up, cosine decay) spans the steps this run will make:
-  // all epochs, fewer under --max-bytes, and under --max-seconds as many as the step time
-  // measured over the first kCalibrationSteps allows. A schedule planned for 100 epochs but
-  // cut by the clock after a few would stop while the rate is still high (or still warming
-  // up). The plan is kept in checkpoints, so a resumed run follows the same schedule.
-  constexpr int64_t kCalibrationSteps = 20;
+  // all epochs, fewer under --max-bytes, and under --max-seconds as many as the measured
+  // step time allows. A schedule planned for 100 epochs but cut by the clock after a few
+  // would stop while the rate is still high (or still warming up). Under --max-seconds the
+  // plan is re-estimated after 20, 200, 2000 and 20000 steps of this run (the first steps
+  // are slow while caches warm), and the clock, not the plan, ends the run: steps past the
+  // plan run at the final rate. The plan is kept in checkpoints for a resumed run.
   const int64_t step_bytes = static_cast<int64_t>(o.batch_size) * o.seq_len;
-  int64_t planned = steps_per_epoch * o.epochs;
-  if (o.max_bytes > 0) planned = std::min<int64_t>(planned, (o.max_bytes + step_bytes - 1) / step_bytes);
+  int64_t step_limit = steps_per_epoch * o.epochs;
+  if (o.max_bytes > 0) step_limit = std::min<int64_t>(step_limit, (o.max_bytes + step_bytes - 1) / step_bytes);
+  int64_t planned = step_limit;
   if (state.planned_steps > 0) planned = std::min<int64_t>(planned, state.planned_steps);
-  bool plan_fixed = o.max_seconds <= 0 || state.planned_steps > 0;
+  auto replan_point = [](int64_t run_steps) {
+    return run_steps == 20 || run_steps == 200 || run_steps == 2000 || run_steps == 20000;
+  };
   auto warmup_for = [&](int64_t steps) {
     return std::max<int64_t>(1, static_cast<int64_t>(o.warmup_fraction * steps));
   };
@@ -506,7 +510,7 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
       const double t = elapsed();
       const int64_t run_steps = static_cast<int64_t>(r.steps - run_first_step);
       const double step_seconds = (t - earlier_seconds) / std::max<int64_t>(1, run_steps);
-      if (!plan_fixed && run_steps >= kCalibrationSteps) {
+      if (o.max_seconds > 0 && replan_point(run_steps)) {
         // Evaluation also spends the budget: a validation pass per epoch end and the test
         // pass, each byte a forward pass (about a third of a training byte's work).
         const double eval_byte_seconds = step_seconds / static_cast<double>(step_bytes) / 3;
@@ -518,15 +522,17 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
           fit = static_cast<int64_t>(r.steps) +
                 static_cast<int64_t>(std::max(0.0, o.max_seconds - t - evals * eval_byte_seconds) / step_seconds);
         }
-        planned = std::clamp<int64_t>(fit, static_cast<int64_t>(r.steps), planned);
-        warmup = std::min(warmup, warmup_for(planned));
+        planned = std::clamp<int64_t>(fit, static_cast<int64_t>(r.steps), step_limit);
+        // A finished warm-up is not restarted by a longer plan.
+        const bool warmed = static_cast<int64_t>(r.steps) >= warmup;
+        warmup = warmup_for(planned);
+        if (warmed) warmup = std::min<int64_t>(warmup, static_cast<int64_t>(r.steps));
         state.planned_steps = static_cast<uint64_t>(planned);
-        plan_fixed = true;
       }
       if (o.progress && (s % 5 == 0 || s + 1 == steps_per_epoch)) {
         double avg = recent / recent_n;
         double rate = r.bytes_seen / std::max(t, 1e-9);
-        double eta = step_seconds * static_cast<double>(std::max<int64_t>(0, planned - static_cast<int64_t>(r.steps)));
+        double eta = step_seconds * static_cast<double>(std::max<int64_t>(0, step_limit - static_cast<int64_t>(r.steps)));
         if (o.max_seconds > 0) eta = std::min(eta, std::max(0.0, o.max_seconds - t));
         char line[256];
         std::snprintf(line, sizeof line, "epoch %d/%lld  step %lld/%lld  loss %.4f bits/byte  ratio ~%.2f  %.1f KB/s  ETA %s",
@@ -537,7 +543,7 @@ Status TrainOrThrow(const TrainOptions& o, TrainReport* report) {
         recent = 0;
         recent_n = 0;
       }
-      if ((o.max_seconds > 0 && t >= o.max_seconds) || static_cast<int64_t>(r.steps) >= planned) {
+      if ((o.max_seconds > 0 && t >= o.max_seconds) || static_cast<int64_t>(r.steps) >= step_limit) {
         stop = true;
         epoch_complete = s + 1 == steps_per_epoch;
         break;
