@@ -21,6 +21,9 @@
 #include "bench/kernel_budget.h"
 #include "bench/lane_batch.h"
 #include "common/codec/codec.h"
+#include "common/codec/match_model.h"
+#include "common/coder/frequency_table.h"
+#include "common/coder/lzma2.h"
 #include "common/coder/range_coder.h"
 #include "common/engine/engine.h"
 #include "common/model/model.h"
@@ -411,45 +414,98 @@ int ChunkStudy(const Settings& s) {
   return 0;
 }
 
-// The in-process codec end to end (chunking, engine, range coding, container, checksum):
-// Compress and Decompress of data a d_model 64 x 2 model predicts well (1 MiB), at two chunk
-// lengths, in interleaved rounds (median and best round).
+// The in-process codec end to end (chunking, engine, range coding, the LZMA2 attempt,
+// container, checksum): Compress and Decompress of data a d_model 64 x 2 model predicts well
+// (1 MiB), at two chunk lengths and with the match model mixed in, in interleaved rounds
+// (median and best round); then the per-byte cost of what the hybrid adds to the model's
+// work (the LZMA2 attempt, the match model), each measured alone on the same data.
 int CodecTable(const Settings& s) {
   ModelWeights w = InitRandomModel(ModelConfig::Default(64, 2), 1);
   for (float& v : w.Find("head.2.weight")->data) v *= 6.0f;  // sharp, trained-like predictions
   const LoadedModel model = ParseModelFile(SerializeModel(w, WeightType::kF32, "")).value();
+  w.config.match_model = true;
+  const LoadedModel matching = ParseModelFile(SerializeModel(w, WeightType::kF32, "")).value();
   auto e = engine::Engine::Create(model.weights, engine::Backend::kAuto).value();
   const std::vector<uint8_t> data = SampleSequences(e, 8, s.codec_bytes / 8);
   std::printf("\n## In-process codec (%d threads, d_model 64 x 2, %zu KiB, %d rounds)\n\n", s.threads,
               data.size() / 1024, s.codec_rounds);
-  const std::vector<uint32_t> lengths = {64 * 1024, 4 * 1024};
-  std::vector<std::vector<double>> rates(2 * lengths.size());
-  std::vector<size_t> packed_bytes(lengths.size());
+  struct Row {
+    const LoadedModel* model;
+    uint32_t length;
+    const char* name;
+  };
+  const std::vector<Row> rows = {{&model, 64 * 1024, "network"}, {&matching, 64 * 1024, "network + match model"},
+                                 {&model, 4 * 1024, "network"}};
+  std::vector<std::vector<double>> rates(2 * rows.size());
+  std::vector<size_t> packed_bytes(rows.size());
   for (int round = 0; round < s.codec_rounds; ++round) {
-    for (size_t i = 0; i < lengths.size(); ++i) {
+    for (size_t i = 0; i < rows.size(); ++i) {
       CodecOptions o;
-      o.chunk_length = lengths[i];
+      o.chunk_length = rows[i].length;
       o.threads = s.threads;
       MemorySource src(data);
       MemorySink packed;
       auto t0 = Clock::now();
-      if (!Compress(model, &src, &packed, o, nullptr).ok()) std::abort();
+      if (!Compress(*rows[i].model, &src, &packed, o, nullptr).ok()) std::abort();
       rates[2 * i].push_back(data.size() / std::chrono::duration<double>(Clock::now() - t0).count() / 1e6);
       MemorySource back(packed.data);
       CountingSink out;
       t0 = Clock::now();
-      if (!Decompress(model, &back, &out, o, nullptr).ok() || out.bytes != data.size()) std::abort();
+      if (!Decompress(*rows[i].model, &back, &out, o, nullptr).ok() || out.bytes != data.size()) std::abort();
       rates[2 * i + 1].push_back(data.size() / std::chrono::duration<double>(Clock::now() - t0).count() / 1e6);
       packed_bytes[i] = packed.data.size();
     }
   }
-  std::printf("| chunk | ratio | compress MB/s (median / best) | decompress MB/s (median / best) |\n|---:|---:|---:|---:|\n");
-  for (size_t i = 0; i < lengths.size(); ++i) {
-    std::printf("| %u KiB | %.3f | %.3f / %.3f | %.3f / %.3f |\n", lengths[i] / 1024,
+  std::printf("| model | chunk | ratio | compress MB/s (median / best) | decompress MB/s (median / best) |\n"
+              "|---|---:|---:|---:|---:|\n");
+  for (size_t i = 0; i < rows.size(); ++i) {
+    std::printf("| %s | %u KiB | %.3f | %.3f / %.3f | %.3f / %.3f |\n", rows[i].name, rows[i].length / 1024,
                 static_cast<double>(data.size()) / packed_bytes[i], Median(rates[2 * i]),
                 *std::max_element(rates[2 * i].begin(), rates[2 * i].end()), Median(rates[2 * i + 1]),
                 *std::max_element(rates[2 * i + 1].begin(), rates[2 * i + 1].end()));
   }
+  // What the hybrid adds, one thread, in 64 KiB chunks: on the same bytes, or on --data.
+  constexpr size_t kChunk = 64 * 1024;
+  std::vector<uint8_t> file;
+  if (!s.data_path.empty()) {
+    auto d = ReadFile(s.data_path, 1ull << 30);
+    if (!d.ok()) {
+      std::fprintf(stderr, "boa-bench: %s\n", d.status().message().c_str());
+      return 1;
+    }
+    file = std::move(*d);
+  }
+  const std::vector<uint8_t>& bytes = file.empty() ? data : file;
+  double lzma = MeasureRate(1, s.reps, s.seconds, [&]() -> std::function<uint64_t()> {
+    return [&]() -> uint64_t {
+      for (size_t at = 0; at < bytes.size(); at += kChunk) {
+        const size_t n = std::min(kChunk, bytes.size() - at);
+        lzma2::Encode(bytes.data() + at, n, n);
+      }
+      return bytes.size();
+    };
+  });
+  std::vector<uint32_t> table(kFreqTableStride);
+  for (int b = 0; b <= 256; ++b) table[static_cast<size_t>(b)] = static_cast<uint32_t>(b) << (kProbBits - 8);
+  double match = MeasureRate(1, s.reps, s.seconds, [&]() -> std::function<uint64_t()> {
+    return [&]() -> uint64_t {
+      static volatile uint32_t sink = 0;
+      for (size_t at = 0; at < bytes.size(); at += kChunk) {
+        const size_t n = std::min(kChunk, bytes.size() - at);
+        MatchModel m(static_cast<uint32_t>(n));
+        for (size_t pos = 1; pos < n; ++pos) {
+          sink += m.Mix(bytes.data() + at, table.data())[bytes[at + pos]];
+          m.Update(bytes.data() + at, pos);
+        }
+      }
+      return bytes.size();
+    };
+  });
+  std::printf("\n%s\n\n| added per byte, one thread | ns/byte | share of one thread's network compression time |\n|---|---:|---:|\n",
+              file.empty() ? "On the same data:" : ("On " + s.data_path + ":").c_str());
+  const double network_ns = 1e3 * s.threads / Median(rates[0]);  // ns per byte per thread
+  std::printf("| LZMA2 attempt (preset 9, 64 KiB chunks) | %.1f | %.1f %% |\n", 1e9 / lzma, 100 * (1e9 / lzma) / network_ns);
+  std::printf("| match model (Mix + Update) | %.1f | %.1f %% |\n", 1e9 / match, 100 * (1e9 / match) / network_ns);
   return 0;
 }
 
@@ -480,7 +536,7 @@ int Main(int argc, char** argv) {
     } else if (a == "--backend" && i + 1 < argc) {
       s.backend = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: boa-bench [--quick] [--threads N] [--backend auto|scalar] [--budget | --codec | --chunk-study [--model M --data F]]\n");
+      std::fprintf(stderr, "usage: boa-bench [--quick] [--threads N] [--backend auto|scalar] [--budget | --codec [--data F] | --chunk-study --model M --data F]\n");
       return a == "--help" ? 0 : 1;
     }
   }
@@ -495,7 +551,7 @@ int Main(int argc, char** argv) {
               peak1);
   if (!one_thread_only) std::printf(", %.1f GFLOP/s on %d threads", peakN, s.threads);
   std::printf("\n");
-  if (s.model_path.empty() != s.data_path.empty()) {
+  if (!s.codec_only && s.model_path.empty() != s.data_path.empty()) {
     std::fprintf(stderr, "boa-bench: --model and --data go together\n");
     return 1;
   }

@@ -24,11 +24,11 @@ class TrainCommand final : public Command {
     cmd->add_option("-o,--output", output_, "Model file to write (with --config: <name>_final_model_<precision>.boam)");
     cmd->add_option("--name", name_, "Train on boad instead (files inside its train_data_dir) and register the model as NAME");
     cmd->add_flag("-f,--force", force_, "Overwrite an existing model file");
-    d_model_ = cmd->add_option("--d-model", d_model_value_, "Model width (default 256)");
-    layers_ = cmd->add_option("--layers", layers_value_, "Number of Mamba blocks (default 1)");
-    Setting(cmd, "--seq-len", &train::TrainOptions::seq_len, "Bytes per training window (default 4096)");
-    Setting(cmd, "--batch-size", &train::TrainOptions::batch_size, "Windows per step (default 4)");
-    Setting(cmd, "--lr", &train::TrainOptions::lr, "Peak learning rate (default 5e-4)");
+    d_model_ = cmd->add_option("--d-model", d_model_value_, "Model width (default 64)");
+    layers_ = cmd->add_option("--layers", layers_value_, "Number of Mamba blocks (default 2)");
+    Setting(cmd, "--seq-len", &train::TrainOptions::seq_len, "Bytes per training window (default 1024)");
+    Setting(cmd, "--batch-size", &train::TrainOptions::batch_size, "Windows per step (default 8)");
+    Setting(cmd, "--lr", &train::TrainOptions::lr, "Peak learning rate (default 3e-3)");
     Setting(cmd, "--epochs", &train::TrainOptions::epochs, "Passes over the training split (default 1)");
     Setting(cmd, "--max-seconds", &train::TrainOptions::max_seconds, "Stop after this much wall time");
     Setting(cmd, "--splits", &train::TrainOptions::splits, "Train,validation,test fractions (default 0.8,0.1,0.1)")
@@ -115,6 +115,7 @@ class TrainCommand final : public Command {
     req.set_precision(t.precision);
     req.set_dtype(WeightTypeName(t.output_type));
     req.set_patience(static_cast<uint32_t>(t.patience));
+    req.set_match_model(t.match_model);
     return FollowJob(*r, [&](const JobEventFn& on_event) { return r->Train(req, on_event); }, g.ProgressLines(),
                      g.quiet);
   }

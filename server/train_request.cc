@@ -66,6 +66,7 @@ Result<train::TrainOptions> TrainOptionsFromRequest(const v1::TrainRequest& req,
     o.output_type = *type;
   }
   o.patience = static_cast<int>(req.patience());
+  if (!req.match_model().empty()) o.match_model = req.match_model();
   o.threads = limits.threads;
   // Validates every option (the trainer's own rules) and sizes the job before it is queued:
   // a job must not take the daemon's memory.

@@ -64,6 +64,7 @@ TEST_F(TrainRequestTest, EmptyFieldsTakeTheTrainersDefaults) {
   EXPECT_EQ(o->epochs, defaults.epochs);
   EXPECT_EQ(o->splits, defaults.splits);
   EXPECT_EQ(o->output_type, WeightType::kF32);
+  EXPECT_EQ(o->match_model, "auto");
   ASSERT_EQ(o->files.size(), 1u);
   EXPECT_EQ(o->files[0], fs::canonical(data_ + "/a.bin").string());
 }
@@ -85,6 +86,7 @@ TEST_F(TrainRequestTest, EveryFieldIsMapped) {
   r.set_precision("bf16");
   r.set_dtype("f16");
   r.set_patience(2);
+  r.set_match_model("off");
   limits_.threads = 3;
   Result<train::TrainOptions> o = TrainOptionsFromRequest(r, limits_);
   ASSERT_TRUE(o.ok()) << o.status().message();
@@ -101,6 +103,7 @@ TEST_F(TrainRequestTest, EveryFieldIsMapped) {
   EXPECT_EQ(o->precision, "bf16");
   EXPECT_EQ(o->output_type, WeightType::kF16);
   EXPECT_EQ(o->patience, 2);
+  EXPECT_EQ(o->match_model, "off");
   EXPECT_EQ(o->threads, 3);
 }
 
@@ -115,6 +118,9 @@ TEST_F(TrainRequestTest, RefusalsHaveTheRightCode) {
   EXPECT_EQ(TrainOptionsFromRequest(r, limits_).status().code(), StatusCode::kInvalidArgument);
   r = Request();
   r.set_dtype("f8");
+  EXPECT_EQ(TrainOptionsFromRequest(r, limits_).status().code(), StatusCode::kInvalidArgument);
+  r = Request();
+  r.set_match_model("sometimes");
   EXPECT_EQ(TrainOptionsFromRequest(r, limits_).status().code(), StatusCode::kInvalidArgument);
   r = Request();
   r.set_lr(std::nan(""));

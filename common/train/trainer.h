@@ -14,11 +14,12 @@ namespace boa::train {
 
 struct TrainOptions {
   std::vector<std::string> files;          // training data (one file is memory-mapped; several are concatenated)
-  ModelConfig model = ModelConfig::Default(256, 1);
+  // The default recipe: the best measured on 2 cores (docs/training.md, "Recipe").
+  ModelConfig model = ModelConfig::Default(64, 2);
   uint64_t seed = 1;
-  int64_t seq_len = 4096;                  // bytes per training window
-  int64_t batch_size = 4;                  // windows per step
-  double lr = 5e-4;
+  int64_t seq_len = 1024;                  // bytes per training window
+  int64_t batch_size = 8;                  // windows per step
+  double lr = 3e-3;
   double weight_decay = 0.01;
   double warmup_fraction = 0.05;           // of all steps, then cosine decay to 10 % of lr
   double grad_clip = 1.0;
