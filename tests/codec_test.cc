@@ -71,6 +71,30 @@ std::vector<uint8_t> Mixed(const LoadedModel& model, size_t sampled, size_t text
   return in;
 }
 
+// `ref` (compressed with `base`) is what 1-3 threads and both backends write, and it decodes
+// to `in` with 1, 3 or 64 lanes.
+void ExpectSameForThreadsBackendsAndLanes(const LoadedModel& model, const std::vector<uint8_t>& in,
+                                          const std::vector<uint8_t>& ref, const CodecOptions& base) {
+  for (int threads : {1, 2, 3}) {
+    for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
+      if (!engine::SelectKernels(backend)) continue;
+      CodecOptions o = base;
+      o.threads = threads;
+      o.backend = backend;
+      std::vector<uint8_t> packed;
+      ASSERT_TRUE(CompressBytes(model, in, &packed, o).ok());
+      EXPECT_EQ(packed, ref) << threads << " threads, " << engine::BackendName(backend);
+      for (int lanes : {1, 3, 64}) {
+        o.lanes = lanes;
+        std::vector<uint8_t> back;
+        Status st = DecompressBytes(model, ref, &back, o);
+        ASSERT_TRUE(st.ok()) << st.message();
+        EXPECT_EQ(back, in) << lanes << " lanes";
+      }
+    }
+  }
+}
+
 TEST_F(CodecTest, EmptyInput) {
   std::vector<uint8_t> packed = RoundTrip({});
   EXPECT_EQ(packed.size(), format::kHeaderBytes + 2 + format::kTrailerBytes);
@@ -137,24 +161,7 @@ TEST_F(CodecTest, OutputDoesNotDependOnThreadsLanesOrBackend) {
   ASSERT_GT(methods[ChunkMethod::kModel], 10);
   ASSERT_GT(methods[ChunkMethod::kLzma2], 5);
   ASSERT_GT(methods[ChunkMethod::kStored], 0);
-  for (int threads : {1, 2, 3}) {
-    for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
-      if (!engine::SelectKernels(backend)) continue;
-      CodecOptions o = base;
-      o.threads = threads;
-      o.backend = backend;
-      std::vector<uint8_t> packed;
-      ASSERT_TRUE(CompressBytes(*model_, in, &packed, o).ok());
-      EXPECT_EQ(packed, ref) << threads << " threads, " << engine::BackendName(backend);
-      for (int lanes : {1, 3, 64}) {
-        o.lanes = lanes;
-        std::vector<uint8_t> back;
-        Status s = DecompressBytes(*model_, ref, &back, o);
-        ASSERT_TRUE(s.ok()) << s.message();
-        EXPECT_EQ(back, in) << lanes << " lanes";
-      }
-    }
-  }
+  ExpectSameForThreadsBackendsAndLanes(*model_, in, ref, base);
 }
 
 // A model that mixes the match model: its streams too are the same for every thread count,
@@ -180,24 +187,7 @@ TEST_F(CodecTest, MatchModelOutputDoesNotDependOnThreadsLanesOrBackend) {
   ASSERT_TRUE(CompressBytes(matching, in, &ref, base).ok());
   ASSERT_TRUE(CompressBytes(*model_, in, &plain, base).ok());
   EXPECT_LT(ref.size(), plain.size()) << "the match model should pay on repeats";
-  for (int threads : {1, 2, 3}) {
-    for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
-      if (!engine::SelectKernels(backend)) continue;
-      CodecOptions o = base;
-      o.threads = threads;
-      o.backend = backend;
-      std::vector<uint8_t> packed;
-      ASSERT_TRUE(CompressBytes(matching, in, &packed, o).ok());
-      EXPECT_EQ(packed, ref) << threads << " threads, " << engine::BackendName(backend);
-      for (int lanes : {1, 3, 64}) {
-        o.lanes = lanes;
-        std::vector<uint8_t> back;
-        Status st = DecompressBytes(matching, ref, &back, o);
-        ASSERT_TRUE(st.ok()) << st.message();
-        EXPECT_EQ(back, in) << lanes << " lanes";
-      }
-    }
-  }
+  ExpectSameForThreadsBackendsAndLanes(matching, in, ref, base);
 }
 
 TEST_F(CodecTest, WrongModelIsRefusedBeforeAnyOutput) {
