@@ -5,6 +5,7 @@
 #include <cstdio>
 
 #include "client/commands.h"
+#include "client/lzma2_alternative.h"
 #include "client/progress.h"
 #include "common/format/container.h"
 #include "common/util/io.h"
@@ -123,6 +124,14 @@ class FileCommand final : public Command {
       BOA_ASSIGN_OR_RETURN(file, AtomicOutputFile::Create(output, f_.force, {src->identity()}));
     }
     ByteSink* out = file ? static_cast<ByteSink*>(file.get()) : sink.get();
+    // A file compressed into a file with the default chunking is also coded whole with
+    // LZMA2, and the smaller output kept (lzma2_alternative.h). A stream written to standard
+    // output cannot be taken back, and chunks the user sized are kept as asked.
+    std::unique_ptr<Lzma2Alternative> alternative;
+    if (mode_ == Mode::kCompress && file && input != "-" && codec.chunk_length == 0 && codec.chunk_count == 0) {
+      alternative = Lzma2Alternative::Start(*src, output, f_.force, out);
+      if (alternative) out = alternative->sink();
+    }
 
     // A decompression's progress counts decoded bytes against the original size in the
     // file's trailer: its compressed input is read (and sent to boad) far ahead of decoding.
@@ -142,14 +151,21 @@ class FileCommand final : public Command {
                                             : backend.Verify(src.get(), o, &stats);
     progress.Clear();
     if (!s.ok()) return s.WithContext(label);
-    if (file) BOA_RETURN_IF_ERROR(file->Commit(input == "-" ? "" : input));
+    AtomicOutputFile* written = file.get();
+    const uint64_t model_coded_bytes = stats.output_bytes;
+    AtomicOutputFile* smaller = alternative ? alternative->ChooseSmaller(stats, &stats) : nullptr;
+    if (smaller) written = smaller;
+    if (written) BOA_RETURN_IF_ERROR(written->Commit(input == "-" ? "" : input));
     const double secs = SecondsSince(start);
-    if (f_.remove_source && file && input != "-") {
-      BOA_RETURN_IF_ERROR(RemoveSource(input, src->identity(), file->identity()));
+    if (f_.remove_source && written && input != "-") {
+      BOA_RETURN_IF_ERROR(RemoveSource(input, src->identity(), written->identity()));
     }
     if (!g.quiet) {
       const std::string dest = mode_ == Mode::kVerify ? "" : to_stdout ? "<stdout>" : output;
       PrintSummary(mode_, label, dest, stats, secs, g.verbose);
+      if (smaller && g.verbose) {
+        std::fprintf(stderr, "  whole-input LZMA2 kept: smaller than the model's %" PRIu64 " bytes\n", model_coded_bytes);
+      }
     }
     return Status::Ok();
   }

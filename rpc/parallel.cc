@@ -208,16 +208,7 @@ Status ParallelCompress(RemoteClient* client, const std::string& model, const Co
     return client->Compress(info.id(), part_options, &empty, out, stats, progress);
   }
   BOA_RETURN_IF_ERROR(writer->Finish(content.Digest()));
-  if (stats) {
-    *stats = CodecStats();
-    stats->input_bytes = writer->input_bytes();
-    stats->output_bytes = writer->bytes_written();
-    stats->chunks = writer->chunks();
-    stats->stored_chunks = writer->stored_chunks();
-    stats->lzma2_chunks = writer->lzma2_chunks();
-    stats->chunk_length = chunk_length;
-    stats->threads = parallel.streams;
-  }
+  if (stats) *stats = StatsOf(*writer, chunk_length, parallel.streams);
   return Status::Ok();
 }
 

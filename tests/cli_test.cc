@@ -183,6 +183,38 @@ TEST_F(CliTest, CorruptInputLeavesNoOutput) {
   EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "data.bin.boa", "bad.boa", "short.boa"}).empty());
 }
 
+// Text the model was not trained for, compressed to a file: the output is the whole-input
+// LZMA2 alternative, never larger than `xz -9` of the whole file but for the container's
+// framing; with chunks the user sized, the model's own stream is kept (and is larger, its
+// LZMA2 chunks cannot reach across chunks). No temporary file is left either way.
+TEST_F(CliTest, AFileIsNeverMuchLargerThanXzOfTheWholeFile) {
+  Write("events.txt", testing::EventText(400000, 5));
+  Outcome c = Run("-v compress events.txt -m m.boam");
+  ASSERT_EQ(c.code, 0) << c.err;
+  EXPECT_NE(c.err.find("whole-input LZMA2 kept"), std::string::npos) << c.err;
+  Outcome xz = Shell("xz -9 -c events.txt | wc -c");
+  ASSERT_EQ(xz.code, 0);
+  const size_t boa = Read("events.txt.boa").size(), xz9 = std::stoul(xz.out);
+  EXPECT_LE(boa, xz9 + 96) << "xz -9: " << xz9;  // framing (docs/format.md)
+  Outcome info = Run("info events.txt.boa");
+  EXPECT_NE(info.out.find("chunks           1 (0 model-coded, 1 lzma2, 0 stored)"), std::string::npos) << info.out;
+  ASSERT_EQ(Run("decompress events.txt.boa -o back.txt -m m.boam -q").code, 0);
+  EXPECT_EQ(Read("back.txt"), Read("events.txt"));
+  Outcome sized = Run("-v compress events.txt -m m.boam --chunk-size 65536 -o sized.boa");
+  ASSERT_EQ(sized.code, 0) << sized.err;
+  EXPECT_EQ(sized.err.find("whole-input"), std::string::npos) << sized.err;
+  EXPECT_GT(Read("sized.boa").size(), boa);
+  ASSERT_EQ(Run("compress events.txt -m m.boam -c > piped.boa").code, 0);
+  EXPECT_EQ(Read("piped.boa"), Read("sized.boa")) << "standard output gets the model's stream";
+  ASSERT_EQ(Shell("cp events.txt gone.txt").code, 0);
+  ASSERT_EQ(Run("compress --rm gone.txt -m m.boam -q").code, 0);
+  EXPECT_FALSE(Exists("gone.txt"));
+  EXPECT_EQ(Read("gone.txt.boa"), Read("events.txt.boa"));
+  EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "events.txt", "events.txt.boa", "back.txt", "sized.boa",
+                      "piped.boa", "gone.txt.boa"})
+                  .empty());
+}
+
 TEST_F(CliTest, SeveralFilesOneFailing) {
   Write("b.bin", testing::FloatTable(1000, 2));
   Outcome c = Run("compress data.bin missing.bin b.bin -m m.boam");

@@ -1,13 +1,16 @@
 // Whole-stream round trips through the .boa container, invariance of the output to threads
 // and backends, refusal of every single-bit flip and truncation of a small file (chunks of
-// every method in both), and the hybrid's promise: no chunk larger than `xz -9` makes it.
+// every method in both), the hybrid's promise: no chunk larger than `xz -9` makes it, and the
+// whole-input LZMA2 alternative.
 #include "common/codec/codec.h"
 
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <atomic>
 #include <map>
 
+#include "common/codec/stream.h"
 #include "common/format/container.h"
 #include "testkit/test_util.h"
 
@@ -266,6 +269,79 @@ TEST_F(CodecTest, NoChunkIsLargerThanXz9MakesIt) {
     }
     EXPECT_GT(lzma2, 0) << "the untrained model should lose to LZMA2 on text";
   }
+}
+
+// `in` coded with LZMA2 alone under the test model's header.
+std::vector<uint8_t> Lzma2Only(const LoadedModel& model, const std::vector<uint8_t>& in, CodecStats* stats = nullptr) {
+  MemorySource src(in);
+  MemorySink sink;
+  Status s = CompressWithLzma2Only([&]() -> Result<ContainerHeader> { return MakeHeader(model, 0); }, &src, &sink, stats);
+  EXPECT_TRUE(s.ok()) << s.message();
+  return sink.data;
+}
+
+size_t XzSize(const std::vector<uint8_t>& in, const std::string& flags) {
+  testing::TempDir dir("boa_codec_xz");
+  const std::string path = dir.path() + "/in";
+  FILE* f = std::fopen(path.c_str(), "wb");
+  EXPECT_EQ(std::fwrite(in.data(), 1, in.size(), f), in.size());
+  std::fclose(f);
+  std::string out;
+  EXPECT_EQ(testing::RunCommand("xz " + flags + " -c " + path + " | wc -c", &out), 0) << out;
+  return std::stoul(out);
+}
+
+// The whole-input alternative: one LZMA2 record per 16 MiB (here one for the whole input),
+// a stream that decodes with the model it names, and the size of the real `xz -9` of the
+// whole input but for the container's framing (boa's header and trailer against xz's).
+TEST_F(CodecTest, Lzma2OnlyStreamIsXzOfTheWholeInput) {
+  const std::vector<uint8_t> in = EventText(300000, 9);
+  CodecStats stats;
+  const std::vector<uint8_t> packed = Lzma2Only(*model_, in, &stats);
+  std::vector<uint8_t> back;
+  ASSERT_TRUE(DecompressBytes(*model_, packed, &back, {}).ok());
+  EXPECT_EQ(back, in);
+  const std::vector<ChunkRecord> records = Records(packed);
+  ASSERT_EQ(records.size(), 1u);
+  EXPECT_EQ(records[0].method, ChunkMethod::kLzma2);
+  EXPECT_EQ(stats.chunk_length, in.size());
+  EXPECT_EQ(stats.lzma2_chunks, 1u);
+  // boa's framing is ~120 bytes, xz's ~60; liblzma's hash table, sized by the dictionary
+  // (the input here, 64 MiB for xz -9), may find a few matches differently.
+  const size_t xz = XzSize(in, "-9");
+  EXPECT_LE(packed.size(), xz + 80) << "xz -9: " << xz;
+  // Against the model's own 64 KiB chunks, whose LZMA2 records cannot reach across chunks.
+  std::vector<uint8_t> chunked;
+  ASSERT_TRUE(CompressBytes(*model_, in, &chunked, {}).ok());
+  EXPECT_LT(packed.size(), chunked.size());
+  std::printf("[ codec ] event text %zu B: LZMA2 alone %zu, xz -9 %zu, 64 KiB chunks %zu\n", in.size(), packed.size(),
+              xz, chunked.size());
+}
+
+TEST_F(CodecTest, Lzma2OnlyEdgeCases) {
+  // Empty input: header and trailer only; one byte or random bytes: stored; a failing
+  // header: nothing written and the failure returned.
+  EXPECT_EQ(Lzma2Only(*model_, {}).size(), format::kHeaderBytes + 2 + format::kTrailerBytes);
+  for (const std::vector<uint8_t>& in : {std::vector<uint8_t>{7}, RandomBytes(5000, 4)}) {
+    const std::vector<uint8_t> packed = Lzma2Only(*model_, in);
+    std::vector<uint8_t> back;
+    ASSERT_TRUE(DecompressBytes(*model_, packed, &back, {}).ok());
+    EXPECT_EQ(back, in);
+    EXPECT_EQ(Records(packed).at(0).method, ChunkMethod::kStored);
+  }
+  const std::vector<uint8_t> in = EventText(1000, 1);
+  MemorySource src(in);
+  MemorySink sink;
+  Status s = CompressWithLzma2Only([]() -> Result<ContainerHeader> { return Status::Cancelled("no header"); }, &src,
+                                   &sink, nullptr);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
+  EXPECT_TRUE(sink.data.empty());
+  // Stopped: CANCELLED, whatever was written is abandoned.
+  const std::atomic<bool> stop{true};
+  MemorySource again(in);
+  s = CompressWithLzma2Only([&]() -> Result<ContainerHeader> { return MakeHeader(*model_, 0); }, &again, &sink, nullptr,
+                            &stop);
+  EXPECT_EQ(s.code(), StatusCode::kCancelled);
 }
 
 TEST_F(CodecTest, GarbageNeverCrashes) {

@@ -10,22 +10,18 @@ namespace boa {
 
 namespace {
 
-// The record of a coded chunk: the smallest code (the model's on a tie) when it saves
-// something, else the bytes stored. `lzma2` is empty when there is no LZMA2 candidate.
-EncodedChunk Sealed(std::vector<uint8_t> chunk, std::vector<uint8_t> payload, std::vector<uint8_t> lzma2) {
+// The record of a coded chunk: the smallest code (the model's on a tie) when it is shorter
+// than the chunk, else the bytes stored. An empty `model` or `lzma2` is no candidate.
+EncodedChunk Sealed(std::vector<uint8_t> chunk, std::vector<uint8_t> model, std::vector<uint8_t> lzma2) {
   EncodedChunk e;
   e.original_length = static_cast<uint32_t>(chunk.size());
-  if (!lzma2.empty() && lzma2.size() < payload.size()) {
-    payload = std::move(lzma2);
-    e.method = ChunkMethod::kLzma2;
-  } else {
-    e.method = ChunkMethod::kModel;
-  }
-  if (payload.size() >= chunk.size()) {
-    e.method = ChunkMethod::kStored;
-    e.payload = std::move(chunk);
-  } else {
-    e.payload = std::move(payload);
+  e.method = ChunkMethod::kStored;
+  e.payload = std::move(chunk);
+  for (auto [code, method] : {std::pair{&model, ChunkMethod::kModel}, std::pair{&lzma2, ChunkMethod::kLzma2}}) {
+    if (!code->empty() && code->size() < e.payload.size()) {
+      e.payload = std::move(*code);
+      e.method = method;
+    }
   }
   return e;
 }
@@ -95,6 +91,11 @@ bool EncodeWithoutModel(std::vector<uint8_t>* chunk, EncodedChunk* out) {
   std::vector<uint8_t> payload = *chunk;
   *out = Sealed(std::move(*chunk), std::move(payload), {});
   return true;
+}
+
+EncodedChunk EncodeWithLzma2Only(std::vector<uint8_t> chunk, const std::atomic<bool>* stop) {
+  std::vector<uint8_t> code = lzma2::Encode(chunk.data(), chunk.size(), chunk.size(), stop);
+  return Sealed(std::move(chunk), {}, std::move(code));
 }
 
 Result<bool> DecodeWithoutModel(ChunkRecord* rec, uint64_t index, std::vector<uint8_t>* out) {

@@ -9,6 +9,7 @@
 // smallest of that code, the chunk's LZMA2 code and the bytes themselves.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <memory>
 #include <vector>
@@ -96,6 +97,11 @@ class ChunkDecoder {
   RangeDecoder decoder_;
   std::unique_ptr<MatchModel> match_;
 };
+
+// A chunk's record without the model: its LZMA2 code when shorter than the chunk, else the
+// bytes stored (the whole-input alternative of codec.h's CompressWithLzma2Only). Once
+// `stop` is set, the bytes stored at once.
+EncodedChunk EncodeWithLzma2Only(std::vector<uint8_t> chunk, const std::atomic<bool>* stop = nullptr);
 
 // A chunk that is coded without the model (a single byte) gives its record at once.
 bool EncodeWithoutModel(std::vector<uint8_t>* chunk, EncodedChunk* out);

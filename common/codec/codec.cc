@@ -8,6 +8,7 @@
 #include <deque>
 #include <map>
 #include <mutex>
+#include <optional>
 #include <thread>
 
 #include "common/codec/chunk_coder.h"
@@ -297,6 +298,18 @@ Result<uint32_t> ChooseChunkLength(const CodecOptions& o, int64_t size) {
   return static_cast<uint32_t>(len);
 }
 
+CodecStats StatsOf(const StreamWriter& writer, uint32_t chunk_length, int threads) {
+  CodecStats stats;
+  stats.input_bytes = writer.input_bytes();
+  stats.output_bytes = writer.bytes_written();
+  stats.chunks = writer.chunks();
+  stats.stored_chunks = writer.stored_chunks();
+  stats.lzma2_chunks = writer.lzma2_chunks();
+  stats.chunk_length = chunk_length;
+  stats.threads = threads;
+  return stats;
+}
+
 Status CheckModelMatches(const ContainerHeader& header, const LoadedModel& model) {
   if (header.model_id != model.id) {
     return Status::FailedPrecondition(
@@ -340,15 +353,40 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
       });
   BOA_RETURN_IF_ERROR(s);
   BOA_RETURN_IF_ERROR(writer.Finish(cutter.content_checksum()));
-  if (stats) {
-    stats->input_bytes = writer.input_bytes();
-    stats->output_bytes = writer.bytes_written();
-    stats->chunks = writer.chunks();
-    stats->stored_chunks = writer.stored_chunks();
-    stats->lzma2_chunks = writer.lzma2_chunks();
-    stats->chunk_length = chunk_length;
-    stats->threads = threads;
-  }
+  if (stats) *stats = StatsOf(writer, chunk_length, threads);
+  return Status::Ok();
+}
+
+Status CompressWithLzma2Only(const std::function<Result<ContainerHeader>()>& header_like, ByteSource* in,
+                             ByteSink* out, CodecStats* stats, const std::atomic<bool>* stop) {
+  // An input that grows while it is read is cut in pieces no smaller than the default.
+  const int64_t size = in->SizeHint();
+  const uint32_t chunk_length = static_cast<uint32_t>(
+      std::clamp<uint64_t>(size, kDefaultChunkLength, format::kMaxChunkLength));
+  ChunkCutter cutter(in, chunk_length);
+  std::optional<StreamWriter> writer;
+  auto start = [&]() -> Status {
+    BOA_ASSIGN_OR_RETURN(ContainerHeader header, header_like());
+    header.chunk_length = chunk_length;
+    writer.emplace(out, std::move(header));
+    return writer->WriteHeader();
+  };
+  Status s = CatchOutOfMemory("while coding with LZMA2", [&]() -> Status {
+    std::vector<uint8_t> chunk;
+    for (;;) {
+      BOA_ASSIGN_OR_RETURN(bool more, cutter.Next(&chunk));
+      if (!more) break;
+      EncodedChunk coded = EncodeWithLzma2Only(std::move(chunk), stop);
+      chunk = {};
+      if (stop && stop->load()) return Status::Cancelled("the whole-input LZMA2 coding was stopped");
+      if (!writer) BOA_RETURN_IF_ERROR(start());
+      BOA_RETURN_IF_ERROR(writer->Add(coded));
+    }
+    if (!writer) BOA_RETURN_IF_ERROR(start());
+    return writer->Finish(cutter.content_checksum());
+  });
+  BOA_RETURN_IF_ERROR(s);
+  if (stats) *stats = StatsOf(*writer, chunk_length, 1);
   return Status::Ok();
 }
 

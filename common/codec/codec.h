@@ -4,6 +4,7 @@
 // writes the .boa container in order with bounded memory.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -41,11 +42,26 @@ struct CodecStats {
   int threads = 0;
 };
 
+class StreamWriter;
+// The figures of the stream `writer` wrote, in chunks of `chunk_length`, on `threads`.
+CodecStats StatsOf(const StreamWriter& writer, uint32_t chunk_length, int threads);
+
 // The chunk length a compression will use for an input of `input_size` bytes (-1: unknown).
 Result<uint32_t> ChooseChunkLength(const CodecOptions& options, int64_t input_size);
 
 Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out,
                 const CodecOptions& options, CodecStats* stats);
+
+// The whole-input alternative to Compress (docs/format.md, "The whole-input alternative"):
+// `in` coded with LZMA2 alone, in chunks of the longest length the format allows (16 MiB;
+// the input's length when shorter, but at least the default chunk length), each recorded
+// as LZMA2 or stored. The stream names the model of the header `header_like` returns (its
+// chunk length is replaced), so that it decodes like any other; `header_like` is called
+// once the first record is ready, and may block until a concurrent Compress has written
+// its header, or fail to abandon the stream. One thread; once `stop` is set, CANCELLED
+// within about a MiB of work.
+Status CompressWithLzma2Only(const std::function<Result<ContainerHeader>()>& header_like, ByteSource* in,
+                             ByteSink* out, CodecStats* stats, const std::atomic<bool>* stop = nullptr);
 
 // Checks the header against the model before writing anything: a stream made with another
 // model fails with FAILED_PRECONDITION naming both ids. The content checksum is verified

@@ -1,4 +1,4 @@
-// LZMA2 chunks through liblzma's raw (headerless) single-call coders.
+// LZMA2 chunks through liblzma's raw (headerless) coders.
 #include "common/coder/lzma2.h"
 
 #include <lzma.h>
@@ -18,22 +18,40 @@ uint32_t DictionaryFor(uint64_t length) {
 
 }  // namespace
 
-std::vector<uint8_t> Encode(const uint8_t* p, size_t n, size_t limit) {
+std::vector<uint8_t> Encode(const uint8_t* p, size_t n, size_t limit, const std::atomic<bool>* stop) {
   std::vector<uint8_t> out;
   if (limit == 0) return out;
   lzma_options_lzma opt;
   if (lzma_lzma_preset(&opt, 9)) return out;
   opt.dict_size = DictionaryFor(n);
   const lzma_filter filters[] = {{LZMA_FILTER_LZMA2, &opt}, {LZMA_VLI_UNKNOWN, nullptr}};
+  lzma_stream strm = LZMA_STREAM_INIT;
+  // Any failure (memory) also means "no LZMA2 record", never a wrong one.
+  if (lzma_raw_encoder(&strm, filters) != LZMA_OK) return out;
   out.resize(limit - 1);
-  size_t pos = 0;
-  // LZMA_BUF_ERROR: the code does not fit in limit - 1 bytes; any other failure (memory)
-  // also means "no LZMA2 record", never a wrong one.
-  if (lzma_raw_buffer_encode(filters, nullptr, p, n, out.data(), &pos, out.size()) != LZMA_OK) {
+  strm.next_out = out.data();
+  strm.avail_out = out.size();
+  // The input goes in by steps so that `stop` is seen within one step's work; liblzma's
+  // output does not depend on how its input is split.
+  constexpr size_t kStep = 1 << 20;
+  size_t fed = 0;
+  lzma_ret r = LZMA_OK;
+  while (r == LZMA_OK && !(stop && stop->load())) {
+    if (strm.avail_in == 0 && fed < n) {
+      strm.next_in = p + fed;
+      strm.avail_in = std::min(kStep, n - fed);
+      fed += strm.avail_in;
+    }
+    r = lzma_code(&strm, fed == n ? LZMA_FINISH : LZMA_RUN);
+    if (r == LZMA_OK && strm.avail_out == 0) break;  // the code does not fit in limit - 1 bytes
+  }
+  const size_t written = static_cast<size_t>(strm.total_out);
+  lzma_end(&strm);
+  if (r != LZMA_STREAM_END) {
     out.clear();
     return out;
   }
-  out.resize(pos);
+  out.resize(written);
   return out;
 }
 

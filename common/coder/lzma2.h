@@ -3,6 +3,7 @@
 // chunk is ever larger than `xz -9` would make it.
 #pragma once
 
+#include <atomic>
 #include <cstddef>
 #include <cstdint>
 #include <vector>
@@ -13,8 +14,9 @@ namespace boa::lzma2 {
 
 // The raw LZMA2 code of `n` (>= 1) bytes with xz's preset 9 (the dictionary cut to the
 // chunk, which changes nothing a chunk can reference), or an empty vector when that code
-// would not be shorter than `limit` bytes — the encoder stops as soon as it knows.
-std::vector<uint8_t> Encode(const uint8_t* p, size_t n, size_t limit);
+// would not be shorter than `limit` bytes — the encoder stops as soon as it knows — or once
+// `stop` is set (checked after each MiB of input).
+std::vector<uint8_t> Encode(const uint8_t* p, size_t n, size_t limit, const std::atomic<bool>* stop = nullptr);
 
 // Decodes a raw LZMA2 stream that must end exactly after `length` bytes of output and use
 // all of `payload`; DATA_LOSS naming chunk `index` otherwise. Memory: a dictionary of
