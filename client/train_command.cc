@@ -24,10 +24,10 @@ class TrainCommand final : public Command {
     cmd->add_option("-o,--output", output_, "Model file to write (with --config: <name>_final_model_<precision>.boam)");
     cmd->add_option("--name", name_, "Train on boad instead (files inside its train_data_dir) and register the model as NAME");
     cmd->add_flag("-f,--force", force_, "Overwrite an existing model file");
-    d_model_ = cmd->add_option("--d-model", d_model_value_, "Model width (default 64)");
+    d_model_ = cmd->add_option("--d-model", d_model_value_, "Model width (default 64, or 32 for a --max-seconds under 10 minutes)");
     layers_ = cmd->add_option("--layers", layers_value_, "Number of Mamba blocks (default 2)");
-    Setting(cmd, "--seq-len", &train::TrainOptions::seq_len, "Bytes per training window (default 1024)");
-    Setting(cmd, "--batch-size", &train::TrainOptions::batch_size, "Windows per step (default 8)");
+    Setting(cmd, "--seq-len", &train::TrainOptions::seq_len, "Bytes per training window (default 4096)");
+    Setting(cmd, "--batch-size", &train::TrainOptions::batch_size, "Windows per step (default 2)");
     Setting(cmd, "--lr", &train::TrainOptions::lr, "Peak learning rate (default 3e-3)");
     Setting(cmd, "--epochs", &train::TrainOptions::epochs, "Passes over the training split (default 1)");
     Setting(cmd, "--max-seconds", &train::TrainOptions::max_seconds, "Stop after this much wall time");
@@ -77,10 +77,10 @@ class TrainCommand final : public Command {
       t = TrainingOf(c);
     }
     for (const auto& apply : overrides_) apply(&t);
-    if (d_model_->count() > 0 || layers_->count() > 0) {
-      t.model = ModelConfig::Default(d_model_->count() > 0 ? d_model_value_ : t.model.d_model,
-                                     layers_->count() > 0 ? layers_value_ : t.model.n_layers);
-    }
+    // A config names its shape; without one the budget picks it (DefaultModelFor).
+    const ModelConfig shape = config_.empty() ? train::DefaultModelFor(t.max_seconds) : t.model;
+    t.model = ModelConfig::Default(d_model_->count() > 0 ? d_model_value_ : shape.d_model,
+                                   layers_->count() > 0 ? layers_value_ : shape.n_layers);
     if (!files_.empty()) t.files = files_;
     if (t.files.empty()) return Status::InvalidArgument("no training data (give files or --config NAME)");
     if (!output_.empty()) t.output = output_;

@@ -48,8 +48,9 @@ Result<train::TrainOptions> TrainOptionsFromRequest(const v1::TrainRequest& req,
     BOA_ASSIGN_OR_RETURN(std::string full, ResolveTrainingFile(limits.data_dir, f));
     o.files.push_back(std::move(full));
   }
-  o.model = ModelConfig::Default(req.d_model() ? req.d_model() : o.model.d_model,
-                                 req.n_layers() ? req.n_layers() : o.model.n_layers);
+  const ModelConfig shape = train::DefaultModelFor(req.max_seconds());
+  o.model = ModelConfig::Default(req.d_model() ? req.d_model() : shape.d_model,
+                                 req.n_layers() ? req.n_layers() : shape.n_layers);
   BOA_RETURN_IF_ERROR(o.model.Validate().WithContext("Train"));
   if (req.seq_len()) o.seq_len = static_cast<int64_t>(std::min<uint64_t>(req.seq_len(), INT64_MAX));
   if (req.batch_size()) o.batch_size = static_cast<int64_t>(std::min<uint64_t>(req.batch_size(), INT64_MAX));

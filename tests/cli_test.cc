@@ -302,6 +302,11 @@ TEST_F(CliTest, TrainTakesTheConfigAndTheCommandLineOverridesIt) {
   Outcome m = Run("model show small_final_model_bf16.boam");
   EXPECT_NE(m.out.find("d_model 8, 2 layers"), std::string::npos) << m.out;  // width given, depth from the config
   EXPECT_NE(m.out.find("f16"), std::string::npos) << m.out;
+  // Without a config or a width, a short budget picks the smaller model (train::DefaultModelFor).
+  Outcome s = Run("train data.bin -o short.boam --max-seconds 2 --seq-len 64 --layers 1");
+  ASSERT_EQ(s.code, 0) << s.err;
+  Outcome sm = Run("model show short.boam");
+  EXPECT_NE(sm.out.find("d_model 32, 1 layer,"), std::string::npos) << sm.out;
   Outcome bad = Run("train --config small.yaml --splits 0.5,x,0.5 -o never.boam");
   EXPECT_EQ(bad.code, 1);
   EXPECT_EQ(Lines(bad.err), 2) << bad.err;  // the error and the usage hint

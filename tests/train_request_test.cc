@@ -107,6 +107,25 @@ TEST_F(TrainRequestTest, EveryFieldIsMapped) {
   EXPECT_EQ(o->threads, 3);
 }
 
+TEST_F(TrainRequestTest, AShortBudgetWithoutAShapeTrainsTheSmallerModel) {
+  const auto shape = [&](double seconds, uint32_t d_model, uint32_t layers) {
+    v1::TrainRequest r = Request();
+    r.set_max_seconds(seconds);
+    r.set_d_model(d_model);
+    r.set_n_layers(layers);
+    Result<train::TrainOptions> o = TrainOptionsFromRequest(r, limits_);
+    EXPECT_TRUE(o.ok()) << o.status().message();
+    return o.ok() ? std::make_pair(o->model.d_model, o->model.n_layers) : std::make_pair(0u, 0u);
+  };
+  const double small = train::kSmallModelBudgetSeconds;
+  EXPECT_EQ(shape(0, 0, 0), std::make_pair(64u, 2u)) << "no budget";
+  EXPECT_EQ(shape(small, 0, 0), std::make_pair(64u, 2u));
+  EXPECT_EQ(shape(small - 1, 0, 0), std::make_pair(32u, 2u));
+  EXPECT_EQ(shape(60, 0, 0), std::make_pair(32u, 2u));
+  EXPECT_EQ(shape(60, 48, 0), std::make_pair(48u, 2u)) << "a given width is kept";
+  EXPECT_EQ(shape(60, 0, 3), std::make_pair(32u, 3u)) << "a given depth is kept, the width from the budget";
+}
+
 TEST_F(TrainRequestTest, RefusalsHaveTheRightCode) {
   EXPECT_EQ(TrainOptionsFromRequest(Request(), TrainLimits{}).status().code(), StatusCode::kFailedPrecondition)
       << "training is off without a data directory";
