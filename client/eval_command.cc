@@ -33,9 +33,11 @@ class EvalCommand final : public Command {
     std::printf("ideal coded size: %.0f bytes (ratio %.3f, quantized code %.6f bits per predicted byte)\n",
                 r->ideal_bytes(), r->ideal_bytes() > 0 ? r->bytes / r->ideal_bytes() : 0,
                 r->predicted ? r->ideal_code_bits / r->predicted : 0);
-    // Both ways, so a user sees what the match model gives on this data.
-    std::printf("match model: %s (network alone %.0f bytes, with the match model %.0f bytes)\n",
-                r->match_model ? "on" : "off", r->chunks + r->network_code_bits / 8, r->chunks + r->match_code_bits / 8);
+    // Every way, so a user sees what the match and derived-field models give on this data.
+    std::printf("match model: %s, derived fields: %s (network alone %.0f bytes, with the match model %.0f, "
+                "with both %.0f)\n",
+                r->match_model ? "on" : "off", r->derived_fields ? "on" : "off", r->chunks + r->network_code_bits / 8,
+                r->chunks + r->match_code_bits / 8, r->chunks + r->derived_code_bits / 8);
     if (g.verbose) std::printf("time: %.2f s (%s/s)\n", secs, HumanBytes(secs > 0 ? r->bytes / secs : 0).c_str());
     return Status::Ok();
   }

@@ -99,6 +99,8 @@ class ModelShowCommand final : public Command {
                 c.MacsPerByte());
     std::printf("  weights          %s, file %" PRIu64 " bytes\n", WeightTypeName(m.stored_type), m.file_bytes);
     std::printf("  match model      %s\n", c.match_model ? "on (mixed into the network's tables)" : "off (the network alone)");
+    std::printf("  derived fields   %s\n",
+                c.derived_fields ? "on (energies from px py pz in listings, column sums in float32 records)" : "off");
     if (!m.metadata.empty()) {
       std::printf("  metadata\n");
       size_t start = 0;

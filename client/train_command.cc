@@ -40,7 +40,7 @@ class TrainCommand final : public Command {
     Setting(cmd, "-T,--threads", &train::TrainOptions::threads, "Threads (default: all cores)");
     Setting(cmd, "--patience", &train::TrainOptions::patience, "Stop after this many epochs without validation gain (0: off)");
     Setting(cmd, "--match-model", &train::TrainOptions::match_model,
-            "auto, on or off: the match model in the written model (auto: where it codes held-out data smaller)")
+            "auto, on or off: the match and derived-field models in the written model (auto: each where it codes held-out data smaller)")
         ->check(CLI::IsMember({"auto", "on", "off"}));
     Setting(cmd, "--checkpoint-dir", &train::TrainOptions::checkpoint_dir, "Where epoch checkpoints go (default <output>.ckpt)");
     cmd->add_flag("--resume", resume_, "Continue from the last epoch checkpoint (<output>.ckpt)");
@@ -137,8 +137,10 @@ class TrainCommand final : public Command {
                   r.final_loss_bpb, r.val_bpb, r.best_epoch, r.test_bpb, r.test_bpb > 0 ? 8 / r.test_bpb : 0,
                   r.early_stopped ? ", stopped early" : "");
       if (r.probe_network_bytes > 0) {
-        std::printf("match model: %s (held-out data codes to %.0f bytes with it, %.0f without)\n",
-                    r.match_model ? "on" : "off", r.probe_match_bytes, r.probe_network_bytes);
+        std::printf("match model: %s, derived fields: %s (held-out data codes to %.0f bytes with both, %.0f with the "
+                    "match model, %.0f with neither)\n",
+                    r.match_model ? "on" : "off", r.derived_fields ? "on" : "off", r.probe_derived_bytes, r.probe_match_bytes,
+                    r.probe_network_bytes);
       }
       std::printf("report %s.report.json, loss curve %s.loss.csv\n", t.output.c_str(), t.output.c_str());
     }

@@ -345,6 +345,8 @@ Result<EvalResult> RemoteClient::Eval(const std::string& model, const CodecOptio
   r.network_code_bits = summary.network_code_bits();
   r.match_code_bits = summary.match_code_bits();
   r.match_model = summary.match_model();
+  r.derived_code_bits = summary.derived_code_bits();
+  r.derived_fields = summary.derived_fields();
   return r;
 }
 

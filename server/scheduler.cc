@@ -394,9 +394,9 @@ bool ChunkScheduler::AdmitJob(StepLanes& t, ChunkJob job, const std::shared_ptr<
   // The chunk's own buffers; if they cannot be had, its request fails, not the server.
   try {
     if (job.decode) {
-      ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index, engine_->config().match_model);
+      ln.decoder = std::make_unique<ChunkDecoder>(std::move(job.record), job.index, Mixing::Of(engine_->config()));
     } else {
-      ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes), engine_->config().match_model);
+      ln.encoder = std::make_unique<ChunkEncoder>(std::move(job.bytes), Mixing::Of(engine_->config()));
     }
   } catch (const std::bad_alloc&) {
     MutexLock l(&request->mu);

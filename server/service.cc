@@ -643,6 +643,8 @@ grpc::Status BoaService::Eval(grpc::ServerContext* ctx, grpc::ServerReader<v1::C
   summary->set_network_code_bits(r->network_code_bits);
   summary->set_match_code_bits(r->match_code_bits);
   summary->set_match_model(r->match_model);
+  summary->set_derived_code_bits(r->derived_code_bits);
+  summary->set_derived_fields(r->derived_fields);
   return log.End(Status::Ok());
 }
 

@@ -17,14 +17,16 @@
 #include "common/engine/engine.h"
 #include "common/model/model.h"
 #include "common/util/io.h"
+#include "tools/rng.h"
 
 namespace boa::testing {
 
 // A model as the codec sees it: serialised and parsed back, so its id is real.
-inline LoadedModel MakeModel(uint32_t d_model, uint32_t layers, uint64_t seed,
-                             float head_scale = 1.0f, WeightType type = WeightType::kF32, bool match_model = false) {
+inline LoadedModel MakeModel(uint32_t d_model, uint32_t layers, uint64_t seed, float head_scale = 1.0f,
+                             WeightType type = WeightType::kF32, bool match_model = false, bool derived_fields = false) {
   ModelWeights w = InitRandomModel(ModelConfig::Default(d_model, layers), seed);
   w.config.match_model = match_model;
+  w.config.derived_fields = derived_fields;
   if (head_scale != 1.0f) {
     // Sharper predictions than a fresh initialisation gives, like a trained model's.
     for (float& v : w.Find("head.2.weight")->data) v *= head_scale;
@@ -139,6 +141,30 @@ inline std::vector<uint8_t> EventText(size_t bytes, uint64_t seed) {
   }
   s.resize(bytes);
   return {s.begin(), s.end()};
+}
+
+// A FastJet-style listing of four-momenta, "px py pz E" per line as %17.10g, with
+// E = sqrt(px² + py² + pz² + m²) for a pion, kaon, proton or massless mass, and a
+// "#event" line every 50 particles.
+inline std::vector<uint8_t> FourMomentumText(size_t bytes, uint64_t seed) {
+  std::string s;
+  tools::Rng rng(seed);
+  const auto uniform = [&] { return rng.Uniform(); };
+  const double masses[] = {0.13957039, 0.13957039, 0.493677, 0.93827208816, 0.0};
+  char buf[200];
+  for (int n = 0; s.size() < bytes; ++n) {
+    if (n % 50 == 0) {
+      std::snprintf(buf, sizeof buf, "#event %d\n", n / 50);
+      s += buf;
+    }
+    const double px = (uniform() - 0.5) * 4, py = (uniform() - 0.5) * 4, pz = (uniform() - 0.5) * 40;
+    const double m = masses[static_cast<int>(uniform() * 5)];
+    const double e = std::sqrt(px * px + py * py + pz * pz + m * m);
+    std::snprintf(buf, sizeof buf, "%17.10g%17.10g%17.10g%17.10g\n", px, py, pz, e);
+    s += buf;
+  }
+  s.resize(bytes);
+  return std::vector<uint8_t>(s.begin(), s.end());
 }
 
 // Bytes drawn from the model's own predictions, one sequence from a fresh state: data the

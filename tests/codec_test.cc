@@ -193,6 +193,40 @@ TEST_F(CodecTest, MatchModelOutputDoesNotDependOnThreadsLanesOrBackend) {
   ExpectSameForThreadsBackendsAndLanes(matching, in, ref, base);
 }
 
+// A model that mixes the energy model too: the same stream for every thread count, backend
+// and lane count, and smaller than the match model's alone where a four-momentum listing
+// shares a model-coded chunk. Each 8000-byte chunk is 7000 bytes sampled from the network
+// (which LZMA2 cannot code as small) and 1000 of a listing, then text that only looks like
+// one.
+TEST_F(CodecTest, EnergyModelOutputDoesNotDependOnThreadsLanesOrBackend) {
+  const LoadedModel mixing = MakeModel(16, 1, 4, 4.0f, WeightType::kF32, true, true);
+  ASSERT_TRUE(mixing.weights.config.derived_fields);
+  const std::vector<uint8_t> sampled = testing::SampleFromModel(*model_, 21000, 8),
+                             listing = testing::FourMomentumText(3000, 3), t = EventText(8000, 6);
+  std::vector<uint8_t> in;
+  for (int r = 0; r < 3; ++r) {
+    in.insert(in.end(), sampled.begin() + 7000 * r, sampled.begin() + 7000 * (r + 1));
+    in.push_back('\n');
+    in.insert(in.end(), listing.begin() + 1000 * r, listing.begin() + 1000 * r + 999);
+  }
+  in.insert(in.end(), t.begin(), t.end());
+  CodecOptions base;
+  base.chunk_length = 8000;
+  base.threads = 1;
+  std::vector<uint8_t> ref, match_only;
+  ASSERT_TRUE(CompressBytes(mixing, in, &ref, base).ok());
+  ASSERT_TRUE(CompressBytes(MakeModel(16, 1, 4, 4.0f, WeightType::kF32, true), in, &match_only, base).ok());
+  EXPECT_LT(ref.size() + 50, match_only.size()) << "the energy model should pay on listings";
+  // Evaluate reports it as train's probe sees it.
+  MemorySource src(in);
+  Result<EvalResult> e = Evaluate(mixing, &src, base);
+  ASSERT_TRUE(e.ok()) << e.status().message();
+  EXPECT_TRUE(e->derived_fields);
+  EXPECT_LT(e->derived_code_bits, e->match_code_bits - 8 * 100);
+  EXPECT_DOUBLE_EQ(e->ideal_code_bits, e->derived_code_bits);
+  ExpectSameForThreadsBackendsAndLanes(mixing, in, ref, base);
+}
+
 TEST_F(CodecTest, WrongModelIsRefusedBeforeAnyOutput) {
   std::vector<uint8_t> packed, back;
   ASSERT_TRUE(CompressBytes(*model_, FloatTable(500, 1), &packed).ok());

@@ -9,34 +9,25 @@
 #include <string>
 
 #include "common/coder/frequency_table.h"
+#include "testkit/freq_tables.h"
 
 namespace boa {
 namespace {
 
-std::vector<uint32_t> Uniform() {
-  std::vector<uint32_t> t(kFreqTableStride);
-  for (uint32_t s = 0; s <= 256; ++s) t[s] = s * (kProbTotal / 256);
-  return t;
-}
-
-void ExpectValid(const uint32_t* t) {
-  ASSERT_EQ(t[0], 0u);
-  ASSERT_EQ(t[256], kProbTotal);
-  for (int s = 0; s < 256; ++s) ASSERT_GT(t[s + 1], t[s]) << "byte " << s << " has no frequency";
-}
-
-double Bits(const uint32_t* t, uint8_t b) { return kProbBits - std::log2(static_cast<double>(t[b + 1] - t[b])); }
+using testing::CodeBits;
+using testing::ExpectValidTable;
+using testing::UniformTable;
 
 TEST(MatchModel, PredictsWhatFollowedTheContextBefore) {
   const std::string text = "event header 0123456789; event header 0123456789; event header 0123456789;";
   const auto* bytes = reinterpret_cast<const uint8_t*>(text.data());
   MatchModel m(static_cast<uint32_t>(text.size()));
-  const std::vector<uint32_t> uniform = Uniform();
+  const std::vector<uint32_t> uniform = UniformTable();
   double first = 0, later = 0;
   for (size_t pos = 1; pos < text.size(); ++pos) {
     const uint32_t* t = m.Mix(bytes, uniform.data());
-    ExpectValid(t);
-    (pos < 26 ? first : later) += Bits(t, bytes[pos]);
+    ExpectValidTable(t);
+    (pos < 26 ? first : later) += CodeBits(t, bytes[pos]);
     m.Update(bytes, pos);
   }
   EXPECT_NEAR(first / 25, 8.0, 1e-6);   // nothing repeats yet: the network's table as it is
@@ -48,31 +39,8 @@ TEST(MatchModel, MixedTablesAreValidForAnyNetworkTable) {
   std::vector<uint8_t> bytes(20000);
   for (size_t i = 0; i < bytes.size(); ++i) bytes[i] = i >= 5000 && rng() % 4 ? bytes[i - 5000] : static_cast<uint8_t>(rng() % 4);
   MatchModel m(static_cast<uint32_t>(bytes.size()));
-  std::vector<uint32_t> t(kFreqTableStride);
-  int mixed_rows = 0;
-  for (size_t pos = 1; pos < bytes.size(); ++pos) {
-    // Tables from flat to one byte holding all but 255 of the mass.
-    std::vector<uint32_t> f(256, 1);
-    const int kind = static_cast<int>(rng() % 3);
-    if (kind == 0) f.assign(256, kProbTotal / 256);
-    if (kind == 1) f[rng() % 256] = kProbTotal - 255;
-    if (kind == 2) {
-      uint32_t left = kProbTotal - 256;
-      for (int s = 0; s < 255 && left; ++s) {
-        const uint32_t take = static_cast<uint32_t>(rng() % (left + 1)) / 2;
-        f[rng() % 256] += take;
-        left -= take;
-      }
-      f[0] += left;
-    }
-    t[0] = 0;
-    for (int s = 0; s < 256; ++s) t[s + 1] = t[s] + f[s];
-    ASSERT_EQ(t[256], kProbTotal);
-    const uint32_t* out = m.Mix(bytes.data(), t.data());
-    ExpectValid(out);
-    mixed_rows += out != t.data();
-    m.Update(bytes.data(), pos);
-  }
+  const int mixed_rows = testing::MixOverRandomTables(
+      bytes, 3, [&](const uint32_t* t) { return m.Mix(bytes.data(), t); }, [&](size_t pos) { m.Update(bytes.data(), pos); });
   EXPECT_GT(mixed_rows, 5000);
 }
 
@@ -86,13 +54,13 @@ TEST(MatchModel, ConfidenceFollowsHowOftenMatchesComeTrue) {
     bytes.push_back(static_cast<uint8_t>('a' + i % 26));
   }
   MatchModel m(static_cast<uint32_t>(bytes.size()));
-  const std::vector<uint32_t> uniform = Uniform();
+  const std::vector<uint32_t> uniform = UniformTable();
   double late_wrong_cost = 0;
   int n = 0;
   for (size_t pos = 1; pos < bytes.size(); ++pos) {
     const uint32_t* t = m.Mix(bytes.data(), uniform.data());
     if (pos > bytes.size() - 900 && pos % 9 == 8) {  // the letter after "context:"
-      late_wrong_cost += Bits(t, bytes[pos]);
+      late_wrong_cost += CodeBits(t, bytes[pos]);
       ++n;
     }
     m.Update(bytes.data(), pos);
@@ -106,7 +74,7 @@ TEST(MatchModel, NeverReadsAByteNotYetKnown) {
   std::mt19937_64 rng(9);
   std::vector<uint8_t> a(3000);
   for (auto& x : a) x = static_cast<uint8_t>("abcab"[rng() % 5]);
-  const std::vector<uint32_t> uniform = Uniform();
+  const std::vector<uint32_t> uniform = UniformTable();
   MatchModel x(3000), y(3000);
   std::vector<uint8_t> b(3000, 0);
   for (size_t pos = 1; pos < a.size(); ++pos) {

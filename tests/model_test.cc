@@ -137,6 +137,29 @@ TEST_F(ModelDamage, ClearMessages) {
   EXPECT_NE(Error(Reseal(v)).find("n_layers"), std::string::npos);
 }
 
+// The mixing flags (byte 45: after seven u32 fields of the header at 16 and the weight
+// type) survive a round trip; a network-only file stays version 1; the derived-field models
+// without the match model, and unknown bits, are refused by name.
+TEST_F(ModelDamage, MixingFlagsRoundTripAndUnknownOnesAreRefused) {
+  ModelWeights w = InitRandomModel(ModelConfig::Default(16, 1), 3);
+  for (auto [match, derived] : {std::pair{false, false}, std::pair{true, false}, std::pair{true, true}}) {
+    w.config.match_model = match;
+    w.config.derived_fields = derived;
+    const std::vector<uint8_t> bytes = SerializeModel(w, WeightType::kF32, "");
+    EXPECT_EQ(bytes[8], match ? 2 : 1);  // the version, little-endian
+    EXPECT_EQ(bytes[45], (match ? 1 : 0) | (derived ? 2 : 0));
+    auto m = ParseModelFile(bytes);
+    ASSERT_TRUE(m.ok()) << m.status().message();
+    EXPECT_EQ(m->weights.config.match_model, match);
+    EXPECT_EQ(m->weights.config.derived_fields, derived);
+  }
+  std::vector<uint8_t> v = SerializeModel(w, WeightType::kF32, "");
+  v[45] = 2;
+  EXPECT_NE(Error(Reseal(v)).find("the derived-field models (bit 1) mix only after the match model (bit 0)"), std::string::npos);
+  v[45] = 7;
+  EXPECT_NE(Error(Reseal(v)).find("unknown flags 7"), std::string::npos);
+}
+
 TEST_F(ModelDamage, NonFiniteWeightsAreRefused) {
   ModelWeights w = InitRandomModel(ModelConfig::Default(8, 1), 1);
   w.Find("head.2.bias")->data[3] = NAN;

@@ -28,12 +28,26 @@ EncodedChunk Sealed(std::vector<uint8_t> chunk, std::vector<uint8_t> model, std:
 
 std::vector<uint8_t> FirstByte(const std::vector<uint8_t>& chunk) { return {chunk.front()}; }
 
-std::unique_ptr<MatchModel> MatchModelFor(bool on, uint32_t length) {
-  if (!on) return nullptr;
-  return std::make_unique<MatchModel>(length);
+}  // namespace
+
+TableMixer::TableMixer(Mixing mixing, uint32_t chunk_length)
+    : match_(mixing.match ? std::make_unique<MatchModel>(chunk_length) : nullptr),
+      energy_(mixing.derived ? std::make_unique<EnergyModel>() : nullptr),
+      sum_(mixing.derived ? std::make_unique<SumModel>() : nullptr) {}
+
+const uint32_t* TableMixer::Mix(const uint8_t* bytes, const uint32_t* cum) {
+  if (match_) cum = match_->Mix(bytes, cum);
+  if (energy_) cum = sum_->Mix(energy_->Mix(cum));
+  return cum;
 }
 
-}  // namespace
+void TableMixer::Update(const uint8_t* bytes, size_t pos) {
+  if (match_) match_->Update(bytes, pos);
+  if (energy_) {
+    energy_->Update(bytes, pos);
+    sum_->Update(bytes, pos);
+  }
+}
 
 engine::LaneInput ChunkFeed::TakeInputs(int lane, size_t count) {
   engine::LaneInput in{lane, chunk_.data() + fed_ - 1, static_cast<int>(count)};
@@ -41,18 +55,18 @@ engine::LaneInput ChunkFeed::TakeInputs(int lane, size_t count) {
   return in;
 }
 
-ChunkEncoder::ChunkEncoder(std::vector<uint8_t> chunk, bool match_model)
+ChunkEncoder::ChunkEncoder(std::vector<uint8_t> chunk, Mixing mixing)
     : ChunkFeed(std::move(chunk)),
       payload_(FirstByte(chunk_)),
       encoder_(&payload_),
-      match_(MatchModelFor(match_model, static_cast<uint32_t>(chunk_.size()))) {}
+      mixer_(mixing, static_cast<uint32_t>(chunk_.size())) {}
 
 void ChunkEncoder::Code(const uint32_t* tables, size_t count) {
   for (size_t k = 0; k < count; ++k, tables += kFreqTableStride) {
     const uint8_t b = chunk_[pos_];
-    const uint32_t* t = match_ ? match_->Mix(chunk_.data(), tables) : tables;
+    const uint32_t* t = mixer_.Mix(chunk_.data(), tables);
     encoder_.Encode(t[b], t[b + 1] - t[b]);
-    if (match_) match_->Update(chunk_.data(), pos_);
+    mixer_.Update(chunk_.data(), pos_);
     ++pos_;
   }
   if (coded()) {
@@ -65,23 +79,23 @@ void ChunkEncoder::Code(const uint32_t* tables, size_t count) {
 
 EncodedChunk ChunkEncoder::Seal() { return Sealed(std::move(chunk_), std::move(payload_), std::move(lzma2_)); }
 
-ChunkDecoder::ChunkDecoder(ChunkRecord record, uint64_t index, bool match_model)
+ChunkDecoder::ChunkDecoder(ChunkRecord record, uint64_t index, Mixing mixing)
     : record_(std::move(record)),
       index_(index),
       out_(record_.original_length),
       decoder_(record_.payload.data() + 1, record_.payload.size() - 1),
-      match_(MatchModelFor(match_model, record_.original_length)) {
+      mixer_(mixing, record_.original_length) {
   out_[0] = record_.payload[0];
 }
 
 Result<bool> ChunkDecoder::Decode(const uint32_t* table) {
-  const uint32_t* t = match_ ? match_->Mix(out_.data(), table) : table;
+  const uint32_t* t = mixer_.Mix(out_.data(), table);
   const int sym = decoder_.Decode(t);
   if (sym < 0) {
     return Status::DataLoss("corrupt .boa: chunk " + std::to_string(index_) + ": coded data is inconsistent");
   }
   out_[pos_] = static_cast<uint8_t>(sym);
-  if (match_) match_->Update(out_.data(), pos_);
+  mixer_.Update(out_.data(), pos_);
   ++pos_;
   return pos_ == out_.size();
 }

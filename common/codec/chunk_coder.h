@@ -4,9 +4,10 @@
 //
 // A chunk's first byte is stored as is; every following byte is range-coded with the
 // frequency table the model gives after seeing the bytes before it. The model input of a
-// lane's row k is the byte before the k-th predicted one. A model with the match model mixes
-// its prediction into each table before the byte is coded (match_model.h). The record is the
-// smallest of that code, the chunk's LZMA2 code and the bytes themselves.
+// lane's row k is the byte before the k-th predicted one. A model with the match model (and
+// the derived-field models) mixes their predictions into each table before the byte is
+// coded (TableMixer). The record is the smallest of that code, the chunk's LZMA2 code and the
+// bytes themselves.
 #pragma once
 
 #include <atomic>
@@ -16,7 +17,9 @@
 
 #include "common/coder/frequency_table.h"
 #include "common/coder/range_coder.h"
+#include "common/codec/energy_model.h"
 #include "common/codec/match_model.h"
+#include "common/codec/sum_model.h"
 #include "common/engine/engine.h"
 #include "common/format/container.h"
 #include "common/util/status.h"
@@ -28,6 +31,31 @@ struct EncodedChunk {
   ChunkMethod method = ChunkMethod::kStored;
   uint32_t original_length = 0;
   std::vector<uint8_t> payload;
+};
+
+// What a model's flags mix into the network's tables: the match model, then (only after it)
+// the derived-field models: the energy model (text listings of four-momenta) and the
+// column-sum model (float32 records).
+struct Mixing {
+  bool match = false;
+  bool derived = false;
+  static Mixing Of(const ModelConfig& c) { return Mixing{c.match_model, c.match_model && c.derived_fields}; }
+};
+
+// The predictors a chunk's coder mixes in, fed the chunk's bytes in order (encoder and
+// decoder alike, so both build the same tables).
+class TableMixer {
+ public:
+  TableMixer(Mixing mixing, uint32_t chunk_length);
+  // The table to code the byte after `bytes[0..pos)` with (valid until the next call).
+  const uint32_t* Mix(const uint8_t* bytes, const uint32_t* cum);
+  // Byte `pos` is now known.
+  void Update(const uint8_t* bytes, size_t pos);
+
+ private:
+  std::unique_ptr<MatchModel> match_;    // null: not mixed
+  std::unique_ptr<EnergyModel> energy_;  // null: not mixed (nor sum_)
+  std::unique_ptr<SumModel> sum_;
 };
 
 // The model inputs of one chunk whose bytes are all known (compression, evaluation): chunk
@@ -53,9 +81,9 @@ class ChunkFeed {
 // model one step ahead of its coder thread); tables are consumed in the same order.
 class ChunkEncoder : public ChunkFeed {
  public:
-  // A chunk of at least two bytes (EncodeWithoutModel takes the others); `match_model` as
-  // the model's config says.
-  ChunkEncoder(std::vector<uint8_t> chunk, bool match_model);
+  // A chunk of at least two bytes (EncodeWithoutModel takes the others); `mixing` as the
+  // model's config says.
+  ChunkEncoder(std::vector<uint8_t> chunk, Mixing mixing);
   ChunkEncoder(ChunkEncoder&&) = delete;  // the range encoder points into payload_
   // Codes the next `count` bytes, the tables of their rows `kFreqTableStride` apart. The
   // call that codes the last byte also tries LZMA2 (on the caller's thread: a scheduler's
@@ -71,14 +99,14 @@ class ChunkEncoder : public ChunkFeed {
   std::vector<uint8_t> payload_;
   std::vector<uint8_t> lzma2_;  // empty unless smaller than payload_ and the chunk
   RangeEncoder encoder_;
-  std::unique_ptr<MatchModel> match_;  // null: the network alone
+  TableMixer mixer_;
 };
 
 // Decodes one chunk, a byte per model step (each byte is the next step's input).
 class ChunkDecoder {
  public:
   // A record that needs the model (DecodeWithoutModel said no). `index` names it in errors.
-  ChunkDecoder(ChunkRecord record, uint64_t index, bool match_model);
+  ChunkDecoder(ChunkRecord record, uint64_t index, Mixing mixing);
   ChunkDecoder(ChunkDecoder&&) = delete;  // the range decoder points into the record
   // The model input for the next step: the last byte decoded.
   engine::LaneInput Input(int lane) const { return engine::LaneInput{lane, &out_[pos_ - 1], 1}; }
@@ -95,7 +123,7 @@ class ChunkDecoder {
   std::vector<uint8_t> out_;
   size_t pos_ = 1;
   RangeDecoder decoder_;
-  std::unique_ptr<MatchModel> match_;
+  TableMixer mixer_;
 };
 
 // A chunk's record without the model: its LZMA2 code when shorter than the chunk, else the

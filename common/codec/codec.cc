@@ -330,14 +330,14 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
   ChunkCutter cutter(in, chunk_length);
   Status s = RunChunkPipeline<EncodedChunk>(
       engine, &cutter, chunk_length, threads,
-      [match_model = engine->config().match_model](Session& session, std::vector<std::vector<uint8_t>>& chunks,
-                                                   std::vector<uint32_t>& tables, std::vector<EncodedChunk>& outs) {
+      [mixing = Mixing::Of(engine->config())](Session& session, std::vector<std::vector<uint8_t>>& chunks,
+                                              std::vector<uint32_t>& tables, std::vector<EncodedChunk>& outs) {
         std::vector<std::unique_ptr<ChunkEncoder>> encoders;
         std::vector<ChunkEncoder*> feeds;
         std::vector<size_t> slot;  // the output of each encoder
         for (size_t i = 0; i < chunks.size(); ++i) {
           if (EncodeWithoutModel(&chunks[i], &outs[i])) continue;
-          encoders.push_back(std::make_unique<ChunkEncoder>(std::move(chunks[i]), match_model));
+          encoders.push_back(std::make_unique<ChunkEncoder>(std::move(chunks[i]), mixing));
           feeds.push_back(encoders.back().get());
           slot.push_back(i);
         }
@@ -399,7 +399,7 @@ struct DecodedChunk {
 
 // Decodes the chunks dealt to one worker, up to `lanes` at a time in step mode: every step
 // advances every active lane by one byte; a chunk takes a lane as soon as one is free.
-void DecodeWorker(int w, Session& session, bool match_model, OrderedPool<ChunkRecord, DecodedChunk>& pool) {
+void DecodeWorker(int w, Session& session, Mixing mixing, OrderedPool<ChunkRecord, DecodedChunk>& pool) {
   const int lanes = session.lanes();
   struct Lane {
     uint64_t index = 0;
@@ -430,7 +430,7 @@ void DecodeWorker(int w, Session& session, bool match_model, OrderedPool<ChunkRe
       const int lane = free_lanes.back();
       free_lanes.pop_back();
       state[lane].index = job.first;
-      state[lane].decoder = std::make_unique<ChunkDecoder>(std::move(job.second), job.first, match_model);
+      state[lane].decoder = std::make_unique<ChunkDecoder>(std::move(job.second), job.first, mixing);
       session.ResetLane(lane);
       active.push_back(lane);
     }
@@ -483,7 +483,7 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
   Status status;
   {
     WorkerThreads workers;
-    status = StartWorkers(workers, pool, threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], engine->config().match_model, pool); }); });
+    status = StartWorkers(workers, pool, threads, [&](int w) { GuardWorker(pool, [&] { DecodeWorker(w, *sessions[w], Mixing::Of(engine->config()), pool); }); });
     uint64_t next_out = 0;
     bool end = false;
     // The pool is aborted below, not left waiting, whatever happens here.
@@ -549,8 +549,8 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
   ChunkCutter cutter(in, chunk_length);
   Status s = RunChunkPipeline<EvalResult>(
       engine, &cutter, chunk_length, threads,
-      [match_model = engine->config().match_model](Session& session, std::vector<std::vector<uint8_t>>& chunks,
-                                                   std::vector<uint32_t>& tables, std::vector<EvalResult>& outs) {
+      [mixing = Mixing::Of(engine->config())](Session& session, std::vector<std::vector<uint8_t>>& chunks,
+                                              std::vector<uint32_t>& tables, std::vector<EvalResult>& outs) {
         std::vector<ChunkFeed> feeds;
         feeds.reserve(chunks.size());
         for (size_t i = 0; i < chunks.size(); ++i) {
@@ -562,21 +562,26 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
         std::vector<ChunkFeed*> lanes;
         for (ChunkFeed& f : feeds) lanes.push_back(&f);
         std::vector<size_t> next(feeds.size(), 1);  // each chunk's next predicted byte
-        // The match model as the coder runs it, whether or not the model uses it: both
-        // ideal sizes are reported (how `train` decides to turn it on).
-        std::vector<MatchModel> matches;
-        for (const ChunkFeed& f : feeds) matches.emplace_back(static_cast<uint32_t>(f.chunk().size()));
+        // The match and derived-field models as the coder runs them, whether or not the
+        // model uses them: the three ideal sizes are reported (how `train` decides).
+        std::vector<std::unique_ptr<TableMixer>> matches, derived;
+        for (const ChunkFeed& f : feeds) {
+          matches.push_back(std::make_unique<TableMixer>(Mixing{true, false}, static_cast<uint32_t>(f.chunk().size())));
+          derived.push_back(std::make_unique<TableMixer>(Mixing{false, true}, static_cast<uint32_t>(f.chunk().size())));
+        }
         RunChunkGroup(session, lanes, tables, [&](size_t i, const uint32_t* t, const float* l, size_t count) {
           for (size_t k = 0; k < count; ++k, t += kFreqTableStride, l += 256) {
             const size_t pos = next[i]++;
             const uint8_t b = feeds[i].chunk()[pos];
-            const uint32_t* m_t = matches[i].Mix(feeds[i].chunk().data(), t);
-            matches[i].Update(feeds[i].chunk().data(), pos);
-            const double network_bits = kProbBits - std::log2(static_cast<double>(t[b + 1] - t[b]));
-            const double match_bits = kProbBits - std::log2(static_cast<double>(m_t[b + 1] - m_t[b]));
-            outs[i].network_code_bits += network_bits;
-            outs[i].match_code_bits += match_bits;
-            outs[i].ideal_code_bits += match_model ? match_bits : network_bits;
+            const uint32_t* m_t = matches[i]->Mix(feeds[i].chunk().data(), t);
+            const uint32_t* e_t = derived[i]->Mix(feeds[i].chunk().data(), m_t);
+            matches[i]->Update(feeds[i].chunk().data(), pos);
+            derived[i]->Update(feeds[i].chunk().data(), pos);
+            const auto bits = [b](const uint32_t* c) { return kProbBits - std::log2(static_cast<double>(c[b + 1] - c[b])); };
+            outs[i].network_code_bits += bits(t);
+            outs[i].match_code_bits += bits(m_t);
+            outs[i].derived_code_bits += bits(e_t);
+            outs[i].ideal_code_bits += bits(mixing.derived ? e_t : mixing.match ? m_t : t);
             double m = l[0];
             for (int v = 1; v < 256; ++v) m = std::max<double>(m, l[v]);
             double sum = 0;
@@ -593,10 +598,12 @@ Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSou
         total.ideal_code_bits += r.ideal_code_bits;
         total.network_code_bits += r.network_code_bits;
         total.match_code_bits += r.match_code_bits;
+        total.derived_code_bits += r.derived_code_bits;
         return Status::Ok();
       });
   BOA_RETURN_IF_ERROR(s);
   total.match_model = engine->config().match_model;
+  total.derived_fields = Mixing::Of(engine->config()).derived;
   return total;
 }
 

@@ -79,8 +79,10 @@ struct EvalResult {
   double cross_entropy_bits = 0;  // -Σ log2 softmax(logits)[byte] over predicted bytes
   double ideal_code_bits = 0;   // -Σ log2(freq / 2^24) with the frequencies the coder uses
   bool match_model = false;     // whether those include the match model (the model's flag)
+  bool derived_fields = false;    // and the derived-field models
   double network_code_bits = 0;  // the same with the network's tables alone
-  double match_code_bits = 0;    // and with the match model mixed in
+  double match_code_bits = 0;    // with the match model mixed in
+  double derived_code_bits = 0;   // with the match model, then the derived-field models
   double bits_per_byte() const { return predicted ? cross_entropy_bits / predicted : 0; }
   // Ideal coded size: first bytes stored raw plus the ideal code of the rest.
   double ideal_bytes() const { return chunks + ideal_code_bits / 8; }

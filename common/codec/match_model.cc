@@ -38,18 +38,18 @@ uint32_t MatchModel::Bucket(uint32_t match_length, uint32_t network_frequency) {
   return l * 4 + (network_frequency >> (kProbBits - 2));
 }
 
-const uint32_t* MatchModel::Mix(const uint8_t* bytes, const uint32_t* cum) {
-  static_assert(std::tuple_size<decltype(mixed_)>::value == kFreqTableStride);
-  uint32_t* mixed = mixed_.data();
-  bucket_ = -1;
-  if (match_len_ == 0) return cum;
-  predicted_ = bytes[match_ptr_];
-  const uint32_t b = predicted_;
+void HitCounter::Count(bool hit) {
+  hits += hit;
+  if (++total > kCounterLimit) {
+    hits /= 2;
+    total /= 2;
+  }
+}
+
+uint64_t HitCounter::Target() const { return ((2ull * hits + 1) << kProbBits) / (2ull * total + 2); }
+
+const uint32_t* MixPredictedByte(const uint32_t* cum, uint32_t b, uint64_t target, uint32_t* mixed) {
   const uint32_t fb = cum[b + 1] - cum[b];
-  bucket_ = static_cast<int32_t>(Bucket(match_len_, fb));
-  const Counter c = counters_[static_cast<size_t>(bucket_)];
-  // The estimated chance the match is right, in 24 bits: (2 hits + 1) / (2 total + 2).
-  const uint64_t target = ((2ull * c.hits + 1) << kProbBits) / (2ull * c.total + 2);
   if (target <= fb) return cum;  // the network already gives the byte at least that much
   // p' = (1 - a) p + a [s = b], a = (target - fb) / (2^24 - fb) in 16 bits: every other
   // byte keeps f - floor(f a / 2^16) >= 1, the predicted byte takes the rest.
@@ -67,17 +67,20 @@ const uint32_t* MatchModel::Mix(const uint8_t* bytes, const uint32_t* cum) {
   return mixed;
 }
 
+const uint32_t* MatchModel::Mix(const uint8_t* bytes, const uint32_t* cum) {
+  static_assert(std::tuple_size<decltype(mixed_)>::value == kFreqTableStride);
+  bucket_ = -1;
+  if (match_len_ == 0) return cum;
+  predicted_ = bytes[match_ptr_];
+  const uint32_t b = predicted_;
+  bucket_ = static_cast<int32_t>(Bucket(match_len_, cum[b + 1] - cum[b]));
+  return MixPredictedByte(cum, b, counters_[static_cast<size_t>(bucket_)].Target(), mixed_.data());
+}
+
 void MatchModel::Update(const uint8_t* bytes, size_t pos) {
   const uint8_t byte = bytes[pos];
   if (match_len_ > 0) {
-    if (bucket_ >= 0) {
-      Counter& c = counters_[static_cast<size_t>(bucket_)];
-      c.hits += byte == predicted_;
-      if (++c.total > kCounterLimit) {
-        c.hits /= 2;
-        c.total /= 2;
-      }
-    }
+    if (bucket_ >= 0) counters_[static_cast<size_t>(bucket_)].Count(byte == predicted_);
     if (bytes[match_ptr_] == byte) {
       ++match_ptr_;
       match_len_ = std::min(match_len_ + 1, kMaxLength);

@@ -17,6 +17,21 @@
 
 namespace boa {
 
+// How often one kind of byte prediction came true (16-bit counts that halve past 1023, so
+// recent bytes weigh more), and the estimated chance the next one does.
+struct HitCounter {
+  uint16_t hits = 0, total = 0;
+  void Count(bool hit);
+  // (2 hits + 1) / (2 total + 2), in kProbBits bits.
+  uint64_t Target() const;
+};
+
+// The mixing rule the byte predictors share (docs/determinism.md, "Match model"): `cum`
+// with byte b raised to probability `target` (of 2^kProbBits) and every other byte lowered
+// in proportion, written to `out` (kFreqTableStride entries); `cum` itself when the
+// network already gives b at least `target`.
+const uint32_t* MixPredictedByte(const uint32_t* cum, uint32_t b, uint64_t target, uint32_t* out);
+
 class MatchModel {
  public:
   static constexpr uint32_t kMinMatch = 6;     // bytes of context hashed and verified
@@ -38,9 +53,6 @@ class MatchModel {
   static uint32_t Bucket(uint32_t match_length, uint32_t network_frequency);
 
  private:
-  struct Counter {
-    uint16_t hits = 0, total = 0;
-  };
   static constexpr uint32_t kLengthBuckets = 32;
   std::vector<uint32_t> table_;  // context hash -> position after its last occurrence (0: none)
   uint32_t shift_;               // 32 - log2(table size)
@@ -48,7 +60,7 @@ class MatchModel {
   uint32_t match_len_ = 0;       // verified length of the current match (0: none)
   int32_t bucket_ = -1;          // the counter of the prediction Mix made (-1: none)
   uint8_t predicted_ = 0;
-  std::array<Counter, kLengthBuckets * 4> counters_{};
+  std::array<HitCounter, kLengthBuckets * 4> counters_{};
   std::array<uint32_t, 257> mixed_{};  // Mix's output (a kFreqTableStride table)
 };
 

@@ -19,6 +19,7 @@ constexpr char kMagic[8] = {'B', 'O', 'A', 'M', 'O', 'D', 'E', 'L'};
 constexpr uint32_t kFormatVersion = 2;
 constexpr uint32_t kOldestFormatVersion = 1;
 constexpr uint8_t kFlagMatchModel = 1;
+constexpr uint8_t kFlagDerivedFields = 2;
 
 Status CheckFormatVersion(uint32_t version) {
   if (version < kOldestFormatVersion || version > kFormatVersion) {
@@ -208,7 +209,7 @@ std::vector<uint8_t> SerializeModel(const ModelWeights& w, WeightType type,
   h.U32(c.dt_rank);
   h.U32(c.vocab);
   h.U8(static_cast<uint8_t>(type));
-  h.U8(c.match_model ? kFlagMatchModel : 0);
+  h.U8((c.match_model ? kFlagMatchModel : 0) | (c.derived_fields ? kFlagDerivedFields : 0));
   h.U8(0);
   h.U8(0);
   h.U32(static_cast<uint32_t>(w.tensors.size()));
@@ -226,7 +227,7 @@ std::vector<uint8_t> SerializeModel(const ModelWeights& w, WeightType type,
 
   ByteWriter f;
   f.Bytes(reinterpret_cast<const uint8_t*>(kMagic), 8);
-  f.U32(c.match_model ? 2 : 1);
+  f.U32(c.match_model || c.derived_fields ? 2 : 1);
   f.U32(static_cast<uint32_t>(h.size()));
   f.Bytes(h.data().data(), h.size());
   std::vector<uint8_t>& out = f.data();
@@ -270,8 +271,14 @@ Status ReadHeadFields(ByteReader& h, uint32_t version, ModelHead* head) {
   head->n_tensors = h.U32();
   if (!h.ok()) return Corrupt("header truncated");
   if (version >= 2) {  // version 1 had no flags (the byte was written as zero, never read)
-    if (flags & ~kFlagMatchModel) return Corrupt("unknown flags " + std::to_string(flags) + " (bit 0 = match model)");
+    if (flags & ~(kFlagMatchModel | kFlagDerivedFields)) {
+      return Corrupt("unknown flags " + std::to_string(flags) + " (bit 0 = match model, bit 1 = derived-field models)");
+    }
+    if ((flags & kFlagDerivedFields) && !(flags & kFlagMatchModel)) {
+      return Corrupt("flags " + std::to_string(flags) + ": the derived-field models (bit 1) mix only after the match model (bit 0)");
+    }
     c.match_model = flags & kFlagMatchModel;
+    c.derived_fields = flags & kFlagDerivedFields;
   }
   Status valid = c.Validate();
   if (!valid.ok()) return Corrupt(valid.message());

@@ -21,8 +21,10 @@ struct ModelConfig {
   uint32_t dt_rank = 16;  // ceil(d_model / 16) by default; stored, never assumed
   uint32_t vocab = 256;
   // Not the network's shape but how it codes: the match model (common/codec/match_model.h)
-  // mixes into its tables. Model file version 2, flags bit 0.
+  // and the derived-field models (energy_model.h, sum_model.h) mix into its tables. Model file
+  // version 2, flags bits 0 and 1.
   bool match_model = false;
+  bool derived_fields = false;
 
   uint32_t d_inner() const { return expand * d_model; }
   // Defaults of the public tool for a given width and depth.
@@ -31,7 +33,7 @@ struct ModelConfig {
   // Multiply-adds per coded byte outside the embedding lookup (≈ non-embedding parameters).
   uint64_t MacsPerByte() const;
   uint64_t ParameterCount() const;
-  // The same architecture (match_model aside: the same weights fit either way).
+  // The same architecture (the mixing flags aside: the same weights fit either way).
   bool operator==(const ModelConfig& o) const;
 };
 

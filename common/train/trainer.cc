@@ -98,14 +98,15 @@ std::string ReportJson(const TrainOptions& o, const TrainReport& r) {
                 "  \"steps\": %llu,\n  \"epochs_done\": %d,\n  \"best_epoch\": %d,\n  \"early_stopped\": %s,\n"
                 "  \"bytes_seen\": %llu,\n  \"seconds\": %.3f,\n  \"train_bpb\": %.6f,\n  \"val_bpb\": %.6f,\n"
                 "  \"test_bpb\": %.6f,\n  \"match_model\": %s,\n  \"probe_network_bytes\": %.0f,\n"
-                "  \"probe_match_bytes\": %.0f\n}\n",
+                "  \"probe_match_bytes\": %.0f,\n  \"derived_fields\": %s,\n  \"probe_derived_bytes\": %.0f\n}\n",
                 o.model.d_model, o.model.n_layers, o.model.d_state, o.model.d_conv, o.model.expand, o.model.dt_rank,
                 static_cast<unsigned long long>(o.model.ParameterCount()), files.c_str(), o.splits[0], o.splits[1],
                 o.splits[2], static_cast<long long>(o.seq_len), static_cast<long long>(o.batch_size), o.lr,
                 o.weight_decay, o.epochs, o.max_seconds, static_cast<unsigned long long>(o.seed), o.precision.c_str(),
                 static_cast<unsigned long long>(r.steps), r.epochs_done, r.best_epoch, r.early_stopped ? "true" : "false",
                 static_cast<unsigned long long>(r.bytes_seen), r.seconds, r.final_loss_bpb, r.val_bpb, r.test_bpb,
-                r.match_model ? "true" : "false", r.probe_network_bytes, r.probe_match_bytes);
+                r.match_model ? "true" : "false", r.probe_network_bytes, r.probe_match_bytes,
+                r.derived_fields ? "true" : "false", r.probe_derived_bytes);
   return buf;
 }
 
@@ -269,11 +270,12 @@ Result<uint64_t> EstimateTrainingBytes(const TrainOptions& o) {
 
 namespace {
 
-// Sets the written model's match-model flag as o.match_model says; "auto" codes `probe`
-// (held-out bytes) with the engine both ways, as the codec would, and keeps the match model
-// where it saves at least 0.1 %.
+// Sets the written model's mixing flags as o.match_model says: "on" mixes the match and
+// derived-field models, "off" neither; "auto" codes `probe` (held-out bytes) with the engine
+// the three ways, as the codec would, and takes each step (match, then derived) that saves at
+// least 0.1 %.
 Status ChooseMatchModel(const TrainOptions& o, const std::vector<uint8_t>& probe, ModelWeights* best, TrainReport* r) {
-  best->config.match_model = o.match_model == "on";
+  best->config.match_model = best->config.derived_fields = o.match_model == "on";
   if (o.match_model == "auto" && !probe.empty()) {
     BOA_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Engine> engine, engine::Engine::Create(*best, engine::Backend::kAuto));
     MemorySource src(probe);
@@ -283,9 +285,16 @@ Status ChooseMatchModel(const TrainOptions& o, const std::vector<uint8_t>& probe
     BOA_ASSIGN_OR_RETURN(EvalResult e, Evaluate(engine, &src, co));
     r->probe_network_bytes = static_cast<double>(e.chunks) + e.network_code_bits / 8;
     r->probe_match_bytes = static_cast<double>(e.chunks) + e.match_code_bits / 8;
-    best->config.match_model = r->probe_match_bytes < r->probe_network_bytes * 0.999;
+    r->probe_derived_bytes = static_cast<double>(e.chunks) + e.derived_code_bits / 8;
+    double chosen = r->probe_network_bytes;
+    if (r->probe_match_bytes < chosen * 0.999) {
+      best->config.match_model = true;
+      chosen = r->probe_match_bytes;
+    }
+    if (r->probe_derived_bytes < chosen * 0.999) best->config.match_model = best->config.derived_fields = true;
   }
   r->match_model = best->config.match_model;
+  r->derived_fields = best->config.derived_fields;
   return Status::Ok();
 }
 

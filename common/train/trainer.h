@@ -50,8 +50,9 @@ struct TrainOptions {
   std::string checkpoint_dir;
   bool resume = false;
   int run_epochs = 0;                      // train at most this many epochs now (0: all), resume later
-  // The match model (common/codec/match_model.h) in the written model: "on", "off", or
-  // "auto": on where it makes the held-out bytes' (validation, else test) code smaller.
+  // The match and derived-field models (common/codec/match_model.h, chunk_coder.h) in the
+  // written model: "on", "off", or "auto": each on where it makes the held-out bytes'
+  // (validation, else test) code smaller.
   std::string match_model = "auto";
   // Polled every step (may be empty): true stops training at once. The partial epoch is
   // checkpointed (so `resume` continues from the same step) and Train returns CANCELLED
@@ -73,8 +74,10 @@ struct TrainReport {
   double val_bpb = 0;
   double test_bpb = 0;
   bool match_model = false;        // whether the written model mixes the match model
+  bool derived_fields = false;       // and the derived-field models
   double probe_network_bytes = 0;  // auto: the held-out bytes' ideal code, network alone
-  double probe_match_bytes = 0;    // and with the match model
+  double probe_match_bytes = 0;    // with the match model
+  double probe_derived_bytes = 0;   // with the match and derived-field models
   std::vector<std::pair<uint64_t, double>> loss_curve;  // (step, training bits per byte)
 };
 
