@@ -89,15 +89,16 @@ class CommandTable {
   std::vector<std::pair<CLI::App*, std::unique_ptr<Command>>> commands_;
 };
 
-// The codec options a command line gives: chunking, threads, decoding lanes, and the
-// kernel backend (a global option).
+// The codec options a command line gives: chunking, threads, decoding lanes, the device, and
+// the CPU kernel set (a global option).
 struct CodecFlags {
   std::string chunk_size;
   uint64_t chunks = 0;
   int threads = 0;
   int lanes = 0;
+  std::string device;  // --device; empty: cpu
 
-  // Adds -T, and --chunk-size/--chunks with `chunking`, --lanes with `lanes`.
+  // Adds -T and --device, and --chunk-size/--chunks with `chunking`, --lanes with `lanes`.
   void Define(CLI::App* cmd, bool chunking, bool lanes);
   Result<CodecOptions> Options(const GlobalOptions& global) const;
 };

@@ -124,7 +124,7 @@ Result<ExperimentConfig> ParseExperiment(const std::string& name_or_path) {
   if (root["name"]) BOA_RETURN_IF_ERROR(r.Scalar(root["name"], "name", &c.name, "a string"));
   if (root["file_path"]) BOA_RETURN_IF_ERROR(r.Scalar(root["file_path"], "file_path", &c.file_path, "a string"));
   if (root["progress"]) BOA_RETURN_IF_ERROR(r.Scalar(root["progress"], "progress", &c.progress, "true or false"));
-  if (root["device"]) BOA_RETURN_IF_ERROR(r.Scalar(root["device"], "device", &c.device, "cpu or cuda"));
+  if (root["device"]) BOA_RETURN_IF_ERROR(r.Scalar(root["device"], "device", &c.device, "cpu, cuda or auto"));
   if (root["precision"]) BOA_RETURN_IF_ERROR(r.Scalar(root["precision"], "precision", &c.precision, "a string"));
   if (root["model_path"] && !root["model_path"].IsNull())
     BOA_RETURN_IF_ERROR(r.Scalar(root["model_path"], "model_path", &c.model_path, "a string"));
@@ -185,7 +185,9 @@ Result<ExperimentConfig> ParseExperiment(const std::string& name_or_path) {
     }
   }
   if (c.name.empty()) return r.Error("name", "missing (every experiment needs a name)");
-  if (c.device != "cpu" && c.device != "cuda") return r.Error("device", "expected cpu or cuda, got '" + c.device + "'");
+  if (c.device != "cpu" && c.device != "cuda" && c.device != "auto") {
+    return r.Error("device", "expected cpu, cuda or auto, got '" + c.device + "'");
+  }
   if (c.seq_len < 2) return r.Error("dataloader.seq_len", "must be >= 2");
   if (c.batch_size < 1) return r.Error("dataloader.batch_size", "must be >= 1");
   if (c.epochs < 1) return r.Error("training.epochs", "must be >= 1");

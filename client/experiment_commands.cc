@@ -69,7 +69,6 @@ class RunCommand final : public Command {
     cmd->add_flag("--verify", verify_, "Compare the decompressed file with the original");
     cmd->add_flag("--show-timings", show_timings_, "Print the time of each stage");
     cmd->add_option("--model-path", model_path_, "Use this model instead of training");
-    cmd->add_option("--device", device_, "cpu or cuda");
     cmd->add_option("--precision", precision_, "Training precision (fp32)");
     codec_.Define(cmd, /*chunking=*/false, /*lanes=*/false);  // -T; the chunking is the config's
     cmd->add_flag("--resume", resume_, "Continue training from the last epoch checkpoint");
@@ -82,7 +81,6 @@ class RunCommand final : public Command {
   bool train_only_ = false, compress_only_ = false, decompress_only_ = false;
   bool verify_ = false, show_timings_ = false, resume_ = false;
   std::string model_path_;  // overrides the config's model_path
-  std::string device_;      // overrides the config's device
   std::string precision_;   // overrides the config's precision
   CodecFlags codec_;
 };
@@ -90,15 +88,12 @@ class RunCommand final : public Command {
 Status RunCommand::Run(const GlobalOptions& g) {
   BOA_ASSIGN_OR_RETURN(ExperimentConfig c, LoadExperiment(config_));
   for (const std::string& w : c.warnings) PrintWarning(w);
-  if (!device_.empty()) c.device = device_;
+  if (!codec_.device.empty()) c.device = codec_.device;  // --device overrides the config's
+  codec_.device = c.device;
   if (!precision_.empty()) c.precision = precision_;
   if (!model_path_.empty()) c.model_path = model_path_;
   BOA_ASSIGN_OR_RETURN(CodecOptions co, codec_.Options(g));
   if (co.threads) c.threads = co.threads;
-  if (c.device == "cuda") {
-    return Status::InvalidArgument("--device cuda: this build of boa has no CUDA support (use --device cpu)");
-  }
-  if (c.device != "cpu") return Status::InvalidArgument("unknown device '" + c.device + "' (expected cpu or cuda)");
   const std::string data = c.Resolve(c.file_path);
   const std::string to_compress = c.file_to_compress.empty() ? data : c.Resolve(c.file_to_compress);
   const std::string packed = c.Resolve(c.name + ".boa");

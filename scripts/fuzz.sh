@@ -18,7 +18,7 @@ targets=("$@")
 BUILD=build-fuzz
 if [ ! -f "$BUILD/build.ninja" ]; then
   CXX=clang++ cmake -S . -B "$BUILD" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOA_FUZZ=ON -DBOA_BUILD_TESTS=OFF \
-    -DBOA_BUILD_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON > /dev/null
+    -DBOA_BUILD_BENCH=OFF -DCMAKE_DISABLE_FIND_PACKAGE_Torch=ON -DBOA_CUDA=OFF > /dev/null
 fi
 cmake --build "$BUILD" -j "$(nproc)" --target "${targets[@]}"
 mkdir -p "$BUILD/findings" "$BUILD/logs"

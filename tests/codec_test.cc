@@ -74,13 +74,13 @@ std::vector<uint8_t> Mixed(const LoadedModel& model, size_t sampled, size_t text
   return in;
 }
 
-// `ref` (compressed with `base`) is what 1-3 threads and both backends write, and it decodes
-// to `in` with 1, 3 or 64 lanes.
+// `ref` (compressed with `base`) is what 1-3 threads and every backend here (scalar, AVX2,
+// CUDA where there is a GPU) write, and it decodes to `in` with 1, 3 or 64 lanes on each.
 void ExpectSameForThreadsBackendsAndLanes(const LoadedModel& model, const std::vector<uint8_t>& in,
                                           const std::vector<uint8_t>& ref, const CodecOptions& base) {
   for (int threads : {1, 2, 3}) {
-    for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2}) {
-      if (!engine::SelectKernels(backend)) continue;
+    for (auto backend : {engine::Backend::kScalar, engine::Backend::kAvx2, engine::Backend::kCuda}) {
+      if (!engine::BackendAvailable(backend)) continue;
       CodecOptions o = base;
       o.threads = threads;
       o.backend = backend;

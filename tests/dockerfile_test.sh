@@ -37,6 +37,7 @@ base="libc6 libstdc++6 libgcc-s1"  # in debian:12-slim already
 for bin in "$boad" "$client"; do
   libs=$(ldd "$bin")
   for so in $(readelf -d "$bin" | sed -n 's/.*Shared library: \[\(.*\)\]/\1/p'); do
+    case $so in ld-linux*) continue ;; esac  # the dynamic loader (libc6), named by the CUDA runtime's static library
     path=$(awk -v s="$so" '$1 == s && !found { print $3; found = 1 }' <<< "$libs")
     [ -n "$path" ] || fail "$so of $bin is not found by ldd"
     pkg=$(dpkg -S "$path" 2>/dev/null || dpkg -S "$(readlink -f "$path")" 2>/dev/null ||

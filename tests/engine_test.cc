@@ -72,7 +72,7 @@ void ExpectSameBits(const std::vector<float>& a, const std::vector<float>& b, co
 class EngineInvariance : public ::testing::TestWithParam<Backend> {
  protected:
   void SetUp() override {
-    if (!SelectKernels(GetParam())) GTEST_SKIP() << "backend not available";
+    if (!BackendAvailable(GetParam())) GTEST_SKIP() << BackendName(GetParam()) << " is not available here";
   }
 };
 
@@ -97,7 +97,7 @@ TEST_P(EngineInvariance, ChunkModeEqualsStepMode) {
   for (int tile : {1, 2, 7, 64, 512}) ExpectSameBits(step, ChunkLogits(e, chunk, tile), "tile " + std::to_string(tile));
 }
 
-INSTANTIATE_TEST_SUITE_P(Backends, EngineInvariance, ::testing::Values(Backend::kScalar, Backend::kAvx2),
+INSTANTIATE_TEST_SUITE_P(Backends, EngineInvariance, ::testing::Values(Backend::kScalar, Backend::kAvx2, Backend::kCuda),
                          [](const auto& info) { return std::string(BackendName(info.param)); });
 
 TEST(Engine, ScalarAndAvx2AgreeOnOddShapes) {

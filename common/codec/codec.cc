@@ -22,7 +22,6 @@ using engine::Engine;
 using engine::LaneInput;
 using engine::Session;
 
-constexpr int kChunkModeRows = 512;           // rows per Forward call when compressing
 constexpr uint64_t kInFlightBudget = 512ull << 20;  // bytes of chunks buffered between threads
 
 // Jobs numbered in input order, dealt round-robin to per-worker FIFO queues; results are
@@ -156,7 +155,7 @@ Status StartWorkers(WorkerThreads& workers, Pool& pool, int n, F&& worker) {
 }
 
 // Runs chunk mode over a group of chunks (one lane each): takes every feed's inputs in tiles
-// of up to kChunkModeRows rows per Forward call, and hands each lane's rows to
+// of up to session.max_rows() rows per Forward call, and hands each lane's rows to
 // on_rows(lane, tables, logits, count) in order within the chunk.
 template <class Feed, class OnRows>
 void RunChunkGroup(Session& session, const std::vector<Feed*>& feeds, std::vector<uint32_t>& tables, OnRows on_rows) {
@@ -167,11 +166,12 @@ void RunChunkGroup(Session& session, const std::vector<Feed*>& feeds, std::vecto
     size_t active = 0;
     for (const Feed* f : feeds) active += f->inputs_left() > 0;
     if (active == 0) break;
-    const size_t per = std::max<size_t>(1, kChunkModeRows / active);
+    const size_t max_rows = static_cast<size_t>(session.max_rows());
+    const size_t per = std::max<size_t>(1, max_rows / active);
     inputs.clear();
     size_t rows = 0;
-    for (size_t i = 0; i < n && rows < kChunkModeRows; ++i) {
-      const size_t count = std::min({feeds[i]->inputs_left(), per, kChunkModeRows - rows});
+    for (size_t i = 0; i < n && rows < max_rows; ++i) {
+      const size_t count = std::min({feeds[i]->inputs_left(), per, max_rows - rows});
       if (count == 0) continue;
       inputs.push_back(feeds[i]->TakeInputs(static_cast<int>(i), count));
       rows += count;
@@ -203,16 +203,18 @@ Result<std::vector<std::unique_ptr<Session>>> MakeSessions(const std::shared_ptr
 template <class Out, class Process, class Consume>
 Status RunChunkPipeline(const std::shared_ptr<const Engine>& engine, ChunkCutter* cutter, uint32_t chunk_length,
                         int threads, Process process, Consume consume) {
-  const int batch = std::clamp(kChunkModeRows / static_cast<int>(chunk_length), 1, 64);
+  const Engine::Batching feed = engine->batching();
+  const int batch = std::clamp(feed.chunk_rows / static_cast<int>(chunk_length), 1, feed.chunk_lanes);
   const size_t max_in_flight = std::max<size_t>(
       2 * threads, std::min<size_t>(threads * batch * 4, kInFlightBudget / chunk_length));
-  BOA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Session>> sessions, MakeSessions(engine, threads, batch, kChunkModeRows));
+  BOA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Session>> sessions,
+                       MakeSessions(engine, threads, batch, feed.chunk_rows));
   OrderedPool<std::vector<uint8_t>, Out> pool(threads, max_in_flight);
   WorkerThreads workers;
   BOA_RETURN_IF_ERROR(StartWorkers(workers, pool, threads, [&](int w) {
     GuardWorker(pool, [&] {
       Session& session = *sessions[w];
-      std::vector<uint32_t> tables(static_cast<size_t>(kChunkModeRows) * kFreqTableStride);
+      std::vector<uint32_t> tables(static_cast<size_t>(feed.chunk_rows) * kFreqTableStride);
       std::vector<std::pair<uint64_t, std::vector<uint8_t>>> jobs;
       for (;;) {
         jobs.clear();
@@ -261,8 +263,15 @@ Result<std::shared_ptr<const Engine>> MakeEngine(const LoadedModel& model, engin
   return Engine::Create(model.weights, backend);
 }
 
-int WorkerCount(const CodecOptions& o, int64_t size, uint32_t chunk_length) {
-  int threads = o.threads > 0 ? o.threads : DefaultThreadCount();
+// -T, else one per core or the engine's limit.
+int Threads(const CodecOptions& o, const Engine& engine) {
+  if (o.threads > 0) return o.threads;
+  const int most = engine.batching().threads;
+  return most > 0 ? std::min(most, DefaultThreadCount()) : DefaultThreadCount();
+}
+
+int WorkerCount(const CodecOptions& o, const Engine& engine, int64_t size, uint32_t chunk_length) {
+  int threads = Threads(o, engine);
   if (size >= 0) {
     uint64_t chunks = (static_cast<uint64_t>(size) + chunk_length - 1) / chunk_length;
     threads = static_cast<int>(std::min<uint64_t>(threads, std::max<uint64_t>(chunks, 1)));
@@ -324,7 +333,7 @@ Status Compress(const LoadedModel& model, ByteSource* in, ByteSink* out, const C
   const int64_t size = in->SizeHint();
   BOA_ASSIGN_OR_RETURN(uint32_t chunk_length, ChooseChunkLength(o, size));
   BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
-  const int threads = WorkerCount(o, size, chunk_length);
+  const int threads = WorkerCount(o, *engine, size, chunk_length);
   StreamWriter writer(out, MakeHeader(model, chunk_length));
   BOA_RETURN_IF_ERROR(writer.WriteHeader());
   ChunkCutter cutter(in, chunk_length);
@@ -470,11 +479,11 @@ Status Decompress(const LoadedModel& model, ByteSource* in, ByteSink* out, const
   BOA_RETURN_IF_ERROR(reader.ReadHeader(&header));
   BOA_RETURN_IF_ERROR(CheckModelMatches(header, model));
   BOA_ASSIGN_OR_RETURN(auto engine, MakeEngine(model, o.backend));
-  const int threads = o.threads > 0 ? o.threads : DefaultThreadCount();
+  const int threads = Threads(o, *engine);
   const uint64_t per_job = 2ull * header.chunk_length;  // payload + output
   const size_t budget_jobs = std::max<uint64_t>(2 * threads, kInFlightBudget / per_job);
-  const int lanes = static_cast<int>(std::clamp<uint64_t>(
-      o.lanes > 0 ? o.lanes : kDefaultLanesPerThread, 1, std::max<uint64_t>(1, budget_jobs / (2 * threads))));
+  const int lanes = static_cast<int>(std::clamp<uint64_t>(o.lanes > 0 ? o.lanes : engine->batching().step_lanes, 1,
+                                                          std::max<uint64_t>(1, budget_jobs / (2 * threads))));
   const size_t max_in_flight = std::min<size_t>(budget_jobs, static_cast<size_t>(threads) * lanes * 2);
 
   BOA_ASSIGN_OR_RETURN(std::vector<std::unique_ptr<Session>> sessions, MakeSessions(engine, threads, lanes, lanes));
@@ -544,7 +553,7 @@ Result<EvalResult> Evaluate(const LoadedModel& model, ByteSource* in, const Code
 Result<EvalResult> Evaluate(const std::shared_ptr<const Engine>& engine, ByteSource* in, const CodecOptions& o) {
   const int64_t size = in->SizeHint();
   BOA_ASSIGN_OR_RETURN(uint32_t chunk_length, ChooseChunkLength(o, size));
-  const int threads = WorkerCount(o, size, chunk_length);
+  const int threads = WorkerCount(o, *engine, size, chunk_length);
   EvalResult total;
   ChunkCutter cutter(in, chunk_length);
   Status s = RunChunkPipeline<EvalResult>(

@@ -20,7 +20,6 @@ namespace boa {
 
 // Chosen by measurement: docs/performance.md, "Chunk length".
 constexpr uint32_t kDefaultChunkLength = 64 * 1024;
-constexpr int kDefaultLanesPerThread = 64;
 
 struct CodecOptions {
   uint32_t chunk_length = 0;  // compress: bytes per chunk (0 = default)

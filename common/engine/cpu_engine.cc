@@ -52,11 +52,7 @@ Result<std::shared_ptr<const Engine>> CpuEngine::Build(const ModelWeights& w, Ba
   const ModelConfig& c = w.config;
   const int D = static_cast<int>(c.d_model), E = static_cast<int>(c.d_inner());
   const int R = static_cast<int>(c.dt_rank), S = static_cast<int>(c.d_state);
-  auto get = [&](const std::string& name) -> const Tensor& {
-    const Tensor* t = w.Find(name);
-    if (!t || t->data.size() != t->numel()) std::abort();  // ModelWeights are validated on load
-    return *t;
-  };
+  auto get = [&w](const std::string& name) -> const Tensor& { return w.Get(name); };
   e->embedding_ = Copy(get("embedding.weight"));
   for (uint32_t i = 0; i < c.n_layers; ++i) {
     std::string p = "blocks." + std::to_string(i) + ".";
@@ -72,16 +68,11 @@ Result<std::shared_ptr<const Engine>> CpuEngine::Build(const ModelWeights& w, Ba
     L.out_proj.Pack(get(p + "mamba.out_proj.weight").data.data(), nullptr, D, E);
     L.ff0.Pack(get(p + "ff.0.weight").data.data(), get(p + "ff.0.bias").data.data(), 4 * D, D);
     L.ff2.Pack(get(p + "ff.2.weight").data.data(), get(p + "ff.2.bias").data.data(), D, 4 * D);
-    const Tensor& cw = get(p + "mamba.conv1d.weight");  // [E][1][d_conv]
     L.conv_w.resize(static_cast<size_t>(c.d_conv) * E);
-    for (int ch = 0; ch < E; ++ch)
-      for (uint32_t j = 0; j < c.d_conv; ++j) L.conv_w[j * E + ch] = cw.data[ch * c.d_conv + j];
+    ConvTapsByTime(get(p + "mamba.conv1d.weight").data.data(), E, static_cast<int>(c.d_conv), L.conv_w.data());
     L.conv_b = Copy(get(p + "mamba.conv1d.bias"));
-    const Tensor& alog = get(p + "mamba.A_log");  // [E][S]
-    L.A.assign(StateSize(E, S), 0.0f);
-    for (int ch = 0; ch < E; ++ch)
-      for (int n = 0; n < S; ++n)
-        L.A[StateIndex(n, ch, S)] = -detmath::Exp(alog.data[ch * S + n]) * detmath::kLog2e;
+    L.A.resize(StateSize(E, S));
+    ScanDecayExponents(get(p + "mamba.A_log").data.data(), E, S, L.A.data());
     L.A_min = MinOrNaN(L.A);
     L.D_skip = Copy(get(p + "mamba.D"));
     e->layers_.push_back(std::move(L));
@@ -170,7 +161,6 @@ CpuSession::CpuSession(std::shared_ptr<const CpuEngine> engine, int lanes, int m
   m_.assign(rows * D, 0.0f);
   f_.assign(rows * 4 * D, 0.0f);
   logits_buf_.assign(rows * 256, 0.0f);
-  logits_ = logits_buf_.data();
 }
 
 void CpuSession::ResetLane(int lane) {

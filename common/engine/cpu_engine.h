@@ -45,6 +45,7 @@ class CpuSession final : public Session {
   CpuSession(std::shared_ptr<const CpuEngine> engine, int lanes, int max_rows);
   uint64_t AllocatedBytes() const override;
   void ResetLane(int lane) override;
+  const float* logits() override { return logits_buf_.data(); }
 
  private:
   size_t RunNetwork(const LaneInput* inputs, int n_inputs) override;

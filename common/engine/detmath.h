@@ -6,26 +6,37 @@
 // sequence gets the same bits. This scalar code *is* the specification; the AVX2 versions in
 // detmath_avx2.h repeat it operation for operation and docs/determinism.md writes it down.
 // Changing any constant or operation order changes coded streams: that is a format change.
-// Functions are `static` so that a copy compiled for AVX2 is never linked into scalar code.
+// Functions are `static` so that a copy compiled for AVX2 is never linked into scalar code,
+// and BOA_HD: the CUDA kernels compile these very functions for the device (hd.h).
 #pragma once
 
 #include <cmath>
 #include <cstdint>
 #include <cstring>
 
+#include "common/engine/hd.h"
+
 namespace boa::detmath {
 
-static inline float BitsToFloat(uint32_t u) {
+static inline BOA_HD float BitsToFloat(uint32_t u) {
   float f;
   std::memcpy(&f, &u, 4);
   return f;
 }
-static inline uint32_t FloatToBits(float f) {
+static inline BOA_HD uint32_t FloatToBits(float f) {
   uint32_t u;
   std::memcpy(&u, &f, 4);
   return u;
 }
-static inline float Fma(float a, float b, float c) { return __builtin_fmaf(a, b, c); }
+// The one fused operation; every other +, -, *, / and sqrt is a separately rounded IEEE
+// operation (the host builds with -ffp-contract=off, the device with -fmad=false).
+static inline BOA_HD float Fma(float a, float b, float c) {
+#if defined(__CUDA_ARCH__)
+  return __fmaf_rn(a, b, c);
+#else
+  return __builtin_fmaf(a, b, c);
+#endif
+}
 
 // Constants (hex literals: exact).
 constexpr float kLog2e = 0x1.715476p+0f;
@@ -38,12 +49,12 @@ constexpr float kExpMin = -87.0f;          // below: 0 (keeps results normal: no
 // e^r on |r| <= ln2/2, degree 6, highest first (tools/fit_coefficients.py; error 2e-9).
 // E(0) = 1 exactly.
 constexpr int kExpDegree = 6;
-constexpr float kExpPoly[kExpDegree + 1] = {0x1.6d7532p-10f, 0x1.126fa6p-7f, 0x1.5554acp-5f,
+BOA_HD_TABLE float kExpPoly[kExpDegree + 1] = {0x1.6d7532p-10f, 0x1.126fa6p-7f, 0x1.5554acp-5f,
                                             0x1.555404p-3f,  0x1.000000p-1f, 0x1.000000p+0f,
                                             0x1.000000p+0f};
 
 // e^x for x in [kExpMin, kExpMax]: x = k ln2 + r, e^x = E(r) * 2^k.
-static inline float ExpCore(float x) {
+static inline BOA_HD float ExpCore(float x) {
   float t = x * kLog2e;
   float k = (t + kRoundMagic) - kRoundMagic;  // k in [-126, 127]
   float r = Fma(-k, kLn2Hi, x);
@@ -55,7 +66,7 @@ static inline float ExpCore(float x) {
   return p * scale;
 }
 
-static inline float Exp(float x) {
+static inline BOA_HD float Exp(float x) {
   if (x != x) return x;
   if (x > kExpMax) return INFINITY;
   if (x < kExpMin) return 0.0f;
@@ -63,11 +74,11 @@ static inline float Exp(float x) {
 }
 
 // 2/(2n+1) for n = 6 .. 1: log(m) = 2 atanh(s), s = (m-1)/(m+1), |s| <= 0.1716.
-constexpr float kLogPoly[6] = {0x1.3b13b2p-3f, 0x1.745d18p-3f, 0x1.c71c72p-3f,
+BOA_HD_TABLE float kLogPoly[6] = {0x1.3b13b2p-3f, 0x1.745d18p-3f, 0x1.c71c72p-3f,
                                0x1.24924ap-2f, 0x1.99999ap-2f, 0x1.555556p-1f};
 
 // Natural logarithm for positive normal x; x <= 0 gives NaN/-inf, +inf gives +inf.
-static inline float Log(float x) {
+static inline BOA_HD float Log(float x) {
   if (!(x > 0.0f)) return x == 0.0f ? -INFINITY : NAN;
   if (x == INFINITY) return x;
   uint32_t bits = FloatToBits(x);
@@ -91,7 +102,7 @@ static inline float Log(float x) {
 }
 
 // 2^r = 1 + r * q(r) on |r| <= 1/2, q of degree 4, highest first (error 2e-7 relative).
-constexpr float kPow2Poly[5] = {0x1.5ec866p-10f, 0x1.3cbf60p-7f, 0x1.c6afeep-5f, 0x1.ebfa4cp-3f,
+BOA_HD_TABLE float kPow2Poly[5] = {0x1.5ec866p-10f, 0x1.3cbf60p-7f, 0x1.c6afeep-5f, 0x1.ebfa4cp-3f,
                                 0x1.62e430p-1f};
 constexpr float kPow2Min = -125.0f;  // 2^-125: the smallest result, still a normal float
 
@@ -100,7 +111,7 @@ constexpr float kPow2Min = -125.0f;  // 2^-125: the smallest result, still a nor
 // kPow2Min (NaN gives 2^-125 too), t = k + r with k = round(t) read straight from the bits of
 // t + 1.5*2^23, and 2^k is applied by adding k to the exponent field of 2^r (exact: the
 // result stays normal). Positive t is outside the contract.
-static inline float Pow2NonPos(float t) {
+static inline BOA_HD float Pow2NonPos(float t) {
   t = t > kPow2Min ? t : kPow2Min;  // vmaxps(t, min): NaN -> min
   float j = t + kRoundMagic;        // 1.5*2^23 + k: bits(j) = 0x4b400000 + k
   float k = j - kRoundMagic;
@@ -112,13 +123,13 @@ static inline float Pow2NonPos(float t) {
 }
 
 // e^x for x <= 0.
-static inline float ExpNonPos(float x) { return Pow2NonPos(x * kLog2e); }
+static inline BOA_HD float ExpNonPos(float x) { return Pow2NonPos(x * kLog2e); }
 
 // log(1 + u) for u in [0, 1]: 2 atanh(s), s = u / (2 + u), with P of degree 4 in s^2
 // (tools/fit_coefficients.py).
-constexpr float kLog1pPoly[5] = {0x1.dba260p-3f, 0x1.bc8cf8p-3f, 0x1.24c926p-2f, 0x1.9998d4p-2f,
+BOA_HD_TABLE float kLog1pPoly[5] = {0x1.dba260p-3f, 0x1.bc8cf8p-3f, 0x1.24c926p-2f, 0x1.9998d4p-2f,
                                  0x1.555556p-1f};
-static inline float Log1pUnit(float u) {
+static inline BOA_HD float Log1pUnit(float u) {
   float s = u / (2.0f + u);
   float z = s * s;
   float p = kLog1pPoly[0];
@@ -128,14 +139,14 @@ static inline float Log1pUnit(float u) {
 
 // softplus(x) = max(x, 0) + log(1 + e^-|x|). Equals PyTorch's (threshold 20) to rounding:
 // above 20 the log term is below half an ulp of x.
-static inline float Softplus(float x) {
+static inline BOA_HD float Softplus(float x) {
   float m = x > 0.0f ? x : 0.0f;  // vmaxps(x, 0)
   return m + Log1pUnit(ExpNonPos(-std::fabs(x)));
 }
 
 // x * sigmoid(x) with one exponential of -|x|: x / (1 + e^-x) for x >= 0,
 // x e^x / (1 + e^x) below.
-static inline float Silu(float x) {
+static inline BOA_HD float Silu(float x) {
   float e = ExpNonPos(-std::fabs(x));
   float n = x >= 0.0f ? x : x * e;
   return n / (1.0f + e);
@@ -143,7 +154,7 @@ static inline float Silu(float x) {
 
 // erfc(a) / 2 = e^(-a^2) H(t), t = 1 / (1 + a/2), 0 <= a < 4: H of degree 8, highest first
 // (tools/fit_coefficients.py; error 3e-9).
-constexpr float kHalfErfcxPoly[9] = {-0x1.c1cc3ep-6f, 0x1.7626a8p-3f, -0x1.e621e4p-2f,
+BOA_HD_TABLE float kHalfErfcxPoly[9] = {-0x1.c1cc3ep-6f, 0x1.7626a8p-3f, -0x1.e621e4p-2f,
                                      0x1.16f7b0p-1f,  -0x1.d94f5ap-3f, 0x1.0145d4p-2f,
                                      0x1.bf65cap-4f,  0x1.2a1aeap-3f,  -0x1.246cbep-12f};
 constexpr float kRsqrt2 = 0x1.6a09e6p-1f;  // 1/sqrt(2)
@@ -151,7 +162,7 @@ constexpr float kRsqrt2 = 0x1.6a09e6p-1f;  // 1/sqrt(2)
 // Exact-form GELU, x * Phi(x), Phi the standard normal CDF, with one branch: the tail
 // h = Phi(-|x|) = erfc(|x|/sqrt 2) / 2, and Phi(x) = x >= 0 ? 1 - h : h. h is taken as 0 where
 // |x|/sqrt 2 >= 4 (h < 8e-9 there).
-static inline float Gelu(float x) {
+static inline BOA_HD float Gelu(float x) {
   float a = std::fabs(x) * kRsqrt2;
   float t = 1.0f / Fma(a, 0.5f, 1.0f);
   float q = kHalfErfcxPoly[0];

@@ -3,13 +3,34 @@
 #include "common/engine/engine.h"
 
 #include "common/engine/cpu_engine.h"
+#include "common/engine/cuda/cuda_backend.h"
 
 namespace boa::engine {
 
 Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Backend backend) {
+  if (backend == Backend::kCuda) return cuda::BuildEngine(w, 0);
   return CatchOutOfMemory("for the model's engine (" + std::to_string(MemoryBytesFor(w.config) >> 20) +
                               " MiB of packed weights)",
                           [&] { return CpuEngine::Build(w, backend); });
+}
+
+Result<Backend> ResolveDevice(const std::string& device, Backend cpu_kernels) {
+  if (device == "cpu") return cpu_kernels;
+  if (device == "auto") return cuda::DeviceName(0).ok() ? Backend::kCuda : cpu_kernels;
+  if (device == "cuda") {
+    if (cpu_kernels != Backend::kAuto) {
+      return Status::InvalidArgument(std::string("kernel backend '") + BackendName(cpu_kernels) +
+                                     "' is a CPU kernel set: it does not go with device cuda");
+    }
+    Result<std::string> gpu = cuda::DeviceName(0);
+    if (!gpu.ok()) return gpu.status();
+    return Backend::kCuda;
+  }
+  return Status::InvalidArgument("unknown device '" + device + "' (expected cpu, cuda or auto)");
+}
+
+bool BackendAvailable(Backend backend) {
+  return backend == Backend::kCuda ? cuda::DeviceName(0).ok() : SelectKernels(backend) != nullptr;
 }
 
 uint64_t Engine::MemoryBytesFor(const ModelConfig& config) { return CpuEngine::MemoryBytesFor(config); }

@@ -26,10 +26,20 @@ namespace boa::engine {
 
 class Session;
 
+// Where the network runs, by the name users give (`--device`, an experiment's `device:`):
+// "cpu" runs `cpu_kernels`, "cuda" the CUDA engine, "auto" the CUDA engine where this build
+// has it and the machine a CUDA device, else `cpu_kernels`. "cuda" where there is no device
+// is FAILED_PRECONDITION saying why; a CPU kernel set other than kAuto does not go with it.
+Result<Backend> ResolveDevice(const std::string& device, Backend cpu_kernels);
+// Whether Engine::Create can run `backend` here (kCuda: this build has CUDA and the machine
+// a device).
+bool BackendAvailable(Backend backend);
+
 class Engine {
  public:
   virtual ~Engine() = default;
-  // The engine of `backend` for these weights (kAuto: the best CPU kernels this machine has).
+  // The engine of `backend` for these weights (kAuto: the best CPU kernels this machine has;
+  // kCuda: the first CUDA device, FAILED_PRECONDITION where there is none).
   static Result<std::shared_ptr<const Engine>> Create(const ModelWeights& weights, Backend backend);
   // What Create will allocate for a model of `config` (known before anything is allocated).
   static uint64_t MemoryBytesFor(const ModelConfig& config);
@@ -39,6 +49,16 @@ class Engine {
   virtual std::string name() const = 0;
   // Bytes of the weights and tables this engine holds.
   virtual uint64_t MemoryBytes() const = 0;
+  // How the codec feeds this backend by default; results never depend on it. A CPU core is
+  // fastest on calls of a few hundred rows (they stay in its caches), a GPU needs tens of
+  // thousands of rows from many lanes at once, fed by a few threads.
+  struct Batching {
+    int chunk_rows;   // rows per chunk-mode Forward call
+    int chunk_lanes;  // chunks coded together in chunk mode, at most
+    int step_lanes;   // lanes of a step-mode session
+    int threads;      // worker threads, at most (0: one per core)
+  };
+  virtual Batching batching() const { return {512, 64, 64, 0}; }
   // Multiply-adds performed per byte: the model's (ModelConfig::MacsPerByte) less layer 0's
   // in_proj, which is a table lookup.
   uint64_t ExecutedMacsPerByte() const {
@@ -86,16 +106,17 @@ class Session {
   // into frequency tables. The match model mixes into those tables afterwards, in integers,
   // in the chunk coders (common/codec/match_model.h): no backend has to reproduce it.
   void Forward(const LaneInput* inputs, int n_inputs, uint32_t* tables);
-  // Logits [rows][256] of the last Forward call.
-  const float* logits() const { return logits_; }
+  // Logits [rows][256] of the last Forward call (a device backend copies them to the host
+  // when they are asked for).
+  virtual const float* logits() = 0;
 
  protected:
   Session(int lanes, int max_rows) : lanes_(lanes), max_rows_(max_rows) {}
-  // Runs the network over the inputs; returns the rows, whose logits are then at logits_.
+  // Runs the network over the inputs; returns the rows.
   virtual size_t RunNetwork(const LaneInput* inputs, int n_inputs) = 0;
-  // Quantizes `rows` rows of logits_ into frequency tables, kFreqTableStride apart.
+  // Quantizes the `rows` rows of the last RunNetwork into frequency tables, kFreqTableStride
+  // apart.
   virtual void Quantize(size_t rows, uint32_t* tables) = 0;
-  const float* logits_ = nullptr;  // [max_rows][256], the backend's buffer
 
  private:
   const int lanes_;

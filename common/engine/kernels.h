@@ -14,6 +14,7 @@
 #include <vector>
 
 #include "common/coder/frequency_table.h"
+#include "common/engine/hd.h"
 #include "common/util/status.h"
 
 namespace boa::engine {
@@ -66,10 +67,16 @@ struct PackedLinear {
 // Layout of the scan state h and of A: channel groups of 8, each holding all S states
 // contiguously ([E/8][S][8]), so a group's state is one sequential stream. Internal to the
 // engine: results never depend on it.
-inline size_t StateIndex(int n, int ch, int S) {
+BOA_HD inline size_t StateIndex(int n, int ch, int S) {
   return static_cast<size_t>(ch >> 3) * static_cast<size_t>(S) * 8 + static_cast<size_t>(n) * 8 + (ch & 7);
 }
-inline size_t StateSize(int E, int S) { return static_cast<size_t>((E + 7) / 8) * 8 * static_cast<size_t>(S); }
+BOA_HD inline size_t StateSize(int E, int S) { return static_cast<size_t>((E + 7) / 8) * 8 * static_cast<size_t>(S); }
+
+// The layouts both engines give two of a layer's tensors: the depthwise convolution's taps
+// [E][1][d_conv] as [d_conv][E], and the scan's decay exponents -exp(A_log[E][S]) * log2(e)
+// in the StateIndex layout (StateSize(E, S) floats, zero in the padding).
+void ConvTapsByTime(const float* conv1d, int E, int d_conv, float* out);
+void ScanDecayExponents(const float* a_log, int E, int S, float* out);
 
 enum class Epilogue { kStore, kAdd, kRelu, kGelu, kSoftplus };
 
@@ -101,13 +108,15 @@ const KernelSet& ScalarKernels();
 // nullptr when the binary was built without AVX2 support.
 const KernelSet* Avx2Kernels();
 
-enum class Backend { kAuto, kScalar, kAvx2 };
+// The CPU kernel sets, and kCuda: the CUDA engine on device 0 (common/engine/cuda/).
+enum class Backend { kAuto, kScalar, kAvx2, kCuda };
 const char* BackendName(Backend b);
-// "auto", "scalar" or "avx2", the names BackendName gives.
+// A CPU kernel set by name: "auto", "scalar" or "avx2" (the device is chosen apart, by
+// ResolveDevice in engine.h).
 Result<Backend> ParseBackend(const std::string& name);
 bool CpuHasAvx2Fma();
 // kAuto picks AVX2 when both the build and the CPU support it. Returns nullptr if the
-// requested backend is unavailable.
+// requested backend is unavailable or is not a CPU kernel set.
 const KernelSet* SelectKernels(Backend backend);
 
 }  // namespace boa::engine

@@ -119,10 +119,6 @@ void LinearAvx2(const PackedLinear& W, const float* X, size_t ldx, size_t rows, 
   }
 }
 
-inline float Combine8(const float* s) {
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
-}
-
 void LayerNormAvx2(const float* X, size_t ldx, size_t rows, int D, const float* weight,
                    const float* bias, float* Y, size_t ldy) {
   const float d = static_cast<float>(D);
@@ -134,7 +130,7 @@ void LayerNormAvx2(const float* X, size_t ldx, size_t rows, int D, const float* 
     for (int k = 0; k < D8; k += 8) acc = _mm256_add_ps(acc, _mm256_loadu_ps(x + k));
     _mm256_store_ps(s, acc);
     for (int k = D8; k < D; ++k) s[k % 8] = s[k % 8] + x[k];
-    float mean = Combine8(s) / d;
+    float mean = reference::Combine8(s) / d;
     __m256 vm = _mm256_set1_ps(mean);
     acc = _mm256_setzero_ps();
     for (int k = 0; k < D8; k += 8) {
@@ -146,7 +142,7 @@ void LayerNormAvx2(const float* X, size_t ldx, size_t rows, int D, const float* 
       float c = x[k] - mean;
       s[k % 8] = __builtin_fmaf(c, c, s[k % 8]);
     }
-    float var = Combine8(s) / d;
+    float var = reference::Combine8(s) / d;
     float rstd = 1.0f / std::sqrt(var + 1e-5f);
     __m256 vr = _mm256_set1_ps(rstd);
     float* y = Y + r * ldy;

@@ -27,18 +27,20 @@ void PackedLinear::Pack(const float* weight, const float* bias_or_null, int out_
   }
 }
 
-namespace {
-
-inline float ApplyEpilogue(float acc, float* y, Epilogue e) {
-  switch (e) {
-    case Epilogue::kStore: return acc;
-    case Epilogue::kAdd: return *y + acc;
-    case Epilogue::kRelu: return acc > 0.0f ? acc : 0.0f;
-    case Epilogue::kGelu: return detmath::Gelu(acc);
-    case Epilogue::kSoftplus: return detmath::Softplus(acc);
-  }
-  return acc;
+void ConvTapsByTime(const float* conv1d, int E, int d_conv, float* out) {
+  for (int ch = 0; ch < E; ++ch)
+    for (int j = 0; j < d_conv; ++j)
+      out[static_cast<size_t>(j) * E + ch] = conv1d[static_cast<size_t>(ch) * d_conv + j];
 }
+
+void ScanDecayExponents(const float* a_log, int E, int S, float* out) {
+  std::fill(out, out + StateSize(E, S), 0.0f);
+  for (int ch = 0; ch < E; ++ch)
+    for (int n = 0; n < S; ++n)
+      out[StateIndex(n, ch, S)] = -detmath::Exp(a_log[static_cast<size_t>(ch) * S + n]) * detmath::kLog2e;
+}
+
+namespace {
 
 void LinearScalar(const PackedLinear& W, const float* X, size_t ldx, size_t rows, float* Y,
                   size_t ldy, Epilogue e) {
@@ -50,35 +52,14 @@ void LinearScalar(const PackedLinear& W, const float* X, size_t ldx, size_t rows
       float acc = W.bias[n];
       for (int k = 0; k < W.in; ++k) acc = Fma(wp[static_cast<size_t>(k) * kPanel], x[k], acc);
       float* y = Y + r * ldy + n;
-      *y = ApplyEpilogue(acc, y, e);
+      *y = reference::ApplyEpilogue(acc, *y, e);
     }
   }
-}
-
-// Sum in 8 interleaved partial sums (element k goes to partial k mod 8), combined as
-// ((s0+s1)+(s2+s3))+((s4+s5)+(s6+s7)): the order an 8-wide vector reduction gives.
-inline float Combine8(const float* s) {
-  return ((s[0] + s[1]) + (s[2] + s[3])) + ((s[4] + s[5]) + (s[6] + s[7]));
 }
 
 void LayerNormScalar(const float* X, size_t ldx, size_t rows, int D, const float* weight,
                      const float* bias, float* Y, size_t ldy) {
-  const float d = static_cast<float>(D);
-  for (size_t r = 0; r < rows; ++r) {
-    const float* x = X + r * ldx;
-    float s[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int k = 0; k < D; ++k) s[k % 8] = s[k % 8] + x[k];
-    float mean = Combine8(s) / d;
-    float q[8] = {0, 0, 0, 0, 0, 0, 0, 0};
-    for (int k = 0; k < D; ++k) {
-      float c = x[k] - mean;
-      q[k % 8] = Fma(c, c, q[k % 8]);
-    }
-    float var = Combine8(q) / d;
-    float rstd = 1.0f / std::sqrt(var + 1e-5f);
-    float* y = Y + r * ldy;
-    for (int k = 0; k < D; ++k) y[k] = Fma((x[k] - mean) * rstd, weight[k], bias[k]);
-  }
+  for (size_t r = 0; r < rows; ++r) reference::LayerNormRow(X + r * ldx, D, weight, bias, Y + r * ldy);
 }
 
 void ConvSiluScalar(const float* x_t, float* window, const float* conv_w, const float* conv_b,
@@ -103,14 +84,12 @@ void QuantizeScalar(const float* logits, uint32_t* cum) {
     }
   }
   uint32_t w[256];
-  if (!(m > -INFINITY && m < INFINITY)) {
-    std::fill(w, w + 256, 1u << 24);  // degenerate logits: uniform
+  if (reference::QuantizeDegenerate(m)) {
+    std::fill(w, w + 256, reference::kDegenerateWeight);
     argmax = 0;
   } else {
-    for (int i = 0; i < 256; ++i) {
-      // In [2^-101, 2^24]: NaN and -inf logits come out of ExpNonPos as 2^-125, w = 0.
-      w[i] = static_cast<uint32_t>(detmath::ExpNonPos(logits[i] - m) * 0x1p24f);
-    }
+    // In [2^-101, 2^24]: NaN and -inf logits come out of ExpNonPos as 2^-125, w = 0.
+    for (int i = 0; i < 256; ++i) w[i] = reference::QuantizeWeight(logits[i], m);
   }
   QuantizeFinish(w, argmax, cum);
 }
@@ -128,6 +107,7 @@ const char* BackendName(Backend b) {
     case Backend::kAuto: return "auto";
     case Backend::kScalar: return "scalar";
     case Backend::kAvx2: return "avx2";
+    case Backend::kCuda: return "cuda";
   }
   return "?";
 }
@@ -154,6 +134,7 @@ const KernelSet* SelectKernels(Backend backend) {
     case Backend::kAuto:
       if (CpuHasAvx2Fma() && Avx2Kernels()) return Avx2Kernels();
       return &ScalarKernels();
+    case Backend::kCuda: return nullptr;
   }
   return nullptr;
 }

@@ -6,19 +6,18 @@
 
 #include <cstdint>
 
-#include "common/engine/kernels.h"
+#include "common/engine/reference.h"
 
 namespace boa::engine {
 
 static inline void QuantizeFinish(const uint32_t* w, int argmax, uint32_t* cum) {
   uint64_t total = 0;
   for (int i = 0; i < 256; ++i) total += w[i];
-  // total >= 2^24 (the maximum has w = 2^24), so scale < 2^32.
-  const uint32_t scale = static_cast<uint32_t>((static_cast<uint64_t>(kProbTotal - 256) << 32) / total);
+  const uint32_t scale = reference::QuantizeScale(total);
   uint32_t f[256];
   uint32_t sum = 0;
   for (int i = 0; i < 256; ++i) {
-    f[i] = 1u + static_cast<uint32_t>((static_cast<uint64_t>(w[i]) * scale) >> 32);
+    f[i] = reference::QuantizeFrequency(w[i], scale);
     sum += f[i];
   }
   f[argmax] += kProbTotal - sum;

@@ -2,6 +2,7 @@
 #include "common/model/model.h"
 
 #include <cmath>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 
@@ -110,6 +111,12 @@ Tensor* ModelWeights::Find(const std::string& name) {
   for (Tensor& t : tensors)
     if (t.name == name) return &t;
   return nullptr;
+}
+
+const Tensor& ModelWeights::Get(const std::string& name) const {
+  const Tensor* t = Find(name);
+  if (!t || t->data.size() != t->numel()) std::abort();
+  return *t;
 }
 
 std::vector<Tensor> ExpectedTensorShapes(const ModelConfig& c) {

@@ -55,6 +55,9 @@ struct ModelWeights {
   std::vector<Tensor> tensors;
   const Tensor* Find(const std::string& name) const;
   Tensor* Find(const std::string& name);
+  // The tensor `name` of weights that were validated (loaded or made by InitRandomModel),
+  // whose tensors are all there at their full size: aborts otherwise.
+  const Tensor& Get(const std::string& name) const;
 };
 
 // Names and shapes of every parameter, in the public PyTorch checkpoints' naming.
