@@ -115,7 +115,7 @@ template <class Exec>
 class SessionCore {
  public:
   SessionCore(Exec* exec, const DeviceModel* model, int lanes, int max_rows, void* block)
-      : exec_(exec), m_(model), lanes_(lanes), max_rows_(max_rows), layout_(*model, lanes, max_rows) {
+      : exec_(exec), m_(model), lanes_(lanes), layout_(*model, lanes, max_rows) {
     char* base = static_cast<char*>(block);
     float* fl = reinterpret_cast<float*>(base);
     conv_state_ = fl + layout_.conv_state;
@@ -228,7 +228,6 @@ class SessionCore {
   Exec* const exec_;
   const DeviceModel* const m_;
   const int lanes_;
-  const int max_rows_;
   const SessionLayout layout_;
   // Device pointers into the session's block.
   float *conv_state_, *ssm_state_, *x_, *u_, *xz_, *c_, *dbc_, *delta_, *y_, *mix_, *f_, *logits_;
