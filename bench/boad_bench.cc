@@ -91,11 +91,11 @@ double Sample(const std::string& scrape, const std::string& name) {
 // here on the same code boad runs, against the mean model step boad itself measured.
 void PrintMetricsCost(const std::string& metrics_address) {
   const std::string scrape = testing::HttpGet(metrics_address, "/metrics").body;
-  const double step_sum = Sample(scrape, R"(boad_model_step_duration_seconds_sum{model="bench"})");
-  const double steps = Sample(scrape, R"(boad_model_step_duration_seconds_count{model="bench"})");
-  const double chunks = Sample(scrape, R"(boad_chunks_total{kind="encode",model="bench"})");
+  const double step_sum = Sample(scrape, R"(boad_model_step_duration_seconds_sum{device="cpu",model="bench"})");
+  const double steps = Sample(scrape, R"(boad_model_step_duration_seconds_count{device="cpu",model="bench"})");
+  const double chunks = Sample(scrape, R"(boad_chunks_total{device="cpu",kind="encode",model="bench"})");
   server::Metrics m;
-  std::shared_ptr<server::SchedulerObserver> o = m.ForModel("cost");
+  std::shared_ptr<server::SchedulerObserver> o = m.ForModel("cost", "cpu");
   constexpr int kCalls = 1000000;
   auto t0 = Clock::now();
   for (int i = 0; i < kCalls; ++i) {
@@ -208,6 +208,7 @@ int Main(int argc, char** argv) {
   uint32_t d_model = 64, layers = 2;
   int samples = 15, rounds = 3;
   bool metrics = false, replicas = false;
+  std::string devices;  // boad's --devices (empty: its default, the CPU)
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     if (a == "--quick") {
@@ -221,8 +222,10 @@ int Main(int argc, char** argv) {
       boad_path = argv[++i];
     } else if (a == "--metrics") {
       metrics = true;
+    } else if (a == "--devices" && i + 1 < argc) {
+      devices = argv[++i];
     } else {
-      std::fprintf(stderr, "usage: boad-bench [--quick] [--metrics | --replicas] [--boad PATH]\n");
+      std::fprintf(stderr, "usage: boad-bench [--quick] [--metrics | --replicas] [--boad PATH] [--devices LIST]\n");
       return 2;
     }
   }
@@ -230,6 +233,7 @@ int Main(int argc, char** argv) {
   testing::TempDir dir("boad_bench");
   std::vector<std::string> flags;
   if (metrics) flags = {"--metrics-listen", "127.0.0.1:0"};
+  if (!devices.empty()) flags.insert(flags.end(), {"--devices", devices});
   testing::Boad boad(boad_path, dir.path() + "/models", flags);
   auto c = boad.Connect();
   if (!c || (metrics && boad.metrics_address().empty())) {
@@ -261,7 +265,17 @@ int Main(int argc, char** argv) {
     return 1;
   }
   const std::vector<uint8_t> data = testing::FloatTable(8 << 20, 1);
-  std::printf("# boad-bench: d_model %u x %u, boad with its defaults (all cores, 256 lanes)%s\n\n", d_model, layers,
+  std::string where;
+  const Result<v1::ServerInfoResponse> info = c->Info();
+  if (!info.ok()) {
+    std::fprintf(stderr, "boad-bench: ServerInfo: %s\n", info.status().message().c_str());
+    return 1;
+  }
+  for (const auto& d : info->device_info()) {
+    where += (where.empty() ? "" : ", ") + d.description() + ": " + std::to_string(d.threads()) + " threads x " +
+             std::to_string(d.lanes()) + " lanes";
+  }
+  std::printf("# boad-bench: d_model %u x %u, boad on %s%s\n\n", d_model, layers, where.c_str(),
               metrics ? ", metrics on and scraped every second" : "");
 
   // Batching efficiency.

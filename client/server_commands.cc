@@ -155,14 +155,22 @@ class StatusCommand final : public ServerCommand {
     BOA_ASSIGN_OR_RETURN(v1::ServerInfoResponse i, r.Info());
     std::printf("server         %s (boad %s)\n", r.address().c_str(), i.version().c_str());
     std::printf("health         %s%s\n", health.c_str(), i.draining() ? " (draining)" : "");
-    std::printf("devices        ");
-    for (int k = 0; k < i.devices_size(); ++k) std::printf("%s%s", k ? ", " : "", i.devices(k).c_str());
-    std::printf("\nthreads        %u per model\n", i.threads());
-    std::printf("lanes          %u in use of %u on the device\n", i.lanes_in_use(), i.max_lanes());
+    std::printf("devices        %d\n", i.device_info_size());
+    for (const auto& d : i.device_info()) {
+      std::printf("  %-22s %u threads per model, lanes %u in use of %u, %u models, %" PRIu64 " of %" PRIu64
+                  " bytes resident\n",
+                  d.description().c_str(), d.threads(), d.lanes_in_use(), d.lanes(), d.models_loaded(), d.resident_bytes(),
+                  d.memory_budget_bytes());
+    }
+    std::printf("lanes          %u in use of %u\n", i.lanes_in_use(), i.max_lanes());
     std::printf("queue          %" PRIu64 " chunks waiting, %u requests open\n", i.queue_depth(), i.open_requests());
     std::printf("memory         %" PRIu64 " of %" PRIu64 " bytes resident\n", i.resident_bytes(), i.memory_budget_bytes());
     std::printf("loaded models  %d\n", i.loaded_models_size());
-    for (const auto& m : i.loaded_models()) std::printf("  %s:%u  %s\n", m.name().c_str(), m.version(), m.id().c_str());
+    for (const auto& m : i.loaded_models()) {
+      std::string on;
+      for (const std::string& d : m.devices()) on += (on.empty() ? "  on " : ", ") + d;
+      std::printf("  %s:%u  %s%s\n", m.name().c_str(), m.version(), m.id().c_str(), on.c_str());
+    }
     if (i.problems_size() > 0) {
       std::printf("problems       %d (entries of the model store or jobs directory not served)\n", i.problems_size());
       for (const auto& p : i.problems()) std::printf("  %s\n", p.c_str());

@@ -43,6 +43,60 @@ Result<ListenAddress> ParseListenAddress(const std::string& text, const char* ke
   return a;
 }
 
+Result<int> DeviceConfig::CudaOrdinal(const std::string& name, const std::string& key) {
+  if (name == "cpu") return -1;
+  const std::string digits = name.rfind("cuda:", 0) == 0 ? name.substr(5) : "";
+  if (digits.empty() || digits.size() > 3 ||
+      !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; })) {
+    return Status::InvalidArgument(key + ": '" + name + "' is not a device (expected cpu or cuda:N, e.g. cuda:0)");
+  }
+  return std::stoi(digits);
+}
+
+std::string DeviceConfig::ToString() const {
+  std::string extra;
+  if (lanes > 0) extra += ", lanes: " + std::to_string(lanes);
+  if (threads > 0) extra += ", threads: " + std::to_string(threads);
+  if (memory_budget > 0) extra += ", memory_budget: " + std::to_string(memory_budget);
+  return extra.empty() ? name : "{name: " + name + extra + "}";
+}
+
+namespace {
+
+// One entry of `devices` (key: its path, e.g. devices[1]): a name, or a map with the name and
+// what differs from the device's defaults.
+Result<DeviceConfig> ParseDevice(const YAML::Node& v, const std::string& key) {
+  DeviceConfig d;
+  if (v.IsScalar()) {
+    d.name = v.as<std::string>();
+    return d;
+  }
+  if (!v.IsMap()) return Status::InvalidArgument(key + ": expected a device name or a map with name, lanes, threads, memory_budget");
+  for (const auto& kv : v) {
+    const std::string k = kv.first.as<std::string>(), path = key + "." + k;
+    try {
+      if (k == "name") {
+        d.name = kv.second.as<std::string>();
+      } else if (k == "lanes" || k == "threads") {
+        (k == "lanes" ? d.lanes : d.threads) = kv.second.as<int>();
+        if ((k == "lanes" ? d.lanes : d.threads) <= 0) return Status::InvalidArgument(path + ": must be at least 1");
+      } else if (k == "memory_budget") {
+        Result<uint64_t> b = ParseByteSize(kv.second.as<std::string>());
+        if (!b.ok()) return Status::InvalidArgument(path + ": " + b.status().message());
+        d.memory_budget = *b;
+      } else {
+        return Status::InvalidArgument(path + ": unknown key (known: name, lanes, threads, memory_budget)");
+      }
+    } catch (const YAML::Exception&) {
+      return Status::InvalidArgument(path + (k == "name" || k == "memory_budget" ? ": must be a string" : ": must be an integer"));
+    }
+  }
+  if (d.name.empty()) return Status::InvalidArgument(key + ": needs a name (cpu or cuda:N)");
+  return d;
+}
+
+}  // namespace
+
 Status ServerConfig::LoadFile(const std::string& path) {
   // A value of the wrong kind where a key belongs (a map as a key) throws from yaml-cpp.
   try {
@@ -117,6 +171,15 @@ Status ServerConfig::Parse(const std::string& path) {
         if (!b.ok()) return Status::InvalidArgument("config " + path + ": key '" + key + "': " + b.status().message());
         *size = *b;
       }
+      if (key == "devices") {
+        if (!v.IsSequence()) return bad("a list of devices (cpu, cuda:N)");
+        devices.clear();
+        for (size_t i = 0; i < v.size(); ++i) {
+          Result<DeviceConfig> d = ParseDevice(v[i], "devices[" + std::to_string(i) + "]");
+          if (!d.ok()) return d.status().WithContext("config " + path);
+          devices.push_back(*d);
+        }
+      }
       if (key == "load") {
         if (!v.IsSequence()) return bad("a list of model references");
         load.clear();
@@ -143,8 +206,9 @@ Status ServerConfig::Parse(const std::string& path) {
 }
 
 std::vector<std::pair<std::string, std::string>> ServerConfig::Values() const {
-  std::string loads;
+  std::string loads, device_list;
   for (const std::string& m : load) loads += (loads.empty() ? "" : ", ") + m;
+  for (const DeviceConfig& d : devices) device_list += (device_list.empty() ? "" : ", ") + d.ToString();
   const auto seconds = [](double s) {
     char text[32];
     std::snprintf(text, sizeof text, "%g", s);
@@ -155,6 +219,7 @@ std::vector<std::pair<std::string, std::string>> ServerConfig::Values() const {
           {"model_dir", model_dir},
           {"shared_model_dir", shared_model_dir ? "true" : "false"},
           {"model_rescan_seconds", seconds(model_rescan_seconds)},
+          {"devices", "[" + device_list + "]"},
           {"threads", std::to_string(threads)},
           {"lanes", std::to_string(lanes)},
           {"memory_budget", std::to_string(memory_budget)},
@@ -193,6 +258,19 @@ Status ServerConfig::Validate() const {
   if (jobs_dir.empty()) return Status::InvalidArgument("jobs_dir: must not be empty");
   if (threads < 0 || threads > 256) return Status::InvalidArgument("threads: must be 0 (all cores) .. 256");
   if (lanes < 1 || lanes > 65536) return Status::InvalidArgument("lanes: must be 1 .. 65536");
+  if (devices.empty()) return Status::InvalidArgument("devices: must name at least one device (cpu, cuda:N)");
+  std::set<std::string> seen;
+  for (size_t i = 0; i < devices.size(); ++i) {
+    const DeviceConfig& d = devices[i];
+    const std::string key = "devices[" + std::to_string(i) + "]";
+    BOA_RETURN_IF_ERROR(DeviceConfig::CudaOrdinal(d.name, key).status());
+    if (!seen.insert(d.name).second) return Status::InvalidArgument(key + ": " + d.name + " is listed twice");
+    if (d.lanes < 0 || d.lanes > 65536) return Status::InvalidArgument(key + ".lanes: must be 1 .. 65536");
+    if (d.threads < 0 || d.threads > 256) return Status::InvalidArgument(key + ".threads: must be 1 .. 256");
+    if (d.memory_budget != 0 && d.memory_budget < (1u << 20)) {
+      return Status::InvalidArgument(key + ".memory_budget: must be at least 1M");
+    }
+  }
   if (queue_limit < 1 || queue_limit > 100000) return Status::InvalidArgument("queue_limit: must be 1 .. 100000");
   if (memory_budget < (1u << 20)) return Status::InvalidArgument("memory_budget: must be at least 1M");
   if (train_memory_budget < (1u << 20)) return Status::InvalidArgument("train_memory_budget: must be at least 1M");

@@ -10,6 +10,20 @@
 
 namespace boa::server {
 
+// One entry of `devices`: a place models run (docs/server.md, "Devices"). Zero takes the
+// device's default: for cpu the top-level threads, lanes and memory_budget; for cuda:N the
+// engine's batching (Engine::BatchingFor) and 90 % of the device's memory.
+struct DeviceConfig {
+  std::string name;  // "cpu" or "cuda:N"
+  int lanes = 0;     // lanes on the device, shared by the models resident there
+  int threads = 0;   // step threads per model
+  uint64_t memory_budget = 0;  // resident models there
+  // As boad.yaml writes it: `cuda:0`, or `{name: cuda:1, lanes: 2048}`.
+  std::string ToString() const;
+  // "cuda:3" -> 3; "cpu" -> -1; anything else INVALID_ARGUMENT naming `key`.
+  static Result<int> CudaOrdinal(const std::string& name, const std::string& key);
+};
+
 struct ServerConfig {
   std::string listen = "127.0.0.1:50051";
   // Prometheus /metrics (plain HTTP) on HOST:PORT; empty: off. The conventional port is 9464.
@@ -20,9 +34,11 @@ struct ServerConfig {
   // model_rescan_seconds (0: only on SIGHUP) and whenever a reference is not found.
   bool shared_model_dir = false;
   double model_rescan_seconds = 30;
-  int threads = 0;             // step threads per model; 0 = all cores
-  int lanes = 256;             // lanes on the device, shared by all resident models
-  uint64_t memory_budget = 4ull << 30;  // resident models
+  // Where models run, in order of preference; each cpu or cuda:N at most once.
+  std::vector<DeviceConfig> devices = {DeviceConfig{"cpu"}};
+  int threads = 0;             // the cpu device's step threads per model; 0 = all cores
+  int lanes = 256;             // the cpu device's lanes, shared by the models resident there
+  uint64_t memory_budget = 4ull << 30;  // the cpu device's resident models
   int queue_limit = 64;        // codec requests open at once; more get RESOURCE_EXHAUSTED
   std::string log_level = "info";
   double drain_seconds = 30;   // SIGTERM: how long in-flight requests may take to finish

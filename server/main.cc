@@ -29,6 +29,7 @@
 #include "rpc/tls.h"
 #include "server/access.h"
 #include "server/config.h"
+#include "server/devices.h"
 #include "server/grpc_metrics.h"
 #include "server/metrics.h"
 #include "server/model_store.h"
@@ -115,6 +116,7 @@ boa::Result<int> LockDirectory(const std::string& dir, const std::string& key) {
 struct Flags {
   std::string config_path, listen, metrics_listen, health_listen, model_dir, log_level, train_data_dir, jobs_dir, token_file;
   int threads = -1, lanes = -1;
+  std::vector<std::string> devices;  // names; each takes its defaults
 };
 
 // The configuration: boad.yaml, then the flags over it. At start and on every SIGHUP.
@@ -127,6 +129,10 @@ boa::Result<boa::server::ServerConfig> LoadConfig(const Flags& f) {
   if (!f.model_dir.empty()) cfg.model_dir = f.model_dir;
   if (f.threads >= 0) cfg.threads = f.threads;
   if (f.lanes >= 0) cfg.lanes = f.lanes;
+  if (!f.devices.empty()) {
+    cfg.devices.clear();
+    for (const std::string& name : f.devices) cfg.devices.push_back(boa::server::DeviceConfig{name});
+  }
   if (!f.log_level.empty()) cfg.log_level = f.log_level;
   if (!f.train_data_dir.empty()) cfg.train_data_dir = f.train_data_dir;
   if (!f.jobs_dir.empty()) cfg.jobs_dir = f.jobs_dir;
@@ -169,7 +175,7 @@ void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server:
   spdlog::set_level(spdlog::level::from_str(running->log_level));
   service->SetQueueLimit(running->queue_limit);
   service->SetTrainMemoryBudget(running->train_memory_budget);
-  store->SetMemoryBudget(running->memory_budget);
+  if (const int cpu = DeviceFollowingMemoryBudget(*running); cpu >= 0) store->SetMemoryBudget(cpu, running->memory_budget);
   bool reloaded = true;
   if (access->requires_token()) {
     if (boa::Status t = access->Reload(); !t.ok()) {
@@ -275,8 +281,10 @@ int main(int argc, char** argv) {
   app.add_option("--health-listen", flags.health_listen,
                  "HOST:PORT of a plaintext port for health checks only, beside a TLS listen (overrides the config)");
   app.add_option("--model-dir", flags.model_dir, "model store directory (overrides the config)");
-  app.add_option("--threads", flags.threads, "step threads per model, 0 = all cores (overrides the config)");
-  app.add_option("--lanes", flags.lanes, "lanes on the device, shared by all resident models (overrides the config)");
+  app.add_option("--threads", flags.threads, "the cpu device's step threads per model, 0 = all cores (overrides the config)");
+  app.add_option("--lanes", flags.lanes, "the cpu device's lanes, shared by the models resident there (overrides the config)");
+  app.add_option("--devices", flags.devices, "devices to run models on, in order of preference: cpu, cuda:N (overrides the config)")
+      ->delimiter(',');
   app.add_option("--log-level", flags.log_level, "trace, debug, info, warn, error, off");
   app.add_option("--train-data-dir", flags.train_data_dir, "directory Train may read data from (off when unset)");
   app.add_option("--jobs-dir", flags.jobs_dir, "training jobs' files (overrides the config)");
@@ -349,15 +357,15 @@ int main(int argc, char** argv) {
   Metrics metrics;
   const bool metrics_on = !cfg.metrics_listen.empty();
   ModelStore::Options so;
-  if (metrics_on) so.observe = [&metrics](const std::string& name) { return metrics.ForModel(name); };
+  if (metrics_on) {
+    so.observe = [&metrics](const std::string& name, const std::string& device) { return metrics.ForModel(name, device); };
+  }
   so.dir = cfg.model_dir;
-  so.memory_budget = cfg.memory_budget;
   so.shared = cfg.shared_model_dir;
   so.rescan_seconds = cfg.model_rescan_seconds;
-  const int step_threads = cfg.threads > 0 ? cfg.threads : DefaultThreadCount();
-  so.scheduler.threads = step_threads;
-  so.scheduler.lanes_per_thread = std::max(1, cfg.lanes / step_threads);
-  so.scheduler.device_lanes = std::make_shared<LaneBudget>(static_cast<uint32_t>(cfg.lanes));
+  Result<std::vector<StoreDevice>> devices = OpenDevices(cfg);
+  if (!devices.ok()) return Fail(2, "configuration: " + devices.status().message());
+  so.devices = std::move(*devices);
   Result<std::unique_ptr<ModelStore>> store = ModelStore::Open(so);
   if (!store.ok()) return Fail(2, store.status().message());
   // Loudly: in the log now, and in every `status` until boad restarts.
@@ -436,8 +444,11 @@ int main(int argc, char** argv) {
     std::printf("boad health on %s\n", ParseListenAddress(cfg.health_listen).value().WithPort(health_port).c_str());
   }
   std::fflush(stdout);
-  spdlog::info("boad {} serving on {}, models in {}, {} step threads x {} lanes per model, {} lanes on the device", BOA_VERSION,
-               bound, cfg.model_dir, step_threads, so.scheduler.lanes_per_thread, cfg.lanes);
+  spdlog::info("boad {} serving on {}, models in {}", BOA_VERSION, bound, cfg.model_dir);
+  for (const StoreDevice& d : so.devices) {
+    spdlog::info("device {}: {} step threads x {} lanes per model, {} lanes, memory budget {} MiB", d.description,
+                 d.scheduler.threads, d.scheduler.lanes_per_thread, d.scheduler.device_lanes->total(), d.memory_budget >> 20);
+  }
   if (!cfg.health_listen.empty() && health_port == 0) {
     return Fail(1, "cannot listen on " + cfg.health_listen + " (health_listen): " +
                        BindError(ParseListenAddress(cfg.health_listen).value()));

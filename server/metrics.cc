@@ -56,6 +56,24 @@ MetricFamily GaugeByState(const std::string& name, const std::string& help, cons
   return f;
 }
 
+// One gauge family with a series per device, and per state when `states` are given: the
+// value of each is `value(device, state)`.
+MetricFamily GaugeByDevice(const std::string& name, const std::string& help, const std::vector<DeviceUsage>& devices,
+                           const std::vector<std::string>& states,
+                           const std::function<double(const DeviceUsage&, const std::string&)>& value) {
+  MetricFamily f{name, help, MetricType::Gauge, {}};
+  for (const DeviceUsage& d : devices) {
+    for (const std::string& state : states.empty() ? std::vector<std::string>{""} : states) {
+      ClientMetric m;
+      m.label = {{"device", d.name}};
+      if (!state.empty()) m.label.push_back({"state", state});
+      m.gauge.value = value(d, state);
+      f.metric.push_back(std::move(m));
+    }
+  }
+  return f;
+}
+
 MetricFamily Counter(const std::string& name, const std::string& help, double value) {
   MetricFamily f{name, help, MetricType::Counter, {}};
   ClientMetric m;
@@ -130,14 +148,19 @@ class Metrics::Collector final : public prometheus::Collectable {
       l.unlock();
       out.push_back(Gauge("boad_queued_chunks", "Chunks waiting for a lane, over all models.",
                           static_cast<double>(s.queued_chunks)));
-      out.push_back(GaugeByState("boad_lanes", "Lanes of the device by state (busy: coding a chunk).",
-                                 {{"busy", s.lanes_busy}, {"idle", double(s.lanes) - s.lanes_busy}}));
+      out.push_back(GaugeByDevice("boad_lanes", "Lanes of each device by state (busy: coding a chunk).", s.devices,
+                                  {"busy", "idle"}, [](const DeviceUsage& d, const std::string& state) {
+                                    return state == "busy" ? double(d.lanes_busy) : double(d.lanes) - d.lanes_busy;
+                                  }));
       out.push_back(Gauge("boad_open_requests", "Codec requests (streams) being served.", s.open_requests));
-      out.push_back(Gauge("boad_models_loaded", "Models resident in memory.", s.models_loaded));
-      out.push_back(Gauge("boad_model_memory_bytes", "Memory held by resident models and their lanes.",
-                          static_cast<double>(s.resident_bytes)));
-      out.push_back(Gauge("boad_model_memory_budget_bytes", "The memory_budget resident models may use.",
-                          static_cast<double>(s.memory_budget_bytes)));
+      out.push_back(GaugeByDevice("boad_models_loaded", "Models resident on each device.", s.devices, {},
+                                  [](const DeviceUsage& d, const std::string&) { return double(d.models); }));
+      out.push_back(GaugeByDevice("boad_model_memory_bytes", "Memory held by resident models and their lanes, per device.",
+                                  s.devices, {},
+                                  [](const DeviceUsage& d, const std::string&) { return double(d.resident_bytes); }));
+      out.push_back(GaugeByDevice("boad_model_memory_budget_bytes", "The memory budget resident models may use, per device.",
+                                  s.devices, {},
+                                  [](const DeviceUsage& d, const std::string&) { return double(d.memory_budget); }));
       out.push_back(Gauge("boad_draining", "1 while boad drains before stopping.", s.draining ? 1 : 0));
       out.push_back(GaugeByState("boad_training_jobs", "Training jobs by state.",
                                  std::map<std::string, double>(s.jobs_by_state.begin(), s.jobs_by_state.end())));
@@ -158,15 +181,15 @@ class Metrics::Collector final : public prometheus::Collectable {
 // adds to them.
 class Metrics::ModelObserver final : public SchedulerObserver {
  public:
-  ModelObserver(Metrics* m, const std::string& model)
-      : steps_(m->steps_.Add({{"model", model}})),
-        step_lanes_(m->step_lanes_.Add({{"model", model}})),
-        step_capacity_(m->step_capacity_.Add({{"model", model}})),
-        step_seconds_(m->step_seconds_.Add({{"model", model}}, kStepBuckets)),
-        queue_wait_(m->queue_wait_.Add({{"model", model}}, kSecondsBuckets)),
-        chunk_seconds_(m->chunk_seconds_.Add({{"model", model}}, kSecondsBuckets)),
-        encoded_(m->chunks_.Add({{"model", model}, {"kind", "encode"}})),
-        decoded_(m->chunks_.Add({{"model", model}, {"kind", "decode"}})) {}
+  ModelObserver(Metrics* m, const std::string& model, const std::string& device)
+      : steps_(m->steps_.Add({{"model", model}, {"device", device}})),
+        step_lanes_(m->step_lanes_.Add({{"model", model}, {"device", device}})),
+        step_capacity_(m->step_capacity_.Add({{"model", model}, {"device", device}})),
+        step_seconds_(m->step_seconds_.Add({{"model", model}, {"device", device}}, kStepBuckets)),
+        queue_wait_(m->queue_wait_.Add({{"model", model}, {"device", device}}, kSecondsBuckets)),
+        chunk_seconds_(m->chunk_seconds_.Add({{"model", model}, {"device", device}}, kSecondsBuckets)),
+        encoded_(m->chunks_.Add({{"model", model}, {"device", device}, {"kind", "encode"}})),
+        decoded_(m->chunks_.Add({{"model", model}, {"device", device}, {"kind", "decode"}})) {}
 
   void OnStep(uint32_t lanes, uint32_t capacity, double seconds) override {
     steps_.Increment();
@@ -265,8 +288,8 @@ void Metrics::ConfigReloaded(bool ok) { reloads_.Add({{"result", ok ? "ok" : "er
 
 void Metrics::Rejected(Rejection why) { rejected_.Add({{"reason", RejectionName(why)}}).Increment(); }
 
-std::shared_ptr<SchedulerObserver> Metrics::ForModel(const std::string& model) {
-  return std::make_shared<ModelObserver>(this, model);
+std::shared_ptr<SchedulerObserver> Metrics::ForModel(const std::string& model, const std::string& device) {
+  return std::make_shared<ModelObserver>(this, model, device);
 }
 
 void Metrics::SetStateSource(std::function<ServerState()> source) { collector_->SetSource(std::move(source)); }

@@ -2,7 +2,7 @@
 // families are made once, handles cached where the hot paths count (a model's scheduler gets
 // its own when the model loads), the server's state read at scrape time, and /metrics.
 // Names follow Prometheus practice: prefix boad_, base units, counters end in _total, labels
-// only from bounded sets (op, model name, gRPC code, reason, state).
+// only from bounded sets (op, model name, device, gRPC code, reason, state).
 #pragma once
 
 #include <prometheus/counter.h>
@@ -18,6 +18,7 @@
 
 #include "common/util/status.h"
 #include "server/metrics_listener.h"
+#include "server/model_store.h"
 #include "server/scheduler.h"
 
 namespace boa::server {
@@ -25,12 +26,8 @@ namespace boa::server {
 // What a scrape shows of the running server, read when Prometheus asks.
 struct ServerState {
   uint64_t queued_chunks = 0;
-  uint32_t lanes_busy = 0;
-  uint32_t lanes = 0;  // on the device
   int open_requests = 0;
-  uint32_t models_loaded = 0;
-  uint64_t resident_bytes = 0;
-  uint64_t memory_budget_bytes = 0;
+  std::vector<DeviceUsage> devices;  // lanes, models and memory of each
   bool draining = false;
   std::map<std::string, int> jobs_by_state;  // "queued", "running", "succeeded", ...
 };
@@ -74,8 +71,9 @@ class Metrics {
   void Rejected(Rejection why);
   // SIGHUP: whether the configuration and token file loaded (boad_config_reloads_total{result}).
   void ConfigReloaded(bool ok);
-  // The observer a model's scheduler reports to (steps, batch fill, queue wait, chunks).
-  std::shared_ptr<SchedulerObserver> ForModel(const std::string& model);
+  // The observer a model's scheduler on `device` reports to (steps, batch fill, queue wait,
+  // chunks).
+  std::shared_ptr<SchedulerObserver> ForModel(const std::string& model, const std::string& device);
   // Where a scrape reads the server's state (set once the service exists; may stay unset).
   // Setting another (or none) waits for a scrape that is reading the old one.
   void SetStateSource(std::function<ServerState()> source);

@@ -202,6 +202,7 @@ void RemoveStaleTemporaries(const std::string& dir, bool shared) {
 }  // namespace
 
 Result<std::unique_ptr<ModelStore>> ModelStore::Open(const Options& options) {
+  if (options.devices.empty()) return Status::InvalidArgument("model store " + options.dir + ": no device to load models on");
   std::error_code ec;
   fs::create_directories(options.dir, ec);
   if (ec || !fs::is_directory(options.dir)) {
@@ -300,8 +301,10 @@ Result<ModelStore::RescanReport> ModelStore::RescanLocked() {
     }
   }
   // A model no name serves any more leaves memory (requests coding with it keep their lease).
-  for (auto it = resident_.begin(); it != resident_.end();) it = ids.count(it->first) ? std::next(it) : resident_.erase(it);
-  for (auto it = loading_.begin(); it != loading_.end();) it = ids.count(it->first) ? std::next(it) : loading_.erase(it);
+  for (DeviceSlots& d : slots_) {
+    for (auto it = d.resident.begin(); it != d.resident.end();) it = ids.count(it->first) ? std::next(it) : d.resident.erase(it);
+    for (auto it = d.loading.begin(); it != d.loading.end();) it = ids.count(it->first) ? std::next(it) : d.loading.erase(it);
+  }
   entries_ = std::move(next);
   problems_ = std::move(found.problems);
   report.problems = problems_.size();
@@ -332,7 +335,11 @@ std::vector<std::string> ModelStore::problems() const {
 }
 
 ModelEntry ModelStore::WithLoaded(ModelEntry e) const {
-  e.loaded = resident_.count(e.id) > 0;
+  e.devices.clear();
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (slots_[i].resident.count(e.id)) e.devices.push_back(options_.devices[i].name);
+  }
+  e.loaded = !e.devices.empty();
   return e;
 }
 
@@ -561,15 +568,13 @@ Result<ModelEntry> ModelStore::Remove(const std::string& ref) {
     for (const auto& [name, others] : entries_) {
       for (const auto& [v, other] : others) still_served = still_served || other.id == e.id;
     }
-    if (!still_served) {
-      resident_.erase(e.id);
-      loading_.erase(e.id);
-    }
+    if (!still_served) DropLocked(e.id);
   }
   std::error_code ec;
   if (!gone.empty()) fs::remove_all(gone, ec);  // what a failure leaves, the next start removes
   fs::remove(options_.dir + "/" + e.name, ec);  // only when empty
   e.loaded = false;
+  e.devices.clear();
   return e;
 }
 
@@ -600,24 +605,54 @@ class ModelStore::Loading {
   Result<std::shared_ptr<ResidentModel>> result_ BOA_GUARDED_BY(mu_) = Status::Internal("not loaded");
 };
 
-void ModelStore::EvictLocked(uint64_t incoming) {
-  for (;;) {
-    uint64_t total = incoming;
-    for (const auto& [id, slot] : resident_) total += slot.model->bytes;
-    for (const auto& [id, load] : loading_) total += load->bytes();
-    if (total <= memory_budget_) return;
-    auto lru = resident_.end();
-    for (auto it = resident_.begin(); it != resident_.end(); ++it) {
-      if (it->second.model.use_count() > 1) continue;  // in use by a request
-      if (lru == resident_.end() || it->second.last_used < lru->second.last_used) lru = it;
-    }
-    if (lru == resident_.end()) return;  // everything is busy: go over budget rather than fail
-    resident_.erase(lru);
+ModelStore::ModelStore(Options options) : options_(std::move(options)) {
+  for (const StoreDevice& d : options_.devices) slots_.push_back(DeviceSlots{d.memory_budget, {}, {}});
+}
+
+void ModelStore::DropLocked(const std::string& id) {
+  for (DeviceSlots& d : slots_) {
+    d.resident.erase(id);
+    d.loading.erase(id);  // a load in progress finishes for its callers but does not stay
   }
 }
 
-uint64_t ModelStore::ResidentBytes(const ModelConfig& config) const {
-  return engine::Engine::MemoryBytesFor(config) + ChunkScheduler::MemoryBytes(config, options_.scheduler);
+ModelStore::Fit ModelStore::FitLocked(size_t device, uint64_t need) const {
+  const DeviceSlots& d = slots_[device];
+  uint64_t used = 0, busy = 0;  // busy: what eviction cannot free
+  for (const auto& [id, slot] : d.resident) {
+    used += slot.model->bytes;
+    if (slot.model.use_count() > 1) busy += slot.model->bytes;  // in use by a request
+  }
+  for (const auto& [id, load] : d.loading) used += load->bytes(), busy += load->bytes();
+  if (used + need <= d.memory_budget) return Fit::kFree;
+  return busy + need <= d.memory_budget ? Fit::kAfterEviction : Fit::kNo;
+}
+
+void ModelStore::EvictLocked(size_t device, uint64_t incoming) {
+  DeviceSlots& d = slots_[device];
+  for (;;) {
+    uint64_t total = incoming;
+    for (const auto& [id, slot] : d.resident) total += slot.model->bytes;
+    for (const auto& [id, load] : d.loading) total += load->bytes();
+    if (total <= d.memory_budget) return;
+    auto lru = d.resident.end();
+    for (auto it = d.resident.begin(); it != d.resident.end(); ++it) {
+      if (it->second.model.use_count() > 1) continue;  // in use by a request
+      if (lru == d.resident.end() || it->second.last_used < lru->second.last_used) lru = it;
+    }
+    if (lru == d.resident.end()) return;  // everything is busy: go over budget rather than fail
+    d.resident.erase(lru);
+  }
+}
+
+uint64_t ModelStore::ResidentBytes(const ModelConfig& config, size_t device) const {
+  const StoreDevice& d = options_.devices.at(device);
+  return engine::Engine::MemoryBytesFor(config) + ChunkScheduler::MemoryBytes(config, d.scheduler, d.backend);
+}
+
+uint32_t ModelStore::FreeLanes(size_t device) const {
+  const LaneBudget* lanes = options_.devices[device].scheduler.device_lanes.get();
+  return lanes ? lanes->free() : UINT32_MAX;
 }
 
 namespace {
@@ -626,17 +661,44 @@ std::string MiB(uint64_t bytes) { return std::to_string((bytes + (1 << 20) - 1) 
 
 }  // namespace
 
-Result<std::shared_ptr<ResidentModel>> ModelStore::Load(const ModelEntry& e, uint64_t bytes) const {
+Result<size_t> ModelStore::PlaceLocked(const ModelEntry& e) const {
+  // The order is the operator's preference: unloading an idle model from a GPU costs a
+  // reload later, running on the CPU instead costs every request.
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    if (FitLocked(i, ResidentBytes(e.config, i)) != Fit::kNo) return i;
+  }
+  // Every device is busy with models in use: the first whose budget the model fits at all
+  // goes over its budget rather than fail (those requests end soon).
+  std::string why;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const uint64_t need = ResidentBytes(e.config, i);
+    if (need <= slots_[i].memory_budget) return i;
+    const ChunkScheduler::Options& so = options_.devices[i].scheduler;
+    const uint64_t lanes = static_cast<uint64_t>(std::max(1, so.threads)) * std::max(1, so.lanes_per_thread);
+    const bool several = slots_.size() > 1;
+    why += std::string(why.empty() ? "" : "; ") + MiB(need) + " resident" +
+           (several ? " on " + options_.devices[i].name : "") + " (engine " +
+           MiB(engine::Engine::MemoryBytesFor(e.config)) + ", " + std::to_string(lanes) + " lanes of " +
+           MiB(engine::Session::MemoryBytes(e.config, 1, 0)) + " state each, and activations), more than " +
+           (several ? "its " : "") + "memory_budget (" + MiB(slots_[i].memory_budget) + ")";
+  }
+  return Status::ResourceExhausted("model " + e.Ref() + " needs " + why +
+                                   ": raise memory_budget or lower lanes in boad.yaml");
+}
+
+Result<std::shared_ptr<ResidentModel>> ModelStore::Load(const ModelEntry& e, size_t device, uint64_t bytes) const {
+  const StoreDevice& d = options_.devices[device];
   auto r = std::make_shared<ResidentModel>();
   r->id = e.id;
+  r->device = d.name;
   r->bytes = bytes;
-  BOA_RETURN_IF_ERROR(CatchOutOfMemory("loading model " + e.Ref(), [&]() -> Status {
+  BOA_RETURN_IF_ERROR(CatchOutOfMemory("loading model " + e.Ref() + " on " + d.name, [&]() -> Status {
     BOA_ASSIGN_OR_RETURN(r->model, LoadModelFile(e.dir + "/" + kModelFileName));
     if (r->model.IdHex() != e.id) return Status::DataLoss("model file " + e.dir + " changed on disk since the store indexed it");
-    BOA_ASSIGN_OR_RETURN(r->engine, engine::Engine::Create(r->model.weights, options_.backend));
+    BOA_ASSIGN_OR_RETURN(r->engine, engine::Engine::Create(r->model.weights, d.backend, d.cuda_device));
     r->model.weights.tensors = {};  // the engine has its own copy
-    ChunkScheduler::Options scheduler = options_.scheduler;
-    if (options_.observe) scheduler.observer = options_.observe(e.name);
+    ChunkScheduler::Options scheduler = d.scheduler;
+    if (options_.observe) scheduler.observer = options_.observe(e.name, d.name);
     BOA_ASSIGN_OR_RETURN(r->scheduler, ChunkScheduler::Create(r->engine, std::move(scheduler)));
     return Status::Ok();
   }));
@@ -654,75 +716,84 @@ Result<ModelLease> ModelStore::Acquire(const std::string& ref) {
 Result<ModelLease> ModelStore::AcquireKnown(const std::string& ref) {
   ModelEntry e;
   std::shared_ptr<Loading> load;
+  size_t device = 0;
   bool mine = false;  // this call loads it; others wait for it
   {
     MutexLock l(&mu_);
     BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
-    e.loaded = true;
-    auto it = resident_.find(e.id);
-    if (it != resident_.end()) {
-      it->second.last_used = std::chrono::steady_clock::now();
-      return ModelLease{e, it->second.model};
-    }
-    auto loading = loading_.find(e.id);
-    if (loading != loading_.end()) {
-      load = loading->second;
-    } else {
-      // Refused before anything is allocated when the model cannot fit at all.
-      const uint64_t need = ResidentBytes(e.config);
-      if (need > memory_budget_) {
-        const ChunkScheduler::Options& so = options_.scheduler;
-        const uint64_t lanes = static_cast<uint64_t>(std::max(1, so.threads)) * std::max(1, so.lanes_per_thread);
-        return Status::ResourceExhausted(
-            "model " + e.Ref() + " needs " + MiB(need) + " resident (engine " + MiB(engine::Engine::MemoryBytesFor(e.config)) +
-            ", " + std::to_string(lanes) + " lanes of " + MiB(engine::Session::MemoryBytes(e.config, 1, 0)) +
-            " state each, and activations), more than memory_budget (" + MiB(memory_budget_) +
-            "): raise memory_budget or lower lanes in boad.yaml");
+    // The holder with the most free lanes, and whether a load is under way somewhere.
+    std::optional<size_t> held, loading_on;
+    for (size_t i = 0; i < slots_.size(); ++i) {
+      if (slots_[i].resident.count(e.id)) {
+        if (!held || FreeLanes(i) > FreeLanes(*held)) held = i;
+      } else if (!loading_on && slots_[i].loading.count(e.id)) {
+        loading_on = i;
       }
-      EvictLocked(need);
+    }
+    // Every holder's lanes busy: a copy on another device, if one has room without unloading.
+    std::optional<size_t> copy_on;
+    if (held && FreeLanes(*held) == 0 && !loading_on) {
+      for (size_t i = 0; i < slots_.size() && !copy_on; ++i) {
+        if (!slots_[i].resident.count(e.id) && FitLocked(i, ResidentBytes(e.config, i)) == Fit::kFree) copy_on = i;
+      }
+    }
+    if (held && !copy_on) {
+      Slot& slot = slots_[*held].resident[e.id];
+      slot.last_used = std::chrono::steady_clock::now();
+      return ModelLease{WithLoaded(e), slot.model};
+    }
+    if (loading_on) {
+      device = *loading_on;
+      load = slots_[device].loading[e.id];
+    } else {
+      if (copy_on) {
+        device = *copy_on;
+      } else {
+        BOA_ASSIGN_OR_RETURN(device, PlaceLocked(e));
+      }
+      const uint64_t need = ResidentBytes(e.config, device);
+      EvictLocked(device, need);
       load = std::make_shared<Loading>(need);
-      loading_[e.id] = load;
+      slots_[device].loading[e.id] = load;
       mine = true;
     }
   }
   if (!mine) {
     BOA_ASSIGN_OR_RETURN(std::shared_ptr<ResidentModel> model, load->Wait());
-    return ModelLease{e, std::move(model)};
+    MutexLock l(&mu_);
+    return ModelLease{WithLoaded(e), std::move(model)};
   }
-  // Whatever happens, the load ends: its waiters get the result and it leaves loading_.
+  // Whatever happens, the load ends: its waiters get the result and it leaves the loads.
   Result<std::shared_ptr<ResidentModel>> model = Status::Internal("loading model " + e.id + " failed");
   try {
-    model = Load(e, load->bytes());
+    model = Load(e, device, load->bytes());
   } catch (const std::exception& ex) {
     model = dynamic_cast<const std::bad_alloc*>(&ex) ? Status::ResourceExhausted("out of memory loading model " + e.id)
                                                      : Status::Internal("loading model " + e.id + ": " + ex.what());
   }
-  {
-    MutexLock l(&mu_);
-    auto it = loading_.find(e.id);
-    // Unload or Remove took it out of loading_ meanwhile: this caller still gets the model
-    // (like a request that was coding with it), but it does not stay resident.
-    const bool keep = it != loading_.end() && it->second == load;
-    if (keep) loading_.erase(it);
-    if (keep && model.ok()) {
-      try {
-        resident_[e.id] = Slot{*model, std::chrono::steady_clock::now()};
-      } catch (const std::bad_alloc&) {  // not kept resident; the callers have it
-      }
+  MutexLock l(&mu_);
+  DeviceSlots& d = slots_[device];
+  auto it = d.loading.find(e.id);
+  // Unload or Remove took it out of the loads meanwhile: this caller still gets the model
+  // (like a request that was coding with it), but it does not stay resident.
+  const bool keep = it != d.loading.end() && it->second == load;
+  if (keep) d.loading.erase(it);
+  if (keep && model.ok()) {
+    try {
+      d.resident[e.id] = Slot{*model, std::chrono::steady_clock::now()};
+    } catch (const std::bad_alloc&) {  // not kept resident; the callers have it
     }
   }
   load->Finish(model);
   BOA_RETURN_IF_ERROR(model.status());
-  return ModelLease{e, *model};
+  return ModelLease{WithLoaded(e), *model};
 }
 
 Result<ModelEntry> ModelStore::Unload(const std::string& ref) {
   MutexLock l(&mu_);
   BOA_ASSIGN_OR_RETURN(ModelEntry e, ResolveLocked(ref));
-  resident_.erase(e.id);
-  loading_.erase(e.id);  // a load in progress finishes for its callers but does not stay
-  e.loaded = false;
-  return e;
+  DropLocked(e.id);
+  return WithLoaded(e);
 }
 
 Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) {
@@ -740,26 +811,49 @@ Result<std::vector<uint8_t>> ModelStore::ReadFile(const std::string& ref) {
 std::vector<std::shared_ptr<ResidentModel>> ModelStore::Resident() const {
   MutexLock l(&mu_);
   std::vector<std::shared_ptr<ResidentModel>> out;
-  for (const auto& [id, slot] : resident_) out.push_back(slot.model);
+  for (const DeviceSlots& d : slots_) {
+    for (const auto& [id, slot] : d.resident) out.push_back(slot.model);
+  }
   return out;
 }
 
 uint64_t ModelStore::memory_budget() const {
   MutexLock l(&mu_);
-  return memory_budget_;
+  uint64_t total = 0;
+  for (const DeviceSlots& d : slots_) total += d.memory_budget;
+  return total;
 }
 
-void ModelStore::SetMemoryBudget(uint64_t bytes) {
+void ModelStore::SetMemoryBudget(size_t device, uint64_t bytes) {
   MutexLock l(&mu_);
-  memory_budget_ = bytes;
-  EvictLocked(0);
+  slots_.at(device).memory_budget = bytes;
+  EvictLocked(device, 0);
 }
 
 uint64_t ModelStore::resident_bytes() const {
-  MutexLock l(&mu_);
   uint64_t total = 0;
-  for (const auto& [id, slot] : resident_) total += slot.model->bytes;
+  for (const DeviceUsage& u : Usage()) total += u.resident_bytes;
   return total;
+}
+
+std::vector<DeviceUsage> ModelStore::Usage() const {
+  MutexLock l(&mu_);
+  std::vector<DeviceUsage> out;
+  for (size_t i = 0; i < slots_.size(); ++i) {
+    const StoreDevice& d = options_.devices[i];
+    DeviceUsage u;
+    u.name = d.name;
+    u.description = d.description;
+    u.memory_budget = slots_[i].memory_budget;
+    for (const auto& [id, slot] : slots_[i].resident) u.resident_bytes += slot.model->bytes;
+    u.models = static_cast<uint32_t>(slots_[i].resident.size());
+    if (const LaneBudget* lanes = d.scheduler.device_lanes.get()) {
+      u.lanes = lanes->total();
+      u.lanes_busy = u.lanes - std::min(u.lanes, lanes->free());
+    }
+    out.push_back(u);
+  }
+  return out;
 }
 
 }  // namespace boa::server

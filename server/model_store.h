@@ -1,14 +1,16 @@
 // boad's model repository: `<dir>/<name>/<version>/model.boam` plus a `manifest.yaml`
 // (docs/server.md, "Model store"). A model is addressed as `name` (its highest version),
 // `name:version`, or by its id (the SHA-256 of the file, 64 hex digits) — the id is what a
-// .boa stream records. Loaded models stay resident with their engine and scheduler; above the
-// memory budget the least recently used idle ones are unloaded.
+// .boa stream records. Loaded models stay resident with their engine and scheduler on one or
+// more devices (boad.yaml `devices`); above a device's memory budget the least recently used
+// idle ones there are unloaded.
 #pragma once
 
 #include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -34,6 +36,7 @@ struct ModelEntry {
   int64_t file_mtime_ns = 0;  // when indexed: a rescan reads again only files that changed
   int64_t created_unix = 0;
   bool loaded = false;
+  std::vector<std::string> devices;  // where it is resident, in the store's device order
   std::string Ref() const { return name + ":" + std::to_string(version); }
 };
 
@@ -41,6 +44,7 @@ struct ModelEntry {
 // that share an id share it.
 struct ResidentModel {
   std::string id;
+  std::string device;  // the device's name ("cpu", "cuda:0")
   // The model's id, architecture and stored type; its tensors are released once the engine
   // holds the weights.
   LoadedModel model;
@@ -61,15 +65,35 @@ struct ModelLease {
 constexpr uint32_t kMaxModelVersion = 999999999;
 Result<uint32_t> ParseModelVersion(const std::string& text);
 
+// A device models run on (boad.yaml `devices`; server/devices.h makes them from the config):
+// its engine, its memory and its lanes, shared by the models resident there.
+struct StoreDevice {
+  std::string name = "cpu";         // "cpu", "cuda:0": for status, metrics labels and logs
+  std::string description = "cpu";  // with what it is: "cpu (avx2)", "cuda:0 (NVIDIA H200)"
+  engine::Backend backend = engine::Backend::kAuto;  // a CPU kernel set, or kCuda
+  int cuda_device = 0;
+  uint64_t memory_budget = 4ull << 30;
+  // Each resident model's step threads and lanes here; device_lanes is the device's budget.
+  ChunkScheduler::Options scheduler;
+};
+
+// What one device holds now (status, metrics).
+struct DeviceUsage {
+  std::string name, description;
+  uint64_t memory_budget = 0, resident_bytes = 0;
+  uint32_t lanes = 0, lanes_busy = 0;  // the device's lane budget (0: none)
+  uint32_t models = 0;
+};
+
 class ModelStore {
  public:
   struct Options {
     std::string dir;
-    uint64_t memory_budget = 4ull << 30;
-    engine::Backend backend = engine::Backend::kAuto;
-    ChunkScheduler::Options scheduler;
-    // The observer of a model's scheduler, by the name it was loaded under (may be empty).
-    std::function<std::shared_ptr<SchedulerObserver>(const std::string& name)> observe;
+    // In order of preference (docs/server.md, "Devices"); at least one.
+    std::vector<StoreDevice> devices = {StoreDevice{}};
+    // The observer of a model's scheduler, by the name it was loaded under and the device's
+    // (may be empty).
+    std::function<std::shared_ptr<SchedulerObserver>(const std::string& name, const std::string& device)> observe;
     // Other boads use the same directory (replicas on a shared volume, `shared_model_dir`):
     // a reference that is not found reads the directory again before it is NOT_FOUND (at
     // most one scan a second), and with rescan_seconds > 0 a background thread reads it that
@@ -115,27 +139,37 @@ class ModelStore {
   // Renames the version directory to a hidden name first (other replicas stop seeing it at
   // once), then deletes it.
   Result<ModelEntry> Remove(const std::string& ref) BOA_EXCLUDES(mu_);
-  // Loads (or finds resident) and marks as recently used. RESOURCE_EXHAUSTED when the model
-  // cannot fit the memory budget with its lanes (the message says what it needs), or when
-  // memory runs out while loading it. The model is loaded and its engine and scheduler built
-  // without the store's lock, once: other callers asking for the same model meanwhile wait
-  // for that load; everything else goes on.
+  // Loads (or finds resident) and marks as recently used, on a device chosen as
+  // docs/server.md "Devices" says: the device holding it with the most free lanes; a second
+  // device (loaded there) when every holder's lanes are busy and another has room without
+  // unloading anything; for a model resident nowhere, the first device in order where it
+  // fits, idle models there unloaded if need be. RESOURCE_EXHAUSTED when the
+  // model cannot fit any device's memory budget with its lanes (the message says what it
+  // needs), or when memory runs out while loading it. The model is loaded and its engine
+  // and scheduler built without the store's lock, once per device: other callers asking
+  // for it meanwhile wait for that load or use a device holding it; everything else goes on.
   Result<ModelLease> Acquire(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
-  // Bytes a model of `config` holds while resident: its engine (packed weights and tables)
-  // and every step thread's lanes and activations (ChunkScheduler::MemoryBytes).
-  uint64_t ResidentBytes(const ModelConfig& config) const;
+  // Bytes a model of `config` holds while resident on device `device` (an index into
+  // Options::devices): its engine (packed weights and tables) and every step thread's lanes
+  // and activations (ChunkScheduler::MemoryBytes).
+  uint64_t ResidentBytes(const ModelConfig& config, size_t device = 0) const;
+  // Leaves every device.
   Result<ModelEntry> Unload(const std::string& ref);
   // The model file, checked against its id first (DATA_LOSS if it was damaged on disk).
   Result<std::vector<uint8_t>> ReadFile(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
 
-  std::vector<std::shared_ptr<ResidentModel>> Resident() const;
-  uint64_t resident_bytes() const;
+  // On every device.
+  std::vector<std::shared_ptr<ResidentModel>> Resident() const BOA_EXCLUDES(mu_);
+  // Over every device.
+  uint64_t resident_bytes() const BOA_EXCLUDES(mu_);
   uint64_t memory_budget() const BOA_EXCLUDES(mu_);
-  // A new memory_budget (SIGHUP): idle models above it are unloaded at once, least recently
-  // used first; models in use stay until their requests end.
-  void SetMemoryBudget(uint64_t bytes) BOA_EXCLUDES(mu_);
-  // The device's lanes, shared by every scheduler (may be null: no device-wide budget).
-  const LaneBudget* device_lanes() const { return options_.scheduler.device_lanes.get(); }
+  // A new memory budget for device `device` (SIGHUP): idle models above it are unloaded at
+  // once, least recently used first; models in use stay until their requests end.
+  void SetMemoryBudget(size_t device, uint64_t bytes) BOA_EXCLUDES(mu_);
+  const std::vector<StoreDevice>& devices() const { return options_.devices; }
+  // Each device's memory and lanes now, in the store's device order. Lanes count every lane
+  // taken, also by a model unloaded while its last chunks finish.
+  std::vector<DeviceUsage> Usage() const BOA_EXCLUDES(mu_);
 
   // 1..64 of A-Z a-z 0-9 _ - . (not first), not 64 hex digits (that is an id) and not
   // ending in .boam (boa-client reads that as a model file).
@@ -143,7 +177,7 @@ class ModelStore {
 
  private:
   class Loading;
-  explicit ModelStore(Options options) : options_(std::move(options)), memory_budget_(options_.memory_budget) {}
+  explicit ModelStore(Options options);
   Result<ModelEntry> ResolveLocked(const std::string& ref) const BOA_REQUIRES(mu_);
   Result<ModelLease> AcquireKnown(const std::string& ref) BOA_EXCLUDES(mu_, scan_mu_);
   // ResolveLocked, and for a shared store one scan after a NOT_FOUND.
@@ -153,10 +187,32 @@ class ModelStore {
   bool RescanAfterMiss(std::chrono::steady_clock::time_point asked) BOA_EXCLUDES(mu_, scan_mu_);
   Result<RescanReport> RescanLocked() BOA_REQUIRES(scan_mu_) BOA_EXCLUDES(mu_);
   void RescanEvery(std::chrono::duration<double> period) BOA_EXCLUDES(stop_mu_, mu_, scan_mu_);
-  void EvictLocked(uint64_t incoming) BOA_REQUIRES(mu_);
+  // One device's resident models and loads.
+  struct Slot {
+    std::shared_ptr<ResidentModel> model;
+    std::chrono::steady_clock::time_point last_used;
+  };
+  struct DeviceSlots {
+    uint64_t memory_budget = 0;  // StoreDevice::memory_budget until a SIGHUP changes it
+    std::map<std::string, Slot> resident;  // by id
+    // Loads in progress, by id; their bytes count against the budget like resident ones.
+    std::map<std::string, std::shared_ptr<Loading>> loading;
+  };
+  // Where a model not resident on `device` can go: without unloading anything, after
+  // unloading its idle models, or not even then.
+  enum class Fit { kFree, kAfterEviction, kNo };
+  Fit FitLocked(size_t device, uint64_t need) const BOA_REQUIRES(mu_);
+  // The device to load a model of `config` on, or RESOURCE_EXHAUSTED saying what it needs.
+  Result<size_t> PlaceLocked(const ModelEntry& e) const BOA_REQUIRES(mu_);
+  // Free lanes on a device (its lane budget; no budget: never full).
+  uint32_t FreeLanes(size_t device) const;
+  void EvictLocked(size_t device, uint64_t incoming) BOA_REQUIRES(mu_);
+  void DropLocked(const std::string& id) BOA_REQUIRES(mu_);
   ModelEntry WithLoaded(ModelEntry e) const BOA_REQUIRES(mu_);
-  // Reads the model file and builds its engine and scheduler (slow: never under mu_).
-  Result<std::shared_ptr<ResidentModel>> Load(const ModelEntry& e, uint64_t bytes) const BOA_EXCLUDES(mu_);
+  // Reads the model file and builds its engine and scheduler on `device` (slow: never under
+  // mu_).
+  Result<std::shared_ptr<ResidentModel>> Load(const ModelEntry& e, size_t device, uint64_t bytes) const
+      BOA_EXCLUDES(mu_);
 
   using Entries = std::map<std::string, std::map<uint32_t, ModelEntry>>;  // name -> version -> entry
   // What the last scan learnt of each version directory, so the next reads again only model
@@ -181,20 +237,13 @@ class ModelStore {
   ScanCache scan_cache_ BOA_GUARDED_BY(scan_mu_);
   std::chrono::steady_clock::time_point last_scan_start_ BOA_GUARDED_BY(scan_mu_);
   mutable Mutex mu_;
-  uint64_t memory_budget_ BOA_GUARDED_BY(mu_);  // Options::memory_budget until a SIGHUP changes it
   // While a scan reads the directory: the versions this store added or removed meanwhile
   // (the scan may have seen them either way; the store's own view wins).
   bool scanning_ BOA_GUARDED_BY(mu_) = false;
   std::set<std::pair<std::string, uint32_t>> touched_ BOA_GUARDED_BY(mu_);
   std::vector<std::string> problems_ BOA_GUARDED_BY(mu_);
   Entries entries_ BOA_GUARDED_BY(mu_);
-  struct Slot {
-    std::shared_ptr<ResidentModel> model;
-    std::chrono::steady_clock::time_point last_used;
-  };
-  std::map<std::string, Slot> resident_ BOA_GUARDED_BY(mu_);  // by id
-  // Loads in progress, by id; their bytes count against the budget like resident ones.
-  std::map<std::string, std::shared_ptr<Loading>> loading_ BOA_GUARDED_BY(mu_);
+  std::vector<DeviceSlots> slots_ BOA_GUARDED_BY(mu_);  // one per Options::devices entry
 
   // The background scans of a shared store (rescan_seconds).
   Mutex stop_mu_;

@@ -191,9 +191,9 @@ Result<std::unique_ptr<ChunkScheduler>> ChunkScheduler::Create(std::shared_ptr<c
                           });
 }
 
-uint64_t ChunkScheduler::MemoryBytes(const ModelConfig& config, const Options& o) {
+uint64_t ChunkScheduler::MemoryBytes(const ModelConfig& config, const Options& o, engine::Backend backend) {
   const int rows = RowsPerStep(o);
-  const uint64_t per_thread = engine::Session::MemoryBytes(config, LanesPerThread(o), rows) +
+  const uint64_t per_thread = engine::Session::MemoryBytes(config, LanesPerThread(o), rows, backend) +
                               2ull * static_cast<uint64_t>(rows) * kFreqTableStride * sizeof(uint32_t);
   return static_cast<uint64_t>(std::max(1, o.threads)) * per_thread;
 }

@@ -56,16 +56,18 @@ class ChunkScheduler;
 // so one that found the device full admits again at once.
 class LaneBudget {
  public:
-  explicit LaneBudget(uint32_t lanes) : free_(lanes) {}
+  explicit LaneBudget(uint32_t lanes) : total_(lanes), free_(lanes) {}
   bool TryTake();
   // Never called with a scheduler's mutex held (the wake-up takes each one's).
   void Give(uint32_t n) BOA_EXCLUDES(mu_);
   uint32_t free() const { return free_.load(); }
+  uint32_t total() const { return total_; }
 
  private:
   friend class ChunkScheduler;
   void Subscribe(ChunkScheduler* s) BOA_EXCLUDES(mu_);
   void Unsubscribe(ChunkScheduler* s) BOA_EXCLUDES(mu_);
+  const uint32_t total_;
   std::atomic<uint32_t> free_;
   Mutex mu_;
   std::vector<ChunkScheduler*> schedulers_ BOA_GUARDED_BY(mu_);  // to wake on Give
@@ -143,6 +145,9 @@ class ChunkScheduler {
   struct Options {
     int threads = 1;              // step threads, each with its own lanes
     int lanes_per_thread = 64;
+    // Engine rows per step, shared by the encoding lanes (0: kRowsPerStep, or one per lane
+    // if there are more lanes). A GPU wants tens of thousands (Engine::Batching::chunk_rows).
+    int rows_per_step = 0;
     size_t window_bytes = 8u << 20;  // per request: chunk bytes queued, running or unread
     // A request's cancellation check is polled at this interval while it waits.
     std::chrono::milliseconds poll{20};
@@ -163,9 +168,11 @@ class ChunkScheduler {
   ChunkScheduler(std::shared_ptr<const engine::Engine> engine, Options options);
   // The same, with an allocation failure reported as RESOURCE_EXHAUSTED.
   static Result<std::unique_ptr<ChunkScheduler>> Create(std::shared_ptr<const engine::Engine> engine, Options options);
-  // What the constructor allocates for a model of `config`: each thread's session
-  // (Session::MemoryBytes of its lanes and rows) and its two frequency buffers.
-  static uint64_t MemoryBytes(const ModelConfig& config, const Options& options);
+  // What the constructor allocates for a model of `config` on an engine of `backend`: each
+  // thread's session (Session::MemoryBytes of its lanes and rows) and its two frequency
+  // buffers.
+  static uint64_t MemoryBytes(const ModelConfig& config, const Options& options,
+                              engine::Backend backend = engine::Backend::kAuto);
   // Stops the step threads; requests still open fail with UNAVAILABLE.
   ~ChunkScheduler();
   ChunkScheduler(const ChunkScheduler&) = delete;
@@ -189,7 +196,9 @@ class ChunkScheduler {
   struct StepLanes;
   static constexpr int kRowsPerStep = 512;  // engine rows per step (encoding lanes share them)
   static int LanesPerThread(const Options& o) { return std::max(1, o.lanes_per_thread); }
-  static int RowsPerStep(const Options& o) { return std::max(LanesPerThread(o), kRowsPerStep); }
+  static int RowsPerStep(const Options& o) {
+    return std::max(LanesPerThread(o), o.rows_per_step > 0 ? o.rows_per_step : kRowsPerStep);
+  }
 
   // A step thread's loop and its named steps.
   void StepThread(std::unique_ptr<StepLanes> t) BOA_EXCLUDES(mu_);

@@ -41,6 +41,7 @@ v1::ModelInfo ToInfo(const ModelEntry& e) {
   m.set_file_bytes(e.file_bytes);
   m.set_loaded(e.loaded);
   m.set_created_unix(e.created_unix);
+  for (const std::string& d : e.devices) m.add_devices(d);
   return m;
 }
 
@@ -751,19 +752,9 @@ grpc::Status BoaService::RefuseWhileDraining() {
 
 ServerState BoaService::State() const {
   ServerState s;
-  for (const auto& rm : store_->Resident()) {
-    ChunkScheduler::Stats st = rm->scheduler->stats();
-    s.lanes_busy += st.lanes_in_use;
-    s.queued_chunks += st.queued_chunks;
-    ++s.models_loaded;
-  }
-  s.lanes = static_cast<uint32_t>(config_.lanes);
-  // The device's budget counts every lane taken, also by a model unloaded while its last
-  // chunks finish (no longer among the resident ones).
-  if (const LaneBudget* budget = store_->device_lanes()) s.lanes_busy = s.lanes - std::min(s.lanes, budget->free());
+  for (const auto& rm : store_->Resident()) s.queued_chunks += rm->scheduler->stats().queued_chunks;
+  s.devices = store_->Usage();
   s.open_requests = std::max(0, open_codec_requests_.load());
-  s.memory_budget_bytes = store_->memory_budget();
-  s.resident_bytes = store_->resident_bytes();
   s.draining = draining();
   for (JobState state : {JobState::kQueued, JobState::kRunning, JobState::kSucceeded, JobState::kFailed,
                          JobState::kCancelled, JobState::kInterrupted}) {
@@ -776,19 +767,34 @@ ServerState BoaService::State() const {
 grpc::Status BoaService::ServerInfo(grpc::ServerContext* ctx, const v1::ServerInfoRequest*, v1::ServerInfoResponse* resp) {
   BOA_ALLOW(ctx, Role::kRead, "ServerInfo");
   resp->set_version(BOA_VERSION);
-  resp->add_devices(std::string("cpu (") + engine::SelectKernels(engine::Backend::kAuto)->name + ")");
   const ServerState state = State();
+  uint32_t lanes = 0, lanes_busy = 0;
+  uint64_t budget = 0, resident = 0;
+  for (size_t i = 0; i < state.devices.size(); ++i) {
+    const DeviceUsage& u = state.devices[i];
+    resp->add_devices(u.description);
+    v1::DeviceInfo* d = resp->add_device_info();
+    d->set_name(u.name);
+    d->set_description(u.description);
+    d->set_threads(static_cast<uint32_t>(store_->devices()[i].scheduler.threads));
+    d->set_lanes(u.lanes);
+    d->set_lanes_in_use(u.lanes_busy);
+    d->set_models_loaded(u.models);
+    d->set_memory_budget_bytes(u.memory_budget);
+    d->set_resident_bytes(u.resident_bytes);
+    lanes += u.lanes, lanes_busy += u.lanes_busy, budget += u.memory_budget, resident += u.resident_bytes;
+  }
   // Every name of a resident model (names that share an id share it).
   for (const ModelEntry& e : store_->List()) {
     if (e.loaded) *resp->add_loaded_models() = ToInfo(e);
   }
-  resp->set_threads(static_cast<uint32_t>(config_.threads > 0 ? config_.threads : DefaultThreadCount()));
-  resp->set_max_lanes(static_cast<uint32_t>(config_.lanes));
-  resp->set_lanes_in_use(state.lanes_busy);
+  resp->set_threads(static_cast<uint32_t>(store_->devices().front().scheduler.threads));
+  resp->set_max_lanes(lanes);
+  resp->set_lanes_in_use(lanes_busy);
   resp->set_queue_depth(state.queued_chunks);
   resp->set_open_requests(static_cast<uint32_t>(state.open_requests));
-  resp->set_memory_budget_bytes(state.memory_budget_bytes);
-  resp->set_resident_bytes(state.resident_bytes);
+  resp->set_memory_budget_bytes(budget);
+  resp->set_resident_bytes(resident);
   resp->set_draining(state.draining);
   for (const std::string& p : store_->problems()) resp->add_problems(p);
   for (const std::string& p : jobs_->problems()) resp->add_problems(p);

@@ -158,7 +158,7 @@ TEST_F(Deploy, OverlaysBuildOnTheBase) {
     const YAML::Node k = YAML::LoadFile(dir + "/kustomization.yaml");
     ASSERT_EQ(k["resources"][0].as<std::string>(), "../../base") << overlay;
     for (const auto& p : k["patches"]) {
-      ASSERT_TRUE(fs::exists(dir + "/" + p["path"].as<std::string>())) << overlay;
+      if (p["path"]) ASSERT_TRUE(fs::exists(dir + "/" + p["path"].as<std::string>())) << overlay;
       EXPECT_EQ(p["target"]["name"].as<std::string>(), "boad");
     }
     EXPECT_EQ(k["images"][0]["name"].as<std::string>(), container_["image"].as<std::string>().substr(0, 4));
@@ -166,6 +166,18 @@ TEST_F(Deploy, OverlaysBuildOnTheBase) {
   const YAML::Node gpu = YAML::LoadFile(kK8s + "/overlays/gpu/gpu.yaml");
   EXPECT_EQ(gpu["spec"]["template"]["spec"]["containers"][0]["resources"]["limits"]["nvidia.com/gpu"].as<int>(), 1);
   EXPECT_EQ(gpu["spec"]["template"]["spec"]["containers"][0]["name"].as<std::string>(), container_["name"].as<std::string>());
+  // The GPU overlay runs models on the GPU: its boad gets --devices with cuda:0 first.
+  const YAML::Node gpu_k = YAML::LoadFile(kK8s + "/overlays/gpu/kustomization.yaml");
+  bool devices = false;
+  for (const auto& p : gpu_k["patches"]) {
+    if (!p["patch"]) continue;
+    const YAML::Node ops = YAML::Load(p["patch"].as<std::string>());
+    for (const auto& op : ops) {
+      devices = devices || (op["path"].as<std::string>() == "/spec/template/spec/containers/0/args/-" &&
+                            op["value"].as<std::string>().rfind("--devices=cuda:0,", 0) == 0);
+    }
+  }
+  EXPECT_TRUE(devices) << "overlays/gpu passes --devices=cuda:0,...";
 }
 
 }  // namespace

@@ -68,20 +68,20 @@ TEST(Metrics, RequestsBytesAndFailuresAreCountedByLabel) {
 
 TEST(Metrics, SchedulerStepsAndChunksPerModel) {
   Metrics m;
-  std::shared_ptr<SchedulerObserver> o = m.ForModel("jets");
+  std::shared_ptr<SchedulerObserver> o = m.ForModel("jets", "cuda:0");
   o->OnStep(3, 64, 0.001);
   o->OnStep(64, 64, 0.002);
   o->OnAdmitted(0.01);
   o->OnChunkDone(false, 0.2);
   o->OnChunkDone(true, 0.3);
   const std::string s = m.Scrape();
-  EXPECT_TRUE(Has(s, R"(boad_model_steps_total{model="jets"} 2)")) << s;
-  EXPECT_TRUE(Has(s, R"(boad_model_step_lanes_total{model="jets"} 67)")) << s;
-  EXPECT_TRUE(Has(s, R"(boad_model_step_lane_capacity_total{model="jets"} 128)")) << s;
-  EXPECT_TRUE(Has(s, R"(boad_chunks_total{kind="encode",model="jets"} 1)")) << s;
-  EXPECT_TRUE(Has(s, R"(boad_chunks_total{kind="decode",model="jets"} 1)")) << s;
-  EXPECT_TRUE(Has(s, R"(boad_queue_wait_seconds_count{model="jets"} 1)")) << s;
-  EXPECT_TRUE(Has(s, R"(boad_chunk_latency_seconds_count{model="jets"} 2)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_model_steps_total{device="cuda:0",model="jets"} 2)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_model_step_lanes_total{device="cuda:0",model="jets"} 67)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_model_step_lane_capacity_total{device="cuda:0",model="jets"} 128)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_chunks_total{device="cuda:0",kind="encode",model="jets"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_chunks_total{device="cuda:0",kind="decode",model="jets"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_queue_wait_seconds_count{device="cuda:0",model="jets"} 1)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_chunk_latency_seconds_count{device="cuda:0",model="jets"} 2)")) << s;
   EXPECT_EQ(Promtool(s), "");
 }
 
@@ -91,14 +91,29 @@ TEST(Metrics, StateAndProcessAreReadAtScrapeTime) {
   m.SetStateSource([&] {
     ServerState st;
     st.queued_chunks = 7 + scrapes++;
-    st.lanes = 256;
-    st.lanes_busy = 6;
+    DeviceUsage gpu, cpu;
+    gpu.name = "cuda:0";
+    gpu.lanes = 4096;
+    gpu.lanes_busy = 1000;
+    gpu.memory_budget = 64ull << 30;
+    gpu.resident_bytes = 3ull << 30;
+    gpu.models = 2;
+    cpu.name = "cpu";
+    cpu.lanes = 256;
+    cpu.lanes_busy = 6;
+    st.devices = {gpu, cpu};
     st.jobs_by_state["running"] = 1;
     return st;
   });
   std::string s = m.Scrape();
   EXPECT_TRUE(Has(s, "boad_queued_chunks 7")) << s;
-  EXPECT_TRUE(Has(s, R"(boad_lanes{state="idle"} 250)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_lanes{device="cpu",state="idle"} 250)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_lanes{device="cuda:0",state="busy"} 1000)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_lanes{device="cuda:0",state="idle"} 3096)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_models_loaded{device="cuda:0"} 2)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_models_loaded{device="cpu"} 0)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_model_memory_bytes{device="cuda:0"} 3221225472)")) << s;
+  EXPECT_TRUE(Has(s, R"(boad_model_memory_budget_bytes{device="cuda:0"} 68719476736)")) << s;
   EXPECT_TRUE(Has(s, R"(boad_training_jobs{state="running"} 1)")) << s;
   EXPECT_TRUE(Has(s, "boad_queued_chunks 8") || Has(m.Scrape(), "boad_queued_chunks 8"));
   EXPECT_NE(s.find("process_resident_memory_bytes "), std::string::npos) << s;

@@ -1,6 +1,7 @@
 // boad's model store: names, versions and ids resolve; uploads are validated before anything
 // is written; the store survives a restart; resident models are evicted least recently used
-// above the memory budget, never while in use.
+// above the memory budget, never while in use; models are placed on devices in order and
+// copied to another when their holders' lanes are busy.
 #include "server/model_store.h"
 
 #include <gtest/gtest.h>
@@ -29,11 +30,11 @@ std::unique_ptr<ModelStore> OpenStore(const std::string& dir, uint64_t budget = 
                                       double rescan_seconds = 0) {
   ModelStore::Options o;
   o.dir = dir;
-  o.memory_budget = budget;
+  o.devices[0].memory_budget = budget;
   o.shared = shared;
   o.rescan_seconds = rescan_seconds;
-  o.scheduler.threads = 1;
-  o.scheduler.lanes_per_thread = 2;
+  o.devices[0].scheduler.threads = 1;
+  o.devices[0].scheduler.lanes_per_thread = 2;
   auto s = ModelStore::Open(o);
   EXPECT_TRUE(s.ok()) << s.status().message();
   return std::move(s).value();
@@ -301,9 +302,9 @@ TEST(ModelStore, CountsEveryByteOfAResidentModelAndRefusesWhatCannotFit) {
   testing::TempDir dir("store");
   ModelStore::Options o;
   o.dir = dir.path();
-  o.memory_budget = 256ull << 20;
-  o.scheduler.threads = 2;
-  o.scheduler.lanes_per_thread = 128;
+  o.devices[0].memory_budget = 256ull << 20;
+  o.devices[0].scheduler.threads = 2;
+  o.devices[0].scheduler.lanes_per_thread = 128;
   auto store = ModelStore::Open(o).value();
   ASSERT_TRUE(store->Add("small", 0, ModelFile(16, 1)).ok());
   auto wide = store->Add("wide", 0, WideStateModelFile());
@@ -319,7 +320,7 @@ TEST(ModelStore, CountsEveryByteOfAResidentModelAndRefusesWhatCannotFit) {
   auto small = store->Acquire("small");
   ASSERT_TRUE(small.ok());
   const ModelConfig& sc = small->entry.config;
-  EXPECT_EQ(store->resident_bytes(), engine::Engine::MemoryBytesFor(sc) + ChunkScheduler::MemoryBytes(sc, o.scheduler));
+  EXPECT_EQ(store->resident_bytes(), engine::Engine::MemoryBytesFor(sc) + ChunkScheduler::MemoryBytes(sc, o.devices[0].scheduler));
   EXPECT_EQ(store->resident_bytes(), small->model->engine->MemoryBytes() + 2 * (engine::Session::MemoryBytes(sc, 128, 512) +
                                                                                   2ull * 512 * kFreqTableStride * 4));
 }
@@ -355,6 +356,132 @@ TEST(ModelStore, ConcurrentAcquiresShareOneLoad) {
   loader.join();
   EXPECT_EQ(store->Resolve("big").status().code(), StatusCode::kNotFound);
   EXPECT_EQ(store->resident_bytes(), store->ResidentBytes(ModelConfig::Default(8, 1))) << "a removed model does not stay";
+}
+
+// Two devices (CPU engines both, under two names: the store only sees StoreDevices), each
+// with `lanes` lanes and room for `models` models of d_model 32.
+struct TwoDevices {
+  std::unique_ptr<ModelStore> store;
+  std::shared_ptr<LaneBudget> lanes[2];
+};
+TwoDevices OpenTwoDeviceStore(const std::string& dir, double models0, double models1, uint32_t lanes = 4) {
+  uint64_t one_model = 0;
+  {
+    auto probe = OpenStore(dir + "/probe");
+    EXPECT_TRUE(probe->Add("p", 0, ModelFile(32, 1)).ok());
+    one_model = probe->ResidentBytes(probe->Resolve("p")->config);
+  }
+  ModelStore::Options o;
+  o.dir = dir + "/store";
+  TwoDevices t;
+  o.devices.clear();
+  for (int i = 0; i < 2; ++i) {
+    StoreDevice d;
+    d.name = i == 0 ? "cpu" : "cpu2";
+    d.description = d.name + " (test)";
+    d.memory_budget = static_cast<uint64_t>((i == 0 ? models0 : models1) * one_model);
+    d.scheduler.threads = 1;
+    d.scheduler.lanes_per_thread = 2;
+    t.lanes[i] = d.scheduler.device_lanes = std::make_shared<LaneBudget>(lanes);
+    o.devices.push_back(d);
+  }
+  t.store = std::move(ModelStore::Open(o)).value();
+  for (const char* name : {"a", "b", "c", "d"}) EXPECT_TRUE(t.store->Add(name, 0, ModelFile(32, name[0])).ok());
+  return t;
+}
+
+std::vector<std::string> DevicesOf(ModelStore& store, const std::string& ref) { return store.Resolve(ref)->devices; }
+using Names = std::vector<std::string>;
+
+TEST(ModelStore, PlacesModelsInDeviceOrderAndSpillsToTheNextWhenFull) {
+  testing::TempDir dir("store");
+  TwoDevices t = OpenTwoDeviceStore(dir.path(), 2.5, 10);
+  auto a = t.store->Acquire("a");
+  auto b = t.store->Acquire("b");
+  ASSERT_TRUE(a.ok() && b.ok());
+  EXPECT_EQ(a->model->device, "cpu");
+  EXPECT_EQ(b->entry.devices, Names{"cpu"});
+  // The first device is full of models in use: the next.
+  auto c = t.store->Acquire("c");
+  ASSERT_TRUE(c.ok()) << c.status().message();
+  EXPECT_EQ(c->model->device, "cpu2");
+  EXPECT_EQ(DevicesOf(*t.store, "c"), Names{"cpu2"});
+  // Idle models on the first device give way to a new one there (least recently used first).
+  a = b = c = Status::Cancelled("released");
+  auto d = t.store->Acquire("d");
+  ASSERT_TRUE(d.ok());
+  EXPECT_EQ(d->model->device, "cpu");
+  EXPECT_EQ(DevicesOf(*t.store, "a"), Names{}) << "a was the least recently used";
+  EXPECT_EQ(DevicesOf(*t.store, "b"), Names{"cpu"});
+  const std::vector<DeviceUsage> u = t.store->Usage();
+  ASSERT_EQ(u.size(), 2u);
+  EXPECT_EQ(u[0].name, "cpu");
+  EXPECT_EQ(u[0].description, "cpu (test)");
+  EXPECT_EQ(u[0].models, 2u);
+  EXPECT_EQ(u[1].models, 1u);
+  EXPECT_EQ(u[0].resident_bytes + u[1].resident_bytes, t.store->resident_bytes());
+  EXPECT_EQ(u[0].memory_budget + u[1].memory_budget, t.store->memory_budget());
+  EXPECT_EQ(u[0].lanes, 4u);
+}
+
+TEST(ModelStore, ACopyGoesToAnotherDeviceWhenEveryLaneOfItsHoldersIsBusy) {
+  testing::TempDir dir("store");
+  TwoDevices t = OpenTwoDeviceStore(dir.path(), 4, 4);
+  auto first = t.store->Acquire("a");
+  ASSERT_TRUE(first.ok());
+  ASSERT_EQ(first->model->device, "cpu");
+  // Other requests hold every lane of the first device.
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(t.lanes[0]->TryTake());
+  EXPECT_EQ(t.store->Usage()[0].lanes_busy, 4u);
+  auto second = t.store->Acquire("a");
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->model->device, "cpu2");
+  EXPECT_EQ(second->entry.devices, (Names{"cpu", "cpu2"}));
+  // Now the holder with free lanes serves it; no third copy.
+  auto third = t.store->Acquire("a");
+  ASSERT_TRUE(third.ok());
+  EXPECT_EQ(third->model, second->model);
+  // Lanes free on both: the first device in order.
+  t.lanes[0]->Give(4);
+  auto fourth = t.store->Acquire("a");
+  EXPECT_EQ(fourth->model, first->model);
+  // Both copies answer for one model: unloading it empties both devices.
+  ASSERT_TRUE(t.store->Unload("a").ok());
+  EXPECT_EQ(DevicesOf(*t.store, "a"), Names{});
+  for (const DeviceUsage& u : t.store->Usage()) EXPECT_EQ(u.models, 0u) << u.name;
+}
+
+TEST(ModelStore, NoCopyWhereItWouldUnloadAnything) {
+  testing::TempDir dir("store");
+  TwoDevices t = OpenTwoDeviceStore(dir.path(), 4, 1.5);
+  ASSERT_EQ(t.store->Acquire("b")->model->device, "cpu");
+  {  // b on the second device too (the first is busy), then idle there
+    for (int i = 0; i < 4; ++i) ASSERT_TRUE(t.lanes[0]->TryTake());
+    ASSERT_EQ(t.store->Acquire("b")->model->device, "cpu2");
+    t.lanes[0]->Give(4);
+  }
+  auto a = t.store->Acquire("a");
+  ASSERT_EQ(a->model->device, "cpu");
+  for (int i = 0; i < 4; ++i) ASSERT_TRUE(t.lanes[0]->TryTake());
+  // The second device could take a only by unloading b: a waits for the busy first device.
+  auto again = t.store->Acquire("a");
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->model, a->model);
+  EXPECT_EQ(DevicesOf(*t.store, "b"), (Names{"cpu", "cpu2"}));
+  t.lanes[0]->Give(4);
+}
+
+TEST(ModelStore, AModelThatFitsNoDeviceIsRefusedSayingWhatEachHas) {
+  testing::TempDir dir("store");
+  TwoDevices t = OpenTwoDeviceStore(dir.path(), 0.5, 0.7);
+  auto r = t.store->Acquire("a");
+  ASSERT_EQ(r.status().code(), StatusCode::kResourceExhausted);
+  const std::string& m = r.status().message();
+  EXPECT_NE(m.find("model a:1 needs "), std::string::npos) << m;
+  EXPECT_NE(m.find(" resident on cpu (engine "), std::string::npos) << m;
+  EXPECT_NE(m.find(" resident on cpu2 (engine "), std::string::npos) << m;
+  EXPECT_NE(m.find("memory_budget"), std::string::npos) << m;
+  EXPECT_EQ(t.store->resident_bytes(), 0u);
 }
 
 // Two names for one file are one resident model, and each caller sees the name it used.

@@ -248,7 +248,7 @@ TEST_F(ServerTest, OneFileInPartsOverThreeReplicasOnASharedStore) {
   ASSERT_TRUE(compress(nullptr, &packed).ok());
   EXPECT_EQ(packed, want) << "the parts make the stream one server makes";
   for (size_t i = 0; i < replicas.size(); ++i) {
-    EXPECT_GT(Scraped(*replicas[i], R"(boad_chunks_total{kind="encode",model="m"})"), 0) << "replica " << i;
+    EXPECT_GT(Scraped(*replicas[i], R"(boad_chunks_total{device="cpu",kind="encode",model="m"})"), 0) << "replica " << i;
   }
   MemorySource packed_src(packed);
   MemorySink back;
@@ -257,7 +257,7 @@ TEST_F(ServerTest, OneFileInPartsOverThreeReplicasOnASharedStore) {
   EXPECT_EQ(back.data, in);
   EXPECT_EQ(stats.chunks, (in.size() + kChunk - 1) / kChunk);
   for (size_t i = 0; i < replicas.size(); ++i) {
-    EXPECT_GT(Scraped(*replicas[i], R"(boad_chunks_total{kind="decode",model="m"})"), 0) << "replica " << i;
+    EXPECT_GT(Scraped(*replicas[i], R"(boad_chunks_total{device="cpu",kind="decode",model="m"})"), 0) << "replica " << i;
   }
   // A damaged chunk is found by the whole file's checks, whichever replica decodes it.
   std::vector<uint8_t> damaged = packed;
@@ -302,7 +302,8 @@ TEST_F(ServerTest, MetricsCountWhatWasSentAndPromtoolAcceptsThem) {
        {std::string(R"(boad_raw_bytes_total{model="m",op="Compress"} 100000)"),
         R"(boad_compressed_bytes_total{model="m",op="Compress"} )" + std::to_string(packed.size()),
         std::string(R"(boad_requests_total{code="OK",model="m",op="Decompress"} 1)"),
-        std::string(R"(boad_chunks_total{kind="encode",model="m"} 25)"), std::string("boad_models_loaded 1"),
+        std::string(R"(boad_chunks_total{device="cpu",kind="encode",model="m"} 25)"),
+        std::string(R"(boad_models_loaded{device="cpu"} 1)"),
         std::string(R"(grpc_server_handled_total{grpc_code="OK",grpc_method="Compress",grpc_service="boa.v1.Boa",)"
                     R"(grpc_type="bidi_stream"} 1)"),
         std::string(R"(grpc_server_started_total{grpc_method="Decompress",grpc_service="boa.v1.Boa",)"
@@ -840,6 +841,18 @@ TEST_F(ServerTest, ModelStoreFaultsReachTheClientClearly) {
   for (const auto& m : status.loaded_models()) loaded.push_back(m.name() + ":" + std::to_string(m.version()));
   std::sort(loaded.begin(), loaded.end());
   EXPECT_EQ(loaded, (std::vector<std::string>{"alias:1", "m:1"}));
+  // Per device: where each model is, and each device's lanes and memory.
+  for (const auto& m : status.loaded_models()) EXPECT_EQ(std::vector<std::string>(m.devices().begin(), m.devices().end()), std::vector<std::string>{"cpu"});
+  ASSERT_EQ(status.device_info_size(), 1);
+  const v1::DeviceInfo& cpu = status.device_info(0);
+  EXPECT_EQ(cpu.name(), "cpu");
+  EXPECT_EQ(cpu.description(), status.devices(0));
+  EXPECT_EQ(cpu.description().rfind("cpu (", 0), 0u) << cpu.description();
+  EXPECT_EQ(cpu.models_loaded(), 1u) << "two names, one resident model";
+  EXPECT_EQ(cpu.lanes(), status.max_lanes());
+  EXPECT_EQ(cpu.resident_bytes(), status.resident_bytes());
+  EXPECT_EQ(cpu.memory_budget_bytes(), status.memory_budget_bytes());
+  EXPECT_GE(cpu.threads(), 1u);
   // An upload that is not a model is the caller's mistake.
   const std::string junk = dir_.path() + "/junk.boam";
   ASSERT_TRUE(WriteFileAtomic(junk, testing::RandomBytes(5000, 1), true).ok());
@@ -1267,6 +1280,38 @@ TEST(BoadConfig, BadConfigurationExitsTwoWithTheKey) {
   // Every interface is a valid address, refused without tokens (docs/security.md).
   EXPECT_EQ(run("listen: '0.0.0.0:65535'\n", &err), 2);
   EXPECT_NE(err.find("without tokens"), std::string::npos) << err;
+  // Devices: checked for form here (--check-config does not need the GPU), named by path.
+  EXPECT_EQ(run("devices: [cuda:0, {name: cuda:1, lanes: 2048, memory_budget: 20G}, cpu]\n", &err), 0) << err;
+  const std::pair<const char*, const char*> bad_devices[] = {
+      {"devices: cpu\n", "'devices' must be a list of devices"},
+      {"devices: []\n", "devices: must name at least one device"},
+      {"devices: [cpu, cuda:0, cpu]\n", "devices[2]: cpu is listed twice"},
+      {"devices: [gpu0]\n", "devices[0]: 'gpu0' is not a device (expected cpu or cuda:N"},
+      {"devices: [cpu, {name: cuda:1, lanes: 0}]\n", "devices[1].lanes: must be at least 1"},
+      {"devices: [{name: cuda:1, lane: 4}]\n", "devices[0].lane: unknown key (known: name, lanes, threads, memory_budget)"},
+      {"devices: [{lanes: 4}]\n", "devices[0]: needs a name"},
+      {"devices: [{name: cpu, threads: many}]\n", "devices[0].threads: must be an integer"},
+      {"devices: [{name: cpu, memory_budget: 3Q}]\n", "devices[0].memory_budget: "},
+      {"devices: [{name: cpu, memory_budget: 1K}]\n", "devices[0].memory_budget: must be at least 1M"}};
+  for (const auto& [yaml, expected] : bad_devices) {
+    EXPECT_EQ(run(yaml, &err), 2) << yaml;
+    EXPECT_NE(err.find(expected), std::string::npos) << yaml << err;
+  }
+}
+
+// A device the machine does not have stops boad at start, before it listens, naming the entry.
+TEST(BoadConfig, ADeviceThisMachineLacksStopsBoad) {
+  testing::TempDir dir("boad_devices");
+  const std::string cmd = std::string(BOAD) + " --listen 127.0.0.1:0 --model-dir " + dir.path() + "/models --jobs-dir " +
+                          dir.path() + "/jobs --devices cpu,cuda:99 2>" + dir.path() + "/err.txt >" + dir.path() + "/out.txt";
+  const int rc = std::system(cmd.c_str());
+  EXPECT_EQ(WEXITSTATUS(rc), 2);
+  std::ifstream f(dir.path() + "/err.txt");
+  const std::string err((std::istreambuf_iterator<char>(f)), std::istreambuf_iterator<char>());
+  EXPECT_NE(err.find("devices[1]: cuda:99: "), std::string::npos) << err;
+  std::ifstream out(dir.path() + "/out.txt");
+  const std::string listening((std::istreambuf_iterator<char>(out)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(listening.find("boad listening"), std::string::npos) << listening;
 }
 
 }  // namespace

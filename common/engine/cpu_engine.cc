@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include "common/coder/frequency_table.h"
+#include "common/engine/cuda/cuda_backend.h"
 #include "common/engine/detmath.h"
 
 namespace boa::engine {
@@ -127,7 +128,8 @@ uint64_t RowFloats(const ModelConfig& c) {
 
 }  // namespace
 
-uint64_t Session::MemoryBytes(const ModelConfig& c, int lanes, int max_rows) {
+uint64_t Session::MemoryBytes(const ModelConfig& c, int lanes, int max_rows, Backend backend) {
+  if (backend == Backend::kCuda) return cuda::SessionBytes(c, lanes, max_rows);
   return (static_cast<uint64_t>(lanes) * LaneStateFloats(c) + static_cast<uint64_t>(max_rows) * RowFloats(c)) *
          sizeof(float);
 }

@@ -7,8 +7,8 @@
 
 namespace boa::engine {
 
-Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Backend backend) {
-  if (backend == Backend::kCuda) return cuda::BuildEngine(w, 0);
+Result<std::shared_ptr<const Engine>> Engine::Create(const ModelWeights& w, Backend backend, int cuda_device) {
+  if (backend == Backend::kCuda) return cuda::BuildEngine(w, cuda_device);
   return CatchOutOfMemory("for the model's engine (" + std::to_string(MemoryBytesFor(w.config) >> 20) +
                               " MiB of packed weights)",
                           [&] { return CpuEngine::Build(w, backend); });
@@ -34,6 +34,10 @@ bool BackendAvailable(Backend backend) {
 }
 
 uint64_t Engine::MemoryBytesFor(const ModelConfig& config) { return CpuEngine::MemoryBytesFor(config); }
+
+Engine::Batching Engine::BatchingFor(Backend backend) {
+  return backend == Backend::kCuda ? cuda::kBatching : Batching{512, 64, 64, 0};
+}
 
 std::unique_ptr<Session> Session::New(std::shared_ptr<const Engine> engine, int lanes, int max_rows) {
   const Engine* e = engine.get();

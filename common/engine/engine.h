@@ -39,8 +39,9 @@ class Engine {
  public:
   virtual ~Engine() = default;
   // The engine of `backend` for these weights (kAuto: the best CPU kernels this machine has;
-  // kCuda: the first CUDA device, FAILED_PRECONDITION where there is none).
-  static Result<std::shared_ptr<const Engine>> Create(const ModelWeights& weights, Backend backend);
+  // kCuda: CUDA device `cuda_device`, FAILED_PRECONDITION where there is none).
+  static Result<std::shared_ptr<const Engine>> Create(const ModelWeights& weights, Backend backend,
+                                                      int cuda_device = 0);
   // What Create will allocate for a model of `config` (known before anything is allocated).
   static uint64_t MemoryBytesFor(const ModelConfig& config);
 
@@ -58,7 +59,9 @@ class Engine {
     int step_lanes;   // lanes of a step-mode session
     int threads;      // worker threads, at most (0: one per core)
   };
-  virtual Batching batching() const { return {512, 64, 64, 0}; }
+  virtual Batching batching() const { return BatchingFor(Backend::kAuto); }
+  // The batching of an engine of `backend`, before there is one (boad sizes its lanes by it).
+  static Batching BatchingFor(Backend backend);
   // Multiply-adds performed per byte: the model's (ModelConfig::MacsPerByte) less layer 0's
   // in_proj, which is a table lookup.
   uint64_t ExecutedMacsPerByte() const {
@@ -90,9 +93,10 @@ class Session {
   static Result<std::unique_ptr<Session>> Create(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
   // The same, throwing std::bad_alloc (for callers that allocate several things at once).
   static std::unique_ptr<Session> New(std::shared_ptr<const Engine> engine, int lanes, int max_rows);
-  // What a CPU session holds, known before it is made: every lane's state for every layer
-  // (it grows with d_model x expand x d_state x layers) plus the activations of max_rows rows.
-  static uint64_t MemoryBytes(const ModelConfig& config, int lanes, int max_rows);
+  // What a session of `backend` holds, known before it is made: every lane's state for every
+  // layer (it grows with d_model x expand x d_state x layers) plus the activations of
+  // max_rows rows (a CUDA session: in device memory, with its tables and inputs).
+  static uint64_t MemoryBytes(const ModelConfig& config, int lanes, int max_rows, Backend backend = Backend::kAuto);
   // The bytes this session's buffers hold.
   virtual uint64_t AllocatedBytes() const = 0;
   int lanes() const { return lanes_; }

@@ -46,10 +46,10 @@ Server& TheServer() {
     std::fclose(f);
     server::ModelStore::Options o;
     o.dir = s->dir + "/models";
-    o.memory_budget = 256u << 20;
-    o.scheduler.threads = 1;
-    o.scheduler.lanes_per_thread = 4;
-    o.scheduler.device_lanes = std::make_shared<server::LaneBudget>(8);
+    o.devices[0].memory_budget = 256u << 20;
+    o.devices[0].scheduler.threads = 1;
+    o.devices[0].scheduler.lanes_per_thread = 4;
+    o.devices[0].scheduler.device_lanes = std::make_shared<server::LaneBudget>(8);
     s->store = std::move(server::ModelStore::Open(o)).value();
     const std::vector<uint8_t> model =
         SerializeModel(InitRandomModel(ModelConfig::Default(8, 1), 1), WeightType::kF32, "fuzz");

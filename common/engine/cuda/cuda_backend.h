@@ -12,12 +12,21 @@
 
 namespace boa::engine::cuda {
 
+// How the codec and boad feed a CUDA engine (Engine::batching): tens of thousands of rows
+// from many lanes per call, from a few threads that keep the device busy between calls.
+constexpr Engine::Batching kBatching{65536, 64, 1024, 4};
+
 // Whether this build includes the CUDA backend.
 bool Built();
 // The name of CUDA device `device` ("NVIDIA H200"), or why it cannot run the engine: no
 // CUDA in this build, no driver, no such device (FAILED_PRECONDITION).
 Result<std::string> DeviceName(int device);
+// The device's memory in bytes, as CUDA reports it (FAILED_PRECONDITION as DeviceName).
+Result<uint64_t> DeviceMemoryBytes(int device);
 // The engine of these weights on `device`, its weights resident there.
 Result<std::shared_ptr<const Engine>> BuildEngine(const ModelWeights& weights, int device);
+// Device memory of one session of a model of `config` (its one allocation: lane state,
+// activations, frequency tables and inputs), known before anything is allocated.
+uint64_t SessionBytes(const ModelConfig& config, int lanes, int max_rows);
 
 }  // namespace boa::engine::cuda

@@ -119,7 +119,7 @@ class CudaEngine final : public Engine {
   uint64_t MemoryBytes() const override { return bytes_; }
   // 64 chunks of 1 KiB per call in chunk mode, 1024 lanes in step mode, four threads: enough
   // rows to fill the device while the CPU range-codes (to be tuned on a GPU).
-  Batching batching() const override { return {65536, 64, 1024, 4}; }
+  Batching batching() const override { return kBatching; }
   int device() const { return device_; }
   const DeviceModel& model() const { return model_; }
 
@@ -186,6 +186,14 @@ Result<std::string> DeviceName(int device) {
   e = cudaGetDeviceProperties(&prop, device);
   if (e != cudaSuccess) return Status::FailedPrecondition(CudaText(e, "cudaGetDeviceProperties"));
   return std::string(prop.name);
+}
+
+Result<uint64_t> DeviceMemoryBytes(int device) {
+  BOA_RETURN_IF_ERROR(DeviceName(device).status());
+  cudaDeviceProp prop;
+  cudaError_t e = cudaGetDeviceProperties(&prop, device);
+  if (e != cudaSuccess) return Status::FailedPrecondition(CudaText(e, "cudaGetDeviceProperties"));
+  return static_cast<uint64_t>(prop.totalGlobalMem);
 }
 
 Result<std::shared_ptr<const Engine>> BuildEngine(const ModelWeights& weights, int device) {

@@ -1,9 +1,25 @@
 // Lays out a model's weights for the CUDA kernels (see model_image.h).
 #include "common/engine/cuda/model_image.h"
 
+#include "common/engine/cuda/cuda_backend.h"
 #include "common/engine/kernels.h"
 
 namespace boa::engine::cuda {
+
+namespace {
+
+// A DeviceModel with the sizes of `c` and no tensors yet.
+DeviceModel SizesOf(const ModelConfig& c) {
+  DeviceModel m;
+  m.D = static_cast<int>(c.d_model);
+  m.E = static_cast<int>(c.d_inner());
+  m.R = static_cast<int>(c.dt_rank);
+  m.S = static_cast<int>(c.d_state);
+  m.d_conv = static_cast<int>(c.d_conv);
+  return m;
+}
+
+}  // namespace
 
 size_t ModelImage::Take(size_t count) {
   const size_t at = floats_.size();
@@ -72,12 +88,7 @@ Result<ModelImage> ModelImage::Build(const ModelWeights& w) {
 
 DeviceModel ModelImage::Bind(float* base) const {
   auto linear = [base](const LinearAt& a) { return LinearWeights{base + a.w, base + a.bias, a.in, a.out, a.ldw}; };
-  DeviceModel m;
-  m.D = static_cast<int>(config_.d_model);
-  m.E = static_cast<int>(config_.d_inner());
-  m.R = static_cast<int>(config_.dt_rank);
-  m.S = static_cast<int>(config_.d_state);
-  m.d_conv = static_cast<int>(config_.d_conv);
+  DeviceModel m = SizesOf(config_);
   m.embedding = base + embedding_;
   m.first_xz = base + first_xz_;
   m.first_ln = base + first_ln_;
@@ -90,6 +101,13 @@ DeviceModel ModelImage::Bind(float* base) const {
   m.head0 = linear(head0_);
   m.head2 = linear(head2_);
   return m;
+}
+
+// SessionLayout reads only the model's sizes, never its pointers.
+uint64_t SessionBytes(const ModelConfig& c, int lanes, int max_rows) {
+  DeviceModel shape = SizesOf(c);
+  shape.layers.resize(c.n_layers);
+  return SessionLayout(shape, lanes, max_rows).total_bytes;
 }
 
 }  // namespace boa::engine::cuda
