@@ -1,10 +1,12 @@
-// `model init|import|show`: model files on this machine (the store on boad is `models`).
+// `model init|import|show|sample`: model files on this machine (the store on boad is `models`).
 #include <cinttypes>
 #include <cstdio>
 
 #include "client/commands.h"
+#include "common/engine/sample.h"
 #include "common/model/checkpoint.h"
 #include "common/model/model.h"
+#include "common/util/byte_size.h"
 #include "common/util/io.h"
 
 namespace boa::client {
@@ -118,6 +120,40 @@ class ModelShowCommand final : public Command {
   std::string path_;
 };
 
+// Data a model codes best, so that every path coding it must use the model (the hybrid keeps
+// LZMA2 for anything an untrained model codes worse): checks of the coding paths, such as
+// scripts/gpu/boad_check.sh, with a model made by `model init`.
+class ModelSampleCommand final : public Command {
+ public:
+  ModelSampleCommand() : Command("sample", "Write bytes sampled from a model's own predictions (data it codes best)") {}
+
+  void Define(CLI::App* cmd) override {
+    cmd->add_option("model", path_, "Model file")->required();
+    cmd->add_option("--bytes", bytes_, "How many, e.g. 1M (default 1M)");
+    cmd->add_option("--seed", seed_, "Random seed (default 1)");
+    cmd->add_option("-o,--output", output_, "Output file")->required();
+    cmd->add_flag("-f,--force", force_, "Overwrite an existing file");
+  }
+
+  Status Run(const GlobalOptions& g) override {
+    Result<uint64_t> n = ParseByteSize(bytes_);
+    if (!n.ok()) return n.status().WithContext("--bytes");
+    if (*n > (1ull << 30)) return Status::InvalidArgument("--bytes: at most 1G");
+    BOA_ASSIGN_OR_RETURN(LoadedModel m, LoadModelFile(path_));
+    BOA_ASSIGN_OR_RETURN(std::shared_ptr<const engine::Engine> e, engine::Engine::Create(m.weights, engine::Backend::kAuto));
+    // 64 sequences side by side: one Forward call feeds them all.
+    const std::vector<uint8_t> data = engine::SampleBytes(e, *n, seed_, 64);
+    BOA_RETURN_IF_ERROR(WriteFileAtomic(output_, data, force_));
+    if (!g.quiet) std::printf("%s: %zu bytes sampled from %s (seed %" PRIu64 ")\n", output_.c_str(), data.size(), path_.c_str(), seed_);
+    return Status::Ok();
+  }
+
+ private:
+  std::string path_, output_, bytes_ = "1M";
+  uint64_t seed_ = 1;
+  bool force_ = false;
+};
+
 }  // namespace
 
 void AddModelCommands(CommandTable* table) {
@@ -125,6 +161,7 @@ void AddModelCommands(CommandTable* table) {
   table->Add(std::make_unique<ModelInitCommand>(), model);
   table->Add(std::make_unique<ModelImportCommand>(), model);
   table->Add(std::make_unique<ModelShowCommand>(), model);
+  table->Add(std::make_unique<ModelSampleCommand>(), model);
 }
 
 }  // namespace boa::client

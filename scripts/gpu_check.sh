@@ -4,15 +4,21 @@
 # configuration (-DBOA_ENGINE_ONLY=ON: the codec library, its tests, the benchmarks) and
 # runs (1) the bit-equality tests of the CUDA engine against the CPU engine, whose GPU cases
 # run here instead of skipping, (2) the codec tests with the GPU among the backends (the
-# same .boa from every backend, each decoding the others'), (3) boa-gpu-bench's tables.
-# Everything is written to $OUT (default ./gpu-check-out): log.txt, tests.txt, bench.md.
+# same .boa from every backend, each decoding the others'), (3) boa-gpu-bench's tables,
+# (4) boad on the GPU end to end: a file compressed through boad (`devices: [cuda:0]`) is the
+# CPU's .boa byte for byte and decodes on the CPU, and boad-bench's table on the GPU.
+# Everything is written to $OUT (default ./gpu-check-out): log.txt, tests.txt, bench.md,
+# boad.md.
 #
 # Libraries come from .gpu-deps/*.deb (Debian's libxxhash-dev, liblzma-dev, libssl-dev,
 # libgtest-dev), unpacked into a prefix under /tmp, never into /. Where the build fails
 # there, the programs in .gpu-build/programs.tar.xz (engine-only, built here and stripped:
-# they need only glibc and libstdc++) are run instead. On a Debian machine with nvcc:
+# they need only glibc and libstdc++) are run instead. boad cannot be built there (gRPC,
+# protobuf, ...): .gpu-build/boad.tar.xz holds boad, boa-client and boad-bench built here
+# without training (BOA_TRAIN=OFF), with every library they load, run by
+# scripts/gpu/run_bundled.sh. On a Debian machine with nvcc:
 #   scripts/gpu_check.sh --fetch      # .gpu-deps/*.deb
-#   scripts/gpu_check.sh --prebuild   # .gpu-build/: the test programs and the benchmarks
+#   scripts/gpu_check.sh --prebuild   # .gpu-build/: the test programs, the benchmarks, boad
 set -uo pipefail
 cd "$(dirname "$0")/.."
 DEPS_DIR=.gpu-deps
@@ -30,7 +36,19 @@ if [ "${1:-}" = "--prebuild" ]; then
     strip -o "$PREBUILT/bin/$(basename "$f")" "$f"
   done
   tar -C "$PREBUILT" -cJf "$PREBUILT/programs.tar.xz" bin && rm -rf "$PREBUILT/bin"
-  du -sh "$PREBUILT"  # it travels with the working tree (64 MiB in all)
+  cmake -S . -B build-boad -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo -DBOA_TRAIN=OFF -DBOA_BUILD_TESTS=OFF \
+    -DBOA_CUDA=ON > /dev/null
+  cmake --build build-boad -j "$(nproc)" --target boad boa-client boad-bench boa-sample-data
+  programs="build-boad/server/boad build-boad/client/boa-client build-boad/bench/boad-bench build-boad/boa-sample-data"
+  mkdir -p "$PREBUILT/boad/bin" "$PREBUILT/boad/lib"
+  for f in $programs; do
+    strip -o "$PREBUILT/boad/bin/$(basename "$f").real" "$f"
+    cp scripts/gpu/run_bundled.sh "$PREBUILT/boad/bin/$(basename "$f")"
+  done
+  # shellcheck disable=SC2086
+  ldd $programs | awk '/=> \// {print $3} /^\t\/.*ld-linux/ {print $1}' | sort -u | xargs -I{} cp -L {} "$PREBUILT/boad/lib/"
+  tar -C "$PREBUILT" -cJf "$PREBUILT/boad.tar.xz" boad && rm -rf "$PREBUILT/boad"
+  du -sh "$PREBUILT"/*  # they travel with the working tree (64 MiB in all)
   exit
 fi
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -101,5 +119,14 @@ stage "3. boa-gpu-bench"
 timeout 240 "$bin/boa-gpu-bench" | tee "$OUT/bench.md"
 bench_rc=${PIPESTATUS[0]}
 
-stage "done: tests rc=$tests_rc, bench rc=$bench_rc"
-[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ]
+stage "4. boad on the GPU end to end"
+boad_rc=1
+if [ -f "$PREBUILT/boad.tar.xz" ]; then
+  rm -rf /tmp/boa-boad && mkdir -p /tmp/boa-boad && tar -C /tmp/boa-boad -xJf "$PREBUILT/boad.tar.xz"
+  timeout 240 scripts/gpu/boad_check.sh /tmp/boa-boad/boad/bin cuda:0 "$OUT/boad.md" && boad_rc=0
+else
+  echo "no $PREBUILT/boad.tar.xz: run scripts/gpu_check.sh --prebuild first"
+fi
+
+stage "done: tests rc=$tests_rc, bench rc=$bench_rc, boad rc=$boad_rc"
+[ "$tests_rc" = 0 ] && [ "$bench_rc" = 0 ] && [ "$boad_rc" = 0 ]

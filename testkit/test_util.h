@@ -15,6 +15,7 @@
 
 #include "common/codec/codec.h"
 #include "common/engine/engine.h"
+#include "common/engine/sample.h"
 #include "common/model/model.h"
 #include "common/util/io.h"
 #include "tools/rng.h"
@@ -171,25 +172,7 @@ inline std::vector<uint8_t> FourMomentumText(size_t bytes, uint64_t seed) {
 // model predicts exactly as well as its entropy says, like in-distribution data for a
 // trained model.
 inline std::vector<uint8_t> SampleFromModel(const LoadedModel& m, size_t n, uint64_t seed) {
-  auto e = engine::Engine::Create(m.weights, engine::Backend::kAuto).value();
-  auto s_owner = engine::Session::New(e, 1, 1);
-  engine::Session& s = *s_owner;
-  std::vector<uint8_t> out = {static_cast<uint8_t>(seed)};
-  std::vector<uint32_t> cum(257);
-  uint64_t x = seed * 0x9e3779b97f4a7c15ull + 3;
-  while (out.size() < n) {
-    engine::LaneInput in{0, &out.back(), 1};
-    s.Forward(&in, 1, cum.data());
-    x ^= x << 13;
-    x ^= x >> 7;
-    x ^= x << 17;
-    uint32_t u = static_cast<uint32_t>(x >> 40);  // uniform in [0, 2^24)
-    int sym = 0;
-    while (cum[sym + 1] <= u) ++sym;
-    out.push_back(static_cast<uint8_t>(sym));
-  }
-  out.resize(n);
-  return out;
+  return engine::SampleBytes(engine::Engine::Create(m.weights, engine::Backend::kAuto).value(), n, seed);
 }
 
 inline Status CompressBytes(const LoadedModel& m, const std::vector<uint8_t>& in,

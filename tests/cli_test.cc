@@ -94,6 +94,22 @@ TEST_F(CliTest, CompressDecompressKeepsSourceModeAndTime) {
   EXPECT_TRUE(Others({"m.boam", "other.boam", "data.bin", "data.bin.boa", "back.bin"}).empty());
 }
 
+// `model sample` writes data the model codes best: every chunk of it is model-coded.
+TEST_F(CliTest, ModelSampleWritesDataEveryChunkOfWhichIsModelCoded) {
+  Outcome o = Run("model sample m.boam --bytes 96K --seed 5 -o s.bin");
+  ASSERT_EQ(o.code, 0) << o.err;
+  EXPECT_NE(o.out.find("98304 bytes sampled from m.boam (seed 5)"), std::string::npos) << o.out;
+  EXPECT_EQ(Read("s.bin").size(), 96u << 10);
+  ASSERT_EQ(Run("compress s.bin -m m.boam --chunk-size 32K -q").code, 0);
+  o = Run("info s.bin.boa");
+  EXPECT_NE(o.out.find("3 (3 model-coded, 0 lzma2, 0 stored)"), std::string::npos) << o.out;
+  EXPECT_EQ(Run("model sample m.boam --bytes 96K --seed 5 -o s.bin").code, 1) << "no overwrite without -f";
+  o = Run("model sample m.boam --bytes lots -o t.bin");
+  EXPECT_EQ(o.code, 1);
+  EXPECT_NE(o.err.find("--bytes"), std::string::npos) << o.err;
+  EXPECT_FALSE(Exists("t.bin"));
+}
+
 TEST_F(CliTest, DecompressStripsSuffixAndRefusesToOverwrite) {
   ASSERT_EQ(Run("compress data.bin -m m.boam").code, 0);
   Outcome d = Run("decompress data.bin.boa -m m.boam");

@@ -5,6 +5,7 @@
 #include <cuda_runtime.h>
 
 #include <cstdio>
+#include <memory>
 #include <new>
 #include <stdexcept>
 #include <string>
@@ -44,25 +45,76 @@ void Check(cudaError_t e, const char* what) {
   throw std::runtime_error("CUDA " + CudaText(e, what));
 }
 
+// Two events around a piece of a stream's work, for SessionProfile.
+class EventPair {
+ public:
+  EventPair() {
+    Check(cudaEventCreate(&start_), "creating an event");
+    Check(cudaEventCreate(&stop_), "creating an event");
+  }
+  EventPair(const EventPair&) = delete;
+  EventPair& operator=(const EventPair&) = delete;
+  ~EventPair() {
+    cudaEventDestroy(start_);
+    cudaEventDestroy(stop_);
+  }
+  // Runs `work` between the events on `stream` and returns its device time.
+  template <class Work>
+  double Time(cudaStream_t stream, Work work) {
+    Check(cudaEventRecord(start_, stream), "recording an event");
+    work();
+    Check(cudaEventRecord(stop_, stream), "recording an event");
+    Check(cudaEventSynchronize(stop_), "waiting for an event");
+    float ms = 0;
+    Check(cudaEventElapsedTime(&ms, start_, stop_), "timing an event");
+    return ms / 1e3;
+  }
+
+ private:
+  cudaEvent_t start_ = nullptr, stop_ = nullptr;
+};
+
 class CudaExec {
  public:
   explicit CudaExec(cudaStream_t stream) : stream_(stream) {}
   template <class Kernel>
   void Launch(const Kernel& k, LaunchShape shape) {
-    RunPhases<Kernel><<<dim3(static_cast<unsigned>(shape.grid.x), static_cast<unsigned>(shape.grid.y)),
-                        dim3(static_cast<unsigned>(shape.block.x), static_cast<unsigned>(shape.block.y)), 0, stream_>>>(k);
-    Check(cudaGetLastError(), "kernel launch");
+    auto launch = [&] {
+      RunPhases<Kernel><<<dim3(static_cast<unsigned>(shape.grid.x), static_cast<unsigned>(shape.grid.y)),
+                          dim3(static_cast<unsigned>(shape.block.x), static_cast<unsigned>(shape.block.y)), 0,
+                          stream_>>>(k);
+      Check(cudaGetLastError(), "kernel launch");
+    };
+    if (!events_) return launch();
+    profile_.kernel_seconds += events_->Time(stream_, launch);
+    ++profile_.launches;
   }
   void CopyToDevice(void* dst, const void* src, size_t bytes) {
-    Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to the device");
+    auto copy = [&] { Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to the device"); };
+    if (!events_) return copy();
+    profile_.copy_seconds += events_->Time(stream_, copy);
+    ++profile_.copies;
   }
   void CopyToHost(void* dst, const void* src, size_t bytes) {
-    Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to the host");
+    auto copy = [&] { Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to the host"); };
+    if (events_) {
+      profile_.copy_seconds += events_->Time(stream_, copy);
+      ++profile_.copies;
+    } else {
+      copy();
+    }
     Check(cudaStreamSynchronize(stream_), "forward pass");
   }
+  void StartProfile() {
+    if (!events_) events_ = std::make_unique<EventPair>();
+    profile_ = SessionProfile{};
+  }
+  const SessionProfile& profile() const { return profile_; }
 
  private:
   cudaStream_t stream_;
+  std::unique_ptr<EventPair> events_;  // null: not profiling
+  SessionProfile profile_;
 };
 
 // Device memory, freed with its owner.
@@ -146,6 +198,11 @@ class CudaSession final : public Session {
   }
   uint64_t AllocatedBytes() const override { return bytes_; }
   void ResetLane(int lane) override { core_.ResetLane(lane); }
+  void StartProfile() {
+    Check(cudaSetDevice(engine_->device()), "selecting the device");
+    exec_.StartProfile();
+  }
+  const SessionProfile& profile() const { return exec_.profile(); }
   const float* logits() override {
     Check(cudaSetDevice(engine_->device()), "selecting the device");
     return core_.Logits();
@@ -186,6 +243,23 @@ Result<std::string> DeviceName(int device) {
   e = cudaGetDeviceProperties(&prop, device);
   if (e != cudaSuccess) return Status::FailedPrecondition(CudaText(e, "cudaGetDeviceProperties"));
   return std::string(prop.name);
+}
+
+Status StartProfile(Session* session) {
+  auto* s = dynamic_cast<CudaSession*>(session);
+  if (s == nullptr) return Status::FailedPrecondition("not a CUDA session: nothing to profile");
+  try {
+    s->StartProfile();
+  } catch (const std::exception& e) {
+    return Status::Internal(e.what());
+  }
+  return Status::Ok();
+}
+
+Result<SessionProfile> ReadProfile(const Session& session) {
+  const auto* s = dynamic_cast<const CudaSession*>(&session);
+  if (s == nullptr) return Status::FailedPrecondition("not a CUDA session: no profile");
+  return s->profile();
 }
 
 Result<uint64_t> DeviceMemoryBytes(int device) {

@@ -13,6 +13,8 @@ Status NotBuilt() {
 bool Built() { return false; }
 Result<std::string> DeviceName(int) { return NotBuilt(); }
 Result<uint64_t> DeviceMemoryBytes(int) { return NotBuilt(); }
+Status StartProfile(Session*) { return NotBuilt(); }
+Result<SessionProfile> ReadProfile(const Session&) { return NotBuilt(); }
 Result<std::shared_ptr<const Engine>> BuildEngine(const ModelWeights&, int) { return NotBuilt(); }
 
 }  // namespace boa::engine::cuda
