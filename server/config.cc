@@ -46,7 +46,8 @@ Result<ListenAddress> ParseListenAddress(const std::string& text, const char* ke
 Result<int> DeviceConfig::CudaOrdinal(const std::string& name, const std::string& key) {
   if (name == "cpu") return -1;
   const std::string digits = name.rfind("cuda:", 0) == 0 ? name.substr(5) : "";
-  if (digits.empty() || digits.size() > 3 ||
+  // One spelling per device (cuda:0, never cuda:00): a GPU listed twice would be two devices.
+  if (digits.empty() || digits.size() > 3 || (digits.size() > 1 && digits[0] == '0') ||
       !std::all_of(digits.begin(), digits.end(), [](char c) { return std::isdigit(static_cast<unsigned char>(c)) != 0; })) {
     return Status::InvalidArgument(key + ": '" + name + "' is not a device (expected cpu or cuda:N, e.g. cuda:0)");
   }

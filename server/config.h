@@ -10,8 +10,8 @@
 
 namespace boa::server {
 
-// One entry of `devices`: a place models run (docs/server.md, "Devices"). Zero takes the
-// device's default: for cpu the top-level threads, lanes and memory_budget; for cuda:N the
+// One entry of `devices`: a place models run (docs/server.md, "Devices"). A setting the entry
+// does not give (0 here) takes the device's default: for cpu the top-level threads, lanes and memory_budget; for cuda:N the
 // engine's batching (Engine::BatchingFor) and 90 % of the device's memory.
 struct DeviceConfig {
   std::string name;  // "cpu" or "cuda:N"

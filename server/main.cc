@@ -156,9 +156,11 @@ void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server:
   }
   const auto now = running->Values(), then = next->Values();
   int applied = 0;
+  bool budget_changed = false;
   for (size_t i = 0; i < now.size(); ++i) {
     if (now[i].second == then[i].second) continue;
     const std::string& key = now[i].first;
+    budget_changed = budget_changed || key == "memory_budget";
     if (!ReloadableKey(key)) {
       spdlog::warn("SIGHUP: {} changed ({} -> {}) but only a restart applies it; still {}", key, now[i].second,
                    then[i].second, now[i].second);
@@ -175,7 +177,12 @@ void Reload(const Flags& flags, boa::server::ServerConfig* running, boa::server:
   spdlog::set_level(spdlog::level::from_str(running->log_level));
   service->SetQueueLimit(running->queue_limit);
   service->SetTrainMemoryBudget(running->train_memory_budget);
-  if (const int cpu = DeviceFollowingMemoryBudget(*running); cpu >= 0) store->SetMemoryBudget(cpu, running->memory_budget);
+  if (const int cpu = DeviceFollowingMemoryBudget(*running); cpu >= 0) {
+    store->SetMemoryBudget(cpu, running->memory_budget);
+  } else if (budget_changed) {
+    spdlog::warn("SIGHUP: memory_budget is the cpu device's, and no device takes it (devices sets its own, or "
+                 "has no cpu): it changes nothing");
+  }
   bool reloaded = true;
   if (access->requires_token()) {
     if (boa::Status t = access->Reload(); !t.ok()) {

@@ -302,7 +302,7 @@ Result<ModelStore::RescanReport> ModelStore::RescanLocked() {
   }
   // A model no name serves any more leaves memory (requests coding with it keep their lease).
   for (DeviceSlots& d : slots_) {
-    for (auto it = d.resident.begin(); it != d.resident.end();) it = ids.count(it->first) ? std::next(it) : d.resident.erase(it);
+    for (auto it = d.resident.begin(); it != d.resident.end();) it = ids.count(it->first) ? std::next(it) : Release(d, it);
     for (auto it = d.loading.begin(); it != d.loading.end();) it = ids.count(it->first) ? std::next(it) : d.loading.erase(it);
   }
   entries_ = std::move(next);
@@ -609,9 +609,16 @@ ModelStore::ModelStore(Options options) : options_(std::move(options)) {
   for (const StoreDevice& d : options_.devices) slots_.push_back(DeviceSlots{d.memory_budget, {}, {}});
 }
 
+ModelStore::Slots::iterator ModelStore::Release(DeviceSlots& d, Slots::iterator it) {
+  auto gone = [](const std::weak_ptr<ResidentModel>& m) { return m.expired(); };
+  d.leaving.erase(std::remove_if(d.leaving.begin(), d.leaving.end(), gone), d.leaving.end());
+  if (it->second.model.use_count() > 1) d.leaving.push_back(it->second.model);
+  return d.resident.erase(it);
+}
+
 void ModelStore::DropLocked(const std::string& id) {
   for (DeviceSlots& d : slots_) {
-    d.resident.erase(id);
+    if (auto it = d.resident.find(id); it != d.resident.end()) Release(d, it);
     d.loading.erase(id);  // a load in progress finishes for its callers but does not stay
   }
 }
@@ -624,6 +631,9 @@ ModelStore::Fit ModelStore::FitLocked(size_t device, uint64_t need) const {
     if (slot.model.use_count() > 1) busy += slot.model->bytes;  // in use by a request
   }
   for (const auto& [id, load] : d.loading) used += load->bytes(), busy += load->bytes();
+  for (const auto& weak : d.leaving) {
+    if (std::shared_ptr<ResidentModel> m = weak.lock()) used += m->bytes, busy += m->bytes;
+  }
   if (used + need <= d.memory_budget) return Fit::kFree;
   return busy + need <= d.memory_budget ? Fit::kAfterEviction : Fit::kNo;
 }
@@ -634,6 +644,9 @@ void ModelStore::EvictLocked(size_t device, uint64_t incoming) {
     uint64_t total = incoming;
     for (const auto& [id, slot] : d.resident) total += slot.model->bytes;
     for (const auto& [id, load] : d.loading) total += load->bytes();
+    for (const auto& weak : d.leaving) {
+      if (std::shared_ptr<ResidentModel> m = weak.lock()) total += m->bytes;
+    }
     if (total <= d.memory_budget) return;
     auto lru = d.resident.end();
     for (auto it = d.resident.begin(); it != d.resident.end(); ++it) {
@@ -641,7 +654,7 @@ void ModelStore::EvictLocked(size_t device, uint64_t incoming) {
       if (lru == d.resident.end() || it->second.last_used < lru->second.last_used) lru = it;
     }
     if (lru == d.resident.end()) return;  // everything is busy: go over budget rather than fail
-    d.resident.erase(lru);
+    Release(d, lru);
   }
 }
 
@@ -718,29 +731,39 @@ Result<ModelLease> ModelStore::AcquireKnown(const std::string& ref) {
   std::shared_ptr<Loading> load;
   size_t device = 0;
   bool mine = false;  // this call loads it; others wait for it
+  std::shared_ptr<ResidentModel> fallback;  // when this call loads a copy: the busy holder's
   {
     MutexLock l(&mu_);
     BOA_ASSIGN_OR_RETURN(e, ResolveLocked(ref));
-    // The holder with the most free lanes, and whether a load is under way somewhere.
+    // The first holder in device order with a free lane (the order is the operator's
+    // preference: a GPU with a few free lanes before an idle CPU), else the first holder;
+    // and whether a load is under way somewhere.
     std::optional<size_t> held, loading_on;
     for (size_t i = 0; i < slots_.size(); ++i) {
       if (slots_[i].resident.count(e.id)) {
-        if (!held || FreeLanes(i) > FreeLanes(*held)) held = i;
+        if (!held || (FreeLanes(*held) == 0 && FreeLanes(i) > 0)) held = i;
       } else if (!loading_on && slots_[i].loading.count(e.id)) {
         loading_on = i;
       }
     }
-    // Every holder's lanes busy: a copy on another device, if one has room without unloading.
+    // Every holder's lanes busy: a copy on another device, if one has room without unloading
+    // (and no copy failed to load there lately).
     std::optional<size_t> copy_on;
+    const auto now = std::chrono::steady_clock::now();
     if (held && FreeLanes(*held) == 0 && !loading_on) {
       for (size_t i = 0; i < slots_.size() && !copy_on; ++i) {
-        if (!slots_[i].resident.count(e.id) && FitLocked(i, ResidentBytes(e.config, i)) == Fit::kFree) copy_on = i;
+        if (!slots_[i].resident.count(e.id) && now >= slots_[i].no_copies_until &&
+            FitLocked(i, ResidentBytes(e.config, i)) == Fit::kFree) {
+          copy_on = i;
+        }
       }
     }
-    if (held && !copy_on) {
+    if (held) {
       Slot& slot = slots_[*held].resident[e.id];
-      slot.last_used = std::chrono::steady_clock::now();
-      return ModelLease{WithLoaded(e), slot.model};
+      slot.last_used = now;
+      // A copy's load may fail; this request then codes on the holder after all.
+      fallback = slot.model;
+      if (!copy_on) return ModelLease{WithLoaded(e), slot.model};
     }
     if (loading_on) {
       device = *loading_on;
@@ -785,6 +808,13 @@ Result<ModelLease> ModelStore::AcquireKnown(const std::string& ref) {
     }
   }
   load->Finish(model);
+  if (!model.ok() && fallback) {
+    constexpr auto kCopyBackoff = std::chrono::seconds(60);
+    d.no_copies_until = std::chrono::steady_clock::now() + kCopyBackoff;
+    spdlog::warn("a copy of model {} on {} failed to load ({}); no copies there for {} s", e.Ref(),
+                 options_.devices[device].name, model.status().message(), kCopyBackoff.count());
+    return ModelLease{WithLoaded(e), fallback};
+  }
   BOA_RETURN_IF_ERROR(model.status());
   return ModelLease{WithLoaded(e), *model};
 }

@@ -140,7 +140,7 @@ class ModelStore {
   // once), then deletes it.
   Result<ModelEntry> Remove(const std::string& ref) BOA_EXCLUDES(mu_);
   // Loads (or finds resident) and marks as recently used, on a device chosen as
-  // docs/server.md "Devices" says: the device holding it with the most free lanes; a second
+  // docs/server.md "Devices" says: the first device holding it with a free lane; a second
   // device (loaded there) when every holder's lanes are busy and another has room without
   // unloading anything; for a model resident nowhere, the first device in order where it
   // fits, idle models there unloaded if need be. RESOURCE_EXHAUSTED when the
@@ -192,12 +192,21 @@ class ModelStore {
     std::shared_ptr<ResidentModel> model;
     std::chrono::steady_clock::time_point last_used;
   };
+  using Slots = std::map<std::string, Slot>;  // by id
   struct DeviceSlots {
     uint64_t memory_budget = 0;  // StoreDevice::memory_budget until a SIGHUP changes it
-    std::map<std::string, Slot> resident;  // by id
+    Slots resident;
     // Loads in progress, by id; their bytes count against the budget like resident ones.
     std::map<std::string, std::shared_ptr<Loading>> loading;
+    // Models taken out while requests still used them: their memory stays held until the
+    // last of those requests ends, so placement counts it as busy.
+    std::vector<std::weak_ptr<ResidentModel>> leaving;
+    // A copy that failed to load here (out of device memory, say): no copies are tried here
+    // again before this time; requests use the devices that hold the model.
+    std::chrono::steady_clock::time_point no_copies_until;
   };
+  // Takes a model out of its device (`leaving` keeps track of its memory while in use).
+  static Slots::iterator Release(DeviceSlots& d, Slots::iterator it);
   // Where a model not resident on `device` can go: without unloading anything, after
   // unloading its idle models, or not even then.
   enum class Fit { kFree, kAfterEviction, kNo };

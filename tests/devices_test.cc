@@ -74,7 +74,7 @@ TEST(Devices, ADeviceThisMachineLacksIsRefused) {
 TEST(Devices, NamesAreCpuOrCudaN) {
   EXPECT_EQ(DeviceConfig::CudaOrdinal("cpu", "k").value(), -1);
   EXPECT_EQ(DeviceConfig::CudaOrdinal("cuda:12", "k").value(), 12);
-  for (const char* bad : {"gpu", "cuda", "cuda:", "cuda:-1", "cuda:1x", "CPU", "cuda:0 "}) {
+  for (const char* bad : {"gpu", "cuda", "cuda:", "cuda:-1", "cuda:1x", "CPU", "cuda:0 ", "cuda:00", "cuda:01"}) {
     Result<int> r = DeviceConfig::CudaOrdinal(bad, "devices[2]");
     ASSERT_FALSE(r.ok()) << bad;
     EXPECT_NE(r.status().message().find("devices[2]: '"), std::string::npos) << r.status().message();

@@ -471,6 +471,56 @@ TEST(ModelStore, NoCopyWhereItWouldUnloadAnything) {
   t.lanes[0]->Give(4);
 }
 
+TEST(ModelStore, AModelUnloadedWhileInUseStillCountsOnItsDevice) {
+  testing::TempDir dir("store");
+  TwoDevices t = OpenTwoDeviceStore(dir.path(), 2.5, 10);
+  auto a = t.store->Acquire("a");
+  auto b = t.store->Acquire("b");
+  ASSERT_EQ(a->model->device, "cpu");
+  ASSERT_EQ(b->model->device, "cpu");
+  ASSERT_TRUE(t.store->Unload("a").ok());  // a request still codes with it: its memory is held
+  auto c = t.store->Acquire("c");
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->model->device, "cpu2") << "a and b still fill the first device";
+  a = Status::Cancelled("released");  // now a's memory is free
+  auto d = t.store->Acquire("d");
+  EXPECT_EQ(d->model->device, "cpu");
+}
+
+// A copy that cannot load (here: a CUDA device that does not exist) leaves the request on
+// the busy holder, and no copy is tried there again for a while.
+TEST(ModelStore, ACopyThatFailsToLoadLeavesTheRequestOnTheHolder) {
+  testing::TempDir dir("store");
+  ModelStore::Options o;
+  o.dir = dir.path();
+  o.devices.clear();
+  for (int i = 0; i < 2; ++i) {
+    StoreDevice d;
+    d.name = i == 0 ? "cpu" : "cuda:99";
+    d.backend = i == 0 ? engine::Backend::kAuto : engine::Backend::kCuda;
+    d.cuda_device = 99;
+    d.memory_budget = 1ull << 30;
+    d.scheduler.threads = 1;
+    d.scheduler.lanes_per_thread = 2;
+    d.scheduler.device_lanes = std::make_shared<LaneBudget>(2);
+    o.devices.push_back(d);
+  }
+  std::shared_ptr<LaneBudget> cpu_lanes = o.devices[0].scheduler.device_lanes;
+  auto store = ModelStore::Open(o).value();
+  ASSERT_TRUE(store->Add("a", 0, ModelFile(16, 1)).ok());
+  auto first = store->Acquire("a");
+  ASSERT_TRUE(first.ok());
+  ASSERT_TRUE(cpu_lanes->TryTake() && cpu_lanes->TryTake());
+  auto second = store->Acquire("a");
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->model, first->model);
+  EXPECT_EQ(second->entry.devices, Names{"cpu"});
+  auto third = store->Acquire("a");
+  EXPECT_EQ(third->model, first->model);
+  EXPECT_EQ(store->Usage()[1].models, 0u);
+  cpu_lanes->Give(2);
+}
+
 TEST(ModelStore, AModelThatFitsNoDeviceIsRefusedSayingWhatEachHas) {
   testing::TempDir dir("store");
   TwoDevices t = OpenTwoDeviceStore(dir.path(), 0.5, 0.7);
