@@ -123,7 +123,7 @@ stage "4. boad on the GPU end to end"
 boad_rc=1
 if [ -f "$PREBUILT/boad.tar.xz" ]; then
   rm -rf /tmp/boa-boad && mkdir -p /tmp/boa-boad && tar -C /tmp/boa-boad -xJf "$PREBUILT/boad.tar.xz"
-  timeout 240 scripts/gpu/boad_check.sh /tmp/boa-boad/boad/bin cuda:0 "$OUT/boad.md" && boad_rc=0
+  timeout 200 scripts/gpu/boad_check.sh /tmp/boa-boad/boad/bin cuda:0 "$OUT/boad.md" && boad_rc=0
 else
   echo "no $PREBUILT/boad.tar.xz: run scripts/gpu_check.sh --prebuild first"
 fi

@@ -34,6 +34,6 @@ if client --server "$addr" models upload "$W/m.boam" --name m &&
   fi
 fi
 kill "$boad_pid" 2> /dev/null; wait "$boad_pid" 2> /dev/null
-timeout 150 "$B/boad-bench" --boad "$B/boad" --devices "$DEVICE" | tee "$TABLE"
+timeout 120 "$B/boad-bench" --boad "$B/boad" --devices "$DEVICE" | tee "$TABLE"
 [ "${PIPESTATUS[0]}" = 0 ] || rc=1
 exit $rc
