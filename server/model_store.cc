@@ -623,17 +623,24 @@ void ModelStore::DropLocked(const std::string& id) {
   }
 }
 
-ModelStore::Fit ModelStore::FitLocked(size_t device, uint64_t need) const {
-  const DeviceSlots& d = slots_[device];
-  uint64_t used = 0, busy = 0;  // busy: what eviction cannot free
+uint64_t ModelStore::HeldBytes(const DeviceSlots& d, uint64_t* busy) {
+  uint64_t used = 0, in_use = 0;  // in use: what eviction cannot free
   for (const auto& [id, slot] : d.resident) {
     used += slot.model->bytes;
-    if (slot.model.use_count() > 1) busy += slot.model->bytes;  // in use by a request
+    if (slot.model.use_count() > 1) in_use += slot.model->bytes;  // in use by a request
   }
-  for (const auto& [id, load] : d.loading) used += load->bytes(), busy += load->bytes();
+  for (const auto& [id, load] : d.loading) used += load->bytes(), in_use += load->bytes();
   for (const auto& weak : d.leaving) {
-    if (std::shared_ptr<ResidentModel> m = weak.lock()) used += m->bytes, busy += m->bytes;
+    if (std::shared_ptr<ResidentModel> m = weak.lock()) used += m->bytes, in_use += m->bytes;
   }
+  if (busy) *busy = in_use;
+  return used;
+}
+
+ModelStore::Fit ModelStore::FitLocked(size_t device, uint64_t need) const {
+  const DeviceSlots& d = slots_[device];
+  uint64_t busy = 0;
+  const uint64_t used = HeldBytes(d, &busy);
   if (used + need <= d.memory_budget) return Fit::kFree;
   return busy + need <= d.memory_budget ? Fit::kAfterEviction : Fit::kNo;
 }
@@ -641,13 +648,7 @@ ModelStore::Fit ModelStore::FitLocked(size_t device, uint64_t need) const {
 void ModelStore::EvictLocked(size_t device, uint64_t incoming) {
   DeviceSlots& d = slots_[device];
   for (;;) {
-    uint64_t total = incoming;
-    for (const auto& [id, slot] : d.resident) total += slot.model->bytes;
-    for (const auto& [id, load] : d.loading) total += load->bytes();
-    for (const auto& weak : d.leaving) {
-      if (std::shared_ptr<ResidentModel> m = weak.lock()) total += m->bytes;
-    }
-    if (total <= d.memory_budget) return;
+    if (incoming + HeldBytes(d) <= d.memory_budget) return;
     auto lru = d.resident.end();
     for (auto it = d.resident.begin(); it != d.resident.end(); ++it) {
       if (it->second.model.use_count() > 1) continue;  // in use by a request

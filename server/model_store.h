@@ -205,6 +205,9 @@ class ModelStore {
     // again before this time; requests use the devices that hold the model.
     std::chrono::steady_clock::time_point no_copies_until;
   };
+  // Bytes a device holds: resident models, loads and models leaving; *busy (if given) gets
+  // the part unloading idle models cannot free.
+  static uint64_t HeldBytes(const DeviceSlots& d, uint64_t* busy = nullptr);
   // Takes a model out of its device (`leaving` keeps track of its memory while in use).
   static Slots::iterator Release(DeviceSlots& d, Slots::iterator it);
   // Where a model not resident on `device` can go: without unloading anything, after

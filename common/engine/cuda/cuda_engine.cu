@@ -85,24 +85,15 @@ class CudaExec {
                           stream_>>>(k);
       Check(cudaGetLastError(), "kernel launch");
     };
-    if (!events_) return launch();
-    profile_.kernel_seconds += events_->Time(stream_, launch);
-    ++profile_.launches;
+    Run(launch, &profile_.kernel_seconds, &profile_.launches);
   }
   void CopyToDevice(void* dst, const void* src, size_t bytes) {
     auto copy = [&] { Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyHostToDevice, stream_), "copy to the device"); };
-    if (!events_) return copy();
-    profile_.copy_seconds += events_->Time(stream_, copy);
-    ++profile_.copies;
+    Run(copy, &profile_.copy_seconds, &profile_.copies);
   }
   void CopyToHost(void* dst, const void* src, size_t bytes) {
     auto copy = [&] { Check(cudaMemcpyAsync(dst, src, bytes, cudaMemcpyDeviceToHost, stream_), "copy to the host"); };
-    if (events_) {
-      profile_.copy_seconds += events_->Time(stream_, copy);
-      ++profile_.copies;
-    } else {
-      copy();
-    }
+    Run(copy, &profile_.copy_seconds, &profile_.copies);
     Check(cudaStreamSynchronize(stream_), "forward pass");
   }
   void StartProfile() {
@@ -112,6 +103,14 @@ class CudaExec {
   const SessionProfile& profile() const { return profile_; }
 
  private:
+  // Does `work` on the stream; while profiling, timed and counted into *seconds, *count.
+  template <class Work>
+  void Run(Work work, double* seconds, long* count) {
+    if (!events_) return work();
+    *seconds += events_->Time(stream_, work);
+    ++*count;
+  }
+
   cudaStream_t stream_;
   std::unique_ptr<EventPair> events_;  // null: not profiling
   SessionProfile profile_;
